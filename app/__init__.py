@@ -1,0 +1,1 @@
+"""memex application layer: the command line, the desktop app, the browser bridge."""

@@ -1,0 +1,170 @@
+"""The main window: a sidebar of screens, menus with shortcuts, remembered geometry."""
+
+from __future__ import annotations
+
+import importlib
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
+
+from app.gui.services import Services
+from app.gui.theme import app_icon
+from app.gui.views import PAGES
+from app.gui.views.base import Page
+
+DEFAULT_SIZE = (1180, 760)
+
+
+def gui_settings(services: Services) -> QSettings:
+    """Window state lives under MEMEX_HOME, never in the user's global Qt config."""
+    path = services.settings.ensure_home() / "gui.ini"
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, services: Services, *, remember_geometry: bool = True) -> None:
+        super().__init__()
+        self.services = services
+        self.remember_geometry = remember_geometry
+        self.setWindowTitle("memex")
+        self.setWindowIcon(app_icon())
+        self.setAccessibleName("memex main window")
+        self.resize(*DEFAULT_SIZE)
+        self.setMinimumSize(820, 560)
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setAccessibleName("Screens")
+        self.sidebar.setFixedWidth(170)
+        self.stack = QStackedWidget()
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.pages: dict[str, Page] = {}
+        for name, (label, target) in PAGES.items():
+            module_name, cls_name = target.split(":")
+            cls = getattr(importlib.import_module(module_name), cls_name)
+            page: Page = cls(services)
+            self.pages[name] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(label)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(f"{label} (Ctrl+{len(self.pages)})")
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self._on_row)
+
+        self.status = QLabel("Starting…")
+        self.status.setAccessibleName("Status")
+        self.statusBar().addWidget(self.status, 1)
+        services.warmed.connect(self._on_warmed)
+        self._build_menus()
+        self._restore()
+
+    # -- navigation -------------------------------------------------------------------
+    def select(self, name: str) -> Page:
+        names = list(self.pages)
+        if name not in self.pages:
+            raise KeyError(name)
+        self.sidebar.setCurrentRow(names.index(name))
+        return self.pages[name]
+
+    @property
+    def current_name(self) -> str:
+        return list(self.pages)[max(0, self.sidebar.currentRow())]
+
+    def _on_row(self, row: int) -> None:
+        if row < 0:
+            return
+        self.stack.setCurrentIndex(row)
+        page = self.stack.widget(row)
+        if isinstance(page, Page):
+            page.activate()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        mem = self.pages.get("memories")
+        if mem is not None:
+            for text, key, slot in (
+                ("&New memory…", "Ctrl+N", "add_memory"),
+                ("&Import files…", "Ctrl+I", "import_files"),
+                ("Import &folder…", "Ctrl+Shift+I", "import_folder"),
+            ):
+                act = QAction(text, self)
+                act.setShortcut(QKeySequence(key))
+                act.triggered.connect(lambda _=False, s=slot: self._memories_action(s))
+                file_menu.addAction(act)
+            file_menu.addSeparator()
+        quit_act = QAction("&Quit", self)
+        quit_act.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_act.triggered.connect(self.close)
+        file_menu.addAction(quit_act)
+
+        go_menu = self.menuBar().addMenu("&Go")
+        for i, (name, (label, _)) in enumerate(PAGES.items(), start=1):
+            act = QAction(label, self)
+            act.setShortcut(QKeySequence(f"Ctrl+{i}"))
+            act.triggered.connect(lambda _=False, n=name: self.select(n))
+            go_menu.addAction(act)
+        find = QAction("&Search memories", self)
+        find.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+        find.triggered.connect(lambda: self._memories_action("focus_search"))
+        go_menu.addAction(find)
+
+    def _memories_action(self, slot: str) -> None:
+        page = self.select("memories")
+        getattr(page, slot)()
+
+    # -- status -----------------------------------------------------------------------
+    def _on_warmed(self, info: object) -> None:
+        if isinstance(info, dict) and info.get("error"):
+            self.status.setText(f"Memory could not be opened: {info['error']}")
+        elif isinstance(info, dict):
+            n = info.get("memories", 0)
+            self.status.setText(f"Ready · {n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer")
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- geometry ---------------------------------------------------------------------
+    def _restore(self) -> None:
+        start = "chat"
+        if self.remember_geometry:
+            qs = gui_settings(self.services)
+            geo = qs.value("geometry")
+            if geo is not None:
+                self.restoreGeometry(geo)
+            saved = qs.value("tab")
+            if isinstance(saved, str) and saved in self.pages:
+                start = saved
+        self.sidebar.setCurrentRow(list(self.pages).index(start))
+
+    def save_state(self) -> None:
+        if not self.remember_geometry:
+            return
+        qs = gui_settings(self.services)
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("tab", self.current_name)
+        qs.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.save_state()
+        for page in self.pages.values():
+            closer = getattr(page, "shutdown", None)
+            if callable(closer):
+                closer()
+        self.services.jobs.cancel_all()
+        super().closeEvent(event)

@@ -1,0 +1,13 @@
+"""The screens of the main window; `PAGES` maps a tab name to its page class."""
+
+from __future__ import annotations
+
+# tab name -> (sidebar label, "module:Class"); order is the sidebar order.
+PAGES: dict[str, tuple[str, str]] = {
+    "chat": ("Chat", "app.gui.views.chat:ChatPage"),
+    "memories": ("Memories", "app.gui.views.memories:MemoriesPage"),
+    "profile": ("Profile", "app.gui.views.profile:ProfilePage"),
+    "training": ("Training", "app.gui.views.training:TrainingPage"),
+    "models": ("Models", "app.gui.views.models:ModelsPage"),
+    "bridge": ("Bridge", "app.gui.views.bridge:BridgePage"),
+}

@@ -1,0 +1,1 @@
+"""Local generation behind one Backend protocol (llama.cpp, the MoE offloading engine)."""

@@ -1,0 +1,148 @@
+"""Moving experts from the slow tier into fast-tier slots without blocking compute.
+
+CPU: one loader thread reads blobs (`os.preadv` and `Tensor.copy_` release the GIL, so
+reads overlap the matmuls). GPU: copies are queued on a dedicated CUDA stream and each
+load records an event; compute waits only on the event of the expert it needs.
+Demand loads jump ahead of prefetches in the queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference.moe.store import FastTier, SlowTier
+
+DEMAND = 0
+PREFETCH = 1
+
+
+class Ticket:
+    """Readiness of one load; `wait()` returns the seconds compute stalled on it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+        self.cuda_event: Any = None
+
+    def ready(self) -> bool:
+        if self.cuda_event is not None:
+            return bool(self.cuda_event.query())
+        return self._done.is_set()
+
+    def wait(self) -> float:
+        if self.cuda_event is not None:
+            import torch
+
+            stall = 0.0
+            if not self.cuda_event.query():
+                t0 = time.perf_counter()
+                self.cuda_event.synchronize()
+                stall = time.perf_counter() - t0
+            # later kernels on the compute stream must see the finished copy
+            torch.cuda.current_stream().wait_event(self.cuda_event)
+            return stall
+        if self._done.is_set():
+            stall = 0.0
+        else:
+            t0 = time.perf_counter()
+            self._done.wait()
+            stall = time.perf_counter() - t0
+        if self.error is not None:
+            raise self.error
+        return stall
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._done.set()
+
+
+class Loader(Protocol):
+    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadLoader:
+    """A single background thread serving a priority queue of (blob index -> slot) reads."""
+
+    def __init__(self, slow: "SlowTier", fast: "FastTier") -> None:
+        self.slow = slow
+        self.fast = fast
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="moe-loader", daemon=True)
+        self._thread.start()
+
+    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket:
+        ticket = Ticket()
+        self._queue.put((priority, next(self._seq), (index, slot, ticket)))
+        return ticket
+
+    def _run(self) -> None:
+        while True:
+            _, _, job = self._queue.get()
+            if job is None:
+                return
+            index, slot, ticket = job
+            try:
+                self.slow.read_into(index, self.fast.raw(slot))
+            except BaseException as exc:  # handed to the compute thread through the ticket
+                ticket._finish(exc)
+            else:
+                ticket._finish()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put((-1, -1, None))
+            self._thread.join(timeout=10)
+
+
+class CudaLoader:
+    """Host-to-device copies from pinned memory on a side stream, one event per load."""
+
+    def __init__(self, slow: "SlowTier", fast: "FastTier") -> None:
+        import torch
+
+        self.slow = slow
+        self.fast = fast
+        self.stream = torch.cuda.Stream(device=fast.device)
+
+    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket:
+        import torch
+
+        ticket = Ticket()
+        with torch.cuda.stream(self.stream):
+            if after is not None:
+                # the slot's previous expert may still be read by queued compute kernels
+                self.stream.wait_event(after)
+            self.slow.read_into(index, self.fast.raw(slot))
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        ticket.cuda_event = event
+        ticket._finish()
+        return ticket
+
+    def close(self) -> None:
+        self.stream.synchronize()
+
+
+def make_loader(slow: "SlowTier", fast: "FastTier") -> Loader:
+    return CudaLoader(slow, fast) if fast.device != "cpu" else ThreadLoader(slow, fast)
+
+
+def record_use(device: str) -> "torch.cuda.Event | None":
+    """An event marking the end of the queued compute that reads a slot (GPU only)."""
+    if device == "cpu":
+        return None
+    import torch
+
+    event = torch.cuda.Event()
+    event.record()
+    return event

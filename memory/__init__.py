@@ -1,0 +1,20 @@
+"""The personal memory: SQLite records + FTS5, chromadb vectors, hybrid retrieval, profile.
+
+Re-exports only; heavy libraries (chromadb, sentence_transformers) load on first use.
+"""
+
+from memory.errors import MemoryError_, NotFound, BadInput
+from memory.store import MemoryStore
+from memory.types import ImportProgress, ImportReport, Memory, ProfileField, SearchHit
+
+__all__ = [
+    "BadInput",
+    "ImportProgress",
+    "ImportReport",
+    "Memory",
+    "MemoryError_",
+    "MemoryStore",
+    "NotFound",
+    "ProfileField",
+    "SearchHit",
+]

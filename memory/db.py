@@ -1,0 +1,73 @@
+"""The SQLite database: engine (WAL), migrations on open, small row helpers."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DatabaseError
+
+from memory.errors import MemoryError_
+from memory.migrations import apply_migrations
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def from_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def open_engine(db_path: Path) -> Engine:
+    """Open (creating and migrating) the database; WAL so readers never block the writer."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        # Let SQLAlchemy's transaction handling own BEGIN/COMMIT (pysqlite quirk).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Writers take the write lock up front so a stale snapshot never fails mid-transaction;
+        # readers (execution option readonly=True) start deferred and never block the writer.
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    try:
+        with engine.begin() as conn:
+            apply_migrations(conn)
+            conn.execute(text("SELECT count(*) FROM memories")).scalar_one()
+    except DatabaseError as exc:
+        engine.dispose()
+        raise MemoryError_(
+            f"The memory database {db_path} is damaged or not a memex database ({exc.orig}); "
+            "restore it from a backup or move it away."
+        ) from exc
+    return engine
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reads only (deferred transaction, no write lock)."""
+    return engine.connect().execution_options(readonly=True)

@@ -1,0 +1,107 @@
+"""Ordered, named schema migrations (applied once each, recorded in `_migrations`).
+
+Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, text
+
+
+def m001_core_tables(conn: Connection) -> None:
+    for stmt in (
+        """CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            content_hash TEXT NOT NULL,
+            type TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE memories (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            content_hash TEXT NOT NULL UNIQUE,
+            at TEXT,
+            created_at TEXT NOT NULL,
+            source TEXT,
+            source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+            sensitivity TEXT NOT NULL DEFAULT 'normal',
+            superseded_by TEXT,
+            topic TEXT
+        )""",
+        "CREATE INDEX ix_memories_source ON memories(source)",
+        "CREATE INDEX ix_memories_source_id ON memories(source_id)",
+        "CREATE INDEX ix_memories_topic ON memories(topic)",
+        "CREATE INDEX ix_memories_created ON memories(created_at)",
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            memory_id TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            UNIQUE(memory_id, ord)
+        )""",
+        """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END""",
+        """CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TABLE profile_fields (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            source_memory TEXT,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        )""",
+        # Pending vector-store operations: written in the same SQLite transaction as the
+        # records, cleared after chromadb has applied them; replayed on open (crash repair).
+        """CREATE TABLE vector_outbox (
+            vector_id TEXT PRIMARY KEY,
+            op TEXT NOT NULL CHECK (op IN ('upsert', 'delete'))
+        )""",
+        # Content forgotten by the user: never re-imported silently.
+        """CREATE TABLE tombstones (
+            content_hash TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        )""",
+    ):
+        conn.execute(text(stmt))
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("m001_core_tables", m001_core_tables),
+]
+
+
+def apply_migrations(conn: Connection) -> list[str]:
+    """Apply pending migrations in order inside the caller's transaction; return their names."""
+    conn.execute(text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"))
+    done = {row[0] for row in conn.execute(text("SELECT name FROM _migrations"))}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        fn(conn)
+        conn.execute(
+            text("INSERT INTO _migrations(name, applied_at) VALUES (:n, :t)"),
+            {"n": name, "t": datetime.now(timezone.utc).isoformat()},
+        )
+        applied.append(name)
+    return applied

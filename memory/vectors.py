@@ -1,0 +1,86 @@
+"""The vector store: chromadb (embedded PersistentClient, or a server URL), ids = chunk ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+COLLECTION = "memex_chunks"
+
+
+class VectorStore:
+    def __init__(self, path: Path, url: str = "") -> None:
+        self.path = path
+        self.url = url
+        self._client: Any = None
+        self._collection: Any = None
+
+    def _coll(self) -> Any:
+        if self._collection is None:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            if self.url:
+                from urllib.parse import urlparse
+
+                u = urlparse(self.url)
+                self._client = chromadb.HttpClient(
+                    host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                    ssl=u.scheme == "https", settings=chroma_settings,
+                )
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+            self._collection = self._client.get_or_create_collection(
+                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None,
+            )
+        return self._collection
+
+    def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
+               memory_ids: Sequence[str]) -> None:
+        coll = self._coll()
+        step = 4000  # stay under chromadb's max batch size
+        for i in range(0, len(ids), step):
+            coll.upsert(
+                ids=list(ids[i:i + step]),
+                embeddings=[list(e) for e in embeddings[i:i + step]],
+                metadatas=[{"memory_id": m} for m in memory_ids[i:i + step]],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        coll = self._coll()
+        for i in range(0, len(ids), 4000):
+            coll.delete(ids=list(ids[i:i + 4000]))
+
+    def query(self, embedding: Sequence[float], n: int) -> list[tuple[str, float]]:
+        """Nearest chunk ids with cosine similarity (1 - distance)."""
+        coll = self._coll()
+        total = coll.count()
+        if total == 0:
+            return []
+        res = coll.query(query_embeddings=[list(embedding)], n_results=min(n, total), include=["distances"])
+        ids = res["ids"][0]
+        dists = res["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists)]
+
+    def all_ids(self) -> set[str]:
+        coll = self._coll()
+        out: set[str] = set()
+        offset, page = 0, 10000
+        while True:
+            got = coll.get(include=[], limit=page, offset=offset)["ids"]
+            out.update(got)
+            if len(got) < page:
+                return out
+            offset += page
+
+    def count(self) -> int:
+        return int(self._coll().count())
+
+    def close(self) -> None:
+        self._collection = None
+        self._client = None
