@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.answer import Answer, AnswerStream
+    from app.chat import ChatSession
+    from inference.base import Backend, ChatMessage, GenerationParams
     from memory import ImportProgress, ImportReport, Memory, MemoryStore
 
 # Called with the memories that were just stored (e.g. to propose profile values).
@@ -24,7 +27,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._memory: MemoryStore | None = None
-        self.on_new_memories: list[NewMemoriesHook] = []
+        self._backend: Backend | None = None
+        self.on_new_memories: list[NewMemoriesHook] = [_propose_profile_values]
 
     @property
     def memory(self) -> "MemoryStore":
@@ -68,7 +72,81 @@ class Runtime:
         for hook in list(self.on_new_memories):
             hook(self, mems)
 
+    # inference (issue 3) --------------------------------------------------------------
+    def adapter_path(self) -> str:
+        """The LoRA adapter to apply: settings.adapter_path, else the active trained one."""
+        if self.settings.adapter_path:
+            return self.settings.adapter_path
+        try:
+            from app.training import active_adapter_path  # type: ignore[attr-defined]
+        except ImportError:
+            return ""
+        path = active_adapter_path(self.settings)
+        return str(path) if path else ""
+
+    @property
+    def backend(self) -> "Backend":
+        """The generation backend, loaded on first use; BackendError becomes a MemexError."""
+        if self._backend is None:
+            from app.errors import MemexError
+            from inference.base import BackendConfig, BackendError, create_backend
+
+            s = self.settings
+            config = BackendConfig(
+                model_path=s.model_path, adapter_path=self.adapter_path(), n_ctx=s.n_ctx, threads=s.threads,
+                options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
+                         "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
+                         "moe_device": s.moe_device, "models_dir": str(s.models_dir)},
+            )
+            try:
+                self._backend = create_backend(s.backend, config)
+            except BackendError as exc:
+                raise MemexError(str(exc), kind="model") from exc
+        return self._backend
+
+    def generation_params(self, max_tokens: int | None = None) -> "GenerationParams":
+        from inference.base import GenerationParams
+
+        return GenerationParams(max_tokens=max_tokens or self.settings.max_answer_tokens, temperature=0.0)
+
+    def generate(self, prompt: str, max_tokens: int = 128) -> str:
+        """One prompt in, the model's reply out (the `generate(prompt) -> str` other packages get)."""
+        from inference.base import ChatMessage
+
+        return "".join(self.backend.stream([ChatMessage("user", prompt)], self.generation_params(max_tokens)))
+
+    def ask_stream(self, question: str, *, history: "Sequence[ChatMessage]" = (),
+                   now: datetime | None = None) -> "AnswerStream":
+        """Retrieve + pack now; iterate the result for reply pieces, then `.result()`."""
+        from app.answer import ABSTAIN_ANSWER, AnswerStream, prepare_answer
+
+        prepared = prepare_answer(self.memory, question, tokenizer=lambda: self.backend,
+                                  answer_tokens=self.settings.max_answer_tokens, history=history, now=now)
+        if prepared.abstain:
+            return AnswerStream(prepared, iter([ABSTAIN_ANSWER]))
+        pieces = self.backend.stream(prepared.messages, self.generation_params())
+        return AnswerStream(prepared, pieces)
+
+    def ask(self, question: str, *, history: "Sequence[ChatMessage]" = (),
+            now: datetime | None = None) -> "Answer":
+        return self.ask_stream(question, history=history, now=now).result()
+
+    def chat_session(self) -> "ChatSession":
+        from app.chat import ChatSession
+
+        return ChatSession(self)
+
     def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
         if self._memory is not None:
             self._memory.close()
             self._memory = None
+
+
+def _propose_profile_values(runtime: Runtime, mems: "Sequence[Memory]") -> None:
+    """New memories -> profile proposals in the review inbox (app/inbox.py)."""
+    from app.inbox import propose_for_memories
+
+    propose_for_memories(runtime, mems)

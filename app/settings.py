@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = physical cores")
     max_answer_tokens: int = Field(256, ge=8, le=8192)
     save_chats: bool = Field(False, description="store terminal/GUI conversations as chat memories")
+    lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")
+    llama_extra_buffers: str = Field(
+        "auto", description="llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on AMX CPUs"
+    )
+    inbox_use_model: bool = Field(True, description="let the local model propose profile values too")
 
     # MoE engine
     moe_model: str = Field("", description="MoE checkpoint folder, 'moefied' or 'tiny'")

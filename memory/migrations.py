@@ -85,8 +85,31 @@ def m001_core_tables(conn: Connection) -> None:
         conn.execute(text(stmt))
 
 
+def m002_inbox_items(conn: Connection) -> None:
+    """The profile review inbox (memory/inbox.py): proposed values awaiting accept/reject."""
+    conn.execute(text("""CREATE TABLE inbox_items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        previous_value TEXT,
+        source_memory TEXT REFERENCES memories(id) ON DELETE CASCADE,
+        memory_at TEXT,
+        confidence REAL NOT NULL,
+        method TEXT NOT NULL DEFAULT 'pattern',
+        evidence TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'accepted', 'rejected', 'superseded')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (key, value, source_memory)
+    )"""))
+    conn.execute(text("CREATE INDEX ix_inbox_status ON inbox_items(status, key)"))
+    conn.execute(text("CREATE INDEX ix_inbox_source ON inbox_items(source_memory)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_core_tables", m001_core_tables),
+    ("m002_inbox_items", m002_inbox_items),
 ]
 
 

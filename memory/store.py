@@ -67,7 +67,6 @@ class MemoryStore:
 
     def flush_vectors(self, mems: Sequence[records.NewMemory]) -> None:
         """Apply the vector writes of freshly committed memories, then clear their outbox rows."""
-        self._replay_outbox()
         ids = [records.vector_id(m.id, i) for m in mems for i in range(len(m.chunks))]
         if not ids:
             return
@@ -128,6 +127,7 @@ class MemoryStore:
             raise BadInput(f"The text is longer than {MAX_MEMORY_CHARS:,} characters; import it as a file instead.")
         if kind not in MEMORY_KINDS:
             raise BadInput(f"Unknown kind {kind!r}; use one of: {', '.join(MEMORY_KINDS)}.")
+        self._replay_outbox()
         h = records.content_hash(body)
         with self.read() as conn:
             dup = records.existing_hashes(conn, [h]).get(h)
@@ -154,9 +154,11 @@ class MemoryStore:
                      cancel: Callable[[], bool] | None = None) -> ImportReport:
         from memory.importer import run_import
 
+        self._replay_outbox()
         return run_import(self, [Path(p) for p in paths], progress, cancel)
 
     def update_text(self, memory_id: str, text_: str) -> Memory:
+        self._replay_outbox()
         old = self.get(memory_id)
         if old is None:
             raise NotFound(f"No memory has the id {memory_id!r}.")
@@ -213,6 +215,7 @@ class MemoryStore:
         return self._forget(list(ids))
 
     def _forget(self, ids: list[str]) -> list[Memory]:
+        self._replay_outbox()
         with self.write() as conn:
             removed = records.delete_memories(conn, ids, tombstone=True)
             records.log_event(conn, "forget", ids=[m.id for m in removed])
@@ -226,6 +229,7 @@ class MemoryStore:
             created_at=m.created_at, source=m.source, source_id=None, topic=m.topic,
             chunks=chunk_text(m.text, self.chunk_chars), sensitivity=m.sensitivity,
         ) for m in memories]
+        self._replay_outbox()
         self.embed_new(mems)
         with self.write() as conn:
             for m in mems:

@@ -29,6 +29,7 @@ TOPIC_PATTERNS: dict[str, list[str]] = {
     "employer": [
         r"\b(?:i|i've|i have) (?:just )?(?:started|began|start|joined|join)\b.{0,40}\b(?:job|work|working|position|role)?\b.{0,20}\b(?:at|with|for)\b",
         r"\b(?:i|i've) (?:now )?work(?:ed)? (?:at|for)\b",
+        r"\b(?:i|i've|i have) (?:just |now )?joined (?!a |an |the |my |our )\w+",
         r"\bmy (?:new )?(?:job|employer|company) (?:is|at)\b",
         r"\b(?:i|i've|i have) (?:got|accepted|taken) (?:a|an|the) (?:new )?(?:job|offer|position)\b",
         r"\b(?:i was|i've been|i got) hired\b",

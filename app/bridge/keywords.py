@@ -151,7 +151,7 @@ SENSITIVE_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
         "codigo de verificacao", "codigo de verificacion", "code de verification",
     ),
     "government-id": _p(
-        "ssn", "social security", "social security number", "sin", "national id",
+        "ssn", "social security", "social security number", "national id",
         "id number", "passport", "passport number", "tax id", "tin", "driver license",
         "drivers license", "driving licence", "licence number", "license number",
         "sozialversicherungsnummer", "steuer id", "steuernummer", "steueridentifikationsnummer",

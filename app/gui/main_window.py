@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
             self.sidebar.addItem(item)
         self.sidebar.currentRowChanged.connect(self._on_row)
 
-        self.status = QLabel("Starting…")
+        self.status = QLabel("Opening your memory…")
         self.status.setAccessibleName("Status")
         self.statusBar().addWidget(self.status, 1)
         services.warmed.connect(self._on_warmed)
@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Memory could not be opened: {info['error']}")
         elif isinstance(info, dict):
             n = info.get("memories", 0)
-            self.status.setText(f"Ready · {n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer")
+            self.status.setText(f"{n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer")
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)

@@ -73,6 +73,17 @@ class Services(QObject):
         with self._open_lock:
             return self.runtime.memory
 
+    def apply_settings(self, **changes: Any) -> Any:
+        """Save settings (worker thread) and make the next answer use them."""
+        new = self.settings.save(**changes)
+        runtime = self.runtime
+        old_backend = getattr(runtime, "_backend", None)
+        runtime.settings = new
+        if old_backend is not None:
+            runtime._backend = None  # the next ask loads the newly chosen model
+            old_backend.close()
+        return new
+
     # -- feature probes (cheap, GUI thread safe: no heavy imports) ----------------------
     def ask_feature(self) -> Feature:
         if callable(getattr(self.runtime, "ask_stream", None)):
@@ -81,8 +92,7 @@ class Services(QObject):
                               "(the Runtime has no ask_stream). Your memories are still searchable.")
 
     def inbox_feature(self) -> Feature:
-        mod = optional_module("app.inbox")
-        if mod is not None and callable(getattr(mod, "list_items", None)):
+        if module_exists("memory.inbox"):
             return Feature(True)
         return Feature(False, "The review inbox is not installed in this build yet. Facts found in "
                               "new memories will wait here for you to accept, edit or reject.")
@@ -108,16 +118,18 @@ class Services(QObject):
         return Feature(True)
 
     # -- warm-up: load heavy libraries after the first paint -----------------------------
-    def warm_up(self) -> None:
+    def warm_up(self, heavy: bool = True) -> None:
+        """Open the store; with `heavy`, also load chromadb and the embedding model now."""
+
         def work(ctx: JobContext) -> dict[str, Any]:
             info: dict[str, Any] = {}
             store = self.memory()
             info["memories"] = store.count()
-            # Searching once loads chromadb and the embedding model now, not on first use.
-            try:
-                store.search("warm up", k=1)
-            except Exception as exc:  # noqa: BLE001 - a warm-up failure is reported, not fatal
-                info["search_error"] = str(exc)
+            if heavy and info["memories"]:
+                try:  # one search loads chromadb and the embedder now, not on the first real search
+                    store.search("warm up", k=1)
+                except Exception as exc:  # noqa: BLE001 - a warm-up failure is reported, not fatal
+                    info["search_error"] = str(exc)
             return info
 
         self.jobs.start(work, name="warm-up", on_done=self.warmed.emit,

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.gui.theme_paths import assets_dir
+
 ACCENT = "#3b6fd8"
-
-
-def assets_dir() -> Path:
-    """The repository's assets/ folder (app/gui/theme.py -> ../../assets)."""
-    return Path(__file__).resolve().parents[2] / "assets"
 
 
 def app_icon() -> QIcon:
@@ -71,7 +66,7 @@ def _light_palette(app: QApplication) -> QPalette:
 
 
 STYLESHEET = """
-#sidebar { border: none; background: palette(alternate-base); padding-top: 8px; font-size: 11pt; }
+#sidebar { border: none; outline: 0; background: palette(alternate-base); padding-top: 8px; font-size: 11pt; }
 #sidebar::item { padding: 9px 14px; border-radius: 6px; margin: 1px 8px; }
 #sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }
 QLabel#pageTitle { font-size: 16pt; font-weight: 600; }

@@ -132,6 +132,9 @@ def from_hf_config(hf: Any, name: str = "") -> MoEConfig:
         raise UnsupportedModel(
             f"Architecture {family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}."
         )
+    act = getattr(hf, "hidden_act", "silu")
+    if act != "silu":
+        raise UnsupportedModel(f"Activation {act!r} is not supported; the MoE engine runs SiLU-gated experts.")
     heads = hf.num_attention_heads
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // heads
     rope = dict(getattr(hf, "rope_parameters", None) or {})

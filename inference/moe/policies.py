@@ -11,6 +11,7 @@ overlap the layer's compute.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar

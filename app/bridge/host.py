@@ -1,0 +1,72 @@
+"""The native-messaging host process (`memex bridge host`), started by the browser.
+
+One long-lived process per browser (the extension keeps one `connectNative` port open), so
+keys, state and the store are opened once. stdout carries frames only: anything else a
+library prints is redirected to stderr, which the browser logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from app.bridge.framing import FrameError, read_frame, write_frame
+
+if TYPE_CHECKING:
+    from app.bridge.service import BridgeService, MemoryAccess
+    from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_service(settings: "Settings", memory: "MemoryAccess | None" = None) -> "BridgeService":
+    from app.bridge.access import AutoAccess
+    from app.bridge.crypto import HostKey
+    from app.bridge.service import BridgeService
+    from app.bridge.state import BridgeState
+
+    settings.ensure_home()
+    state = BridgeState(settings.bridge_dir)
+    return BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
+                         memory=memory or AutoAccess(settings))
+
+
+def serve(service: "BridgeService", stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Answer frames until the browser closes the port; returns the exit status."""
+    while True:
+        try:
+            message = read_frame(stdin)
+        except FrameError as exc:
+            write_frame(stdout, {"action": "error", "id": None, "error": str(exc), "kind": exc.kind})
+            if exc.fatal:
+                return 1
+            continue
+        if message is None:
+            return 0
+        try:
+            reply: dict[str, Any] = service.handle(message)
+        except Exception:  # a bug must not kill the port the browser keeps open
+            log.exception("bridge request failed")
+            reply = {"action": "error", "id": message.get("id"), "error": "Internal error in memex.",
+                     "kind": "internal"}
+        try:
+            write_frame(stdout, reply)
+        except FrameError as exc:
+            write_frame(stdout, {"action": "error", "id": message.get("id"), "error": str(exc),
+                                 "kind": exc.kind})
+
+
+def run_host(settings: "Settings") -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="memex-bridge %(levelname)s %(message)s")
+    stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr  # keep stray prints out of the frame stream
+    service = build_service(settings)
+    try:
+        return serve(service, sys.stdin.buffer, stdout)
+    finally:
+        close = getattr(service.memory, "close", None)
+        if callable(close):
+            close()
+        service.state.close()

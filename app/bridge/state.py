@@ -1,0 +1,211 @@
+"""Bridge state in bridge_dir/bridge.db (SQLite, WAL): pairings, site permissions, confirmed
+sites, seen nonces and the audit log.
+
+Several processes use it at once (a host per browser, the app, the CLI), so every change is
+one short transaction. The audit log records what kind of field was filled where and when,
+never a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pairings (
+    client_key TEXT PRIMARY KEY, name TEXT NOT NULL, code TEXT NOT NULL,
+    created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL);
+CREATE TABLE IF NOT EXISTS pending (
+    client_key TEXT PRIMARY KEY, code TEXT NOT NULL, label TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS permissions (site TEXT PRIMARY KEY, granted_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS confirmations (
+    site TEXT NOT NULL, client_key TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (site, client_key));
+CREATE TABLE IF NOT EXISTS nonces (
+    client_key TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (client_key, nonce));
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL, site TEXT,
+    pairing TEXT, kinds TEXT NOT NULL DEFAULT '[]', outcome TEXT NOT NULL DEFAULT 'ok');
+"""
+
+NONCE_WINDOW_S = 120.0  # requests older than this are refused, so older nonces can be pruned
+
+
+class SiteError(ValueError):
+    pass
+
+
+def normalize_site(site: str) -> str:
+    """An origin `scheme://host[:port]`; a bare host means https. Raises SiteError."""
+    text = site.strip()
+    if not text:
+        raise SiteError("empty site")
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SiteError(f"{site!r} is not an http(s) site")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise SiteError(f"{site!r} has an invalid port") from exc
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+@dataclass(frozen=True)
+class Pairing:
+    client_key: str
+    name: str
+    code: str
+    created_at: float
+    last_used_at: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "code": self.code, "created_at": self.created_at,
+                "last_used_at": self.last_used_at}
+
+
+@dataclass(frozen=True)
+class PendingPairing:
+    client_key: str
+    code: str
+    label: str
+    created_at: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"code": self.code, "label": self.label, "created_at": self.created_at}
+
+
+class BridgeState:
+    def __init__(self, bridge_dir: Path) -> None:
+        bridge_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(bridge_dir, 0o700)
+        except OSError:
+            pass
+        self.path = bridge_dir / "bridge.db"
+        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on commit order, no fsync per fill
+        self._db.executescript(_SCHEMA)
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+        return row
+
+    # -- pairing -------------------------------------------------------------------------------
+    def request_pairing(self, client_key: str, code: str, label: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
+            (client_key, code, label[:80], time.time()))
+
+    def pending(self) -> list[PendingPairing]:
+        rows = self._db.execute("SELECT client_key, code, label, created_at FROM pending ORDER BY created_at")
+        return [PendingPairing(*r) for r in rows]
+
+    def approve(self, code: str, name: str) -> Pairing | None:
+        row = self._one("SELECT client_key, code FROM pending WHERE upper(code) = upper(?)", (code,))
+        if row is None:
+            return None
+        client_key, real_code = str(row[0]), str(row[1])
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) VALUES (?,?,?,?)",
+                (client_key, name, real_code, now))
+            self._db.execute("DELETE FROM pending WHERE client_key = ?", (client_key,))
+        self.audit("pair", None, [], pairing=name)
+        return Pairing(client_key, name, real_code, now)
+
+    def pairing(self, client_key: str) -> Pairing | None:
+        row = self._one("SELECT client_key, name, code, created_at, last_used_at FROM pairings "
+                        "WHERE client_key = ? AND revoked_at IS NULL", (client_key,))
+        return Pairing(*row) if row else None  # type: ignore[arg-type]
+
+    def pairings(self) -> list[Pairing]:
+        rows = self._db.execute("SELECT client_key, name, code, created_at, last_used_at FROM pairings "
+                                "WHERE revoked_at IS NULL ORDER BY created_at")
+        return [Pairing(*r) for r in rows]
+
+    def revoke_pairing(self, name_or_code: str) -> int:
+        cur = self._db.execute(
+            "UPDATE pairings SET revoked_at = ? WHERE revoked_at IS NULL AND (name = ? OR upper(code) = upper(?))",
+            (time.time(), name_or_code, name_or_code))
+        if cur.rowcount:
+            self.audit("unpair", None, [], pairing=name_or_code)
+        return cur.rowcount
+
+    def touch(self, client_key: str) -> None:
+        self._db.execute("UPDATE pairings SET last_used_at = ? WHERE client_key = ?", (time.time(), client_key))
+
+    # -- sites ---------------------------------------------------------------------------------
+    def permit(self, site: str) -> str:
+        origin = normalize_site(site)
+        self._db.execute("INSERT OR IGNORE INTO permissions (site, granted_at) VALUES (?,?)", (origin, time.time()))
+        self.audit("permit", origin, [])
+        return origin
+
+    def revoke_site(self, site: str) -> int:
+        origin = normalize_site(site)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            n = self._db.execute("DELETE FROM permissions WHERE site = ?", (origin,)).rowcount
+            self._db.execute("DELETE FROM confirmations WHERE site = ?", (origin,))
+        if n:
+            self.audit("revoke", origin, [])
+        return n
+
+    def permitted(self, origin: str) -> bool:
+        return self._one("SELECT 1 FROM permissions WHERE site = ?", (origin,)) is not None
+
+    def sites(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT site FROM permissions ORDER BY site")]
+
+    def confirmed(self, origin: str, client_key: str) -> bool:
+        return self._one("SELECT 1 FROM confirmations WHERE site = ? AND client_key = ?",
+                         (origin, client_key)) is not None
+
+    def confirm(self, origin: str, client_key: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO confirmations (site, client_key, at) VALUES (?,?,?)",
+                         (origin, client_key, time.time()))
+
+    # -- replay protection ---------------------------------------------------------------------
+    def use_nonce(self, client_key: str, nonce: str) -> bool:
+        """Record a request nonce; False if this client already used it (a replay)."""
+        now = time.time()
+        try:
+            self._db.execute("INSERT INTO nonces (client_key, nonce, seen_at) VALUES (?,?,?)",
+                             (client_key, nonce, now))
+        except sqlite3.IntegrityError:
+            return False
+        if int(now) % 16 == 0:  # prune now and then; stale nonces are refused by the time check
+            self._db.execute("DELETE FROM nonces WHERE seen_at < ?", (now - 4 * NONCE_WINDOW_S,))
+        return True
+
+    # -- audit ---------------------------------------------------------------------------------
+    def audit(self, action: str, site: str | None, kinds: list[str], *, pairing: str | None = None,
+              outcome: str = "ok") -> None:
+        self._db.execute("INSERT INTO audit (at, action, site, pairing, kinds, outcome) VALUES (?,?,?,?,?,?)",
+                         (time.time(), action, site, pairing, json.dumps(sorted(set(kinds))), outcome))
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, object]]:
+        rows = self._db.execute("SELECT at, action, site, pairing, kinds, outcome FROM audit "
+                                "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"at": r[0], "action": r[1], "site": r[2], "pairing": r[3], "kinds": json.loads(r[4]),
+                 "outcome": r[5]} for r in rows]

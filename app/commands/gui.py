@@ -1,0 +1,56 @@
+"""`memex gui`: open the desktop app, or render one screen offscreen to a PNG and exit."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.commands._common import AppContext, memex_command
+from app.errors import MemexError, NotInstalledError
+
+TABS = ("chat", "memories", "profile", "training", "models", "bridge")
+
+
+def _require_qt() -> None:
+    if importlib.util.find_spec("PySide6") is None:
+        raise NotInstalledError(
+            "The desktop app needs PySide6, which is not installed: install the gui extra "
+            "with `pip install 'memex[gui]'`."
+        )
+
+
+def _human(p: dict[str, Any]) -> str:
+    return f"Wrote {p['screenshot']} ({p['width']}x{p['height']})" if "screenshot" in p else ""
+
+
+@memex_command("gui", human=_human)
+@click.option("--screenshot", "screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Render the window offscreen to this PNG and exit.")
+@click.option("--tab", type=click.Choice(TABS), default=None, help="Screen to show.")
+@click.option("--size", default="1180x760", show_default=True, help="Window size for --screenshot, WxH.")
+def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str) -> dict[str, Any] | None:
+    """Open the desktop app (or render it to a PNG with --screenshot)."""
+    _require_qt()
+    if screenshot is not None:
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError as exc:
+            raise MemexError(f"--size must look like 1180x760, not {size!r}.", kind="usage") from exc
+        if not (400 <= w <= 4000 and 300 <= h <= 4000):
+            raise MemexError("--size must be between 400x300 and 4000x4000.", kind="usage")
+        if screenshot.suffix.lower() != ".png":
+            raise MemexError(f"The screenshot file must end in .png, not {screenshot.name!r}.", kind="usage")
+        if not screenshot.parent.exists():
+            raise MemexError(f"The folder {screenshot.parent} does not exist.", kind="usage")
+        from app.gui.app import render_screenshot
+
+        return render_screenshot(obj.runtime, screenshot, tab or "chat", size=(w, h))
+    from app.gui.app import run_app
+
+    code = run_app(obj.runtime, tab)
+    if code:
+        raise MemexError(f"The desktop app exited with status {code}.", kind="gui", exit_code=code)
+    return None

@@ -1,0 +1,101 @@
+"""Start the desktop app, or render one screen offscreen to a PNG.
+
+The window is shown before any heavy library loads: the memory store (chromadb, the
+embedding model) warms up in a worker right after the first paint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.gui.services import Services
+from app.gui.theme import app_icon, apply_theme, follow_os_scheme
+
+if TYPE_CHECKING:
+    from app.gui.main_window import MainWindow
+    from app.runtime import Runtime
+
+
+def ensure_app(argv: list[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QCoreApplication.setOrganizationName("memex")
+    QCoreApplication.setApplicationName("memex")
+    app = QApplication(argv if argv is not None else [sys.argv[0]])
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("memex")
+    apply_theme(app)
+    follow_os_scheme(app)
+    return app
+
+
+def build_window(runtime: "Runtime", *, remember_geometry: bool = True) -> "MainWindow":
+    from app.gui.main_window import MainWindow
+
+    services = Services(runtime)
+    return MainWindow(services, remember_geometry=remember_geometry)
+
+
+def run_app(runtime: "Runtime", tab: str | None = None) -> int:
+    """Open the main window and run the event loop until it closes."""
+    app = ensure_app()
+    win = build_window(runtime)
+    if tab:
+        win.select(tab)
+    win.show()
+    # After the first paint: load chromadb + the embedding model in a worker.
+    QTimer.singleShot(50, win.services.warm_up)
+    code = app.exec()
+    win.services.jobs.cancel_all()
+    win.services.jobs.wait(10000)
+    return int(code)
+
+
+def wait_until_idle(win: "MainWindow", timeout_s: float = 60.0) -> bool:
+    """Process events until no job is running (screenshot mode and tests)."""
+    app = QApplication.instance()
+    deadline = time.monotonic() + timeout_s
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if win.services.jobs.busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.3:  # jobs that start more jobs get a moment
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def render_screenshot(runtime: "Runtime", png: Path, tab: str = "chat",
+                      size: tuple[int, int] = (1180, 760), setup: Any = None) -> dict[str, Any]:
+    """Render the window offscreen with the current data, save a PNG, return what was written."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    ensure_app()
+    win = build_window(runtime, remember_geometry=False)
+    win.resize(*size)
+    page = win.select(tab)
+    win.show()
+    win.services.warm_up(heavy=False)
+    wait_until_idle(win)
+    if setup is not None:  # e.g. type a search, ask a question, before the picture
+        setup(win, page)
+        wait_until_idle(win, timeout_s=300)
+    QApplication.processEvents()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    image = win.grab()
+    if not image.save(str(png), "PNG"):
+        from app.errors import MemexError
+
+        raise MemexError(f"Could not write the screenshot to {png}.", kind="io_error")
+    win.close()
+    return {"screenshot": str(png), "tab": tab, "width": image.width(), "height": image.height()}

@@ -1,0 +1,235 @@
+"""Models: which backend and model answer, the MoE cache budget, live speed and cache hit-rate plots.
+
+The MoE benchmark runs `memex moe bench --json` as a child process (QProcess), so neither
+torch nor the engine loads into the app and the window stays responsive.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from PySide6.QtCore import QProcess
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.services import Services
+from app.gui.views.base import Page
+from app.gui.widgets import LinePlot, Notice
+from app.gui.workers import JobContext
+
+POLICIES = ("lru", "lfu", "on_demand", "resident", "fate")
+
+
+def backend_names() -> list[str]:
+    from inference.base import BACKENDS
+
+    return list(BACKENDS)
+
+
+class ModelsPage(Page):
+    title = "Models"
+    subtitle = "The local model that answers you, and how it uses memory. Nothing is downloaded."
+
+    def __init__(self, services: Services, parent: QWidget | None = None) -> None:
+        super().__init__(services, parent)
+        self.moe = services.moe_feature()
+        body = QHBoxLayout()
+        self.layout_.addLayout(body, 1)
+
+        left = QVBoxLayout()
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.backend = QComboBox()
+        self.backend.setAccessibleName("Backend")
+        for name in backend_names():
+            self.backend.addItem({"llamacpp": "llama.cpp (GGUF)", "moe": "MoE offloading engine"}.get(name, name), name)
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("bundled SmolLM2-135M-Instruct")
+        self.model_path.setAccessibleName("Model file")
+        browse = QPushButton("Browse…")
+        browse.setAccessibleName("Choose a GGUF model file")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.model_path, 1)
+        row.addWidget(browse)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("automatic (physical cores)")
+        self.threads.setAccessibleName("CPU threads")
+        self.n_ctx = QSpinBox()
+        self.n_ctx.setRange(256, 131072)
+        self.n_ctx.setSingleStep(1024)
+        self.n_ctx.setAccessibleName("Context length in tokens")
+        form.addRow("Backend", self.backend)
+        form.addRow("Model file", row)
+        form.addRow("CPU threads", self.threads)
+        form.addRow("Context (tokens)", self.n_ctx)
+        left.addWidget(box)
+
+        moe_box = QGroupBox("MoE expert offloading")
+        moe_form = QFormLayout(moe_box)
+        self.moe_model = QLineEdit()
+        self.moe_model.setPlaceholderText("checkpoint folder, 'moefied' or 'tiny'")
+        self.moe_model.setAccessibleName("MoE model")
+        self.moe_budget = QLineEdit()
+        self.moe_budget.setPlaceholderText("2x, 0.25 or 2GB")
+        self.moe_budget.setAccessibleName("Expert cache budget")
+        self.moe_policy = QComboBox()
+        self.moe_policy.addItems(POLICIES)
+        self.moe_policy.setAccessibleName("Expert cache policy")
+        moe_form.addRow("MoE model", self.moe_model)
+        moe_form.addRow("Cache budget", self.moe_budget)
+        moe_form.addRow("Cache policy", self.moe_policy)
+        self.moe_notice = Notice(self.moe.reason)
+        self.moe_notice.setVisible(not self.moe.available)
+        moe_form.addRow(self.moe_notice)
+        moe_box.setEnabled(True)
+        left.addWidget(moe_box)
+
+        buttons = QHBoxLayout()
+        self.saved_label = QLabel("")
+        self.saved_label.setObjectName("muted")
+        self.saved_label.setWordWrap(True)
+        self.save_btn = QPushButton("Save and use")
+        self.save_btn.setObjectName("primary")
+        self.save_btn.setAccessibleName("Save model settings")
+        self.save_btn.clicked.connect(self.save)
+        buttons.addWidget(self.saved_label, 1)
+        buttons.addWidget(self.save_btn)
+        left.addLayout(buttons)
+        left.addStretch(1)
+        body.addLayout(left, 1)
+
+        right = QVBoxLayout()
+        self.speed_plot = LinePlot("Answer speed", "tokens/s", y_min=0)
+        self.speed_plot.empty_text = "Ask something on the Chat screen: each answer's speed appears here."
+        self.hit_plot = LinePlot("Expert-cache hit rate", "", y_min=0, y_max=1)
+        self.hit_plot.empty_text = ("Appears while an MoE model answers (backend: MoE offloading engine), "
+                                    "or after a benchmark run below.")
+        right.addWidget(self.speed_plot)
+        right.addWidget(self.hit_plot)
+        bench_row = QHBoxLayout()
+        self.bench_btn = QPushButton("Run MoE benchmark")
+        self.bench_btn.setAccessibleName("Run the MoE cache benchmark")
+        self.bench_btn.setToolTip("memex moe bench on a tiny model: every cache policy, same prompt")
+        self.bench_status = QLabel("")
+        self.bench_status.setObjectName("muted")
+        self.bench_status.setWordWrap(True)
+        bench_row.addWidget(self.bench_btn)
+        bench_row.addWidget(self.bench_status, 1)
+        right.addLayout(bench_row)
+        self.bench_table = QTreeWidget()
+        self.bench_table.setAccessibleName("Benchmark results")
+        self.bench_table.setHeaderLabels(["Policy", "Decode tok/s", "Hit rate", "MB moved", "Stall ms"])
+        self.bench_table.setRootIsDecorated(False)
+        self.bench_table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.bench_table.setMaximumHeight(150)
+        right.addWidget(self.bench_table)
+        if not self.moe.available:
+            self.bench_btn.hide()
+            self.bench_status.setText("The MoE benchmark needs the MoE engine (not installed in this build yet).")
+        self.bench_btn.clicked.connect(self.run_bench)
+        body.addLayout(right, 1)
+        self.proc: QProcess | None = None
+        services.generation_stats.connect(self._on_stats)
+        self._load_settings()
+
+    def _load_settings(self) -> None:
+        s = self.services.settings
+        idx = self.backend.findData(s.backend)
+        self.backend.setCurrentIndex(max(0, idx))
+        self.model_path.setText(s.model_path)
+        self.threads.setValue(s.threads)
+        self.n_ctx.setValue(s.n_ctx)
+        self.moe_model.setText(s.moe_model)
+        self.moe_budget.setText(s.moe_budget)
+        i = self.moe_policy.findText(s.moe_policy)
+        if i < 0:
+            self.moe_policy.addItem(s.moe_policy)
+            i = self.moe_policy.count() - 1
+        self.moe_policy.setCurrentIndex(i)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.model_path.setText(path)
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.currentData(), "model_path": self.model_path.text().strip(),
+            "threads": self.threads.value(), "n_ctx": self.n_ctx.value(),
+            "moe_model": self.moe_model.text().strip(), "moe_budget": self.moe_budget.text().strip() or "2x",
+            "moe_policy": self.moe_policy.currentText(),
+        }
+
+    def save(self) -> None:
+        values = self.values()
+        svc = self.services
+
+        def work(ctx: JobContext) -> Any:
+            return svc.apply_settings(**values)
+
+        svc.jobs.start(work, name="save-settings", on_error=self.show_error,
+                       on_done=lambda _s: self.saved_label.setText("Saved. The next answer uses these settings."))
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        if stats.get("tok_s"):
+            self.speed_plot.append(float(stats["tok_s"]))
+        if stats.get("hit_rate") is not None:
+            self.hit_plot.append(float(stats["hit_rate"]))
+
+    # -- benchmark (child process) ----------------------------------------------------
+    def run_bench(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            return
+        self.proc = QProcess(self)
+        self.proc.setProgram(sys.executable)
+        self.proc.setArguments(["-m", "app.cli", "--home", str(self.services.settings.home), "moe", "bench",
+                                "--model", "tiny", "--tokens", "16", "--policies", "on_demand,lru,lfu,resident",
+                                "--reference", "none", "--json"])
+        self.proc.finished.connect(self._bench_done)
+        self.bench_btn.setText("Stop benchmark")
+        self.bench_status.setText("Running on a tiny MoE model…")
+        self.proc.start()
+
+    def _bench_done(self, code: int, _status: object) -> None:
+        proc, self.proc = self.proc, None
+        self.bench_btn.setText("Run MoE benchmark")
+        out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace") if proc else ""
+        try:
+            data = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        except json.JSONDecodeError:
+            data = {}
+        if code != 0 or "policies" not in data:
+            self.bench_status.setText(data.get("error") or "The benchmark stopped before it finished.")
+            return
+        self.show_bench(data)
+
+    def show_bench(self, data: dict[str, Any]) -> None:
+        self.bench_table.clear()
+        for name, r in data["policies"].items():
+            self.bench_table.addTopLevelItem(QTreeWidgetItem([
+                name, f"{r.get('decode_tok_s', 0):.1f}", f"{r.get('hit_rate', 0):.2f}",
+                f"{r.get('bytes_moved', 0) / 1e6:.1f}", f"{r.get('stall_ms', 0):.1f}"]))
+        self.hit_plot.set_values([float(r.get("hit_rate", 0)) for r in data["policies"].values()])
+        m = data.get("model", {})
+        self.bench_status.setText(f"{m.get('name', 'model')}: {m.get('layers', '?')} layers × "
+                                  f"{m.get('experts', '?')} experts, top-{m.get('top_k', '?')}; "
+                                  f"budget {data.get('budget', '')}.")

@@ -1,0 +1,116 @@
+"""One prepared GPU benchmark: an OLMoE-shaped random-weight model at real sizes.
+
+    python benchmarks/gpu_moe.py                      # 16 layers x 64 experts, H 2048, I 1024, top-8, bf16
+    python benchmarks/gpu_moe.py --device cpu --layers 2 --experts 8 --hidden 64 --expert-dim 32 \
+        --top-k 2 --vocab 256 --heads 4 --kv-heads 4 --tokens 4      # CPU smoke test
+
+Slow tier: pinned CPU memory; fast tier: a GPU budget (several budgets in one run).
+Weights are random (routing has no real structure: use it for transfer/compute ratios,
+never to judge prediction). Exactness is measured against the `resident` policy on the
+same weights (no transformers reference at this size). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def build(args: argparse.Namespace):  # -> LoadedModel
+    import torch
+
+    from inference.moe.config import MoEConfig
+    from inference.moe.engine import LoadedModel, resolve_device
+    from inference.moe.store import ExpertLayout, MemorySlowTier
+    from inference.moe.weights import DenseWeights, LayerWeights
+
+    device = resolve_device(args.device)
+    dtype = getattr(torch, args.dtype)
+    head_dim = args.hidden // args.heads
+    cfg = MoEConfig(
+        family="olmoe", vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
+        num_heads=args.heads, num_kv_heads=args.kv_heads, head_dim=head_dim, num_experts=args.experts,
+        top_k=args.top_k, expert_dim=args.expert_dim, norm_topk_prob=False, rms_eps=1e-5,
+        moe_layers=tuple(range(args.layers)), max_position=4096, name="olmoe-shaped-random",
+    )
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def rnd(*shape: int, std: float = 0.02) -> torch.Tensor:
+        return (torch.randn(*shape, generator=g, device=device, dtype=torch.float32) * std).to(dtype)
+
+    h, d = args.hidden, head_dim
+    layers = [
+        LayerWeights(
+            in_norm=torch.ones(h, device=device, dtype=dtype), post_norm=torch.ones(h, device=device, dtype=dtype),
+            q=rnd(args.heads * d, h), k=rnd(args.kv_heads * d, h), v=rnd(args.kv_heads * d, h),
+            o=rnd(h, args.heads * d), q_norm=torch.ones(args.heads * d, device=device, dtype=dtype),
+            k_norm=torch.ones((h // args.heads) * args.kv_heads, device=device, dtype=dtype),
+            router=rnd(args.experts, h, std=0.5),
+        )
+        for _ in range(args.layers)
+    ]
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2, dtype=torch.float) / d))
+    dense = DenseWeights(embed=rnd(args.vocab, h, std=1.0), norm=torch.ones(h, device=device, dtype=dtype),
+                         lm_head=rnd(args.vocab, h), layers=layers, inv_freq=inv_freq.to(device))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    layout = ExpertLayout(cfg.moe_layers, cfg.num_experts, cfg.expert_numel, args.dtype, itemsize)
+    pin = device != "cpu"
+    data = torch.zeros((layout.count, layout.blob_bytes), dtype=torch.uint8, pin_memory=pin)
+    for i in range(layout.count):  # generate each expert where it is fast, then park it in pinned RAM
+        data[i, : layout.nbytes].copy_(rnd(cfg.expert_numel).view(torch.uint8).reshape(-1))
+    return LoadedModel(cfg, dense, MemorySlowTier(layout, data), device, dtype)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description="OLMoE-shaped random-weight MoE offloading benchmark")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--layers", type=int, default=16)
+    ap.add_argument("--experts", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--expert-dim", type=int, default=1024)
+    ap.add_argument("--top-k", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--kv-heads", type=int, default=16)
+    ap.add_argument("--vocab", type=int, default=50304)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--budgets", default="2x,0.25")
+    ap.add_argument("--policies", default="on_demand,lru,lfu,resident")
+    args = ap.parse_args(argv)
+
+    from inference.moe.bench import run_bench
+
+    t0 = time.perf_counter()
+    loaded = build(args)
+    out: dict = {"build_s": round(time.perf_counter() - t0, 1), "args": vars(args), "budgets": {}}
+    if loaded.device != "cpu":
+        import torch
+
+        out["gpu"] = torch.cuda.get_device_name()
+    prompt = [(17 + 31 * i) % args.vocab for i in range(args.prompt_tokens)]
+    policies = [p for p in args.policies.split(",") if p]
+    try:
+        for budget in args.budgets.split(","):
+            res = run_bench(loaded, budget=budget, tokens=args.tokens, policies=policies, prompt=prompt,
+                            reference="resident", progress=lambda m: print(f"[{budget}] {m}", file=sys.stderr))
+            if loaded.device != "cpu":
+                import torch
+
+                res["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            out["budgets"][budget] = res
+    finally:
+        loaded.close()
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

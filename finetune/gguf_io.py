@@ -1,0 +1,65 @@
+"""Small helpers over the `gguf` package: copy metadata, read and write tensors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SKIP_KEYS = ("GGUF.", "general.architecture")
+
+
+def field_value(reader: Any, key: str) -> Any:
+    field = reader.fields.get(key)
+    return None if field is None else field.contents()
+
+
+def copy_metadata(reader: Any, writer: Any, skip: Iterable[str] = ()) -> None:
+    """Every key/value of `reader` except the file-level ones and `skip` prefixes."""
+    import gguf
+
+    prefixes = tuple(SKIP_KEYS) + tuple(skip)
+    for field in reader.fields.values():
+        if field.name.startswith(prefixes):
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+
+
+def dequantize(tensor: Any) -> Any:
+    """A reader tensor as float32 in numpy order (rows = ggml ne[1])."""
+    import gguf
+    import numpy as np
+
+    return np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+
+
+def quantize(arr: Any, qtype: Any) -> tuple[Any, Any]:
+    """(data, raw_dtype) at `qtype` when the gguf package can write it, else Q8_0/F16."""
+    import gguf
+    import numpy as np
+
+    T = gguf.GGMLQuantizationType
+    if qtype == T.F32:
+        return arr.astype(np.float32), None
+    if qtype == T.F16:
+        return arr.astype(np.float16), None
+    for candidate in (qtype, T.Q8_0):
+        try:
+            return gguf.quants.quantize(arr, candidate), candidate
+        except (NotImplementedError, gguf.quants.QuantError, KeyError):
+            continue
+    return arr.astype(np.float16), None
+
+
+def write_atomic(writer_factory: Any, out_path: Path) -> None:
+    """Run `writer_factory(tmp_path)` (which writes a complete file) then rename into place."""
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    try:
+        writer_factory(tmp)
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,158 @@
+"""The training loop that runs inside the child process.
+
+Deterministic by construction (seeded LoRA init, batches a pure function of the step, no
+dropout), so a run resumed from a checkpoint continues the same loss curve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from finetune import checkpoint as ckpt
+from finetune.batches import batch_indices, collate, encode
+from finetune.data import dataset_digest, read_jsonl
+from finetune.errors import DatasetError, FinetuneError
+from finetune.meters import peak_gpu_mb, peak_rss_mb, reset_peak_rss, rss_mb
+from finetune.model import add_lora, load_base, prepare_base
+from finetune.offload import OFFLOAD_POLICIES, plan_micro_batch
+from finetune.types import TrainConfig, TrainResult
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class Cancelled(FinetuneError):
+    def __init__(self, step: int) -> None:
+        super().__init__(f"Training was cancelled at step {step}; run it again to resume.", kind="cancelled")
+        self.step = step
+
+
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
+    if cfg.steps:
+        return cfg.steps
+    return max(1, math.ceil(cfg.epochs * n_train / cfg.batch))
+
+
+def fingerprint(cfg: TrainConfig, digest: str) -> str:
+    """What must match for a checkpoint to be resumed (not: threads, max_rss, offload)."""
+    keys = ("base_model", "steps", "epochs", "seq_len", "batch", "lr", "rank", "alpha",
+            "target_modules", "seed", "system_prompt")
+    raw = json.dumps({k: cfg.to_json()[k] for k in keys}, sort_keys=True) + digest
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Short warm-up, then linear decay to 10%; a pure function of the step."""
+    warm = max(1, total // 10)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * (1.0 - 0.9 * (step - warm) / max(1, total - warm))
+
+
+def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+    import torch
+
+    work = Path(cfg.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    threads = cfg.threads or max(1, (os.cpu_count() or 2))
+    torch.set_num_threads(threads)
+    emit({"phase": "load", "step": 0, "total": 0})
+    examples = [e for e in read_jsonl(cfg.dataset) if e.split == "train"]
+    info = prepare_base(cfg.base_model, cfg.cache_dir)
+    policy_cls = OFFLOAD_POLICIES[cfg.offload]
+    policy = policy_cls(cfg, work)
+    for note in policy.notes:
+        emit({"phase": "note", "message": note})
+    model, tok = load_base(info, mmap=policy.mmap_base, device=policy.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    cfg.micro_batch = plan_micro_batch(cfg, policy_cls, model.config, n_params)
+    encoded = [encode(tok, e, cfg.seq_len, cfg.system_prompt) for e in examples]
+    encoded = [e for e in encoded if e.n_target > 1]
+    if not encoded:
+        raise DatasetError(f"No training example in {cfg.dataset} fits in --seq-len {cfg.seq_len}.")
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    total = total_steps(cfg, len(encoded))
+    torch.manual_seed(cfg.seed)
+    peft_model = add_lora(model, cfg.rank, cfg.alpha, cfg.target_modules)
+    peft_model.train()
+    policy.prepare(peft_model)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    named = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
+    opt = policy.make_optimizer(trainable, cfg.lr)
+    fp = fingerprint(cfg, dataset_digest(cfg.dataset))
+    state = ckpt.TrainState(fingerprint=fp)
+    resumed = ckpt.load(work, fp)
+    if resumed is not None:
+        state, lora_sd, opt_sd = resumed
+        with torch.no_grad():
+            for n, t in lora_sd.items():
+                named[n].copy_(t)
+        opt.load_state_dict(opt_sd)
+        emit({"phase": "resume", "step": state.step, "total": total})
+    start_step = state.step
+    causal = peft_model.get_base_model()
+    reset_peak_rss()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0, tokens_here = time.perf_counter(), 0
+    try:
+        for step in range(state.step, total):
+            if should_stop():
+                _save(work, state, named, opt)
+                raise Cancelled(step)
+            idx = batch_indices(step, cfg.batch, len(encoded), cfg.seed)
+            items = [encoded[i] for i in idx]
+            n_tokens = sum(e.n_target for e in items) - sum(1 for e in items if e.labels[0] != -100)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step, total)
+            opt.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for m in range(0, len(items), cfg.micro_batch):
+                batch = {k: v.to(policy.device) for k, v in collate(items[m:m + cfg.micro_batch], pad_id).items()}
+                with policy.forward_context():
+                    loss_sum, _n = policy.loss(causal, batch)
+                (loss_sum / n_tokens).backward()
+                policy.after_backward()
+                step_loss += float(loss_sum.detach()) / n_tokens
+                tokens_here += int(batch["attention_mask"].sum())
+            opt.step()
+            state.step = step + 1
+            state.losses.append(round(step_loss, 6))
+            elapsed = time.perf_counter() - t0
+            done_here = state.step - start_step
+            emit({
+                "phase": "train", "step": state.step, "total": total, "loss": round(step_loss, 4),
+                "tokens_s": round(tokens_here / elapsed, 1) if elapsed else 0.0,
+                "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(),
+                "eta_s": round(elapsed / done_here * (total - state.step), 1),
+            })
+            if state.step % cfg.checkpoint_every == 0 or state.step == total:
+                _save(work, state, named, opt)
+        elapsed = time.perf_counter() - t0
+        peak, gpu = peak_rss_mb(), peak_gpu_mb()
+        emit({"phase": "export", "step": total, "total": total})
+        from finetune.export import export_gguf_lora, save_hf_adapter
+
+        adapter_dir = save_hf_adapter(peft_model, work / "adapter_hf")
+        gguf_path = export_gguf_lora(adapter_dir, info, work / "adapter.gguf")
+    finally:
+        policy.close()
+    return TrainResult(
+        steps=total, loss_first=state.losses[0] if state.losses else 0.0,
+        loss_last=state.losses[-1] if state.losses else 0.0, losses=tuple(state.losses),
+        peak_rss_mb=peak, peak_gpu_mb=gpu,
+        train_tok_s=round(tokens_here / elapsed, 1) if elapsed and tokens_here else 0.0,
+        adapter_gguf=str(gguf_path), adapter_dir=str(adapter_dir), resumed_from=start_step,
+        notes=tuple(policy.notes),
+    )
+
+
+def _save(work: Path, state: ckpt.TrainState, named: dict[str, Any], opt: Any) -> None:
+    lora = {n: p.detach().cpu().clone() for n, p in named.items()}
+    ckpt.save(work, state, lora, opt.state_dict())

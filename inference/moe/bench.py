@@ -1,0 +1,242 @@
+"""`memex moe bench`: every policy in one process, on the same prompt and weights.
+
+Per policy: prefill the prompt, decode N tokens greedily, and report speed, cache hit
+rate, bytes moved from the slow tier, time compute stalled on loads, fast-tier size, the
+peak RSS while it ran and the max |logit - reference| over every position. The
+reference is transformers' own model (fp32) or, where that cannot be loaded, the
+`resident` policy. Policies run in the order given; put `resident` last so the peak-RSS
+high-water mark of the process is not set by it.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inference.moe.errors import ModelNotBuilt, MoEError
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference.moe.engine import LoadedModel
+
+DEFAULT_POLICIES = ("on_demand", "lru", "lfu", "resident")
+PROMPT_TEXT = (
+    "The lighthouse keeper wrote in her journal every evening. She noted the direction of the wind, "
+    "the ships that passed the point, and the birds that rested on the rail of the gallery. In winter "
+    "the storms came from the north and the lamp had to be cleaned twice a night; in summer visitors "
+    "climbed the stairs to look at the islands, and she told them how the light had been built by hand, "
+    "stone by stone, more than a hundred years ago, by people from the village below the cliffs."
+)
+
+
+@dataclass
+class PolicyRun:
+    name: str
+    tokens: list[int]
+    logits: "torch.Tensor"  # [P + N - 1, V] fp32 on CPU
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_model(spec: str, models_dir: Path) -> Path:
+    """tiny[-family] | moefied | a checkpoint folder."""
+    if spec == "tiny" or spec.startswith("tiny-"):
+        from inference.moe.tiny import FAMILY_NAMES, ensure_tiny
+
+        family = spec.split("-", 1)[1] if "-" in spec else "mixtral"
+        if family not in FAMILY_NAMES:
+            raise MoEError(f"Unknown tiny model {spec!r}; use tiny, {', '.join('tiny-' + f for f in FAMILY_NAMES)}.")
+        return ensure_tiny(models_dir, family)
+    if spec == "moefied":
+        folder = Path(models_dir) / "moefied"
+        if not (folder / "config.json").is_file():
+            raise ModelNotBuilt(
+                f"The MoEfied model is not built yet ({folder} is missing); run `memex moe moefy` first."
+            )
+        return folder
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise MoEError(f"Model {spec!r} is neither tiny, moefied nor an existing checkpoint folder.")
+    return folder
+
+
+def prompt_ids(folder: Path | None, n: int, vocab: int) -> list[int]:
+    """`n` prompt tokens of English text (the checkpoint's tokenizer), else a fixed id pattern."""
+    ids: list[int] = []
+    if folder is not None and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        ids = tok(PROMPT_TEXT * (1 + n // 40), add_special_tokens=False)["input_ids"][:n]
+    if len(ids) < n:
+        ids = [(17 + 31 * i) % vocab for i in range(n)]
+    return ids
+
+
+class _PeakRSS:
+    """Samples this process's RSS every few ms while running (the policy's own footprint)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> "_PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def _sync(device: str) -> None:
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def run_policy(loaded: "LoadedModel", policy: str, budget: str, prompt: Sequence[int], tokens: int,
+               **policy_options: Any) -> PolicyRun:
+    import torch
+
+    gc.collect()
+    with _PeakRSS() as rss:
+        model = loaded.build(policy, budget, **policy_options)
+        try:
+            kv = model.new_kv()
+            _sync(loaded.device)
+            t0 = time.perf_counter()
+            prefill = model.forward(prompt, kv)  # [P, V]
+            _sync(loaded.device)
+            prefill_s = time.perf_counter() - t0
+            st = model.cache.stats
+            pre = {"hits": st.hits, "misses": st.misses, "bytes": st.bytes_moved, "stall": st.stall_s}
+            st.reset()
+            out_tokens = [int(torch.argmax(prefill[-1]))]
+            rows = [prefill.float().cpu()]
+            t1 = time.perf_counter()
+            for _ in range(tokens - 1):
+                step = model.forward([out_tokens[-1]], kv)  # [1, V]
+                rows.append(step.float().cpu())
+                out_tokens.append(int(torch.argmax(step[-1])))
+            _sync(loaded.device)
+            decode_s = time.perf_counter() - t1
+            decode_steps = max(tokens - 1, 1)
+            metrics = {
+                "prefill_tok_s": len(prompt) / prefill_s,
+                "decode_tok_s": (tokens - 1) / decode_s if tokens > 1 else 0.0,
+                "hit_rate": st.hit_rate,
+                "prefill_hit_rate": pre["hits"] / max(pre["hits"] + pre["misses"], 1),
+                "bytes_moved": pre["bytes"] + st.bytes_moved,
+                "bytes_moved_per_token": st.bytes_moved / decode_steps,
+                "stall_ms": 1000.0 * (pre["stall"] + st.stall_s),
+                "stall_ms_per_token": 1000.0 * st.stall_s / decode_steps,
+                "fast_tier_bytes": model.cache.fast_tier_bytes,
+                "per_layer_hit_rate": {
+                    str(layer): round(h / max(h + m, 1), 4) for layer, (h, m) in sorted(st.per_layer.items())
+                },
+            }
+            if st.prefetch_issued:
+                metrics["prefetch_issued"] = st.prefetch_issued
+                metrics["prefetch_used"] = st.prefetch_used
+                metrics["prefetch_bytes_wasted"] = st.prefetch_wasted_bytes
+            metrics.update(model.cache.policy.metrics())
+        finally:
+            model.close()
+            del model
+    metrics["peak_rss_mb"] = round(rss.peak / 2**20, 1)
+    return PolicyRun(policy, out_tokens, torch.cat(rows), metrics)
+
+
+def transformers_reference(folder: Path) -> Callable[[Sequence[int]], "torch.Tensor"]:
+    """Logits [T, V] of transformers' fp32 model on CPU for a token sequence."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ref = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True).eval()
+
+    def logits(ids: Sequence[int]) -> torch.Tensor:
+        with torch.no_grad():
+            return ref(torch.tensor([list(ids)])).logits[0].float()
+
+    return logits
+
+
+def run_bench(loaded: "LoadedModel", *, budget: str, tokens: int, policies: Sequence[str],
+              prompt: Sequence[int], reference: str = "transformers",
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The `memex moe bench` JSON object (see the module docstring)."""
+    from inference.moe.store import parse_budget
+
+    if tokens < 1:
+        raise MoEError("--tokens must be at least 1.")
+    budget_bytes = parse_budget(budget, loaded.layout, loaded.cfg.top_k)  # fails early on a bad budget
+    # warm up kernels and allocator on a throwaway model so the first policy is not penalised
+    warm = loaded.build("lru", budget)
+    warm.forward(list(prompt[:8]), warm.new_kv())
+    warm.close()
+    runs: dict[str, PolicyRun] = {}
+    for name in policies:
+        if progress:
+            progress(f"policy {name}")
+        runs[name] = run_policy(loaded, name, budget, prompt, tokens)
+    peak_before_reference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _attach_diffs(loaded, runs, prompt, reference)
+    result: dict[str, Any] = {
+        "model": loaded.cfg.summary(loaded.layout.nbytes),
+        "device": loaded.device,
+        "budget": str(budget),
+        "budget_fraction": round(budget_bytes / loaded.layout.total_bytes, 4),
+        "prompt_tokens": len(prompt),
+        "decode_tokens": tokens,
+        "reference": reference,
+        "policies": {name: run.metrics for name, run in runs.items()},
+        "peak_rss_mb": round(peak_before_reference, 1),
+        "non_expert_bytes": loaded.dense.nbytes(),
+        "expert_bytes_total": loaded.layout.total_bytes,
+    }
+    base = runs.get("on_demand")
+    if base and base.metrics["decode_tok_s"]:
+        for run in runs.values():
+            run.metrics["decode_vs_on_demand"] = round(run.metrics["decode_tok_s"] / base.metrics["decode_tok_s"], 3)
+    return result
+
+
+def _attach_diffs(loaded: "LoadedModel", runs: dict[str, PolicyRun], prompt: Sequence[int], reference: str) -> None:
+    if reference == "none":
+        for run in runs.values():
+            run.metrics["max_abs_logit_diff"] = None
+        return
+    ref_fn: Callable[[Sequence[int]], Any] | None = None
+    if reference == "transformers" and loaded.folder is not None:
+        ref_fn = transformers_reference(loaded.folder)
+    cache: dict[tuple[int, ...], Any] = {}
+    for run in runs.values():
+        seq = tuple(list(prompt) + run.tokens[:-1])
+        if ref_fn is not None:
+            if seq not in cache:
+                cache[seq] = ref_fn(seq)
+            ref = cache[seq]
+        else:  # compare with the resident policy's logits on the same sequence
+            resident = runs.get("resident")
+            if resident is None or tuple(list(prompt) + resident.tokens[:-1]) != seq:
+                run.metrics["max_abs_logit_diff"] = None
+                continue
+            ref = resident.logits
+        run.metrics["max_abs_logit_diff"] = float((run.logits - ref).abs().max())

@@ -1,0 +1,216 @@
+"""The fast-tier expert cache: slots, loads, pins, readiness and statistics.
+
+Per layer the model calls `begin_layer` (hits and misses are counted, resident experts
+are pinned, missing ones start loading), then for each expert in the returned order
+`acquire` (waits only for that expert) and `release`. Policies (policies.py) choose what
+stays; predictors call `prefetch` from `CachePolicy.on_router` to load experts of later
+layers ahead of use. All bookkeeping runs on the compute thread; only the copies run on
+the loader thread / CUDA stream.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from inference.moe.loader import DEMAND, PREFETCH, Loader, Ticket, record_use
+from inference.moe.policies import (  # re-exported: the public face of the cache
+    LAZY_POLICIES,
+    POLICIES,
+    CacheGeometry,
+    CachePolicy,
+    Key,
+    create_policy,
+    policy_names,
+    register_policy,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference.moe.store import FastTier
+
+__all__ = ["CacheGeometry", "CachePolicy", "CacheStats", "ExpertCache", "Key", "LAZY_POLICIES",
+           "POLICIES", "create_policy", "policy_names", "register_policy"]
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    bytes_moved: int = 0
+    stall_s: float = 0.0
+    loads: int = 0
+    prefetch_issued: int = 0
+    prefetch_used: int = 0
+    prefetch_wasted_bytes: int = 0  # prefetched, then evicted without ever being used
+    per_layer: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+@dataclass
+class _Entry:
+    slot: int
+    ticket: Ticket
+    pins: int = 0
+    prefetched: bool = False
+    used: bool = False
+    done: bool = False  # sticky readiness, so finished loads are not re-queried
+
+    def ready(self) -> bool:
+        if not self.done:
+            self.done = self.ticket.ready()
+        return self.done
+
+
+class ExpertCache:
+    def __init__(self, policy: CachePolicy, geometry: CacheGeometry, fast: "FastTier",
+                 loader: Loader, hidden: int, expert_dim: int) -> None:
+        self.policy = policy
+        self.geometry = geometry
+        self.fast = fast
+        self.loader = loader
+        self.hidden = hidden
+        self.expert_dim = expert_dim
+        self.stats = CacheStats()
+        self._entries: dict[Key, _Entry] = {}
+        self._free: list[int] = list(range(fast.slots - 1, -1, -1))
+        self._count: dict[int, int] = defaultdict(int)  # resident experts per layer
+        self._pending: list[Key] = []  # demanded but no slot yet
+        self._last_use: list[Any] = [None] * fast.slots  # GPU: event of the last compute on a slot
+        self._layout = fast.layout
+        policy.setup(geometry)
+
+    # -- the per-layer protocol ----------------------------------------------------------
+    def begin_layer(self, layer: int, experts: list[int]) -> list[int]:
+        """Count hits/misses, pin what is there, start loading the rest; returns compute order."""
+        ready, inflight, missing = [], [], []
+        per_layer = self.stats.per_layer[layer]
+        for e in experts:
+            key = (layer, e)
+            entry = self._entries.get(key)
+            if entry is None:
+                missing.append(e)
+                self.stats.misses += 1
+                per_layer[1] += 1
+                continue
+            self.stats.hits += 1
+            per_layer[0] += 1
+            entry.pins += 1
+            (ready if entry.ready() else inflight).append(e)
+        for e in missing:
+            if not self._load((layer, e), DEMAND, pin=True, evict=True):
+                self._pending.append((layer, e))
+        # experts already in the fast tier compute first while the misses stream in
+        return ready + inflight + missing
+
+    def acquire(self, layer: int, expert: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(gate_up [2I,H], down [H,I]) of a pinned expert, waiting for its load if needed."""
+        key = (layer, expert)
+        entry = self._entries.get(key)
+        while entry is None:  # pending: a slot frees up as earlier experts are released
+            if self._load(key, DEMAND, pin=True, evict=True):
+                self._pending.remove(key)
+            else:
+                self._wait_any_inflight()
+            entry = self._entries.get(key)
+        self.stats.stall_s += entry.ticket.wait()
+        if entry.prefetched and not entry.used:
+            self.stats.prefetch_used += 1
+        entry.used = True
+        self.policy.touch(key)
+        return self.fast.weights(entry.slot, self.hidden, self.expert_dim)
+
+    def release(self, layer: int, expert: int) -> None:
+        key = (layer, expert)
+        entry = self._entries[key]
+        entry.pins -= 1
+        self._last_use[entry.slot] = record_use(self.fast.device)
+        if entry.pins == 0 and not self.policy.keeps:
+            self._drop(key)
+        while self._pending and self._load(self._pending[0], DEMAND, pin=True, evict=True):
+            self._pending.pop(0)
+
+    # -- prefetch interface for predictors -------------------------------------------------
+    def prefetch(self, layer: int, experts: list[int]) -> int:
+        """Start loading experts of `layer` ahead of use; never evicts pinned/in-flight ones.
+
+        Returns how many loads were issued (already-resident experts need none).
+        """
+        issued = 0
+        for e in experts:
+            key = (layer, e)
+            if key in self._entries:
+                continue
+            if self._load(key, PREFETCH, pin=False, evict=True):
+                issued += 1
+        self.stats.prefetch_issued += issued
+        return issued
+
+    def contains(self, layer: int, expert: int) -> bool:
+        return (layer, expert) in self._entries
+
+    def resident_experts(self, layer: int) -> list[int]:
+        return sorted(e for (lyr, e) in self._entries if lyr == layer)
+
+    def preload_all(self) -> None:
+        """Fill the fast tier with every expert (the `resident` policy)."""
+        for layer in self.geometry.moe_layers:
+            for e in range(self.geometry.num_experts):
+                self._load((layer, e), PREFETCH, pin=False, evict=False)
+        for entry in self._entries.values():
+            entry.ticket.wait()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _load(self, key: Key, priority: int, pin: bool, evict: bool) -> bool:
+        slot = self._take_slot(key, evict)
+        if slot is None:
+            return False
+        index = self._layout.index(*key)
+        ticket = self.loader.submit(index, slot, priority, after=self._last_use[slot])
+        self._entries[key] = _Entry(slot, ticket, pins=1 if pin else 0, prefetched=priority == PREFETCH)
+        self._count[key[0]] += 1
+        self.stats.loads += 1
+        self.stats.bytes_moved += self._layout.nbytes
+        self.policy.inserted(key, prefetched=priority == PREFETCH)
+        return True
+
+    def _take_slot(self, incoming: Key, evict: bool) -> int | None:
+        if self._free:
+            return self._free.pop()
+        if not evict or self.policy.resident:
+            return None
+        candidates = [k for k, v in self._entries.items() if v.pins == 0 and v.ready()]
+        if not candidates:
+            return None
+        self._drop(self.policy.victim(candidates, incoming, self._count))
+        return self._free.pop()
+
+    def _drop(self, key: Key) -> None:
+        entry = self._entries.pop(key)
+        self._count[key[0]] -= 1
+        if entry.prefetched and not entry.used:
+            self.stats.prefetch_wasted_bytes += self._layout.nbytes
+        self.policy.evicted(key)
+        self._free.append(entry.slot)
+
+    def _wait_any_inflight(self) -> None:
+        waiting = [v for v in self._entries.values() if not v.ready()]
+        if not waiting:
+            raise RuntimeError("expert cache: no slot can be freed (all pinned)")  # pragma: no cover
+        self.stats.stall_s += waiting[0].ticket.wait()
+
+    @property
+    def fast_tier_bytes(self) -> int:
+        return self.fast.nbytes
+
+    def close(self) -> None:
+        self.loader.close()

@@ -1,0 +1,222 @@
+"""The engine's own forward pass: attention with a KV cache, norms, routed experts.
+
+Batch size 1. Per MoE layer: router -> top-k -> tokens grouped by expert -> the cache
+brings in what is missing (resident experts compute first) -> expert matmuls ->
+weighted combine. It mirrors transformers' Mixtral/OLMoE/Qwen2-MoE math so fp32 logits
+match the reference to ~1e-5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from inference.moe.config import MoEConfig
+from inference.moe.weights import DenseWeights, LayerWeights
+
+if TYPE_CHECKING:
+    from inference.moe.cache import ExpertCache
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # same op order as transformers' RMSNorm: normalize in fp32, scale in the input dtype
+    xf = x.to(torch.float32)
+    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * xf.to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class KVCache:
+    """Keys/values per layer: [1, kvh, capacity, D], grown by doubling."""
+
+    def __init__(self, cfg: MoEConfig, device: str, dtype: torch.dtype, capacity: int = 256) -> None:
+        self.cfg, self.device, self.dtype = cfg, device, dtype
+        self.length = 0
+        self._cap = capacity
+        shape = (1, cfg.num_kv_heads, capacity, cfg.head_dim)
+        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
+        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
+
+    def _grow(self, need: int) -> None:
+        cap = self._cap
+        while cap < need:
+            cap *= 2
+        for store in (self.k, self.v):
+            for i, old in enumerate(store):
+                new = torch.empty((*old.shape[:2], cap, old.shape[3]), device=self.device, dtype=self.dtype)
+                new[:, :, : self.length] = old[:, :, : self.length]
+                store[i] = new
+        self._cap = cap
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v: [1, kvh, T, D] at positions length..length+T; returns all keys/values so far."""
+        t = k.shape[2]
+        end = self.length + t
+        if end > self._cap:
+            self._grow(end)
+        self.k[layer][:, :, self.length: end] = k
+        self.v[layer][:, :, self.length: end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, t: int) -> None:
+        self.length += t
+
+
+class MoEModel:
+    """Non-expert weights on the device, experts through an `ExpertCache`."""
+
+    def __init__(self, cfg: MoEConfig, dense: DenseWeights, cache: "ExpertCache", device: str,
+                 dtype: torch.dtype) -> None:
+        self.cfg, self.dense, self.cache = cfg, dense, cache
+        self.device, self.dtype = device, dtype
+        self._moe = set(cfg.moe_layers)
+
+    def new_kv(self) -> KVCache:
+        return KVCache(self.cfg, self.device, self.dtype)
+
+    # -- forward -------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, ids: Sequence[int] | torch.Tensor, kv: KVCache, last_only: bool = False) -> torch.Tensor:
+        """Logits [T, V] (or [1, V] with last_only) for `ids` following what `kv` holds."""
+        ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
+        t = ids_t.shape[0]
+        past = kv.length
+        x = F.embedding(ids_t, self.dense.embed)  # [T, H]
+        cos, sin = self._rope(past, t)
+        mask = self._mask(past, t)
+        for i, lw in enumerate(self.dense.layers):
+            h = rms_norm(x, lw.in_norm, self.cfg.rms_eps)
+            x = x + self._attention(i, lw, h, kv, cos, sin, mask)
+            h = rms_norm(x, lw.post_norm, self.cfg.rms_eps)
+            x = x + (self._moe_block(i, lw, h) if i in self._moe else self._mlp(h, lw.dense_gate_up, lw.dense_down))
+        kv.advance(t)
+        if last_only:
+            x = x[-1:]
+        x = rms_norm(x, self.dense.norm, self.cfg.rms_eps)
+        return F.linear(x, self.dense.lm_head)  # [T, V]
+
+    def _rope(self, past: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.arange(past, past + t, device=self.device, dtype=torch.float32)
+        freqs = pos[:, None] * self.dense.inv_freq.float()[None, :]  # [T, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)  # [T, D]
+        s = self.dense.attention_scaling
+        return (emb.cos() * s).to(self.dtype), (emb.sin() * s).to(self.dtype)
+
+    def _mask(self, past: int, t: int) -> torch.Tensor | None:
+        """Boolean [T, S] (True = attend) or None when plain causal/no mask suffices."""
+        window = self.cfg.sliding_window
+        total = past + t
+        if (window is None or total <= window) and (t == 1 or past == 0):
+            return None
+        q = torch.arange(past, total, device=self.device)[:, None]
+        k = torch.arange(total, device=self.device)[None, :]
+        allowed = k <= q
+        if window is not None:
+            allowed &= k > q - window
+        return allowed
+
+    def _attention(self, i: int, lw: LayerWeights, h: torch.Tensor, kv: KVCache, cos: torch.Tensor,
+                   sin: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        cfg = self.cfg
+        t = h.shape[0]
+        q = F.linear(h, lw.q, lw.q_bias)  # [T, nh*D]
+        k = F.linear(h, lw.k, lw.k_bias)  # [T, kvh*D]
+        v = F.linear(h, lw.v, lw.v_bias)
+        if lw.q_norm is not None:
+            q = rms_norm(q, lw.q_norm, cfg.rms_eps)
+            k = rms_norm(k, lw.k_norm, cfg.rms_eps)
+        if cfg.clip_qkv is not None:
+            q, k, v = (z.clamp(-cfg.clip_qkv, cfg.clip_qkv) for z in (q, k, v))
+        q = q.view(t, cfg.num_heads, cfg.head_dim).transpose(0, 1).unsqueeze(0)  # [1, nh, T, D]
+        k = k.view(t, cfg.num_kv_heads, cfg.head_dim).transpose(0, 1).unsqueeze(0)  # [1, kvh, T, D]
+        v = v.view(t, cfg.num_kv_heads, cfg.head_dim).transpose(0, 1).unsqueeze(0)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        keys, values = kv.append(i, k, v)  # [1, kvh, S, D]
+        out = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=mask, is_causal=mask is None and t > 1,
+            scale=cfg.head_dim ** -0.5, enable_gqa=cfg.num_heads != cfg.num_kv_heads,
+        )  # [1, nh, T, D]
+        out = out.transpose(1, 2).reshape(t, cfg.num_heads * cfg.head_dim)
+        return F.linear(out, lw.o, lw.o_bias)
+
+    @staticmethod
+    def _mlp(h: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+        gate, up = F.linear(h, gate_up).chunk(2, dim=-1)  # [T, I] each
+        return F.linear(F.silu(gate) * up, down)
+
+    def route(self, lw: LayerWeights, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weights [T, k], expert ids [T, k]) exactly as the family's router computes them."""
+        logits = F.linear(h, lw.router)  # [T, E]
+        probs = torch.softmax(logits.float(), dim=-1)
+        top_w, top_i = torch.topk(probs, self.cfg.top_k, dim=-1)
+        if self.cfg.norm_topk_prob:
+            top_w = top_w / top_w.sum(dim=-1, keepdim=True)
+        if self.cfg.family != "mixtral":  # Mixtral keeps fp32 routing weights
+            top_w = top_w.to(logits.dtype)
+        return top_w, top_i
+
+    def _moe_block(self, i: int, lw: LayerWeights, h: torch.Tensor) -> torch.Tensor:
+        k = self.cfg.top_k
+        top_w, top_i = self.route(lw, h)
+        flat = top_i.reshape(-1)  # [T*k]
+        order = torch.argsort(flat, stable=True)  # assignments grouped by expert, tokens ascending
+        counts = torch.bincount(flat, minlength=self.cfg.num_experts).tolist()
+        starts = [0] * len(counts)
+        acc = 0
+        for e, c in enumerate(counts):
+            starts[e], acc = acc, acc + c
+        token_of = order // k  # [T*k]
+        weight_of = top_w.reshape(-1)[order]  # [T*k]
+        cache = self.cache
+        sequence = cache.begin_layer(i, [e for e, c in enumerate(counts) if c])
+        cache.policy.on_router(i, h, top_i, cache)
+        out = torch.zeros_like(h)
+        single = h.shape[0] == 1
+        for e in sequence:
+            s, n = starts[e], counts[e]
+            gate_up, down = cache.acquire(i, e)
+            try:
+                if single:
+                    y = self._mlp(h, gate_up, down) * weight_of[s: s + n, None]
+                    out += y.to(out.dtype)
+                else:
+                    tok = token_of[s: s + n]
+                    y = self._mlp(h[tok], gate_up, down) * weight_of[s: s + n, None]
+                    out.index_add_(0, tok, y.to(out.dtype))
+            finally:
+                cache.release(i, e)
+        if lw.shared_gate_up is not None:
+            shared = self._mlp(h, lw.shared_gate_up, lw.shared_down)
+            out = out + torch.sigmoid(F.linear(h, lw.shared_gate)) * shared
+        return out
+
+    # -- generation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, prompt: Sequence[int], max_new_tokens: int, kv: KVCache | None = None,
+                 stop_ids: Sequence[int] = (),
+                 on_logits: Callable[[str, torch.Tensor], None] | None = None) -> Iterator[int]:
+        """Greedy decoding; yields token ids. `on_logits(phase, logits)` sees every step's logits."""
+        kv = kv if kv is not None else self.new_kv()
+        logits = self.forward(prompt, kv, last_only=on_logits is None)
+        if on_logits is not None:
+            on_logits("prefill", logits)
+        token = int(torch.argmax(logits[-1]))
+        for n in range(max_new_tokens):
+            yield token
+            if token in stop_ids or n == max_new_tokens - 1:
+                return
+            logits = self.forward([token], kv)
+            if on_logits is not None:
+                on_logits("decode", logits)
+            token = int(torch.argmax(logits[-1]))
+
+    def close(self) -> None:
+        self.cache.close()

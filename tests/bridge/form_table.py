@@ -1,0 +1,101 @@
+"""Expected kinds for every field of the saved forms in tests/bridge/forms/ (None = never fill).
+
+Shared by the classifier tests and benchmarks/bridge.py. Languages: en, de, pt (BR, PT), es, fr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FORMS_DIR = Path(__file__).parent / "forms"
+
+EXPECTED: dict[str, dict[str, str | None]] = {
+    "signup_en.html": {
+        "first": "given-name", "last": "family-name", "email": "email", "phone": "tel",
+        "pw": None, "pw2": None, "website": "url", "about": "freetext",
+        "fax_hp": None, "csrf": None, "go": None,
+    },
+    "checkout_en.html": {
+        "s-given": "given-name", "s-family": "family-name", "s-line1": "address-line1",
+        "s-line2": "address-line2", "s-city": "address-level2", "s-state": "address-level1",
+        "s-zip": "postal-code", "s-country": "country", "cc-name": None, "cc-number": None,
+        "cc-exp": None, "cc-csc": None, "contact-email": "email", "contact-tel": "tel",
+        "promo": None,
+    },
+    "job_en.html": {
+        "full_name": "name", "applicant_email": "email", "applicant_phone": "tel",
+        "linkedin": "url", "current_company": "organization", "current_title": "organization-title",
+        "why": "freetext", "cover": "freetext", "resume": None, "ssn": None, "start": "freetext",
+    },
+    "kontakt_de.html": {
+        "vorname": "given-name", "nachname": "family-name", "mail": "email", "telefon": "tel",
+        "strasse": "street-address", "plz": "postal-code", "ort": "address-level2",
+        "land": "country", "nachricht": "freetext", "hpfeld": None,
+    },
+    "registrierung_de.html": {
+        "anrede": None, "benutzername": None, "passwort": None, "geburtsdatum": "bday",
+        "firma": "organization", "beruf": "organization-title", "handy": "tel",
+        "steuerid": None, "webseite": "url", "suche": None,
+    },
+    "cadastro_ptbr.html": {
+        "nome_completo": "name", "email_contato": "email", "celular": "tel", "cpf": None,
+        "cep": "postal-code", "endereco": "street-address", "complemento": "address-line2",
+        "cidade": "address-level2", "uf": "address-level1", "nascimento": "bday", "senha": None,
+    },
+    "conta_pt.html": {
+        "pnome": "given-name", "apelido": "family-name", "morada": "street-address",
+        "cpostal": "postal-code", "localidade": "address-level2", "telemovel": "tel",
+        "nif": None, "empresa": "organization", "sobre": "freetext",
+    },
+    "registro_es.html": {
+        "nombre": "given-name", "apellidos": "family-name", "correo": "email", "telefono": "tel",
+        "direccion": "street-address", "cp": "postal-code", "ciudad": "address-level2",
+        "provincia": "address-level1", "pais": "country", "dni": None, "motivo": "freetext",
+        "buscar": None,
+    },
+    "inscription_fr.html": {
+        "prenom": "given-name", "nom": "family-name", "courriel": "email", "portable": "tel",
+        "adresse": "street-address", "complement": "address-line2", "codepostal": "postal-code",
+        "ville": "address-level2", "pays": "country", "entreprise": "organization",
+        "poste": "organization-title", "presentation": "freetext", "mdp": None,
+    },
+    "login_en.html": {
+        "q": None, "username": None, "password": None, "otp": None, "remember": None,
+        "nl-email": "email", "nl-name": "name",
+    },
+    "traps_en.html": {
+        "name": "name", "email": "email", "zero": None, "clear": None, "faded": None,
+        "city": "address-level2", "offscreen": None, "botcheck": None, "gone": None,
+        "ghost": None, "locked": None, "off": None, "honeypot": None, "tellme": "freetext",
+    },
+    "nolabels_en.html": {
+        "firstName": "given-name", "last_name": "family-name", "emailAddress": "email",
+        "phoneNumber": "tel", "zipCode": "postal-code", "addressLine1": "address-line1",
+        "addressLine2": "address-line2", "company_name": "organization",
+        "jobTitle": "organization-title", "dateOfBirth": "bday", "x7": "address-level2",
+        "x8": None,
+    },
+    "frames_mixed.html": {
+        "m1": "email", "m2": "address-level2", "m3": "postal-code", "m4": "organization",
+        "m5": "tel", "m6": "country", "f1": None, "f2": None, "g1": "tel",
+    },
+    "pago_mixed.html": {
+        "titular": None, "numtarjeta": None, "caducidad": None, "cvv": None, "iban": None,
+        "facturacion": "street-address", "cp_fr": "postal-code", "empresa_es": "organization",
+        "tel_empresa": "tel", "sms": None,
+    },
+}
+
+# Fields that hold secrets or identity numbers: they must come out sensitive and never get a value.
+SENSITIVE_REFS: dict[str, set[str]] = {
+    "signup_en.html": {"pw", "pw2"},
+    "checkout_en.html": {"cc-name", "cc-number", "cc-exp", "cc-csc"},
+    "job_en.html": {"ssn"},
+    "registrierung_de.html": {"benutzername", "passwort", "steuerid"},
+    "cadastro_ptbr.html": {"cpf", "senha"},
+    "conta_pt.html": {"nif"},
+    "registro_es.html": {"dni"},
+    "inscription_fr.html": {"mdp"},
+    "login_en.html": {"username", "password", "otp"},
+    "pago_mixed.html": {"titular", "numtarjeta", "caducidad", "cvv", "iban", "sms"},
+}
