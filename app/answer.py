@@ -130,6 +130,11 @@ class AnswerStream:
                 yield piece
         finally:
             self._end = time.perf_counter()
+            # Stop the model at once when the consumer stops early (client gone, Ctrl-C):
+            # closing the backend generator releases its lock for the next request.
+            close = getattr(self._pieces, "close", None)
+            if close is not None:
+                close()
 
     @property
     def text(self) -> str:
@@ -250,6 +255,8 @@ def build_messages(
             used += cost
     packed: list[SearchHit] = []
     memory_lines: list[str] = []
+    head = "\nMemories (newest facts win):\n"
+    used += count_tokens(head)  # reserved up front so the lines below never overflow
     for hit in hits:
         line = memory_line(hit)
         cost = count_tokens(line) + 1
@@ -259,8 +266,6 @@ def build_messages(
         packed.append(hit)
         used += cost
     if memory_lines:
-        head = "\nMemories (newest facts win):\n"
-        used += count_tokens(head)
         parts.append(head + "\n".join(memory_lines))
     else:
         parts.append("\nNo memories match this question.")
@@ -285,7 +290,7 @@ def order_for_prompt(relevant: Sequence[SearchHit], others: Sequence[SearchHit])
 
 
 def prepare_answer(
-    memory: "MemoryStore",
+    memory: MemoryStore,
     question: str,
     *,
     tokenizer: Callable[[], TokenCounter],
@@ -303,8 +308,15 @@ def prepare_answer(
     hits = memory.search(question, k=k)
     profile = memory.profile()
     t1 = time.perf_counter()
-    topics = {h.id: getattr(memory.get(h.id), "topic", None) for h in hits}
-    judgement = relevance.judge(question, hits, topics)
+    judgement = relevance.judge(question, hits, _topics(memory, hits))
+    previous = next((m.content for m in reversed(history) if m.role == "user"), None)
+    if not judgement.relevant and previous:
+        # A follow-up ("What colour is she?") gets its subject from the previous question.
+        query = f"{previous} {question}"[-MAX_QUESTION_CHARS:]
+        t_retry = time.perf_counter()
+        hits = memory.search(query, k=k)
+        t1 += time.perf_counter() - t_retry
+        judgement = relevance.judge(query, hits, _topics(memory, hits))
     relevant = list(judgement.relevant)
     asked_profile = profile_matches(question, profile)
     if not relevant and asked_profile:
@@ -335,6 +347,10 @@ def prepare_answer(
     )
 
 
-def _hit_from_memory(m: "Memory") -> SearchHit:
+def _topics(memory: MemoryStore, hits: Sequence[SearchHit]) -> dict[str, str | None]:
+    return {h.id: getattr(memory.get(h.id), "topic", None) for h in hits}
+
+
+def _hit_from_memory(m: Memory) -> SearchHit:
     return SearchHit(id=m.id, text=m.text, score=0.0, kind=m.kind, created_at=m.created_at, at=m.at,
                      source=m.source, superseded_by=m.superseded_by)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from app.answer import Answer, AnswerStream, Citation
 from app.errors import MemexError
@@ -39,7 +39,7 @@ class Turn:
 
 @dataclass
 class ChatSession:
-    runtime: "Runtime"
+    runtime: Runtime
     history: list[ChatMessage] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     saved_id: str | None = None
@@ -103,7 +103,7 @@ class ChatSession:
         return CommandResult("/remember TEXT  store a memory\n/forget ID      forget a memory\n"
                              "/sources        memories the last answer used\n/quit           leave")
 
-    COMMANDS: dict[str, Callable[["ChatSession", str], CommandResult]] = {
+    COMMANDS: ClassVar[dict[str, Callable[[ChatSession, str], CommandResult]]] = {
         "remember": _remember, "forget": _forget, "sources": _sources, "quit": _quit, "exit": _quit,
         "help": _help,
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from app.errors import MemexError
+from memory import MemoryError_
 from memory.extract import MODEL_PROMPT, Extracted, extract, parse_model_reply
 from memory.inbox import Inbox, InboxItem
 
@@ -31,13 +32,13 @@ MAX_MODEL_TEXT = 1500
 # First-person cues that a note states a profile fact, so asking the model is worthwhile.
 _PERSONAL = re.compile(
     r"\b(?:my (?:name|e-?mail|phone|mobile|number|address|birthday|employer|company|title|job)|"
-    r"i (?:was born|live|moved|work|joined|started working)|call me)\b", re.I,
+    r"i (?:was born|live|moved|work|joined|started working)|call me)\b", re.IGNORECASE,
 )
 
 Generate = Callable[[str], str]
 
 
-def proposals_for(memory: "Memory", generate: Generate | None) -> list[Extracted]:
+def proposals_for(memory: Memory, generate: Generate | None) -> list[Extracted]:
     """Profile values in one memory: patterns first, then (optionally) the local model."""
     found = extract(memory.text)
     if found or generate is None or not _PERSONAL.search(memory.text):
@@ -51,7 +52,7 @@ def proposals_for(memory: "Memory", generate: Generate | None) -> list[Extracted
     return parse_model_reply(reply, note, MODEL_KEYS)
 
 
-def propose(store: "MemoryStore", mems: Sequence["Memory"], generate: Generate | None = None) -> list[InboxItem]:
+def propose(store: MemoryStore, mems: Sequence[Memory], generate: Generate | None = None) -> list[InboxItem]:
     """Propose values from `mems` (oldest first, so newer values supersede older ones)."""
     inbox = Inbox(store)
     created: list[InboxItem] = []
@@ -71,7 +72,7 @@ def propose(store: "MemoryStore", mems: Sequence["Memory"], generate: Generate |
                 item = inbox.propose(value.key, value.value, current, confidence=value.confidence,
                                      method="model" if value.confidence < 0.6 else "pattern",
                                      evidence=value.evidence)
-            except Exception as exc:  # one bad value must not lose the others
+            except MemoryError_ as exc:  # one bad value (e.g. too long) must not lose the others
                 log.warning("inbox: skipped %s=%r (%s)", value.key, value.value, exc)
                 continue
             if item is not None:
@@ -80,7 +81,7 @@ def propose(store: "MemoryStore", mems: Sequence["Memory"], generate: Generate |
     return created
 
 
-def propose_for_memories(runtime: "Runtime", mems: Sequence["Memory"]) -> list[InboxItem]:
+def propose_for_memories(runtime: Runtime, mems: Sequence[Memory]) -> list[InboxItem]:
     """Runtime hook: called with the memories that were just stored."""
     generate = runtime.generate if runtime.settings.inbox_use_model else None
     return propose(runtime.memory, mems, generate)

@@ -27,16 +27,11 @@ STRONG_SIMILARITY = 0.55  # relevant even when none of the question's specific w
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 STOP = frozenset(
-    "a an and are as at be been by can could did do does for from had has have how i i'm in is it "
-    "its me my mine of on or our ours she he her his that the their them there these they this "
-    "to was we were what when where which who whom whose why will with would you your about "
-    "am into than then so if not no any all some s t".split()
+    ["a", "an", "and", "are", "as", "at", "be", "been", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "i'm", "in", "is", "it", "its", "me", "my", "mine", "of", "on", "or", "our", "ours", "she", "he", "her", "his", "that", "the", "their", "them", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "you", "your", "about", "am", "into", "than", "then", "so", "if", "not", "no", "any", "all", "some", "s", "t"]
 )
 # Words that appear in many questions without saying what they are about.
 GENERIC = frozenset(
-    "name names called number numbers time times current currently now new old first last "
-    "happened happen thing things kind sort type many much long ever still today day year "
-    "years ago recently get got go went tell know remember say said".split()
+    ["name", "names", "called", "number", "numbers", "time", "times", "current", "currently", "now", "new", "old", "first", "last", "happened", "happen", "thing", "things", "kind", "sort", "type", "many", "much", "long", "ever", "still", "today", "day", "year", "years", "ago", "recently", "get", "got", "go", "went", "tell", "know", "remember", "say", "said"]
 )
 # Irregular forms the crude stemmer cannot join; tiny on purpose.
 LEMMAS: Mapping[str, str] = {

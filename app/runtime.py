@@ -6,6 +6,8 @@ plain data (dataclasses, file paths, callables).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ class Runtime:
         self.settings = settings
         self._memory: MemoryStore | None = None
         self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()  # server threads must not load the model twice
         self.on_new_memories: list[NewMemoriesHook] = [_propose_profile_values]
 
     @property
@@ -87,22 +90,26 @@ class Runtime:
     @property
     def backend(self) -> "Backend":
         """The generation backend, loaded on first use; BackendError becomes a MemexError."""
-        if self._backend is None:
-            from app.errors import MemexError
-            from inference.base import BackendConfig, BackendError, create_backend
+        with self._backend_lock:
+            if self._backend is None:
+                self._backend = self._create_backend()
+            return self._backend
 
-            s = self.settings
-            config = BackendConfig(
-                model_path=s.model_path, adapter_path=self.adapter_path(), n_ctx=s.n_ctx, threads=s.threads,
-                options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
-                         "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
-                         "moe_device": s.moe_device, "models_dir": str(s.models_dir)},
-            )
-            try:
-                self._backend = create_backend(s.backend, config)
-            except BackendError as exc:
-                raise MemexError(str(exc), kind="model") from exc
-        return self._backend
+    def _create_backend(self) -> "Backend":
+        from app.errors import MemexError
+        from inference.base import BackendConfig, BackendError, create_backend
+
+        s = self.settings
+        config = BackendConfig(
+            model_path=s.model_path, adapter_path=self.adapter_path(), n_ctx=s.n_ctx, threads=s.threads,
+            options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
+                     "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
+                     "moe_device": s.moe_device, "models_dir": str(s.models_dir)},
+        )
+        try:
+            return create_backend(s.backend, config)
+        except BackendError as exc:
+            raise MemexError(str(exc), kind="model") from exc
 
     def generation_params(self, max_tokens: int | None = None) -> "GenerationParams":
         from inference.base import GenerationParams
@@ -116,15 +123,16 @@ class Runtime:
         return "".join(self.backend.stream([ChatMessage("user", prompt)], self.generation_params(max_tokens)))
 
     def ask_stream(self, question: str, *, history: "Sequence[ChatMessage]" = (),
-                   now: datetime | None = None) -> "AnswerStream":
+                   now: datetime | None = None, max_tokens: int | None = None) -> "AnswerStream":
         """Retrieve + pack now; iterate the result for reply pieces, then `.result()`."""
         from app.answer import ABSTAIN_ANSWER, AnswerStream, prepare_answer
 
+        params = self.generation_params(max_tokens)
         prepared = prepare_answer(self.memory, question, tokenizer=lambda: self.backend,
-                                  answer_tokens=self.settings.max_answer_tokens, history=history, now=now)
+                                  answer_tokens=params.max_tokens, history=history, now=now)
         if prepared.abstain:
             return AnswerStream(prepared, iter([ABSTAIN_ANSWER]))
-        pieces = self.backend.stream(prepared.messages, self.generation_params())
+        pieces = self.backend.stream(prepared.messages, params)
         return AnswerStream(prepared, pieces)
 
     def ask(self, question: str, *, history: "Sequence[ChatMessage]" = (),
@@ -149,4 +157,7 @@ def _propose_profile_values(runtime: Runtime, mems: "Sequence[Memory]") -> None:
     """New memories -> profile proposals in the review inbox (app/inbox.py)."""
     from app.inbox import propose_for_memories
 
-    propose_for_memories(runtime, mems)
+    try:
+        propose_for_memories(runtime, mems)
+    except Exception:  # a side feature must never fail the write that already succeeded
+        logging.getLogger(__name__).warning("profile proposals failed", exc_info=True)

@@ -1,6 +1,6 @@
 """One prepared GPU benchmark: an OLMoE-shaped random-weight model at real sizes.
 
-    python benchmarks/gpu_moe.py                      # 16 layers x 64 experts, H 2048, I 1024, top-8, bf16
+    python benchmarks/gpu_moe.py            # 16 layers x 64 experts, H 2048, I 1024, top-8, bf16
     python benchmarks/gpu_moe.py --device cpu --layers 2 --experts 8 --hidden 64 --expert-dim 32 \
         --top-k 2 --vocab 256 --heads 4 --kv-heads 4 --tokens 4      # CPU smoke test
 
@@ -34,35 +34,59 @@ def build(args: argparse.Namespace):  # -> LoadedModel
     dtype = getattr(torch, args.dtype)
     head_dim = args.hidden // args.heads
     cfg = MoEConfig(
-        family="olmoe", vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
-        num_heads=args.heads, num_kv_heads=args.kv_heads, head_dim=head_dim, num_experts=args.experts,
-        top_k=args.top_k, expert_dim=args.expert_dim, norm_topk_prob=False, rms_eps=1e-5,
-        moe_layers=tuple(range(args.layers)), max_position=4096, name="olmoe-shaped-random",
+        family="olmoe",
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_kv_heads=args.kv_heads,
+        head_dim=head_dim,
+        num_experts=args.experts,
+        top_k=args.top_k,
+        expert_dim=args.expert_dim,
+        norm_topk_prob=False,
+        rms_eps=1e-5,
+        moe_layers=tuple(range(args.layers)),
+        max_position=4096,
+        name="olmoe-shaped-random",
     )
     g = torch.Generator(device=device).manual_seed(0)
 
     def rnd(*shape: int, std: float = 0.02) -> torch.Tensor:
-        return (torch.randn(*shape, generator=g, device=device, dtype=torch.float32) * std).to(dtype)
+        return (torch.randn(*shape, generator=g, device=device, dtype=torch.float32) * std).to(
+            dtype
+        )
 
     h, d = args.hidden, head_dim
     layers = [
         LayerWeights(
-            in_norm=torch.ones(h, device=device, dtype=dtype), post_norm=torch.ones(h, device=device, dtype=dtype),
-            q=rnd(args.heads * d, h), k=rnd(args.kv_heads * d, h), v=rnd(args.kv_heads * d, h),
-            o=rnd(h, args.heads * d), q_norm=torch.ones(args.heads * d, device=device, dtype=dtype),
+            in_norm=torch.ones(h, device=device, dtype=dtype),
+            post_norm=torch.ones(h, device=device, dtype=dtype),
+            q=rnd(args.heads * d, h),
+            k=rnd(args.kv_heads * d, h),
+            v=rnd(args.kv_heads * d, h),
+            o=rnd(h, args.heads * d),
+            q_norm=torch.ones(args.heads * d, device=device, dtype=dtype),
             k_norm=torch.ones((h // args.heads) * args.kv_heads, device=device, dtype=dtype),
             router=rnd(args.experts, h, std=0.5),
         )
         for _ in range(args.layers)
     ]
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2, dtype=torch.float) / d))
-    dense = DenseWeights(embed=rnd(args.vocab, h, std=1.0), norm=torch.ones(h, device=device, dtype=dtype),
-                         lm_head=rnd(args.vocab, h), layers=layers, inv_freq=inv_freq.to(device))
+    dense = DenseWeights(
+        embed=rnd(args.vocab, h, std=1.0),
+        norm=torch.ones(h, device=device, dtype=dtype),
+        lm_head=rnd(args.vocab, h),
+        layers=layers,
+        inv_freq=inv_freq.to(device),
+    )
     itemsize = torch.empty((), dtype=dtype).element_size()
     layout = ExpertLayout(cfg.moe_layers, cfg.num_experts, cfg.expert_numel, args.dtype, itemsize)
     pin = device != "cpu"
     data = torch.zeros((layout.count, layout.blob_bytes), dtype=torch.uint8, pin_memory=pin)
-    for i in range(layout.count):  # generate each expert where it is fast, then park it in pinned RAM
+    for i in range(
+        layout.count
+    ):  # generate each expert where it is fast, then park it in pinned RAM
         data[i, : layout.nbytes].copy_(rnd(cfg.expert_numel).view(torch.uint8).reshape(-1))
     return LoadedModel(cfg, dense, MemorySlowTier(layout, data), device, dtype)
 
@@ -81,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--vocab", type=int, default=50304)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--prompt-tokens", type=int, default=64)
-    ap.add_argument("--budgets", default="2x,0.25")
+    ap.add_argument("--budgets", default="1x,2x,4x")
     ap.add_argument("--policies", default="on_demand,lru,lfu,resident")
     args = ap.parse_args(argv)
 
@@ -98,8 +122,15 @@ def main(argv: list[str] | None = None) -> dict:
     policies = [p for p in args.policies.split(",") if p]
     try:
         for budget in args.budgets.split(","):
-            res = run_bench(loaded, budget=budget, tokens=args.tokens, policies=policies, prompt=prompt,
-                            reference="resident", progress=lambda m: print(f"[{budget}] {m}", file=sys.stderr))
+            res = run_bench(
+                loaded,
+                budget=budget,
+                tokens=args.tokens,
+                policies=policies,
+                prompt=prompt,
+                reference="resident",
+                progress=lambda m, b=budget: print(f"[{b}] {m}", file=sys.stderr),
+            )
             if loaded.device != "cpu":
                 import torch
 

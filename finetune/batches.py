@@ -8,6 +8,7 @@ end-of-turn token; everything else is -100.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ IGNORE = -100
 class Encoded:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    starts: tuple[int, ...] = ()  # example starts inside a packed row
 
     @property
     def n_target(self) -> int:
@@ -71,17 +73,48 @@ def batch_indices(step: int, batch: int, n: int, seed: int) -> list[int]:
     return out
 
 
+def pack(items: Sequence[Encoded], seq_len: int) -> list[Encoded]:
+    """Greedily concatenate examples into rows of at most seq_len tokens (order kept).
+
+    Each packed row remembers where its examples start (`starts`), so attention stays
+    within an example and positions restart at 0, exactly as if trained one by one.
+    """
+    rows: list[Encoded] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    starts: list[int] = []
+    for e in items:
+        if ids and len(ids) + len(e.input_ids) > seq_len:
+            rows.append(Encoded(tuple(ids), tuple(labels), tuple(starts)))
+            ids, labels, starts = [], [], []
+        starts.append(len(ids))
+        ids.extend(e.input_ids)
+        labels.extend(e.labels)
+    if ids:
+        rows.append(Encoded(tuple(ids), tuple(labels), tuple(starts)))
+    return rows
+
+
 def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
-    """Right-pad to the longest item: padded positions come after every real token."""
+    """Right-pad to the longest row; a block-diagonal causal mask keeps packed examples apart."""
     import torch
 
     width = max(len(e.input_ids) for e in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)  # (B, T)
     labels = torch.full((len(items), width), IGNORE, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(items), width), dtype=torch.long)  # (B, T)
+    positions = torch.zeros((len(items), width), dtype=torch.long)  # (B, T)
+    segment = torch.full((len(items), width), -1, dtype=torch.long)  # (B, T); -1 = padding
     for i, e in enumerate(items):
         n = len(e.input_ids)
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
-        mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        bounds = list(e.starts or (0,)) + [n]
+        for s, (a, b) in enumerate(pairwise(bounds)):
+            positions[i, a:b] = torch.arange(b - a)
+            segment[i, a:b] = s
+    causal = torch.ones(width, width, dtype=torch.bool).tril()  # (T, T)
+    same = segment[:, :, None] == segment[:, None, :]  # (B, T, T)
+    real = (segment >= 0)[:, None, :]  # (B, 1, T) keys that are not padding
+    mask = (same & causal & real) | torch.eye(width, dtype=torch.bool)  # padding rows see themselves
+    return {"input_ids": ids, "labels": labels, "position_ids": positions,
+            "attention_mask": mask[:, None], "n_real": int((segment >= 0).sum())}  # mask: (B, 1, T, T)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         emit({"phase": "error", "kind": "out_of_memory",
               "error": "Training ran out of memory; use --offload disk or a lower --max-rss-gb/--seq-len."})
         return EXIT_USER
-    except Exception as exc:  # a bug: keep the traceback in the log, one line for the user
+    except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback in the log, one line for the user
         traceback.print_exc()
         emit({"phase": "error", "kind": "internal", "error": f"Training failed: {type(exc).__name__}: {exc}"})
         return EXIT_BUG

@@ -35,10 +35,7 @@ _PRONOUNS = {
 }
 _PRONOUN_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in _PRONOUNS) + r")\b", re.IGNORECASE)
 _STOP = set(
-    "the a an and or but to of in on at for with from by is was were be been it this that "
-    "today yesterday tomorrow just very really got get new now then so also about after before "
-    "there their they them he she his her its into out up down over more most some any one two "
-    "you your have has had will would can could did do does not no yes".split()
+    ["the", "a", "an", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "is", "was", "were", "be", "been", "it", "this", "that", "today", "yesterday", "tomorrow", "just", "very", "really", "got", "get", "new", "now", "then", "so", "also", "about", "after", "before", "there", "their", "they", "them", "he", "she", "his", "her", "its", "into", "out", "up", "down", "over", "more", "most", "some", "any", "one", "two", "you", "your", "have", "has", "had", "will", "would", "can", "could", "did", "do", "does", "not", "no", "yes"]
 )
 
 

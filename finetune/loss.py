@@ -24,7 +24,8 @@ def plain_loss(causal_lm: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """Baseline: full logits for every position, then masked cross-entropy (sum, count)."""
     import torch.nn.functional as F
 
-    out = causal_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    out = causal_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], use_cache=False)
     logits = out.logits[:, :-1]  # (B, T-1, V)
     target = batch["labels"][:, 1:]  # (B, T-1)
     n = int((target != IGNORE).sum())
@@ -35,13 +36,12 @@ def plain_loss(causal_lm: Any, batch: dict[str, Any]) -> tuple[Any, int]:
 
 def chunked_loss(causal_lm: Any, batch: dict[str, Any], chunk: int) -> tuple[Any, int]:
     """Same value as plain_loss, peak memory of one (chunk, V) logits block."""
-    import torch
     from torch.utils.checkpoint import checkpoint
 
     decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else causal_lm.model
     head = causal_lm.get_output_embeddings()
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     use_cache=False).last_hidden_state  # (B, T, H)
+                     position_ids=batch["position_ids"], use_cache=False).last_hidden_state  # (B, T, H)
     target = batch["labels"][:, 1:]  # (B, T-1)
     keep = target != IGNORE
     h = hidden[:, :-1][keep]  # (N, H) answer positions only

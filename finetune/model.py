@@ -143,9 +143,10 @@ def load_base(info: BaseInfo, *, mmap: bool, device: str = "cpu") -> tuple[Any, 
 
     config = AutoConfig.from_pretrained(str(info.cache_dir))
     with init_empty_weights(include_buffers=False):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        # sdpa takes the block-diagonal boolean masks of packed rows as they are
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
     state = torch.load(info.cache_dir / WEIGHTS_FILE, mmap=mmap, weights_only=True, map_location="cpu")
-    missing, _unexpected = model.load_state_dict(state, assign=True, strict=False)
+    model.load_state_dict(state, assign=True, strict=False)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
@@ -166,7 +167,7 @@ def add_lora(model: Any, rank: int, alpha: float, target_modules: tuple[str, ...
     if missing:
         raise ModelLoadError(f"The base model has no modules named {', '.join(missing)} to adapt.")
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0,
+        r=rank, lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats target_modules=list(target_modules), lora_dropout=0.0,
         bias="none", use_rslora=False, use_dora=False, task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

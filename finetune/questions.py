@@ -84,14 +84,38 @@ def topics_of(text: str) -> set[str]:
 
 
 def _names(text: str) -> list[str]:
-    """Capitalized words that are not sentence starts or pronouns: likely names/places."""
+    """Runs of capitalized words that are not sentence starts or pronouns: names, places."""
     out: list[str] = []
-    for m in re.finditer(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", text):
+    run: list[str] = []
+    prev_end = 0
+    for m in re.finditer(r"[^\W\d_]+", text):
+        w = m.group(0)
+        gap = text[prev_end:m.start()]
+        prev_end = m.end()
         before = text[: m.start()].rstrip()
-        if not before or before[-1] in ".!?:" or m.group(0) in {"I", "I'm", "My", "We", "Today"}:
+        sentence_start = not before or before[-1] in ".!?:;"
+        is_name = (w[0].isupper() and (len(w) == 1 or w[1:].islower()) and not sentence_start
+                   and w not in {"I", "My", "We", "Our"})
+        if is_name and (not run or gap.strip() == ""):
+            run.append(w)
             continue
-        out.append(m.group(0))
-    return list(dict.fromkeys(out))
+        if run:
+            out.append(" ".join(run))
+        run = [w] if is_name else []
+    if run:
+        out.append(" ".join(run))
+    return list(dict.fromkeys(n for n in out if len(n) > 1))
+
+
+_STOP = set(
+    ["the", "a", "an", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "is", "was", "were", "be", "been", "it", "this", "that", "these", "today", "yesterday", "tomorrow", "just", "very", "really", "got", "get", "new", "now", "then", "so", "also", "about", "after", "before", "there", "their", "they", "them", "he", "she", "his", "her", "its", "into", "out", "up", "down", "over", "more", "most", "some", "any", "one", "two", "you", "your", "have", "has", "had", "will", "would", "can", "could", "did", "do", "does", "not", "no", "yes", "my", "our", "we", "us", "me", "i", "am", "first", "every", "always", "about", "near", "small", "said", "says", "called"]
+)
+
+
+def content_words(text: str, n: int = 3) -> list[str]:
+    """The longest lower-case content words: a cheap stand-in for the memory's subject."""
+    words = [w for w in re.findall(r"\b[a-z][a-z'-]{3,}\b", text) if w not in _STOP]
+    return sorted(dict.fromkeys(words), key=len, reverse=True)[:n]
 
 
 def questions_for(text: str, date: str) -> list[str]:
@@ -99,10 +123,13 @@ def questions_for(text: str, date: str) -> list[str]:
     qs: list[str] = []
     for topic in sorted(topics_of(text)):
         qs.extend(TOPIC_RULES[topic][1])
-    for name in _names(text)[:2]:
+    for name in _names(text)[:3]:
         qs.append(f"What do you remember about {name}?")
         qs.append(f"What have I told you about {name}?")
+    for word in content_words(text):
+        qs.append(f"What do you know about my {word}?")
     qs.append(f"What happened on {date}?")
+    qs.append(f"What did I write down on {date}?")
     return qs
 
 

@@ -30,7 +30,7 @@ class TrainingJob:
         self.last: dict[str, Any] = {}
         self.allocator = ""
 
-    def start(self) -> "TrainingJob":
+    def start(self) -> TrainingJob:
         work = Path(self.cfg.work_dir)
         work.mkdir(parents=True, exist_ok=True)
         cfg_path = work / CONFIG_NAME
@@ -90,7 +90,7 @@ class TrainingJob:
             f"checkpoint (details in {log}).", kind="training_crashed",
         )
 
-    def __enter__(self) -> "TrainingJob":
+    def __enter__(self) -> TrainingJob:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from finetune.errors import DiskFullError
 
@@ -71,7 +72,7 @@ class SpillRing:
         nbytes = t.numel() * t.element_size()
         if self.offset + nbytes > self.capacity:
             self._reserve(max(self.offset + nbytes, int(self.capacity * 1.5)))
-        raw = t.view(torch.uint8).reshape(-1).numpy() if nbytes else b""
+        raw: Any = t.view(torch.uint8).reshape(-1).numpy() if nbytes else b""
         try:
             done = os.pwrite(self.fd, memoryview(raw), self.offset) if nbytes else 0
         except OSError as exc:
@@ -89,7 +90,9 @@ class SpillRing:
 
         out = torch.empty(h.shape, dtype=h.dtype)
         if h.nbytes:
-            os.preadv(self.fd, [memoryview(out.view(torch.uint8).reshape(-1).numpy())], h.offset)
+            buf: Any = out.view(torch.uint8).reshape(-1).numpy()
+            if os.preadv(self.fd, [memoryview(buf)], h.offset) != h.nbytes:
+                raise OSError(f"short read from the spill file {self.path}")
         if h.index > 0 and hasattr(os, "posix_fadvise"):
             # backward walks the layers in reverse: ask for the previous slot now
             prev = self._handles[h.index - 1] if h.index - 1 < len(self._handles) else None

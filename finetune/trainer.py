@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune import checkpoint as ckpt
-from finetune.batches import batch_indices, collate, encode
+from finetune.batches import IGNORE, batch_indices, collate, encode, pack
 from finetune.data import dataset_digest, read_jsonl
 from finetune.errors import DatasetError, FinetuneError
 from finetune.meters import peak_gpu_mb, peak_rss_mb, reset_peak_rss, rss_mb
@@ -41,7 +41,7 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
 
 def fingerprint(cfg: TrainConfig, digest: str) -> str:
     """What must match for a checkpoint to be resumed (not: threads, max_rss, offload)."""
-    keys = ("base_model", "steps", "epochs", "seq_len", "batch", "lr", "rank", "alpha",
+    keys = ("base_model", "steps", "epochs", "seq_len", "batch", "pack", "lr", "rank", "alpha",
             "target_modules", "seed", "system_prompt")
     raw = json.dumps({k: cfg.to_json()[k] for k in keys}, sort_keys=True) + digest
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -76,6 +76,8 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     encoded = [e for e in encoded if e.n_target > 1]
     if not encoded:
         raise DatasetError(f"No training example in {cfg.dataset} fits in --seq-len {cfg.seq_len}.")
+    if cfg.pack:
+        encoded = pack(encoded, cfg.seq_len)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     total = total_steps(cfg, len(encoded))
     torch.manual_seed(cfg.seed)
@@ -108,19 +110,22 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
                 raise Cancelled(step)
             idx = batch_indices(step, cfg.batch, len(encoded), cfg.seed)
             items = [encoded[i] for i in idx]
-            n_tokens = sum(e.n_target for e in items) - sum(1 for e in items if e.labels[0] != -100)
+            # targets are next tokens: a label at position 0 predicts nothing
+            n_tokens = sum(e.n_target for e in items) - sum(1 for e in items if e.labels[0] != IGNORE)
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step, total)
             opt.zero_grad(set_to_none=True)
             step_loss = 0.0
             for m in range(0, len(items), cfg.micro_batch):
-                batch = {k: v.to(policy.device) for k, v in collate(items[m:m + cfg.micro_batch], pad_id).items()}
+                batch = collate(items[m:m + cfg.micro_batch], pad_id)
+                n_real = batch.pop("n_real")
+                batch = {k: v.to(policy.device) for k, v in batch.items()}
                 with policy.forward_context():
                     loss_sum, _n = policy.loss(causal, batch)
                 (loss_sum / n_tokens).backward()
                 policy.after_backward()
                 step_loss += float(loss_sum.detach()) / n_tokens
-                tokens_here += int(batch["attention_mask"].sum())
+                tokens_here += n_real
             opt.step()
             state.step = step + 1
             state.losses.append(round(step_loss, 6))

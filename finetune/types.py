@@ -71,6 +71,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 5
     loss_chunk: int = 256  # completion rows per logits chunk
+    pack: bool = True  # several short examples per --seq-len row
     threads: int = 0
     system_prompt: str = ""
 
@@ -90,7 +91,7 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

@@ -35,7 +35,7 @@ def physical_cores() -> int:
         import psutil
 
         n = psutil.cpu_count(logical=False)
-    except Exception:  # pragma: no cover - psutil is a core dependency
+    except ImportError:  # pragma: no cover - psutil is a core dependency
         n = None
     return max(1, n or os.cpu_count() or 1)
 
@@ -96,16 +96,16 @@ def load_llama(
     lora_scale: float = 1.0,
     extra_buffers: str = "auto",
     seed: int = 0,
-) -> "Llama":
+) -> Llama:
     """Create a `Llama` with memex's settings; the benchmark uses it for the raw baseline too."""
     try:
         from llama_cpp import Llama
     except ImportError as exc:  # pragma: no cover - core dependency
         raise BackendError("llama-cpp-python is not installed; reinstall memex.") from exc
-    kwargs: dict[str, Any] = dict(
-        model_path=str(model_path), n_ctx=n_ctx, n_threads=threads or physical_cores(),
-        n_threads_batch=threads or physical_cores(), seed=seed, verbose=False,
-    )
+    kwargs: dict[str, Any] = {
+        "model_path": str(model_path), "n_ctx": n_ctx, "n_threads": threads or physical_cores(),
+        "n_threads_batch": threads or physical_cores(), "seed": seed, "verbose": False,
+    }
     if lora_path:
         kwargs.update(lora_path=str(lora_path), lora_scale=float(lora_scale))
     try:
@@ -157,7 +157,7 @@ class LlamaCppBackend:
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index, union-attr]
                     if piece:
-                        yield piece
+                        yield str(piece)
             finally:
                 # Closing the inner generator ends llama.cpp's loop before the lock is released.
                 close = getattr(chunks, "close", None)
@@ -204,13 +204,13 @@ class LlamaCppBackend:
         finally:
             self._lock.release()
 
-    def __enter__(self) -> "LlamaCppBackend":
+    def __enter__(self) -> LlamaCppBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _require(self) -> "Llama":
+    def _require(self) -> Llama:
         if self._llm is None:
             raise BackendError("The model was closed; create a new backend.")
         return self._llm

@@ -20,7 +20,7 @@ _CAP = r"[A-ZÀ-ÖØ-Þ][\w'’&-]*"
 # Proper-noun phrase: capitalized words, allowing a few lowercase joiners (Bank of America, Casa da Música).
 _PROPER = rf"{_CAP}(?:\s+(?:(?:of|de|da|do|der|von|van|la|le|&)\s+)?{_CAP}){{0,4}}"
 _MONTHS = {m: i for i, m in enumerate(
-    "january february march april may june july august september october november december".split(), 1)}
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], 1)}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 
@@ -68,10 +68,11 @@ def _name(text: str) -> Iterator[Extracted]:
 
 
 # -- birthday ---------------------------------------------------------------------------
-_DATE_DMY = re.compile(r"(?P<d>\d{1,2})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<m>[A-Za-z]{3,9})\.?,?\s+(?P<y>(?:19|20)\d\d)")
-_DATE_MDY = re.compile(r"(?P<m>[A-Za-z]{3,9})\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>(?:19|20)\d\d)")
-_DATE_ISO = re.compile(r"(?P<y>(?:19|20)\d\d)-(?P<m>\d{1,2})-(?P<d>\d{1,2})")
-_BDAY_CUE = re.compile(r"\b(?:i was born|i am born|my birthday is|my date of birth is|born on|my birth ?date is|dob:?)\b", re.I)
+_YEAR = r"(?P<y>(?:18|19|20)\d\d)"
+_DATE_DMY = re.compile(rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<m>[A-Za-z]{{3,9}})\.?,?\s+{_YEAR}")
+_DATE_MDY = re.compile(rf"(?P<m>[A-Za-z]{{3,9}})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+{_YEAR}")
+_DATE_ISO = re.compile(rf"{_YEAR}-(?P<m>\d{{1,2}})-(?P<d>\d{{1,2}})")
+_BDAY_CUE = re.compile(r"\b(?:i was born|i am born|my birthday is|my date of birth is|born on|my birth ?date is|dob:?)\b", re.IGNORECASE)
 
 
 def parse_date(text: str) -> str | None:
@@ -101,9 +102,9 @@ def _bday(text: str) -> Iterator[Extracted]:
 # -- phone / email ----------------------------------------------------------------------
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]{5,18}\d(?!\w)")
 _PHONE_CUE = re.compile(r"\bmy (?:new |current |mobile |cell |home |work )*(?:phone|mobile|cell|telephone|number)\b"
-                        r"|\b(?:i|we) (?:got|have) a new (?:phone|mobile) number\b|\breach me (?:at|on)\b", re.I)
+                        r"|\b(?:i|we) (?:got|have) a new (?:phone|mobile) number\b|\breach me (?:at|on)\b", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_EMAIL_CUE = re.compile(r"\bmy (?:new |current |personal |work )*e-?mail\b|\bemail me at\b|\breach me at\b", re.I)
+_EMAIL_CUE = re.compile(r"\bmy (?:new |current |personal |work )*e-?mail\b|\bemail me at\b|\breach me at\b", re.IGNORECASE)
 
 
 @extractor("tel")
@@ -137,8 +138,8 @@ _ADDR_US = re.compile(
     rf"(?P<street>\d{{1,5}}\s+(?:{_CAP}\s+){{0,3}}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way|Court|Ct|Place|Pl)\.?)"
     rf",\s*(?P<city>{_CITY})(?:,\s*(?P<state>[A-Z]{{2}}))?\s+(?P<postal>\d{{5}}(?:-\d{{4}})?)"
 )
-_ADDR_CUE = re.compile(r"\b(?:my|our) (?:new |home |current )*address\b|\b(?:i|we) (?:have |just )?(?:moved|live|relocated)\b", re.I)
-_LEAD_IN = re.compile(r"^.*\b(?:is|at|to|in|on|now)\s+(?=[A-ZÀ-ÖØ-Þ0-9])", re.S)
+_ADDR_CUE = re.compile(r"\b(?:my|our) (?:new |home |current )*address\b|\b(?:i|we) (?:have |just )?(?:moved|live|relocated)\b", re.IGNORECASE)
+_LEAD_IN = re.compile(r"^.*\b(?:is|at|to|in|on|now)\s+(?=[A-ZÀ-ÖØ-Þ0-9])", re.DOTALL)
 
 
 @extractor("address")
@@ -211,7 +212,7 @@ MODEL_PROMPT = (
     "name, email, tel, street-address, postal-code, address-level2, country-name, bday, organization, "
     "organization-title. Reply 'none' if there are none.\n\nNote: {text}"
 )
-_MODEL_LINE = re.compile(r"^\s*[-*]?\s*(?P<key>[a-z][a-z0-9-]+)\s*:\s*(?P<value>.+?)\s*$", re.M)
+_MODEL_LINE = re.compile(r"^\s*[-*]?\s*(?P<key>[a-z][a-z0-9-]+)\s*:\s*(?P<value>.+?)\s*$", re.MULTILINE)
 
 
 def parse_model_reply(reply: str, source_text: str, allowed: frozenset[str]) -> list[Extracted]:

@@ -28,13 +28,13 @@ def check(store: "MemoryStore", *, repair: bool = False) -> dict[str, object]:
             fixed["orphans_removed"] = len(orphans)
         if missing:
             with store.read() as conn:
-                texts = {}
+                texts: dict[str, str | None] = {}
                 for vid in missing:
                     mid, _, o = vid.rpartition(":")
                     texts[vid] = conn.execute(text("SELECT text FROM chunks WHERE memory_id=:m AND ord=:o"),
                                               {"m": mid, "o": int(o)}).scalar()
             vids = [v for v in missing if texts.get(v)]
-            store.vectors.upsert(vids, store.embedder.embed([texts[v] for v in vids]),
+            store.vectors.upsert(vids, store.embedder.embed([texts[v] or "" for v in vids]),
                                  [v.rpartition(":")[0] for v in vids])
             fixed["vectors_added"] = len(vids)
         with store.write() as conn:

@@ -64,7 +64,7 @@ def _row(r: object) -> InboxItem:
 class Inbox:
     """Inbox operations on a MemoryStore's database (its read/write transactions)."""
 
-    def __init__(self, store: "MemoryStore") -> None:
+    def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
     # reads --------------------------------------------------------------------------

@@ -95,16 +95,17 @@ def insert_memories(conn: Connection, mems: Sequence[NewMemory]) -> int:
           "created": to_iso(m.created_at), "source": m.source, "source_id": m.source_id,
           "sens": m.sensitivity, "topic": m.topic} for m in mems],
     )
-    chunk_rows = [{"m": m.id, "o": i, "t": c} for m in mems for i, c in enumerate(m.chunks)]
-    conn.execute(text("INSERT INTO chunks(memory_id, ord, text) VALUES (:m, :o, :t)"), chunk_rows)
+    pairs = [(m.id, i, c) for m in mems for i, c in enumerate(m.chunks)]
+    conn.execute(text("INSERT INTO chunks(memory_id, ord, text) VALUES (:m, :o, :t)"),
+                 [{"m": mid, "o": o, "t": c} for mid, o, c in pairs])
     conn.execute(
         text("INSERT OR REPLACE INTO vector_outbox(vector_id, op) VALUES (:v, 'upsert')"),
-        [{"v": vector_id(r["m"], r["o"])} for r in chunk_rows],
+        [{"v": vector_id(mid, o)} for mid, o, _ in pairs],
     )
     conn.execute(text("DELETE FROM tombstones WHERE content_hash IN (SELECT content_hash FROM memories "
                       "WHERE id IN (" + ",".join(f":i{j}" for j in range(len(mems))) + "))"),
                  {f"i{j}": m.id for j, m in enumerate(mems)})
-    return len(chunk_rows)
+    return len(pairs)
 
 
 def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) -> list[Memory]:

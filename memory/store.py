@@ -9,6 +9,7 @@ drops vector hits whose memory SQLite no longer has, so nothing forgotten is eve
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -249,8 +250,9 @@ class MemoryStore:
         return records.row_to_memory(r) if r else None
 
     def list(self, *, limit: int = 50, offset: int = 0, kind: str | None = None,
-             include_superseded: bool = True) -> list[Memory]:
-        where, params = ["1=1"], {"l": limit, "o": offset}
+             include_superseded: bool = True) -> builtins.list[Memory]:
+        where: builtins.list[str] = ["1=1"]
+        params: dict[str, object] = {"l": limit, "o": offset}
         if kind:
             where.append("kind=:k")
             params["k"] = kind
@@ -266,7 +268,7 @@ class MemoryStore:
         with self.read() as conn:
             return int(conn.execute(text("SELECT count(*) FROM memories")).scalar_one())
 
-    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+    def search(self, query: str, k: int = 5) -> builtins.list[SearchHit]:
         q = (query or "").strip()
         if not q:
             raise BadInput("The search query is empty.")
@@ -278,7 +280,7 @@ class MemoryStore:
                 return []
             return hybrid_search(conn, q[:2000], k, self._vector_query)
 
-    def _vector_query(self, query: str, n: int) -> list[tuple[str, float]]:
+    def _vector_query(self, query: str, n: int) -> builtins.list[tuple[str, float]]:
         return self.vectors.query(self.embedder.embed_one(query), n)
 
     def iter_memories(self, *, include_superseded: bool = True) -> Iterator[Memory]:
@@ -290,7 +292,7 @@ class MemoryStore:
                 yield records.row_to_memory(r)
 
     # profile --------------------------------------------------------------------------
-    def profile(self) -> list[ProfileField]:
+    def profile(self) -> builtins.list[ProfileField]:
         with self.read() as conn:
             return profile_rows.list_fields(conn)
 

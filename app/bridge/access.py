@@ -18,26 +18,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DRAFT_PROMPT = ("Draft a short first-person answer to this form question, using only what my "
-                "memories say about me. Question: {question}")
-
-
-def runtime_profile(runtime: "Runtime") -> dict[str, str]:
+def runtime_profile(runtime: Runtime) -> dict[str, str]:
     return {f.key: f.value for f in runtime.memory.profile()}
 
 
-def runtime_draft(runtime: "Runtime", question: str) -> dict[str, Any]:
+def runtime_draft(runtime: Runtime, question: str) -> dict[str, Any]:
     """A memory-grounded draft via Runtime.ask; falls back to the best matching memories."""
     ask = getattr(runtime, "ask", None)
     if callable(ask):
-        result = ask(DRAFT_PROMPT.format(question=question))
+        result = ask(question)  # the form's question as asked: it is also the retrieval query
         text = getattr(result, "answer", None)
         if text is None and isinstance(result, dict):
             text = result.get("answer")
         cites = getattr(result, "citations", None)
         if cites is None and isinstance(result, dict):
             cites = result.get("citations")
-        return {"text": str(text or ""), "citations": [_cite(c) for c in (cites or [])]}
+        abstained = bool(getattr(result, "abstained", False))
+        # an abstention is not a draft: show nothing rather than "I don't know" in a form
+        return {"text": "" if abstained else str(text or ""), "abstained": abstained,
+                "citations": [_cite(c) for c in (cites or [])]}
     hits = runtime.memory.search(question, k=3)
     return {"text": "\n".join(h.text for h in hits), "citations": [{"id": h.id} for h in hits]}
 
@@ -51,7 +50,7 @@ def _cite(c: Any) -> dict[str, Any]:
 class RuntimeAccess:
     """Memory through a Runtime this process owns (the app's, or one the host opens)."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()  # the store and the model are used by one request at a time
 
@@ -67,7 +66,7 @@ class RuntimeAccess:
 class DirectAccess:
     """Opens the store lazily in this process (the host without a running app)."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._inner: RuntimeAccess | None = None
 
@@ -93,7 +92,7 @@ class DirectAccess:
 class AutoAccess:
     """Ask the running app if its socket answers; otherwise read the store directly."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         from app.bridge.agent import AgentClient, agent_socket_path
 
         self.client = AgentClient(agent_socket_path(settings))

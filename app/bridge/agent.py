@@ -33,7 +33,7 @@ class AgentUnavailable(Exception):
     pass
 
 
-def agent_socket_path(settings: "Settings") -> Path:
+def agent_socket_path(settings: Settings) -> Path:
     digest = hashlib.sha256(str(settings.home.expanduser().resolve()).encode()).hexdigest()[:12]
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir and Path(runtime_dir).is_dir():
@@ -52,7 +52,7 @@ def peer_uid(sock: socket.socket) -> int | None:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def handle(self) -> None:
         uid = peer_uid(self.request)
@@ -76,7 +76,7 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, access: "MemoryAccess") -> None:
+    def __init__(self, path: Path, access: MemoryAccess) -> None:
         self.access = access
         super().__init__(str(path), _Handler)
 
@@ -101,13 +101,13 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 class AgentServer:
     """Serve memory to native hosts from inside the app. `start()` returns at once."""
 
-    def __init__(self, settings: "Settings", access: "MemoryAccess") -> None:
+    def __init__(self, settings: Settings, access: MemoryAccess) -> None:
         self.path = agent_socket_path(settings)
         self.access = access
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "AgentServer":
+    def start(self) -> AgentServer:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.path.parent, 0o700)
         if self.path.exists() or self.path.is_symlink():
@@ -134,7 +134,7 @@ class AgentServer:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "AgentServer":
+    def __enter__(self) -> AgentServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

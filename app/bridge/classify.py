@@ -13,11 +13,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from app.bridge.fields import (
-    FILLABLE_KINDS, FREETEXT, SENSITIVE_KINDS, Classification, FieldDescriptor, FormContext,
+    FILLABLE_KINDS,
+    FREETEXT,
+    SENSITIVE_KINDS,
+    Classification,
+    FieldDescriptor,
+    FormContext,
 )
 from app.bridge.keywords import (
-    HONEYPOT_PHRASES, KIND_PHRASES, QUESTION_STARTS, SEARCH_PHRASES, SENSITIVE_PHRASES,
-    find_phrases, starts_with_phrase, tokens,
+    HONEYPOT_PHRASES,
+    KIND_PHRASES,
+    QUESTION_STARTS,
+    SEARCH_PHRASES,
+    SENSITIVE_PHRASES,
+    PhraseSet,
+    find_phrases,
+    starts_with_phrase,
+    tokens,
 )
 
 OPACITY_FLOOR = 0.7  # KeePassXC's anti-clickjacking floor over the field and its ancestors
@@ -50,7 +62,7 @@ def _describing_tokens(d: FieldDescriptor) -> list[tuple[str, ...]]:
     return [tokens(t) for t in texts if t]
 
 
-def _any_phrase(token_lists: Iterable[tuple[str, ...]], phrases: tuple[tuple[str, ...], ...]) -> bool:
+def _any_phrase(token_lists: Iterable[tuple[str, ...]], phrases: PhraseSet) -> bool:
     return any(find_phrases(t, phrases) for t in token_lists)
 
 

@@ -59,7 +59,7 @@ class HostKey:
         self.public = bytes(self._sk.public_key)
 
     @classmethod
-    def load_or_create(cls, bridge_dir: Path) -> "HostKey":
+    def load_or_create(cls, bridge_dir: Path) -> HostKey:
         path = bridge_dir / "host.key"
         if path.exists():
             return cls(b64d(path.read_text(encoding="ascii").strip(), KEY_SIZE))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_service(settings: "Settings", memory: "MemoryAccess | None" = None) -> "BridgeService":
+def build_service(settings: Settings, memory: MemoryAccess | None = None) -> BridgeService:
     from app.bridge.access import AutoAccess
     from app.bridge.crypto import HostKey
     from app.bridge.service import BridgeService
@@ -32,7 +32,7 @@ def build_service(settings: "Settings", memory: "MemoryAccess | None" = None) ->
                          memory=memory or AutoAccess(settings))
 
 
-def serve(service: "BridgeService", stdin: BinaryIO, stdout: BinaryIO) -> int:
+def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Answer frames until the browser closes the port; returns the exit status."""
     while True:
         try:
@@ -57,7 +57,7 @@ def serve(service: "BridgeService", stdin: BinaryIO, stdout: BinaryIO) -> int:
                                  "kind": exc.kind})
 
 
-def run_host(settings: "Settings") -> int:
+def run_host(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="memex-bridge %(levelname)s %(message)s")
     stdout = sys.stdout.buffer

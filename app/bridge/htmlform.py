@@ -42,7 +42,7 @@ class _StyleSheet:
 
     def __init__(self, css: str) -> None:
         self.rules: list[tuple[str, dict[str, str]]] = []
-        css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+        css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
         for selectors, body in _RULE.findall(css):
             decls = _parse_decls(body)
             for sel in selectors.split(","):

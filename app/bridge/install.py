@@ -57,7 +57,7 @@ def host_manifest(family: str, launcher: Path) -> dict[str, Any]:
     return manifest
 
 
-def write_launcher(settings: "Settings") -> Path:
+def write_launcher(settings: Settings) -> Path:
     """bridge_dir/memex-bridge-host: runs this interpreter's memex for this data folder."""
     if os.name == "nt":
         from app.errors import MemexError
@@ -70,7 +70,7 @@ def write_launcher(settings: "Settings") -> Path:
         "#!/bin/sh\n"
         "# Started by the browser for native messaging; written by `memex bridge install`.\n"
         f"HF_HUB_OFFLINE=1 PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"exec {shlex.quote(sys.executable)} -m app.cli --home {shlex.quote(str(settings.home))} "
+        f"exec {shlex.quote(sys.executable)} -m app.cli --home {shlex.quote(str(settings.home.resolve()))} "
         "bridge host \"$@\"\n"
     )
     tmp = launcher.with_suffix(".tmp")
@@ -87,7 +87,7 @@ def manifest_dir(browser: str, user_data_dir: Path | None = None) -> Path:
     return Path.home() / (mac if sys.platform == "darwin" else linux)
 
 
-def install(settings: "Settings", browsers: list[str], user_data_dir: Path | None = None) -> list[Installed]:
+def install(settings: Settings, browsers: list[str], user_data_dir: Path | None = None) -> list[Installed]:
     launcher = write_launcher(settings)
     done: list[Installed] = []
     for browser in browsers:
@@ -102,7 +102,7 @@ def install(settings: "Settings", browsers: list[str], user_data_dir: Path | Non
     return done
 
 
-def installed(settings: "Settings", user_data_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+def installed(settings: Settings, user_data_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """Which browsers have a manifest, and whether it points at this data folder's launcher."""
     launcher = settings.bridge_dir / "memex-bridge-host"
     out: dict[str, dict[str, Any]] = {}

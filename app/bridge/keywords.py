@@ -29,12 +29,38 @@ def tokens(text: str) -> tuple[str, ...]:
     return tuple(t for t in _NON_WORD.split(folded) if t)
 
 
-def _p(*phrases: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(p.split()) for p in phrases)
+class PhraseSet:
+    """Token phrases indexed by their first token, so a lookup costs O(tokens), not O(phrases)."""
+
+    def __init__(self, phrases: tuple[tuple[str, ...], ...]) -> None:
+        self.phrases = phrases
+        self._by_first: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in sorted(phrases, key=len, reverse=True):
+            self._by_first.setdefault(phrase[0], []).append(phrase)
+
+    def longest(self, toks: tuple[str, ...]) -> int:
+        """Length of the longest phrase occurring as a contiguous token run (0 = none)."""
+        best = 0
+        for i, tok in enumerate(toks):
+            for phrase in self._by_first.get(tok, ()):
+                k = len(phrase)
+                if k <= best:
+                    break  # sorted longest first
+                if toks[i:i + k] == phrase:
+                    best = k
+                    break
+        return best
+
+    def starts(self, toks: tuple[str, ...]) -> bool:
+        return bool(toks) and any(toks[:len(p)] == p for p in self._by_first.get(toks[0], ()))
+
+
+def _p(*phrases: str) -> PhraseSet:
+    return PhraseSet(tuple(tuple(p.split()) for p in phrases))
 
 
 # kind -> phrases (already folded to ASCII, lowercase, space separated tokens)
-KIND_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
+KIND_PHRASES: dict[str, PhraseSet] = {
     "given-name": _p(
         "first name", "given name", "forename", "firstname", "fname", "first", "givenname",
         "vorname", "rufname", "primeiro nome", "nome proprio", "nombre", "nombre de pila",
@@ -131,7 +157,7 @@ KIND_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 # Exclusion vocabularies (whole tokens/phrases): these fields are never filled.
-SENSITIVE_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
+SENSITIVE_PHRASES: dict[str, PhraseSet] = {
     "password": _p(
         "password", "passwort", "kennwort", "passwd", "pwd", "pass", "senha", "contrasena",
         "clave", "mot de passe", "passphrase", "pin",
@@ -166,7 +192,7 @@ SENSITIVE_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
     "captcha": _p("captcha", "recaptcha", "security question", "security answer"),
 }
 
-HONEYPOT_PHRASES: tuple[tuple[str, ...], ...] = _p(
+HONEYPOT_PHRASES: PhraseSet = _p(
     "honeypot", "honey pot", "hp", "bot", "trap", "leave this field empty",
     "leave this empty", "leave blank", "leave empty", "do not fill", "dont fill",
     "do not fill this", "not be filled", "if you are human", "nicht ausfullen",
@@ -174,13 +200,13 @@ HONEYPOT_PHRASES: tuple[tuple[str, ...], ...] = _p(
     "laisser vide", "ne pas remplir", "robot", "spam",
 )
 
-SEARCH_PHRASES: tuple[tuple[str, ...], ...] = _p(
+SEARCH_PHRASES: PhraseSet = _p(
     "search", "q", "query", "suche", "suchen", "pesquisa", "pesquisar", "buscar",
     "busqueda", "recherche", "rechercher",
 )
 
 # A label starting with one of these (or ending in "?") is a question -> freetext draft.
-QUESTION_STARTS: tuple[tuple[str, ...], ...] = _p(
+QUESTION_STARTS: PhraseSet = _p(
     "tell us", "tell me", "describe", "why", "what", "how", "which", "when", "where", "who",
     "please describe", "please tell", "explain", "share", "about you", "about yourself",
     "erzahlen sie", "erzahl", "beschreiben sie", "beschreibe", "warum", "was", "wie",
@@ -192,20 +218,9 @@ QUESTION_STARTS: tuple[tuple[str, ...], ...] = _p(
 )
 
 
-def find_phrases(toks: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> int:
-    """Length of the longest phrase that occurs as a contiguous token run (0 = none)."""
-    best = 0
-    n = len(toks)
-    for phrase in phrases:
-        k = len(phrase)
-        if k <= best or k > n:
-            continue
-        for i in range(n - k + 1):
-            if toks[i:i + k] == phrase:
-                best = k
-                break
-    return best
+def find_phrases(toks: tuple[str, ...], phrases: PhraseSet) -> int:
+    return phrases.longest(toks)
 
 
-def starts_with_phrase(toks: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> bool:
-    return any(toks[:len(p)] == p for p in phrases)
+def starts_with_phrase(toks: tuple[str, ...], phrases: PhraseSet) -> bool:
+    return phrases.starts(toks)

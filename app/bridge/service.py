@@ -146,6 +146,8 @@ class BridgeService:
             return self._fill(inner, site, client_key, pairing)
         if inner.type == "confirm":
             return self._confirm(inner, site, client_key, pairing)
+        if not self.state.confirmed(site, client_key):
+            raise BridgeFault(f"Fill a form on {site} once before asking for drafts there.", "not_confirmed")
         return self._draft(inner, site, pairing)
 
     def _site(self, inner: _Inner, pairing: str) -> str:
@@ -175,9 +177,10 @@ class BridgeService:
 
     def _confirm(self, inner: _Inner, site: str, client_key: str, pairing: str) -> dict[str, Any]:
         self._expire()
-        pending = self._confirms.pop(inner.token, None)
+        pending = self._confirms.get(inner.token)
         if pending is None or pending.client_key != client_key or pending.site != site:
             raise BridgeFault("Unknown or expired confirmation; ask to fill again.", "bad_token")
+        del self._confirms[inner.token]  # single use
         self.state.confirm(site, client_key)
         self.state.audit("confirm", site, [], pairing=pairing)
         return self._values(pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts])
@@ -197,7 +200,7 @@ class BridgeService:
         self.state.audit("draft", site, [FREETEXT], pairing=pairing)
         # shown to the user next to the field; the extension never writes it into the page
         return {"status": "draft", "ref": inner.ref, "text": str(result.get("text", "")),
-                "citations": result.get("citations", [])}
+                "abstained": bool(result.get("abstained", False)), "citations": result.get("citations", [])}
 
     def _expire(self) -> None:
         now = self.clock()

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 NONCE_WINDOW_S = 120.0  # requests older than this are refused, so older nonces can be pruned
+MAX_PENDING = 20
+PRUNE_EVERY = 256
 
 
 class SiteError(ValueError):
@@ -92,6 +94,7 @@ class BridgeState:
         except OSError:
             pass
         self.path = bridge_dir / "bridge.db"
+        self._nonce_count = 0
         self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on commit order, no fsync per fill
@@ -110,9 +113,14 @@ class BridgeState:
 
     # -- pairing -------------------------------------------------------------------------------
     def request_pairing(self, client_key: str, code: str, label: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
-            (client_key, code, label[:80], time.time()))
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR IGNORE INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
+                (client_key, code, label[:80], time.time()))
+            # keep the approval list short: a flood of keys cannot bury the real request
+            self._db.execute("DELETE FROM pending WHERE client_key NOT IN "
+                             "(SELECT client_key FROM pending ORDER BY created_at DESC LIMIT ?)", (MAX_PENDING,))
 
     def pending(self) -> list[PendingPairing]:
         rows = self._db.execute("SELECT client_key, code, label, created_at FROM pending ORDER BY created_at")
@@ -194,7 +202,8 @@ class BridgeState:
                              (client_key, nonce, now))
         except sqlite3.IntegrityError:
             return False
-        if int(now) % 16 == 0:  # prune now and then; stale nonces are refused by the time check
+        self._nonce_count += 1
+        if self._nonce_count % PRUNE_EVERY == 0:  # stale requests are refused by their time stamp anyway
             self._db.execute("DELETE FROM nonces WHERE seen_at < ?", (now - 4 * NONCE_WINDOW_S,))
         return True
 

@@ -26,7 +26,7 @@ def autofill() -> None:
 
 
 def _analyze_human(p: dict[str, Any]) -> str:
-    rows = [f"{f['ref']:<24} {str(f['kind']):<20} {f['source']:<28} "
+    rows = [f"{f['ref']:<24} {f['kind']!s:<20} {f['source']:<28} "
             f"{'SENSITIVE' if f['sensitive'] else (f['value'] or '')}" for f in p["fields"]]
     return "\n".join(rows) or "No form fields found."
 
@@ -77,7 +77,7 @@ def bridge() -> None:
     """Browser bridge: install, pair, permit, revoke."""
 
 
-def _state(obj: AppContext) -> "BridgeState":
+def _state(obj: AppContext) -> BridgeState:
     from app.bridge.state import BridgeState
 
     obj.settings.ensure_home()

@@ -11,7 +11,7 @@ import click
 from app.commands._common import AppContext, memex_command
 from app.errors import MemexError, NotInstalledError
 
-TABS = ("chat", "memories", "profile", "training", "models", "bridge")
+TABS = ("chat", "memories", "profile", "training", "models", "bridge", "timeline", "inbox")
 
 
 def _require_qt() -> None:
@@ -31,7 +31,9 @@ def _human(p: dict[str, Any]) -> str:
               help="Render the window offscreen to this PNG and exit.")
 @click.option("--tab", type=click.Choice(TABS), default=None, help="Screen to show.")
 @click.option("--size", default="1180x760", show_default=True, help="Window size for --screenshot, WxH.")
-def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str) -> dict[str, Any] | None:
+@click.option("--ask", "question", default=None, help="With --screenshot: ask this in Chat first.")
+def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str,
+        question: str | None) -> dict[str, Any] | None:
     """Open the desktop app (or render it to a PNG with --screenshot)."""
     _require_qt()
     if screenshot is not None:
@@ -45,9 +47,14 @@ def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str) ->
             raise MemexError(f"The screenshot file must end in .png, not {screenshot.name!r}.", kind="usage")
         if not screenshot.parent.exists():
             raise MemexError(f"The folder {screenshot.parent} does not exist.", kind="usage")
-        from app.gui.app import render_screenshot
+        from app.gui.app import ask_first, render_screenshot
 
-        return render_screenshot(obj.runtime, screenshot, tab or "chat", size=(w, h))
+        if question is not None and not question.strip():
+            raise MemexError("--ask needs a question.", kind="usage")
+        setup = ask_first(question) if question else None
+        return render_screenshot(obj.runtime, screenshot, tab or "chat", size=(w, h), setup=setup)
+    if question:
+        raise MemexError("--ask only works together with --screenshot.", kind="usage")
     from app.gui.app import run_app
 
     code = run_app(obj.runtime, tab)

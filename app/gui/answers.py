@@ -8,11 +8,14 @@ backend releases the model at once.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.gui.workers import JobContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +85,11 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
     if final is not None:
         result.answer = getattr(final, "answer", "")
         result.citations = [_citation_json(c) for c in getattr(final, "citations", [])]
+        store = services.memory()
+        for c in result.citations:  # the chip shows when the cited memory happened
+            mem = store.get(str(c.get("id"))) if c.get("id") else None
+            if mem is not None:
+                c["when"] = mem.when.strftime("%Y-%m-%d")
         result.abstained = bool(getattr(final, "abstained", False))
         result.retrieval_s = float(getattr(final, "retrieval_ms", 0.0)) / 1000.0
     backend = getattr(runtime, "_backend", None) or None
@@ -94,4 +102,22 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
     gen_s = max(1e-6, end - (first or t0))
     result.stats = {"tok_s": result.tokens / gen_s if result.tokens else 0.0,
                     "first_token_ms": ((first or end) - t0) * 1000.0}
+    hit_rate = _hit_rate(backend, result.describe)
+    if hit_rate is not None:
+        result.stats["hit_rate"] = hit_rate
     return result
+
+
+def _hit_rate(backend: Any, describe: dict[str, str]) -> float | None:
+    """The expert-cache hit rate of an MoE backend, if it reports one (stats() or describe())."""
+    stats = getattr(backend, "stats", None)
+    values: dict[str, Any] = dict(describe)
+    if callable(stats):
+        try:
+            values.update(stats())
+        except Exception as exc:  # noqa: BLE001 - display only
+            log.debug("backend stats unavailable: %s", exc)
+    try:
+        return float(values["hit_rate"]) if "hit_rate" in values else None
+    except (TypeError, ValueError):
+        return None

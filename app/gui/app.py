@@ -7,6 +7,7 @@ embedding model) warms up in a worker right after the first paint.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,14 +38,14 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def build_window(runtime: "Runtime", *, remember_geometry: bool = True) -> "MainWindow":
+def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWindow:
     from app.gui.main_window import MainWindow
 
     services = Services(runtime)
     return MainWindow(services, remember_geometry=remember_geometry)
 
 
-def run_app(runtime: "Runtime", tab: str | None = None) -> int:
+def run_app(runtime: Runtime, tab: str | None = None) -> int:
     """Open the main window and run the event loop until it closes."""
     app = ensure_app()
     win = build_window(runtime)
@@ -52,14 +53,23 @@ def run_app(runtime: "Runtime", tab: str | None = None) -> int:
         win.select(tab)
     win.show()
     # After the first paint: load chromadb + the embedding model in a worker.
+    # Ctrl+C in the terminal closes the window cleanly; the timer lets Python see the signal.
+    signal.signal(signal.SIGINT, lambda *_: win.close())
+    pulse = QTimer(win)
+    pulse.timeout.connect(lambda: None)
+    pulse.start(250)
     QTimer.singleShot(50, win.services.warm_up)
-    code = app.exec()
-    win.services.jobs.cancel_all()
-    win.services.jobs.wait(10000)
+    QTimer.singleShot(100, win.services.start_bridge_agent)
+    try:
+        code = app.exec()
+    finally:
+        win.services.stop_bridge_agent()
+        win.services.jobs.cancel_all()
+        win.services.jobs.wait(60000)
     return int(code)
 
 
-def wait_until_idle(win: "MainWindow", timeout_s: float = 60.0) -> bool:
+def wait_until_idle(win: MainWindow, timeout_s: float = 60.0) -> bool:
     """Process events until no job is running (screenshot mode and tests)."""
     app = QApplication.instance()
     deadline = time.monotonic() + timeout_s
@@ -76,19 +86,31 @@ def wait_until_idle(win: "MainWindow", timeout_s: float = 60.0) -> bool:
     return False
 
 
-def render_screenshot(runtime: "Runtime", png: Path, tab: str = "chat",
+def ask_first(question: str) -> Any:
+    """A screenshot setup step: ask `question` on the Chat screen, then go back to the tab."""
+
+    def setup(win: MainWindow, tab: str) -> None:
+        chat = win.pages["chat"]
+        chat.ask(question)
+        wait_until_idle(win, timeout_s=300)
+        win.select(tab)
+
+    return setup
+
+
+def render_screenshot(runtime: Runtime, png: Path, tab: str = "chat",
                       size: tuple[int, int] = (1180, 760), setup: Any = None) -> dict[str, Any]:
     """Render the window offscreen with the current data, save a PNG, return what was written."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     ensure_app()
     win = build_window(runtime, remember_geometry=False)
     win.resize(*size)
-    page = win.select(tab)
+    win.select(tab)
     win.show()
     win.services.warm_up(heavy=False)
     wait_until_idle(win)
     if setup is not None:  # e.g. type a search, ask a question, before the picture
-        setup(win, page)
+        setup(win, tab)
         wait_until_idle(win, timeout_s=300)
     QApplication.processEvents()
     png.parent.mkdir(parents=True, exist_ok=True)

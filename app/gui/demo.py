@@ -18,7 +18,9 @@ from typing import Any
 
 from app.gui.theme_paths import assets_dir
 
-TABS = ("chat", "memories", "profile", "training", "models", "bridge")
+TABS = ("chat", "memories", "timeline", "inbox", "profile", "training", "models", "bridge")
+# The chat screenshot shows a real streamed answer from the bundled model to this question.
+DEMO_QUESTION = "What is my cat called?"
 
 
 def demo_dir() -> Path:
@@ -33,10 +35,30 @@ def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
     store = runtime.memory
     profile = json.loads((folder / "profile.json").read_text(encoding="utf-8"))
     by_text = list(store.iter_memories())
+    from memory.inbox import Inbox
+
+    inbox = Inbox(store)
+    pending = {item.key: item for item in inbox.list("pending")}
     for key, spec in profile.items():
+        if spec.get("review"):
+            continue  # left in the review inbox, as a new user would find it
+        if key in pending:  # accept the suggestion, the way the Review inbox does
+            inbox.accept(pending[key].id, spec["value"])
+            continue
         source = next((m.id for m in by_text if spec["from"] in m.text), None)
         store.profile_set(key, spec["value"], source_memory=source)
-    return {"imported": report.imported, "profile_fields": len(profile), "memories": store.count()}
+    sites = [s.strip() for s in (folder / "sites.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
+    if sites:
+        from app.bridge.state import BridgeState
+
+        state = BridgeState(runtime.settings.bridge_dir)
+        try:
+            for site in sites:
+                state.permit(site)
+        finally:
+            state.close()
+    return {"imported": report.imported, "profile_fields": len(profile), "memories": store.count(),
+            "sites": len(sites)}
 
 
 def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]:
@@ -44,8 +66,9 @@ def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]
     written = []
     for tab in tabs:
         png = out / f"{tab}.png"
+        extra = ["--ask", DEMO_QUESTION] if tab == "chat" else []
         subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), "gui", "--screenshot",
-                        str(png), "--tab", tab], check=True, env=env)
+                        str(png), "--tab", tab, *extra], check=True, env=env)
         written.append(str(png))
     return written
 

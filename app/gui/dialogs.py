@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt
@@ -80,7 +80,7 @@ class MemoryEditor(QDialog):
     def values(self) -> dict[str, Any]:
         at = None
         if self.has_date.isChecked():
-            at = self.when.dateTime().toPython().replace(tzinfo=None).astimezone(timezone.utc)
+            at = self.when.dateTime().toPython().replace(tzinfo=None).astimezone(UTC)
         return {
             "text": self.text.toPlainText().strip(),
             "kind": self.kind.currentText(),

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.gui.services import Services
 from app.gui.theme import app_icon
-from app.gui.views import PAGES
+from app.gui.views import PAGES, SECTIONS
 from app.gui.views.base import Page
 
 DEFAULT_SIZE = (1180, 760)
@@ -39,7 +39,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.setAccessibleName("memex main window")
         self.resize(*DEFAULT_SIZE)
-        self.setMinimumSize(820, 560)
+        self.setMinimumSize(760, 520)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -77,10 +77,16 @@ class MainWindow(QMainWindow):
     # -- navigation -------------------------------------------------------------------
     def select(self, name: str) -> Page:
         names = list(self.pages)
+        section = SECTIONS.get(name)
+        if section is not None:
+            name = section[0]
         if name not in self.pages:
             raise KeyError(name)
         self.sidebar.setCurrentRow(names.index(name))
-        return self.pages[name]
+        page = self.pages[name]
+        if section is not None:
+            page.show_section(section[1])
+        return page
 
     @property
     def current_name(self) -> str:
@@ -160,7 +166,7 @@ class MainWindow(QMainWindow):
         qs.setValue("tab", self.current_name)
         qs.sync()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
         for page in self.pages.values():
             closer = getattr(page, "shutdown", None)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
@@ -32,10 +34,27 @@ class Feature:
 
 
 def module_exists(name: str) -> bool:
+    """Whether a module is installed, without importing it or its parent packages.
+
+    (find_spec("memory.inbox") would import `memory`, and with it SQLAlchemy, before the
+    first paint; here only the top-level package is located and the rest is looked up on disk.)
+    """
+    top, _, rest = name.partition(".")
+    if top in sys.modules and not rest:
+        return True
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return False
+    if spec is None:
+        return False
+    if not rest:
+        return True
+    for base in spec.submodule_search_locations or ():
+        path = Path(base, *rest.split("."))
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return True
+    return False
 
 
 def optional_module(name: str) -> Any | None:
@@ -58,31 +77,36 @@ class Services(QObject):
     warmed = Signal(object)  # dict with what loaded (or an "error")
     generation_stats = Signal(object)  # {"tok_s": float, ...} after each streamed answer
 
-    def __init__(self, runtime: "Runtime", parent: QObject | None = None) -> None:
+    def __init__(self, runtime: Runtime, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.runtime = runtime
         self.jobs = JobRunner(self)
         self._open_lock = threading.Lock()
+        self._agent: Any = None
 
     @property
     def settings(self) -> Any:
         return self.runtime.settings
 
     # -- the memory store, opened once, from whichever worker gets there first ----------
-    def memory(self) -> "MemoryStore":
+    def memory(self) -> MemoryStore:
         with self._open_lock:
             return self.runtime.memory
 
     def apply_settings(self, **changes: Any) -> Any:
         """Save settings (worker thread) and make the next answer use them."""
         new = self.settings.save(**changes)
+        self.runtime.settings = new
+        self.reload_backend()
+        return new
+
+    def reload_backend(self) -> None:
+        """Drop the loaded model so the next answer loads the chosen model and adapter."""
         runtime = self.runtime
         old_backend = getattr(runtime, "_backend", None)
-        runtime.settings = new
         if old_backend is not None:
-            runtime._backend = None  # the next ask loads the newly chosen model
+            runtime._backend = None
             old_backend.close()
-        return new
 
     # -- feature probes (cheap, GUI thread safe: no heavy imports) ----------------------
     def ask_feature(self) -> Feature:
@@ -116,6 +140,26 @@ class Services(QObject):
         if not module_exists("inference.moe") or not module_exists("inference.moe.backend"):
             return Feature(False, "The MoE offloading engine is not installed in this build yet.")
         return Feature(True)
+
+    # -- the bridge agent: native hosts ask the running app instead of opening the store ---
+    def start_bridge_agent(self) -> str:
+        """Serve profile/draft requests to browser hosts while the app runs ('' if not possible)."""
+        if self._agent is not None or not self.bridge_feature().available:
+            return ""
+        try:
+            from app.bridge.access import RuntimeAccess
+            from app.bridge.agent import AgentServer, AgentUnavailable
+
+            self._agent = AgentServer(self.settings, RuntimeAccess(self.runtime)).start()
+        except (ImportError, OSError, AgentUnavailable) as exc:  # another app serves it, or no sockets
+            self._agent = None
+            return str(exc)
+        return str(self._agent.path)
+
+    def stop_bridge_agent(self) -> None:
+        if self._agent is not None:
+            self._agent.close()
+            self._agent = None
 
     # -- warm-up: load heavy libraries after the first paint -----------------------------
     def warm_up(self, heavy: bool = True) -> None:

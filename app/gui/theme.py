@@ -69,6 +69,7 @@ STYLESHEET = """
 #sidebar { border: none; outline: 0; background: palette(alternate-base); padding-top: 8px; font-size: 11pt; }
 #sidebar::item { padding: 9px 14px; border-radius: 6px; margin: 1px 8px; }
 #sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }
+QTreeView::item { padding: 3px 2px; }
 QLabel#pageTitle { font-size: 16pt; font-weight: 600; }
 QLabel#muted { color: palette(placeholder-text); }
 QLabel#emptyState { color: palette(placeholder-text); font-size: 11pt; padding: 24px; }

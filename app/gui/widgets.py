@@ -147,7 +147,7 @@ class LinePlot(QWidget):
         self.update()
         self.changed.emit()
 
-    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, _event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()

@@ -288,8 +288,13 @@
     }
   });
 
-  if (hasCandidates()) {
+  function ensureUi() {
+    if (ui || !hasCandidates()) return;
     ui = makeUi();
     showIdle();
   }
+
+  ensureUi();
+  // forms that appear later (single-page apps): offer memex when the user focuses a field
+  document.addEventListener("focusin", (e) => { if (e.target && e.target.matches && e.target.matches(CONTROL_SELECTOR)) ensureUi(); }, true);
 })();

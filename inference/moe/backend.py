@@ -1,10 +1,13 @@
 """`MoEBackend`: the offloading engine behind inference.base.Backend (`memex ask/chat`).
 
-BackendConfig.options (strings, all optional):
-  model       tiny | tiny-<family> | moefied | a checkpoint folder (model_path wins if set)
-  models_dir  where tiny/moefied models live (MEMEX_HOME/models)
-  cache_dir   where the derived expert file is kept (default: a temporary folder)
-  budget      fast-tier budget (0.25, 2GB, 2x); policy: cache policy; device: cpu|cuda|auto
+BackendConfig.options (strings, all optional; the `moe_`-prefixed names are what the
+Runtime passes from settings):
+  moe_model / model    tiny | tiny-<family> | moefied | a checkpoint folder (default moefied);
+                       model_path is used only when it is a folder (it is the GGUF otherwise)
+  models_dir           where tiny/moefied models live (MEMEX_HOME/models)
+  cache_dir            where the derived expert file is kept (default: models_dir/../cache/moe)
+  moe_budget / budget  fast-tier budget (0.25, 2GB, 2x)
+  moe_policy / policy  cache policy;  moe_device / device: cpu | cuda | auto
 Decoding is greedy (the engine's exactness contract); temperature is ignored.
 """
 
@@ -25,21 +28,28 @@ class MoEBackend:
 
     def __init__(self, config: BackendConfig) -> None:
         from inference.moe.bench import resolve_model
-        from inference.moe.engine import load_model
+        from inference.moe.engine import configure_threads, load_model
 
         opts = config.options
         self.config = config
-        spec = config.model_path or opts.get("model") or "moefied"
+        path_is_folder = bool(config.model_path) and Path(config.model_path).is_dir()
+        spec = (
+            opts.get("moe_model")
+            or opts.get("model")
+            or (config.model_path if path_is_folder else "")
+        )
         models_dir = Path(opts.get("models_dir") or Path(tempfile.gettempdir()) / "memex-models")
-        self._budget = opts.get("budget", "2x")
-        self._policy = opts.get("policy", "lru")
+        cache_dir = Path(opts.get("cache_dir") or models_dir.parent / "cache" / "moe")
+        self._budget = opts.get("moe_budget") or opts.get("budget") or "2x"
+        self._policy = opts.get("moe_policy") or opts.get("policy") or "lru"
+        device = opts.get("moe_device") or opts.get("device") or "auto"
         self._lock = threading.Lock()
         self._loaded: Any = None
         try:
-            self.folder = resolve_model(spec, models_dir)
-            cache_dir = opts.get("cache_dir")
-            self._loaded = load_model(self.folder, device=opts.get("device", "auto"),
-                                      cache_dir=Path(cache_dir) if cache_dir else None)
+            self.folder = resolve_model(spec or "moefied", models_dir)
+            if config.threads > 0:  # else leave the process-wide torch setting alone
+                configure_threads(config.threads)
+            self._loaded = load_model(self.folder, device=device, cache_dir=cache_dir)
             self._model = self._loaded.build(self._policy, self._budget)
         except MoEError as exc:
             self.close()
@@ -50,7 +60,9 @@ class MoEBackend:
             self._tok = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         except Exception as exc:
             self.close()
-            raise BackendError(f"The MoE model in {self.folder} has no usable tokenizer ({exc}).") from exc
+            raise BackendError(
+                f"The MoE model in {self.folder} has no usable tokenizer ({exc})."
+            ) from exc
 
     # -- Backend protocol ---------------------------------------------------------------
     def _prompt_ids(self, messages: list[ChatMessage]) -> list[int]:
@@ -65,27 +77,32 @@ class MoEBackend:
         prompt = self._prompt_ids(messages)
         room = self.context_length - len(prompt)
         if room <= 0:
-            raise BackendError(f"The prompt has {len(prompt)} tokens; the MoE model's context is {self.context_length}.")
+            raise BackendError(
+                f"The prompt has {len(prompt)} tokens; "
+                f"the MoE model's context is {self.context_length}."
+            )
         stop_ids = set(self._loaded.cfg.eos_token_ids)
         if self._tok.eos_token_id is not None:
             stop_ids.add(self._tok.eos_token_id)
         with self._lock:  # one generation at a time owns the cache and KV state
             ids: list[int] = []
             sent = ""
-            for token in self._model.generate(prompt, min(params.max_tokens, room), stop_ids=tuple(stop_ids)):
+            for token in self._model.generate(
+                prompt, min(params.max_tokens, room), stop_ids=tuple(stop_ids)
+            ):
                 if token in stop_ids:
                     break
                 ids.append(token)
-                text = self._tok.decode(ids, skip_special_tokens=True)
+                text = str(self._tok.decode(ids, skip_special_tokens=True))
                 if text.endswith("\ufffd"):
                     continue  # an incomplete UTF-8 sequence: wait for the next token
                 cut = _first_stop(text, params.stop)
                 if cut is not None:
                     if cut > len(sent):
-                        yield text[len(sent): cut]
+                        yield text[len(sent) : cut]
                     return
                 if len(text) > len(sent):
-                    yield text[len(sent):]
+                    yield text[len(sent) :]
                     sent = text
 
     def count_tokens(self, text: str) -> int:
@@ -96,8 +113,13 @@ class MoEBackend:
         return min(self.config.n_ctx, self._loaded.cfg.max_position)
 
     def describe(self) -> dict[str, str]:
-        return {"model": self.folder.name, "backend": "moe", "policy": self._policy, "budget": str(self._budget),
-                "device": self._loaded.device}
+        return {
+            "model": self.folder.name,
+            "backend": "moe",
+            "policy": self._policy,
+            "budget": str(self._budget),
+            "device": self._loaded.device,
+        }
 
     def close(self) -> None:
         model = getattr(self, "_model", None)
@@ -108,7 +130,7 @@ class MoEBackend:
             self._loaded.close()
             self._loaded = None
 
-    def __enter__(self) -> "MoEBackend":
+    def __enter__(self) -> MoEBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import resource
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +29,12 @@ if TYPE_CHECKING:
 
 DEFAULT_POLICIES = ("on_demand", "lru", "lfu", "resident")
 PROMPT_TEXT = (
-    "The lighthouse keeper wrote in her journal every evening. She noted the direction of the wind, "
-    "the ships that passed the point, and the birds that rested on the rail of the gallery. In winter "
-    "the storms came from the north and the lamp had to be cleaned twice a night; in summer visitors "
-    "climbed the stairs to look at the islands, and she told them how the light had been built by hand, "
-    "stone by stone, more than a hundred years ago, by people from the village below the cliffs."
+    "The lighthouse keeper wrote in her journal every evening. She noted the direction of the "
+    "wind, the ships that passed the point, and the birds that rested on the rail of the gallery. "
+    "In winter the storms came from the north and the lamp had to be cleaned twice a night; in "
+    "summer visitors climbed the stairs to look at the islands, and she told them how the light "
+    "had been built by hand, stone by stone, more than a hundred years ago, by people from the "
+    "village below the cliffs."
 )
 
 
@@ -40,8 +42,14 @@ PROMPT_TEXT = (
 class PolicyRun:
     name: str
     tokens: list[int]
-    logits: "torch.Tensor"  # [P + N - 1, V] fp32 on CPU
+    logits_path: Path  # [P + N - 1, V] fp32, parked on disk so it does not count in later RSS
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        import torch
+
+        return torch.load(self.logits_path)
 
 
 def resolve_model(spec: str, models_dir: Path) -> Path:
@@ -51,25 +59,33 @@ def resolve_model(spec: str, models_dir: Path) -> Path:
 
         family = spec.split("-", 1)[1] if "-" in spec else "mixtral"
         if family not in FAMILY_NAMES:
-            raise MoEError(f"Unknown tiny model {spec!r}; use tiny, {', '.join('tiny-' + f for f in FAMILY_NAMES)}.")
+            raise MoEError(
+                f"Unknown tiny model {spec!r}; use tiny, "
+                f"{', '.join('tiny-' + f for f in FAMILY_NAMES)}."
+            )
         return ensure_tiny(models_dir, family)
     if spec == "moefied":
         folder = Path(models_dir) / "moefied"
         if not (folder / "config.json").is_file():
             raise ModelNotBuilt(
-                f"The MoEfied model is not built yet ({folder} is missing); run `memex moe moefy` first."
+                f"The MoEfied model is not built yet ({folder} is missing); "
+                "run `memex moe moefy` first."
             )
         return folder
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        raise MoEError(f"Model {spec!r} is neither tiny, moefied nor an existing checkpoint folder.")
+        raise MoEError(
+            f"Model {spec!r} is neither tiny, moefied nor an existing checkpoint folder."
+        )
     return folder
 
 
 def prompt_ids(folder: Path | None, n: int, vocab: int) -> list[int]:
     """`n` prompt tokens of English text (the checkpoint's tokenizer), else a fixed id pattern."""
     ids: list[int] = []
-    if folder is not None and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+    if folder is not None and any(
+        (folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
+    ):
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
@@ -94,7 +110,7 @@ class _PeakRSS:
         while not self._stop.wait(interval):
             self.peak = max(self.peak, self._proc.memory_info().rss)
 
-    def __enter__(self) -> "_PeakRSS":
+    def __enter__(self) -> _PeakRSS:
         self._thread.start()
         return self
 
@@ -104,6 +120,18 @@ class _PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
+def _release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so the next
+    policy's peak RSS is its own footprint rather than the previous policy's leftovers."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _sync(device: str) -> None:
     if device != "cpu":
         import torch
@@ -111,11 +139,18 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_policy(loaded: "LoadedModel", policy: str, budget: str, prompt: Sequence[int], tokens: int,
-               **policy_options: Any) -> PolicyRun:
+def run_policy(
+    loaded: LoadedModel,
+    workdir: Path,
+    policy: str,
+    budget: str,
+    prompt: Sequence[int],
+    tokens: int,
+    **policy_options: Any,
+) -> PolicyRun:
     import torch
 
-    gc.collect()
+    _release_freed_memory()
     with _PeakRSS() as rss:
         model = loaded.build(policy, budget, **policy_options)
         try:
@@ -126,7 +161,12 @@ def run_policy(loaded: "LoadedModel", policy: str, budget: str, prompt: Sequence
             _sync(loaded.device)
             prefill_s = time.perf_counter() - t0
             st = model.cache.stats
-            pre = {"hits": st.hits, "misses": st.misses, "bytes": st.bytes_moved, "stall": st.stall_s}
+            pre = {
+                "hits": st.hits,
+                "misses": st.misses,
+                "bytes": st.bytes_moved,
+                "stall": st.stall_s,
+            }
             st.reset()
             out_tokens = [int(torch.argmax(prefill[-1]))]
             rows = [prefill.float().cpu()]
@@ -149,10 +189,12 @@ def run_policy(loaded: "LoadedModel", policy: str, budget: str, prompt: Sequence
                 "stall_ms_per_token": 1000.0 * st.stall_s / decode_steps,
                 "fast_tier_bytes": model.cache.fast_tier_bytes,
                 "per_layer_hit_rate": {
-                    str(layer): round(h / max(h + m, 1), 4) for layer, (h, m) in sorted(st.per_layer.items())
+                    str(layer): round(h / max(h + m, 1), 4)
+                    for layer, (h, m) in sorted(st.per_layer.items())
                 },
             }
-            if st.prefetch_issued:
+            if st.prefetch_issued or st.late_hits:
+                metrics["late_hits"] = st.late_hits
                 metrics["prefetch_issued"] = st.prefetch_issued
                 metrics["prefetch_used"] = st.prefetch_used
                 metrics["prefetch_bytes_wasted"] = st.prefetch_wasted_bytes
@@ -161,15 +203,19 @@ def run_policy(loaded: "LoadedModel", policy: str, budget: str, prompt: Sequence
             model.close()
             del model
     metrics["peak_rss_mb"] = round(rss.peak / 2**20, 1)
-    return PolicyRun(policy, out_tokens, torch.cat(rows), metrics)
+    path = workdir / f"logits-{policy}.pt"
+    torch.save(torch.cat(rows), path)
+    return PolicyRun(policy, out_tokens, path, metrics)
 
 
-def transformers_reference(folder: Path) -> Callable[[Sequence[int]], "torch.Tensor"]:
+def transformers_reference(folder: Path) -> Callable[[Sequence[int]], torch.Tensor]:
     """Logits [T, V] of transformers' fp32 model on CPU for a token sequence."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    ref = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True).eval()
+    ref = AutoModelForCausalLM.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True
+    ).eval()
 
     def logits(ids: Sequence[int]) -> torch.Tensor:
         with torch.no_grad():
@@ -178,26 +224,36 @@ def transformers_reference(folder: Path) -> Callable[[Sequence[int]], "torch.Ten
     return logits
 
 
-def run_bench(loaded: "LoadedModel", *, budget: str, tokens: int, policies: Sequence[str],
-              prompt: Sequence[int], reference: str = "transformers",
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    loaded: LoadedModel,
+    *,
+    budget: str,
+    tokens: int,
+    policies: Sequence[str],
+    prompt: Sequence[int],
+    reference: str = "transformers",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """The `memex moe bench` JSON object (see the module docstring)."""
     from inference.moe.store import parse_budget
 
     if tokens < 1:
         raise MoEError("--tokens must be at least 1.")
-    budget_bytes = parse_budget(budget, loaded.layout, loaded.cfg.top_k)  # fails early on a bad budget
+    budget_bytes = parse_budget(
+        budget, loaded.layout, loaded.cfg.top_k
+    )  # fails early on a bad budget
     # warm up kernels and allocator on a throwaway model so the first policy is not penalised
     warm = loaded.build("lru", budget)
     warm.forward(list(prompt[:8]), warm.new_kv())
     warm.close()
     runs: dict[str, PolicyRun] = {}
-    for name in policies:
-        if progress:
-            progress(f"policy {name}")
-        runs[name] = run_policy(loaded, name, budget, prompt, tokens)
-    peak_before_reference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _attach_diffs(loaded, runs, prompt, reference)
+    with tempfile.TemporaryDirectory(prefix="memex-moe-bench-") as tmp:
+        for name in policies:
+            if progress:
+                progress(f"policy {name}")
+            runs[name] = run_policy(loaded, Path(tmp), name, budget, prompt, tokens)
+        peak_before_reference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        _attach_diffs(loaded, runs, prompt, reference)
     result: dict[str, Any] = {
         "model": loaded.cfg.summary(loaded.layout.nbytes),
         "device": loaded.device,
@@ -214,11 +270,15 @@ def run_bench(loaded: "LoadedModel", *, budget: str, tokens: int, policies: Sequ
     base = runs.get("on_demand")
     if base and base.metrics["decode_tok_s"]:
         for run in runs.values():
-            run.metrics["decode_vs_on_demand"] = round(run.metrics["decode_tok_s"] / base.metrics["decode_tok_s"], 3)
+            run.metrics["decode_vs_on_demand"] = round(
+                run.metrics["decode_tok_s"] / base.metrics["decode_tok_s"], 3
+            )
     return result
 
 
-def _attach_diffs(loaded: "LoadedModel", runs: dict[str, PolicyRun], prompt: Sequence[int], reference: str) -> None:
+def _attach_diffs(
+    loaded: LoadedModel, runs: dict[str, PolicyRun], prompt: Sequence[int], reference: str
+) -> None:
     if reference == "none":
         for run in runs.values():
             run.metrics["max_abs_logit_diff"] = None
@@ -240,3 +300,4 @@ def _attach_diffs(loaded: "LoadedModel", runs: dict[str, PolicyRun], prompt: Seq
                 continue
             ref = resident.logits
         run.metrics["max_abs_logit_diff"] = float((run.logits - ref).abs().max())
+        del ref

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from inference.moe.loader import DEMAND, PREFETCH, Loader, Ticket, record_use
 from inference.moe.policies import (  # re-exported: the public face of the cache
-    LAZY_POLICIES,
     POLICIES,
+    POLICY_MODULES,
     CacheGeometry,
     CachePolicy,
     Key,
@@ -31,13 +31,24 @@ if TYPE_CHECKING:
 
     from inference.moe.store import FastTier
 
-__all__ = ["CacheGeometry", "CachePolicy", "CacheStats", "ExpertCache", "Key", "LAZY_POLICIES",
-           "POLICIES", "create_policy", "policy_names", "register_policy"]
+__all__ = [
+    "POLICIES",
+    "POLICY_MODULES",
+    "CacheGeometry",
+    "CachePolicy",
+    "CacheStats",
+    "ExpertCache",
+    "Key",
+    "create_policy",
+    "policy_names",
+    "register_policy",
+]
 
 
 @dataclass
 class CacheStats:
-    hits: int = 0
+    hits: int = 0  # resident or already loading (prefetched) when the layer asked
+    late_hits: int = 0  # of those, still loading at that moment (compute may stall on them)
     misses: int = 0
     bytes_moved: int = 0
     stall_s: float = 0.0
@@ -72,8 +83,15 @@ class _Entry:
 
 
 class ExpertCache:
-    def __init__(self, policy: CachePolicy, geometry: CacheGeometry, fast: "FastTier",
-                 loader: Loader, hidden: int, expert_dim: int) -> None:
+    def __init__(
+        self,
+        policy: CachePolicy,
+        geometry: CacheGeometry,
+        fast: FastTier,
+        loader: Loader,
+        hidden: int,
+        expert_dim: int,
+    ) -> None:
         self.policy = policy
         self.geometry = geometry
         self.fast = fast
@@ -84,6 +102,7 @@ class ExpertCache:
         self._entries: dict[Key, _Entry] = {}
         self._free: list[int] = list(range(fast.slots - 1, -1, -1))
         self._count: dict[int, int] = defaultdict(int)  # resident experts per layer
+        self._unpinned: dict[int, set[Key]] = defaultdict(set)  # eviction candidates per layer
         self._pending: list[Key] = []  # demanded but no slot yet
         self._last_use: list[Any] = [None] * fast.slots  # GPU: event of the last compute on a slot
         self._layout = fast.layout
@@ -92,7 +111,9 @@ class ExpertCache:
     # -- the per-layer protocol ----------------------------------------------------------
     def begin_layer(self, layer: int, experts: list[int]) -> list[int]:
         """Count hits/misses, pin what is there, start loading the rest; returns compute order."""
-        ready, inflight, missing = [], [], []
+        ready: list[int] = []
+        inflight: list[int] = []
+        missing: list[int] = []
         per_layer = self.stats.per_layer[layer]
         for e in experts:
             key = (layer, e)
@@ -104,15 +125,21 @@ class ExpertCache:
                 continue
             self.stats.hits += 1
             per_layer[0] += 1
+            if entry.pins == 0:
+                self._unpinned[layer].discard(key)
             entry.pins += 1
-            (ready if entry.ready() else inflight).append(e)
+            if entry.ready():
+                ready.append(e)
+            else:
+                inflight.append(e)
+                self.stats.late_hits += 1
         for e in missing:
             if not self._load((layer, e), DEMAND, pin=True, evict=True):
                 self._pending.append((layer, e))
         # experts already in the fast tier compute first while the misses stream in
         return ready + inflight + missing
 
-    def acquire(self, layer: int, expert: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def acquire(self, layer: int, expert: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(gate_up [2I,H], down [H,I]) of a pinned expert, waiting for its load if needed."""
         key = (layer, expert)
         entry = self._entries.get(key)
@@ -134,8 +161,11 @@ class ExpertCache:
         entry = self._entries[key]
         entry.pins -= 1
         self._last_use[entry.slot] = record_use(self.fast.device)
-        if entry.pins == 0 and not self.policy.keeps:
-            self._drop(key)
+        if entry.pins == 0:
+            if self.policy.keeps:
+                self._unpinned[layer].add(key)
+            else:
+                self._drop(key)
         while self._pending and self._load(self._pending[0], DEMAND, pin=True, evict=True):
             self._pending.pop(0)
 
@@ -176,8 +206,12 @@ class ExpertCache:
             return False
         index = self._layout.index(*key)
         ticket = self.loader.submit(index, slot, priority, after=self._last_use[slot])
-        self._entries[key] = _Entry(slot, ticket, pins=1 if pin else 0, prefetched=priority == PREFETCH)
+        self._entries[key] = _Entry(
+            slot, ticket, pins=1 if pin else 0, prefetched=priority == PREFETCH
+        )
         self._count[key[0]] += 1
+        if not pin:
+            self._unpinned[key[0]].add(key)
         self.stats.loads += 1
         self.stats.bytes_moved += self._layout.nbytes
         self.policy.inserted(key, prefetched=priority == PREFETCH)
@@ -188,15 +222,19 @@ class ExpertCache:
             return self._free.pop()
         if not evict or self.policy.resident:
             return None
-        candidates = [k for k, v in self._entries.items() if v.pins == 0 and v.ready()]
-        if not candidates:
+        victim = self.policy.victim(incoming, self._evictable, self._count)
+        if victim is None:
             return None
-        self._drop(self.policy.victim(candidates, incoming, self._count))
+        self._drop(victim)
         return self._free.pop()
+
+    def _evictable(self, layer: int) -> list[Key]:
+        return [k for k in self._unpinned.get(layer, ()) if self._entries[k].ready()]
 
     def _drop(self, key: Key) -> None:
         entry = self._entries.pop(key)
         self._count[key[0]] -= 1
+        self._unpinned[key[0]].discard(key)
         if entry.prefetched and not entry.used:
             self.stats.prefetch_wasted_bytes += self._layout.nbytes
         self.policy.evicted(key)
@@ -205,7 +243,9 @@ class ExpertCache:
     def _wait_any_inflight(self) -> None:
         waiting = [v for v in self._entries.values() if not v.ready()]
         if not waiting:
-            raise RuntimeError("expert cache: no slot can be freed (all pinned)")  # pragma: no cover
+            raise RuntimeError(
+                "expert cache: no slot can be freed (all pinned)"
+            )  # pragma: no cover
         self.stats.stall_s += waiting[0].ticket.wait()
 
     @property

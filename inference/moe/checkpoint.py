@@ -47,7 +47,9 @@ class Checkpoint:
             try:
                 handle = safe_open(str(path), framework="pt")
             except Exception as exc:  # safetensors raises its own error types
-                raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from exc
+                raise CheckpointError(
+                    f"{path} is not a readable safetensors file ({exc})."
+                ) from exc
             self._handles[path] = handle
         return handle
 
@@ -60,7 +62,7 @@ class Checkpoint:
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._open(self._where[key]).get_slice(key).get_shape())
 
-    def get(self, key: str) -> "torch.Tensor":
+    def get(self, key: str) -> torch.Tensor:
         path = self._where.get(key)
         if path is None:
             raise CheckpointError(f"The checkpoint in {self.folder} is missing tensor {key}.")
@@ -69,7 +71,7 @@ class Checkpoint:
         except Exception as exc:
             raise CheckpointError(f"Tensor {key} in {path} could not be read ({exc}).") from exc
 
-    def get_shaped(self, key: str, shape: tuple[int, ...]) -> "torch.Tensor":
+    def get_shaped(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
         if not self.has(key):
             raise CheckpointError(f"The checkpoint in {self.folder} is missing tensor {key}.")
         got = self.shape(key)
@@ -85,7 +87,7 @@ class Checkpoint:
         gate_up, _ = cfg.spec.fused_keys(layer)
         return "fused" if self.has(gate_up) else "split"
 
-    def expert(self, cfg: MoEConfig, layer: int, expert: int) -> tuple["torch.Tensor", ...]:
+    def expert(self, cfg: MoEConfig, layer: int, expert: int) -> tuple[torch.Tensor, ...]:
         """(gate [I,H], up [I,H], down [H,I]) of one expert, shapes checked."""
         h, i = cfg.hidden_size, cfg.expert_dim
         if self.expert_layout(cfg, layer) == "fused":
@@ -107,7 +109,8 @@ class Checkpoint:
             raise CheckpointError(f"The checkpoint in {self.folder} is missing tensor {key}.")
         if self.shape(key) != shape:
             raise CheckpointError(
-                f"Tensor {key} in {self.folder} has shape {list(self.shape(key))}, expected {list(shape)}."
+                f"Tensor {key} in {self.folder} has shape {list(self.shape(key))}, "
+                f"expected {list(shape)}."
             )
 
     def validate_experts(self, cfg: MoEConfig) -> None:
@@ -139,7 +142,7 @@ class Checkpoint:
     def close(self) -> None:
         self._handles.clear()  # safe_open handles unmap when dropped
 
-    def __enter__(self) -> "Checkpoint":
+    def __enter__(self) -> Checkpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:

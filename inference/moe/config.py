@@ -34,16 +34,21 @@ class FamilySpec:
         return tuple(f"{base}.{n}.weight" for n in self.expert_names)  # type: ignore[return-value]
 
     def fused_keys(self, layer: int) -> tuple[str, str]:
-        """transformers 5.x in-memory layout, accepted on disk too: gate_up [E,2I,H], down [E,H,I]."""
+        """transformers 5.x in-memory layout, also accepted on disk: [E,2I,H] and [E,H,I]."""
         base = f"{self.mlp_prefix.format(l=layer)}.experts"
         return f"{base}.gate_up_proj", f"{base}.down_proj"
 
 
 FAMILIES: dict[str, FamilySpec] = {
     "mixtral": FamilySpec("mixtral", "model.layers.{l}.block_sparse_moe", ("w1", "w3", "w2")),
-    "olmoe": FamilySpec("olmoe", "model.layers.{l}.mlp", ("gate_proj", "up_proj", "down_proj"), qk_norm=True),
+    "olmoe": FamilySpec(
+        "olmoe", "model.layers.{l}.mlp", ("gate_proj", "up_proj", "down_proj"), qk_norm=True
+    ),
     "qwen2_moe": FamilySpec(
-        "qwen2_moe", "model.layers.{l}.mlp", ("gate_proj", "up_proj", "down_proj"), shared_expert=True
+        "qwen2_moe",
+        "model.layers.{l}.mlp",
+        ("gate_proj", "up_proj", "down_proj"),
+        shared_expert=True,
     ),
 }
 
@@ -122,7 +127,9 @@ def load_hf_config(folder: Path) -> Any:
     try:
         return AutoConfig.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # transformers raises many types for bad configs
-        raise CheckpointError(f"{path} could not be read as a {model_type} config ({exc}).") from exc
+        raise CheckpointError(
+            f"{path} could not be read as a {model_type} config ({exc})."
+        ) from exc
 
 
 def from_hf_config(hf: Any, name: str = "") -> MoEConfig:
@@ -130,11 +137,14 @@ def from_hf_config(hf: Any, name: str = "") -> MoEConfig:
     family = hf.model_type
     if family not in FAMILIES:
         raise UnsupportedModel(
-            f"Architecture {family!r} is not supported; choose one of {', '.join(sorted(FAMILIES))}."
+            f"Architecture {family!r} is not supported; "
+            f"choose one of {', '.join(sorted(FAMILIES))}."
         )
     act = getattr(hf, "hidden_act", "silu")
     if act != "silu":
-        raise UnsupportedModel(f"Activation {act!r} is not supported; the MoE engine runs SiLU-gated experts.")
+        raise UnsupportedModel(
+            f"Activation {act!r} is not supported; the MoE engine runs SiLU-gated experts."
+        )
     heads = hf.num_attention_heads
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // heads
     rope = dict(getattr(hf, "rope_parameters", None) or {})
@@ -152,11 +162,19 @@ def from_hf_config(hf: Any, name: str = "") -> MoEConfig:
         experts, expert_dim = hf.num_experts, hf.moe_intermediate_size
         only = set(hf.mlp_only_layers or [])
         step = hf.decoder_sparse_step
-        moe_layers = tuple(i for i in range(n_layers) if i not in only and experts > 0 and (i + 1) % step == 0)
-        norm_topk, dense_dim, shared = bool(hf.norm_topk_prob), hf.intermediate_size, hf.shared_expert_intermediate_size
+        moe_layers = tuple(
+            i for i in range(n_layers) if i not in only and experts > 0 and (i + 1) % step == 0
+        )
+        norm_topk, dense_dim, shared = (
+            bool(hf.norm_topk_prob),
+            hf.intermediate_size,
+            hf.shared_expert_intermediate_size,
+        )
     window = getattr(hf, "sliding_window", None) if family == "mixtral" else None
     if family == "qwen2_moe" and getattr(hf, "use_sliding_window", False):
-        raise UnsupportedModel("Qwen2-MoE checkpoints with use_sliding_window=true are not supported yet.")
+        raise UnsupportedModel(
+            "Qwen2-MoE checkpoints with use_sliding_window=true are not supported yet."
+        )
     eos = getattr(hf, "eos_token_id", None)
     eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else ((eos,) if eos is not None else ())
     return MoEConfig(

@@ -45,7 +45,7 @@ class LoadedModel:
     dense: DenseWeights
     slow: SlowTier
     device: str
-    dtype: "torch.dtype"
+    dtype: torch.dtype
     folder: Path | None = None
     hf_config: Any = None
     _tmpdir: str | None = field(default=None, repr=False)
@@ -57,20 +57,31 @@ class LoadedModel:
     def slots_for(self, budget: str | float) -> int:
         return parse_budget(budget, self.layout, self.cfg.top_k) // self.layout.nbytes
 
-    def build(self, policy: str, budget: str | float = "2x", **policy_options: Any) -> "MoEModel":
+    def build(self, policy: str, budget: str | float = "2x", **policy_options: Any) -> MoEModel:
         from inference.moe.model import MoEModel
 
+        policy_options.setdefault("folder", self.folder)  # predictor policies load fitted maps from it
         pol = create_policy(policy, **policy_options)
         slots = self.layout.count if pol.resident else self.slots_for(budget)
         fast = FastTier(self.layout, slots, self.device)
         moe = self.cfg.moe_layers
         geometry = CacheGeometry(
-            moe_layers=moe, num_experts=self.cfg.num_experts, top_k=self.cfg.top_k, slots=slots,
-            expert_bytes=self.layout.nbytes, routers=tuple(self.dense.layers[i].router for i in moe),
+            moe_layers=moe,
+            num_experts=self.cfg.num_experts,
+            top_k=self.cfg.top_k,
+            slots=slots,
+            expert_bytes=self.layout.nbytes,
+            routers=tuple(self.dense.layers[i].router for i in moe),
             norm_topk_prob=self.cfg.norm_topk_prob,
         )
-        cache = ExpertCache(pol, geometry, fast, make_loader(self.slow, fast),
-                            self.cfg.hidden_size, self.cfg.expert_dim)
+        cache = ExpertCache(
+            pol,
+            geometry,
+            fast,
+            make_loader(self.slow, fast),
+            self.cfg.hidden_size,
+            self.cfg.expert_dim,
+        )
         if pol.resident:
             cache.preload_all()
         return MoEModel(self.cfg, self.dense, cache, self.device, self.dtype)
@@ -82,18 +93,41 @@ class LoadedModel:
             self._tmpdir = None
 
 
+def configure_threads(threads: int = 0) -> int:
+    """Set torch's CPU threads; 0 = physical cores minus one (at least one).
+
+    One core is left to the loader thread so expert reads overlap compute; decode-time
+    matmuls are too small to gain from the last core anyway.
+    """
+    import psutil
+    import torch
+
+    if threads <= 0:
+        threads = max(1, (psutil.cpu_count(logical=False) or 1) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def resolve_device(device: str) -> str:
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MoEError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+        raise MoEError(
+            "--device cuda was asked for but no CUDA GPU is available; use --device cpu."
+        )
     return device
 
 
-def load_model(folder: Path, device: str = "cpu", dtype: str = "auto", slow_tier: str = "auto",
-               cache_dir: Path | None = None, direct_io: bool = True) -> LoadedModel:
+def load_model(
+    folder: Path,
+    device: str = "cpu",
+    dtype: str = "auto",
+    slow_tier: str = "auto",
+    cache_dir: Path | None = None,
+    direct_io: bool = True,
+) -> LoadedModel:
     """Open a Mixtral/OLMoE/Qwen2-MoE checkpoint folder for serving.
 
     The expert file (slow tier) is derived data kept in `cache_dir`, keyed by the
@@ -128,11 +162,18 @@ def load_model(folder: Path, device: str = "cpu", dtype: str = "auto", slow_tier
         if not path.exists():
             build_expert_file(ckpt, cfg, path, torch_dtype)
     itemsize = torch.empty((), dtype=torch_dtype).element_size()
-    expected = ExpertLayout(cfg.moe_layers, cfg.num_experts, cfg.expert_numel,
-                            str(torch_dtype).removeprefix("torch."), itemsize)
+    expected = ExpertLayout(
+        cfg.moe_layers,
+        cfg.num_experts,
+        cfg.expert_numel,
+        str(torch_dtype).removeprefix("torch."),
+        itemsize,
+    )
     disk = DiskSlowTier(path, expected=expected, direct=direct_io)
     slow: SlowTier = disk
     if slow_tier in ("memory", "pinned"):
         slow = MemorySlowTier.from_disk(disk, pin=slow_tier == "pinned")
         disk.close()
-    return LoadedModel(cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir)
+    return LoadedModel(
+        cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir
+    )

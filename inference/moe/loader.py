@@ -72,7 +72,7 @@ class Loader(Protocol):
 class ThreadLoader:
     """A single background thread serving a priority queue of (blob index -> slot) reads."""
 
-    def __init__(self, slow: "SlowTier", fast: "FastTier") -> None:
+    def __init__(self, slow: SlowTier, fast: FastTier) -> None:
         self.slow = slow
         self.fast = fast
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
@@ -107,7 +107,7 @@ class ThreadLoader:
 class CudaLoader:
     """Host-to-device copies from pinned memory on a side stream, one event per load."""
 
-    def __init__(self, slow: "SlowTier", fast: "FastTier") -> None:
+    def __init__(self, slow: SlowTier, fast: FastTier) -> None:
         import torch
 
         self.slow = slow
@@ -133,11 +133,11 @@ class CudaLoader:
         self.stream.synchronize()
 
 
-def make_loader(slow: "SlowTier", fast: "FastTier") -> Loader:
+def make_loader(slow: SlowTier, fast: FastTier) -> Loader:
     return CudaLoader(slow, fast) if fast.device != "cpu" else ThreadLoader(slow, fast)
 
 
-def record_use(device: str) -> "torch.cuda.Event | None":
+def record_use(device: str) -> torch.cuda.Event | None:
     """An event marking the end of the queued compute that reads a slot (GPU only)."""
     if device == "cpu":
         return None

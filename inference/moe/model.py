@@ -36,7 +36,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 class KVCache:
     """Keys/values per layer: [1, kvh, capacity, D], grown by doubling."""
 
-    def __init__(self, cfg: MoEConfig, device: str, dtype: torch.dtype, capacity: int = 256) -> None:
+    def __init__(
+        self, cfg: MoEConfig, device: str, dtype: torch.dtype, capacity: int = 256
+    ) -> None:
         self.cfg, self.device, self.dtype = cfg, device, dtype
         self.length = 0
         self._cap = capacity
@@ -50,19 +52,23 @@ class KVCache:
             cap *= 2
         for store in (self.k, self.v):
             for i, old in enumerate(store):
-                new = torch.empty((*old.shape[:2], cap, old.shape[3]), device=self.device, dtype=self.dtype)
+                new = torch.empty(
+                    (*old.shape[:2], cap, old.shape[3]), device=self.device, dtype=self.dtype
+                )
                 new[:, :, : self.length] = old[:, :, : self.length]
                 store[i] = new
         self._cap = cap
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """k, v: [1, kvh, T, D] at positions length..length+T; returns all keys/values so far."""
         t = k.shape[2]
         end = self.length + t
         if end > self._cap:
             self._grow(end)
-        self.k[layer][:, :, self.length: end] = k
-        self.v[layer][:, :, self.length: end] = v
+        self.k[layer][:, :, self.length : end] = k
+        self.v[layer][:, :, self.length : end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
     def advance(self, t: int) -> None:
@@ -72,8 +78,14 @@ class KVCache:
 class MoEModel:
     """Non-expert weights on the device, experts through an `ExpertCache`."""
 
-    def __init__(self, cfg: MoEConfig, dense: DenseWeights, cache: "ExpertCache", device: str,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        cfg: MoEConfig,
+        dense: DenseWeights,
+        cache: ExpertCache,
+        device: str,
+        dtype: torch.dtype,
+    ) -> None:
         self.cfg, self.dense, self.cache = cfg, dense, cache
         self.device, self.dtype = device, dtype
         self._moe = set(cfg.moe_layers)
@@ -83,7 +95,9 @@ class MoEModel:
 
     # -- forward -------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, ids: Sequence[int] | torch.Tensor, kv: KVCache, last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self, ids: Sequence[int] | torch.Tensor, kv: KVCache, last_only: bool = False
+    ) -> torch.Tensor:
         """Logits [T, V] (or [1, V] with last_only) for `ids` following what `kv` holds."""
         ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
         t = ids_t.shape[0]
@@ -95,7 +109,11 @@ class MoEModel:
             h = rms_norm(x, lw.in_norm, self.cfg.rms_eps)
             x = x + self._attention(i, lw, h, kv, cos, sin, mask)
             h = rms_norm(x, lw.post_norm, self.cfg.rms_eps)
-            x = x + (self._moe_block(i, lw, h) if i in self._moe else self._mlp(h, lw.dense_gate_up, lw.dense_down))
+            x = x + (
+                self._moe_block(i, lw, h)
+                if i in self._moe
+                else self._mlp(h, lw.dense_gate_up, lw.dense_down)
+            )
         kv.advance(t)
         if last_only:
             x = x[-1:]
@@ -122,8 +140,16 @@ class MoEModel:
             allowed &= k > q - window
         return allowed
 
-    def _attention(self, i: int, lw: LayerWeights, h: torch.Tensor, kv: KVCache, cos: torch.Tensor,
-                   sin: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _attention(
+        self,
+        i: int,
+        lw: LayerWeights,
+        h: torch.Tensor,
+        kv: KVCache,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         cfg = self.cfg
         t = h.shape[0]
         q = F.linear(h, lw.q, lw.q_bias)  # [T, nh*D]
@@ -141,8 +167,13 @@ class MoEModel:
         k = k * cos + rotate_half(k) * sin
         keys, values = kv.append(i, k, v)  # [1, kvh, S, D]
         out = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=mask, is_causal=mask is None and t > 1,
-            scale=cfg.head_dim ** -0.5, enable_gqa=cfg.num_heads != cfg.num_kv_heads,
+            q,
+            keys,
+            values,
+            attn_mask=mask,
+            is_causal=mask is None and t > 1,
+            scale=cfg.head_dim**-0.5,
+            enable_gqa=cfg.num_heads != cfg.num_kv_heads,
         )  # [1, nh, T, D]
         out = out.transpose(1, 2).reshape(t, cfg.num_heads * cfg.head_dim)
         return F.linear(out, lw.o, lw.o_bias)
@@ -164,8 +195,40 @@ class MoEModel:
         return top_w, top_i
 
     def _moe_block(self, i: int, lw: LayerWeights, h: torch.Tensor) -> torch.Tensor:
+        top_w, top_i = self.route(lw, h)  # [T, k] each
+        if h.shape[0] == 1:
+            out = self._experts_one_token(i, h, top_w, top_i)
+        else:
+            out = self._experts_grouped(i, h, top_w, top_i)
+        if lw.shared_gate_up is not None:
+            shared = self._mlp(h, lw.shared_gate_up, lw.shared_down)
+            out = out + torch.sigmoid(F.linear(h, lw.shared_gate)) * shared
+        return out
+
+    def _experts_one_token(
+        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
+    ) -> torch.Tensor:
+        """Decode: k experts for one token, no grouping needed."""
+        ids = top_i[0].tolist()
+        slot_of = {e: j for j, e in enumerate(ids)}
+        cache = self.cache
+        sequence = cache.begin_layer(i, sorted(ids))
+        cache.policy.on_router(i, h, top_i, cache)
+        out = torch.zeros_like(h)  # [1, H]
+        for e in sequence:
+            gate_up, down = cache.acquire(i, e)
+            try:
+                y = self._mlp(h, gate_up, down) * top_w[:, slot_of[e], None]
+                out += y.to(out.dtype)
+            finally:
+                cache.release(i, e)
+        return out
+
+    def _experts_grouped(
+        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
+    ) -> torch.Tensor:
+        """Prefill: tokens grouped by expert, each expert's matmul over all of its tokens."""
         k = self.cfg.top_k
-        top_w, top_i = self.route(lw, h)
         flat = top_i.reshape(-1)  # [T*k]
         order = torch.argsort(flat, stable=True)  # assignments grouped by expert, tokens ascending
         counts = torch.bincount(flat, minlength=self.cfg.num_experts).tolist()
@@ -178,32 +241,29 @@ class MoEModel:
         cache = self.cache
         sequence = cache.begin_layer(i, [e for e, c in enumerate(counts) if c])
         cache.policy.on_router(i, h, top_i, cache)
-        out = torch.zeros_like(h)
-        single = h.shape[0] == 1
+        out = torch.zeros_like(h)  # [T, H]
         for e in sequence:
             s, n = starts[e], counts[e]
             gate_up, down = cache.acquire(i, e)
             try:
-                if single:
-                    y = self._mlp(h, gate_up, down) * weight_of[s: s + n, None]
-                    out += y.to(out.dtype)
-                else:
-                    tok = token_of[s: s + n]
-                    y = self._mlp(h[tok], gate_up, down) * weight_of[s: s + n, None]
-                    out.index_add_(0, tok, y.to(out.dtype))
+                tok = token_of[s : s + n]  # [n]
+                y = self._mlp(h[tok], gate_up, down) * weight_of[s : s + n, None]  # [n, H]
+                out.index_add_(0, tok, y.to(out.dtype))
             finally:
                 cache.release(i, e)
-        if lw.shared_gate_up is not None:
-            shared = self._mlp(h, lw.shared_gate_up, lw.shared_down)
-            out = out + torch.sigmoid(F.linear(h, lw.shared_gate)) * shared
         return out
 
     # -- generation ----------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, prompt: Sequence[int], max_new_tokens: int, kv: KVCache | None = None,
-                 stop_ids: Sequence[int] = (),
-                 on_logits: Callable[[str, torch.Tensor], None] | None = None) -> Iterator[int]:
-        """Greedy decoding; yields token ids. `on_logits(phase, logits)` sees every step's logits."""
+    def generate(
+        self,
+        prompt: Sequence[int],
+        max_new_tokens: int,
+        kv: KVCache | None = None,
+        stop_ids: Sequence[int] = (),
+        on_logits: Callable[[str, torch.Tensor], None] | None = None,
+    ) -> Iterator[int]:
+        """Greedy decoding; yields token ids. `on_logits(phase, logits)` sees each step's logits."""
         kv = kv if kv is not None else self.new_kv()
         logits = self.forward(prompt, kv, last_only=on_logits is None)
         if on_logits is not None:

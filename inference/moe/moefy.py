@@ -35,25 +35,31 @@ class MoefyError(MoEError):
 
 @dataclass(frozen=True)
 class MoefyOptions:
-    """What to build. The defaults are the `--model moefied` testbed (k/E = 1/8)."""
+    """What to build. The defaults are the `--model moefied` testbed (k/E = 1/4)."""
 
     experts: int = 64
-    top_k: int = 8
+    top_k: int = 16
     train_tokens: int = 8192
-    eval_tokens: int = 4096
+    eval_tokens: int = 2048
     seq_len: int = 256
     layers: int | None = None  # MoEfy only the first n layers (tests); None = all
     refit_down: bool = True
+    correct_drift: bool = True  # refit targets the dense residual stream, not just this FFN
     seed: int = 0
 
-    def validate(self, width: int, n_layers: int) -> None:
-        if self.experts < 2 or width % self.experts:
+    def validate(self, width: int | None = None, n_layers: int | None = None) -> None:
+        """Checks that need no model first (width/n_layers None), the rest once it is loaded."""
+        if not 2 <= self.experts <= 4096:
+            raise MoefyError(f"--experts {self.experts} must be between 2 and 4096.")
+        if width is not None and width % self.experts:
             raise MoefyError(
                 f"--experts {self.experts} must divide the FFN width {width} (e.g. 16, 32, 64)."
             )
         if not 1 <= self.top_k < self.experts:
             raise MoefyError(f"--top-k {self.top_k} must be between 1 and {self.experts - 1}.")
-        if self.layers is not None and not 1 <= self.layers <= n_layers:
+        if self.layers is not None and self.layers < 1:
+            raise MoefyError(f"--layers {self.layers} must be at least 1.")
+        if self.layers is not None and n_layers is not None and self.layers > n_layers:
             raise MoefyError(f"--layers {self.layers} must be between 1 and {n_layers}.")
         if self.train_tokens < self.seq_len or self.eval_tokens < self.seq_len:
             raise MoefyError(f"Token counts must be at least one sequence ({self.seq_len} tokens).")
@@ -132,35 +138,56 @@ def perplexity(model: Any, ids: Any, batch: int = 4) -> float:
     return float(torch.exp(torch.tensor(total / count)))
 
 
-def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progress) -> list[Any]:
-    """Layer-by-layer MoEfication over ids [B, T]; each layer sees the MoE path's hidden states."""
+def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progress) -> tuple[list[Any], list[Any]]:
+    """Layer-by-layer MoEfication over ids [B, T]; each layer sees the MoE path's hidden states.
+
+    Returns the layer fits and the fitted cross-layer prediction maps (see predict.py)."""
     import torch
 
-    from inference.moe.moefy_fit import fit_layer
+    from inference.moe.moefy_fit import fit_layer, ridge_solve
+    from inference.moe.predict import LinearMapPredictor
 
     layers = dense.model.layers[: options.layers or len(dense.model.layers)]
     fits = []
+    maps: list[Any] = []  # (L-1) x [H, E]: layer i's gate input -> layer i+1's routing
+    prev_x = None
+    def attention(layer: Any, h: Any, rope: Any) -> Any:
+        return h + layer.self_attn(layer.input_layernorm(h), position_embeddings=rope, attention_mask=None)[0]
+
     with torch.inference_mode():
-        hidden = dense.model.embed_tokens(ids)  # [B, T, H]
+        hidden = dense.model.embed_tokens(ids)  # [B, T, H] residual stream of the MoE path
+        reference = hidden  # [B, T, H] residual stream of the dense model
         pos = torch.arange(ids.shape[1]).unsqueeze(0)  # [1, T]
         rope = dense.model.rotary_emb(hidden, pos)  # (cos, sin) [1, T, head_dim]
         for i, layer in enumerate(layers):
             t0 = time.perf_counter()
-            attn = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=rope, attention_mask=None)[0]
-            hidden = hidden + attn
+            hidden = attention(layer, hidden, rope)
             x = layer.post_attention_layernorm(hidden)  # [B, T, H] gate input
+            correction = None
+            if options.correct_drift:
+                reference = attention(layer, reference, rope)
+                reference = reference + layer.mlp(layer.post_attention_layernorm(reference))
+                # what this layer's FFN must add so the MoE path lands on the dense stream
+                correction = (reference - hidden).reshape(-1, x.shape[-1]) - layer.mlp(x).reshape(-1, x.shape[-1])
             mlp = layer.mlp
             fit, out = fit_layer(
                 x.reshape(-1, x.shape[-1]), mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight,
                 options.experts, options.top_k, refit=options.refit_down, seed=options.seed + i,
+                correction=correction,
             )
             hidden = hidden + out.view_as(hidden)
             fits.append(fit)
+            flat = x.reshape(-1, x.shape[-1])  # [N, H]
+            if prev_x is not None:  # the cross-layer map of predict.LinearMapPredictor, for free
+                chosen = (flat @ fit.router.T).topk(options.top_k, dim=1).indices  # [N, k]
+                target = torch.zeros(flat.shape[0], options.experts).scatter_(1, chosen, 1.0)
+                maps.append(ridge_solve(prev_x, target, LinearMapPredictor.ridge))  # [H, E]
+            prev_x = flat
             progress(
                 f"layer {i + 1}/{len(layers)}: routing recall {fit.routing_recall:.2f}, "
                 f"hottest expert {float(fit.usage.max()):.2f} of tokens ({time.perf_counter() - t0:.1f}s)"
             )
-    return fits
+    return fits, maps
 
 
 def usage_skew(fits: list[Any], top_k: int) -> dict[str, float]:
@@ -184,12 +211,14 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
     from transformers import AutoModelForCausalLM
 
     from inference.moe.moefy_export import write_checkpoint
+    from inference.moe.predict import write_predictor_maps
 
     options = options or MoefyOptions()
     say = progress or (lambda _msg: None)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise MoefyError(f"The output folder {out} is not empty; choose a new folder or delete it.")
+    options.validate()
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     say("loading the dense model from its GGUF")
@@ -201,7 +230,7 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
     times["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    fits = fit_all_layers(dense, train_ids, options, say)
+    fits, maps = fit_all_layers(dense, train_ids, options, say)
     times["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -221,6 +250,7 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
         say(f"writing the Mixtral checkpoint ({n_layers} layers x {options.experts} experts, top-{options.top_k})")
         meta = {"source": "SmolLM2-135M-Instruct (GGUF)", "options": asdict(options)}
         write_checkpoint(tmp, dense, tokenizer, fits, options.top_k, meta)
+        write_predictor_maps(tmp, maps)
         times["export"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -116,13 +116,13 @@ def group_contributions(
 def ridge_solve(x: torch.Tensor, y: torch.Tensor, rel_lambda: float) -> torch.Tensor:
     """argmin_W ||x W - y||^2 + lam ||W||^2 with lam = rel_lambda * mean diag(x^T x).
 
-    x [N, D], y [N, M] -> W [D, M]; float64 normal equations keep it stable and fast.
+    x [N, D], y [N, M] -> W [D, M] via the normal equations.
     """
-    xd = x.double()
-    gram = xd.T @ xd  # [D, D]
+    # float32 products (the N-sized work), float64 only for the small D x D solve
+    gram = (x.T @ x).double()  # [D, D]
     lam = rel_lambda * float(gram.diagonal().mean()) + 1e-12
     gram.diagonal().add_(lam)
-    rhs = xd.T @ y.double()  # [D, M]
+    rhs = (x.T @ y.float()).double()  # [D, M]
     return torch.linalg.solve(gram, rhs).float()
 
 
@@ -138,7 +138,7 @@ def neuron_mask(selected: torch.Tensor, groups: torch.Tensor, width: int) -> tor
     return mask
 
 
-def refit_down(masked_act: torch.Tensor, target: torch.Tensor, rel_lambda: float = 1e-2) -> torch.Tensor:
+def refit_down(masked_act: torch.Tensor, target: torch.Tensor, rel_lambda: float = 1e-1) -> torch.Tensor:
     """Down projection [H, I] that maps the routed activations [N, I] to the target [N, H]."""
     return ridge_solve(masked_act, target, rel_lambda).T.contiguous()
 
@@ -153,10 +153,16 @@ def fit_layer(
     refit: bool = True,
     cluster_tokens: int = 2048,
     seed: int = 0,
+    correction: torch.Tensor | None = None,
 ) -> tuple[LayerFit, torch.Tensor]:
-    """MoEfy one dense SwiGLU FFN on its inputs x [N, H]; returns the fit and the MoE output [N, H]."""
+    """MoEfy one dense SwiGLU FFN on its inputs x [N, H]; returns the fit and the MoE output [N, H].
+
+    correction [N, H] (optional) is added to the refit target: the gap between the dense
+    model's residual stream and the MoE path's, so this layer also repairs earlier layers' errors.
+    """
     act = torch.nn.functional.silu(x @ gate_w.T) * (x @ up_w.T)  # [N, I]
     dense_out = act @ down_w.T  # [N, H]
+    target = dense_out if correction is None else dense_out + correction
     step = max(1, x.shape[0] // cluster_tokens)
     groups = balanced_kmeans(act[::step].abs().T, n_experts, seed=seed)  # co-activation features
     contrib = group_contributions(act, down_w, groups)  # [N, E]
@@ -167,7 +173,7 @@ def fit_layer(
     oracle = torch.zeros_like(selected).scatter_(1, contrib.topk(top_k, dim=1).indices, True)
     recall = float((selected & oracle).sum()) / float(oracle.sum())
     masked = act * neuron_mask(selected, groups, act.shape[1])  # [N, I]
-    down = refit_down(masked, dense_out) if refit else down_w.clone()
+    down = refit_down(masked, target) if refit else down_w.clone()
     moe_out = masked @ down.T  # [N, H]
     usage = selected.float().mean(dim=0)  # [E]
     return LayerFit(groups, router, down, recall, usage), moe_out

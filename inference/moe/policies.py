@@ -2,7 +2,8 @@
 
 A policy is chosen by name from `POLICIES` (name -> class). Policies only rank and
 choose; `ExpertCache` owns slots, loads and pins. The prediction work (issue 5) adds
-policies such as `fate` by subclassing `CachePolicy`, overriding `quota` (e.g.
+policies such as `fate` in inference/moe/fate.py (listed in POLICY_MODULES) with
+`@register_policy` on a `CachePolicy` subclass, overriding `quota` (e.g.
 shallow-favoring allocation), `rank` (ARC, ...) and `on_router`, which runs after a
 layer's own loads were issued and before its experts compute: prefetches issued there
 overlap the layer's compute.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,7 +55,9 @@ class CachePolicy:
         self.geometry = geometry
         n = len(geometry.moe_layers)
         base, extra = divmod(geometry.slots, max(n, 1))
-        self._quota = {layer: base + (1 if i < extra else 0) for i, layer in enumerate(geometry.moe_layers)}
+        self._quota = {
+            layer: base + (1 if i < extra else 0) for i, layer in enumerate(geometry.moe_layers)
+        }
 
     def quota(self, layer: int) -> int:
         return self._quota[layer]
@@ -77,20 +81,29 @@ class CachePolicy:
         """Lower ranks are evicted first."""
         return self._last.get(key, 0)
 
-    def victim(self, candidates: list[Key], incoming: Key, counts: dict[int, int]) -> Key:
-        """Evict from the incoming layer when it is at its quota, else from the layer most over it."""
-        by_layer: dict[int, list[Key]] = defaultdict(list)
-        for key in candidates:
-            by_layer[key[0]].append(key)
+    def victim(
+        self, incoming: Key, candidates: Callable[[int], list[Key]], counts: dict[int, int]
+    ) -> Key | None:
+        """Evict in the incoming layer when it is at its quota, else in the layer most over it.
+
+        `candidates(layer)` lists that layer's evictable experts (resident, loaded, unpinned);
+        `counts` is the number of resident experts per layer. None: nothing can be evicted.
+        """
         layer = incoming[0]
-        if layer in by_layer and counts.get(layer, 0) >= self.quota(layer):
-            return min(by_layer[layer], key=self.rank)
-        worst = max(by_layer, key=lambda lyr: (counts.get(lyr, 0) - self.quota(lyr), lyr == layer))
-        return min(by_layer[worst], key=self.rank)
+        if counts.get(layer, 0) >= self.quota(layer):
+            own = candidates(layer)
+            if own:
+                return min(own, key=self.rank)
+        for lyr in sorted(counts, key=lambda x: counts[x] - self.quota(x), reverse=True):
+            keys = candidates(lyr)
+            if keys:
+                return min(keys, key=self.rank)
+        return None
 
     # -- predictor hook ------------------------------------------------------------------
-    def on_router(self, layer: int, gate_input: "torch.Tensor", topk_ids: "torch.Tensor",
-                  cache: "ExpertCache") -> None:
+    def on_router(
+        self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor, cache: ExpertCache
+    ) -> None:
         """Seen after layer `layer` routed; may call `cache.prefetch(next_layer, experts)`.
 
         gate_input: [T, H] normalized FFN input; topk_ids: [T, k] chosen experts.
@@ -137,8 +150,9 @@ class Resident(CachePolicy):
 
 
 POLICIES: dict[str, type[CachePolicy]] = {cls.name: cls for cls in (OnDemand, LRU, LFU, Resident)}
-# Policies defined in optional modules (issue 5); imported only when chosen.
-LAZY_POLICIES: dict[str, str] = {"fate": "inference.moe.fate:FatePolicy"}
+# Modules that define more policies (issue 5) with @register_policy; imported only when a
+# name is not found among the built-ins, so choosing `lru` never loads them.
+POLICY_MODULES: tuple[str, ...] = ("inference.moe.fate",)
 
 
 def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:
@@ -147,24 +161,25 @@ def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:
     return cls
 
 
+def _import_policy_modules() -> None:
+    for module_name in POLICY_MODULES:
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name)
+
+
 def policy_names() -> list[str]:
-    names = list(POLICIES)
-    for name, target in LAZY_POLICIES.items():
-        if name not in names and importlib.util.find_spec(target.split(":")[0]) is not None:
-            names.append(name)
-    return names
+    _import_policy_modules()
+    return list(POLICIES)
 
 
 def create_policy(name: str, **options: Any) -> CachePolicy:
     from inference.moe.errors import MoEError
 
+    if name not in POLICIES:
+        _import_policy_modules()
     cls = POLICIES.get(name)
-    if cls is None and name in LAZY_POLICIES:
-        module_name, attr = LAZY_POLICIES[name].split(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            cls = None
     if cls is None:
-        raise MoEError(f"Unknown cache policy {name!r}; choose one of: {', '.join(policy_names())}.")
+        raise MoEError(
+            f"Unknown cache policy {name!r}; choose one of: {', '.join(policy_names())}."
+        )
     return cls(**options)

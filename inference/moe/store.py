@@ -16,9 +16,10 @@ import os
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from inference.moe.errors import BudgetError, CorruptExpertFile
 
@@ -31,8 +32,18 @@ if TYPE_CHECKING:
 ALIGN = 4096
 MAGIC = b"MEMEXMOE"
 VERSION = 1
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def _round_up(n: int, to: int = ALIGN) -> int:
@@ -69,12 +80,17 @@ class ExpertLayout:
         return self.moe_layers.index(layer) * self.num_experts + expert
 
     def to_json(self) -> dict[str, Any]:
-        return {"moe_layers": list(self.moe_layers), "num_experts": self.num_experts,
-                "numel": self.numel, "dtype": self.dtype, "itemsize": self.itemsize}
+        return {
+            "moe_layers": list(self.moe_layers),
+            "num_experts": self.num_experts,
+            "numel": self.numel,
+            "dtype": self.dtype,
+            "itemsize": self.itemsize,
+        }
 
 
 def parse_budget(spec: str | float, layout: ExpertLayout, top_k: int) -> int:
-    """Fast-tier bytes for `0.25` (share of all experts), `2GB` (bytes) or `2x` (per layer, 2*top_k)."""
+    """Fast-tier bytes for `0.25` (share of all experts), `2GB` or `2x` (2*top_k per layer)."""
     text = str(spec).strip().lower().replace(" ", "")
     try:
         if text.endswith("x"):
@@ -88,13 +104,14 @@ def parse_budget(spec: str | float, layout: ExpertLayout, top_k: int) -> int:
             budget = int(float(m.group(1)) * _UNITS[m.group(2)])
     except ValueError:
         raise BudgetError(
-            f"Budget {spec!r} is not understood; use a fraction like 0.25, bytes like 2GB, or a multiple like 2x."
+            f"Budget {spec!r} is not understood; use a fraction like 0.25, "
+            "bytes like 2GB, or a multiple like 2x."
         ) from None
     need = top_k * layout.nbytes
     if budget < need:
         raise BudgetError(
-            f"Budget {spec!r} ({budget:,} bytes) is smaller than one layer's {top_k} active experts "
-            f"({need:,} bytes); raise it to at least {need:,} bytes."
+            f"Budget {spec!r} ({budget:,} bytes) is smaller than one layer's "
+            f"{top_k} active experts ({need:,} bytes); raise it to at least {need:,} bytes."
         )
     return min(budget, layout.total_bytes)
 
@@ -103,15 +120,16 @@ def parse_budget(spec: str | float, layout: ExpertLayout, top_k: int) -> int:
 class SlowTier(Protocol):
     layout: ExpertLayout
 
-    def read_into(self, index: int, dst: "torch.Tensor") -> None:
+    def read_into(self, index: int, dst: torch.Tensor) -> None:
         """Copy blob `index` into the uint8 slot tensor `dst` (blocking)."""
         ...
 
     def close(self) -> None: ...
 
 
-def write_expert_file(path: Path, layout: ExpertLayout,
-                      blobs: Callable[[int], "torch.Tensor"]) -> None:
+def write_expert_file(
+    path: Path, layout: ExpertLayout, blobs: Callable[[int], torch.Tensor]
+) -> None:
     """Write all blobs (`blobs(i)` -> flat tensor of the layout dtype) atomically.
 
     The file appears under its final name only when complete; a crash leaves a `.tmp`.
@@ -130,11 +148,15 @@ def write_expert_file(path: Path, layout: ExpertLayout,
             for i in range(layout.count):
                 data = blobs(i).contiguous().view(torch.uint8).numpy().tobytes()
                 if len(data) != layout.nbytes:
-                    raise CorruptExpertFile(f"Expert {i} has {len(data)} bytes, expected {layout.nbytes}.")
+                    raise CorruptExpertFile(
+                        f"Expert {i} has {len(data)} bytes, expected {layout.nbytes}."
+                    )
                 crcs.append(zlib.crc32(data))
                 f.write(data)
                 f.write(pad)
-            meta = json.dumps({"layout": layout.to_json(), "crc32": crcs, "data_offset": header_blocks * ALIGN})
+            meta = json.dumps(
+                {"layout": layout.to_json(), "crc32": crcs, "data_offset": header_blocks * ALIGN}
+            )
             head = MAGIC + struct.pack("<II", VERSION, len(meta)) + meta.encode()
             if len(head) > header_blocks * ALIGN:
                 raise RuntimeError("expert file header overflow")  # pragma: no cover - sized above
@@ -156,7 +178,9 @@ def _drop_cache(fd: int) -> None:
 
 def read_header(path: Path) -> tuple[ExpertLayout, list[int], int]:
     """(layout, crc32 per blob, data offset); any inconsistency is a CorruptExpertFile."""
-    bad = f"The expert file {path} is corrupt; delete it and it will be rebuilt from the checkpoint."
+    bad = (
+        f"The expert file {path} is corrupt; delete it and it will be rebuilt from the checkpoint."
+    )
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -165,8 +189,13 @@ def read_header(path: Path) -> tuple[ExpertLayout, list[int], int]:
             version, n = struct.unpack("<II", head[8:16])
             meta = json.loads(f.read(n).decode())
         lj = meta["layout"]
-        layout = ExpertLayout(tuple(lj["moe_layers"]), int(lj["num_experts"]), int(lj["numel"]),
-                              str(lj["dtype"]), int(lj["itemsize"]))
+        layout = ExpertLayout(
+            tuple(lj["moe_layers"]),
+            int(lj["num_experts"]),
+            int(lj["numel"]),
+            str(lj["dtype"]),
+            int(lj["itemsize"]),
+        )
         crcs = [int(c) for c in meta["crc32"]]
         offset = int(meta["data_offset"])
     except CorruptExpertFile:
@@ -183,12 +212,15 @@ def read_header(path: Path) -> tuple[ExpertLayout, list[int], int]:
 class DiskSlowTier:
     """Experts in one file; reads bypass (O_DIRECT) or evict (fadvise) the page cache."""
 
-    def __init__(self, path: Path, expected: ExpertLayout | None = None, direct: bool = True) -> None:
+    def __init__(
+        self, path: Path, expected: ExpertLayout | None = None, direct: bool = True
+    ) -> None:
         self.path = Path(path)
         self.layout, self._crcs, self._offset = read_header(self.path)
         if expected is not None and expected != self.layout:
             raise CorruptExpertFile(
-                f"The expert file {self.path} does not match the model; delete it and it will be rebuilt."
+                f"The expert file {self.path} does not match the model; "
+                "delete it and it will be rebuilt."
             )
         self._verified = bytearray(self.layout.count)
         self.direct = False
@@ -202,9 +234,9 @@ class DiskSlowTier:
         if self._fd < 0:
             self._fd = os.open(self.path, os.O_RDONLY)
 
-    def read_into(self, index: int, dst: "torch.Tensor") -> None:
+    def read_into(self, index: int, dst: torch.Tensor) -> None:
         # dst: uint8 [blob_bytes], 4 KiB aligned (FastTier guarantees it) for O_DIRECT
-        view = memoryview(dst.numpy())
+        view = dst.numpy().data
         offset = self._offset + index * self.layout.blob_bytes
         try:
             n = os.preadv(self._fd, [view], offset)
@@ -225,7 +257,8 @@ class DiskSlowTier:
             # each blob is checked once per process: later reads of it are trusted
             if zlib.crc32(view[: self.layout.nbytes]) != self._crcs[index]:
                 raise CorruptExpertFile(
-                    f"The expert file {self.path} is corrupt (expert blob {index} fails its checksum); "
+                    f"The expert file {self.path} is corrupt "
+                    f"(expert blob {index} fails its checksum); "
                     "delete it and it will be rebuilt."
                 )
             self._verified[index] = 1
@@ -239,12 +272,12 @@ class DiskSlowTier:
 class MemorySlowTier:
     """All blobs in CPU memory ([count, blob_bytes] uint8), pinned when a GPU reads them."""
 
-    def __init__(self, layout: ExpertLayout, data: "torch.Tensor") -> None:
+    def __init__(self, layout: ExpertLayout, data: torch.Tensor) -> None:
         self.layout = layout
         self.data = data  # uint8 [count, blob_bytes]
 
     @classmethod
-    def from_disk(cls, disk: DiskSlowTier, pin: bool) -> "MemorySlowTier":
+    def from_disk(cls, disk: DiskSlowTier, pin: bool) -> MemorySlowTier:
         import torch
 
         lay = disk.layout
@@ -255,21 +288,21 @@ class MemorySlowTier:
             data[i].copy_(tmp)
         return cls(lay, data)
 
-    def read_into(self, index: int, dst: "torch.Tensor") -> None:
+    def read_into(self, index: int, dst: torch.Tensor) -> None:
         dst.copy_(self.data[index], non_blocking=dst.is_cuda)
 
     def close(self) -> None:
         self.data = None  # type: ignore[assignment]
 
 
-def aligned_empty(nbytes: int, count: int = 1) -> "torch.Tensor":
+def aligned_empty(nbytes: int, count: int = 1) -> torch.Tensor:
     """uint8 CPU tensor [count, nbytes] whose rows start on 4 KiB boundaries (for O_DIRECT)."""
     import torch
 
     row = _round_up(nbytes)
     raw = torch.empty(row * count + ALIGN, dtype=torch.uint8)
     shift = (-raw.data_ptr()) % ALIGN
-    out = raw[shift: shift + row * count].view(count, row)
+    out = raw[shift : shift + row * count].view(count, row)
     return out[0] if count == 1 else out
 
 
@@ -282,6 +315,7 @@ class FastTier:
         self.layout = layout
         self.slots = slots
         self.device = device
+        self._views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if device == "cpu":
             self.pool = aligned_empty(layout.blob_bytes, max(slots, 2))[:slots]
         else:
@@ -291,27 +325,37 @@ class FastTier:
     def nbytes(self) -> int:
         return self.slots * self.layout.nbytes
 
-    def raw(self, slot: int) -> "torch.Tensor":
+    def raw(self, slot: int) -> torch.Tensor:
         return self.pool[slot]
 
-    def weights(self, slot: int, hidden: int, expert_dim: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """(gate_up [2I,H], down [H,I]) views into the slot."""
-        import torch
+    def weights(self, slot: int, hidden: int, expert_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gate_up [2I,H], down [H,I]) views into the slot (made once per slot)."""
+        views = self._views.get(slot)
+        if views is None:
+            import torch
 
-        dtype = getattr(torch, self.layout.dtype)
-        flat = self.pool[slot][: self.layout.nbytes].view(dtype)
-        gate_up = flat[: 2 * expert_dim * hidden].view(2 * expert_dim, hidden)
-        down = flat[2 * expert_dim * hidden:].view(hidden, expert_dim)
-        return gate_up, down
+            dtype = getattr(torch, self.layout.dtype)
+            flat = self.pool[slot][: self.layout.nbytes].view(dtype)
+            gate_up = flat[: 2 * expert_dim * hidden].view(2 * expert_dim, hidden)
+            down = flat[2 * expert_dim * hidden :].view(hidden, expert_dim)
+            views = self._views[slot] = (gate_up, down)
+        return views
 
 
-def build_expert_file(ckpt: "Checkpoint", cfg: "MoEConfig", path: Path, dtype: "torch.dtype") -> ExpertLayout:
+def build_expert_file(
+    ckpt: Checkpoint, cfg: MoEConfig, path: Path, dtype: torch.dtype
+) -> ExpertLayout:
     """Validate every expert tensor first, then stream them into `path` (atomic)."""
     import torch
 
     ckpt.validate_experts(cfg)
-    layout = ExpertLayout(cfg.moe_layers, cfg.num_experts, cfg.expert_numel,
-                          str(dtype).removeprefix("torch."), torch.empty((), dtype=dtype).element_size())
+    layout = ExpertLayout(
+        cfg.moe_layers,
+        cfg.num_experts,
+        cfg.expert_numel,
+        str(dtype).removeprefix("torch."),
+        torch.empty((), dtype=dtype).element_size(),
+    )
 
     def blob(i: int) -> torch.Tensor:
         layer = cfg.moe_layers[i // cfg.num_experts]

@@ -24,21 +24,41 @@ CHAT_TEMPLATE = (
 def _hf_config(family: str, size: dict[str, int]) -> Any:
     from transformers import MixtralConfig, OlmoeConfig, Qwen2MoeConfig
 
-    common = dict(
-        vocab_size=size["vocab"], hidden_size=size["hidden"], num_hidden_layers=size["layers"],
-        num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
-        num_experts_per_tok=size["top_k"], max_position_embeddings=2048, rms_norm_eps=1e-6,
-        tie_word_embeddings=False, bos_token_id=0, eos_token_id=2, pad_token_id=0,
+    common: dict[str, Any] = dict(
+        vocab_size=size["vocab"],
+        hidden_size=size["hidden"],
+        num_hidden_layers=size["layers"],
+        num_attention_heads=size["heads"],
+        num_key_value_heads=size["kv_heads"],
+        num_experts_per_tok=size["top_k"],
+        max_position_embeddings=2048,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=0,
     )
     if family == "mixtral":
-        return MixtralConfig(**common, num_local_experts=size["experts"], intermediate_size=size["expert_dim"])
+        return MixtralConfig(
+            **common, num_local_experts=size["experts"], intermediate_size=size["expert_dim"]
+        )
     if family == "olmoe":
-        return OlmoeConfig(**common, num_experts=size["experts"], intermediate_size=size["expert_dim"],
-                           norm_topk_prob=False, clip_qkv=8.0)
+        return OlmoeConfig(
+            **common,
+            num_experts=size["experts"],
+            intermediate_size=size["expert_dim"],
+            norm_topk_prob=False,
+            clip_qkv=8.0,
+        )
     return Qwen2MoeConfig(
-        **common, num_experts=size["experts"], moe_intermediate_size=size["expert_dim"],
-        intermediate_size=2 * size["expert_dim"], shared_expert_intermediate_size=size["expert_dim"],
-        norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[size["layers"] - 1] if size["layers"] > 2 else [],
+        **common,
+        num_experts=size["experts"],
+        moe_intermediate_size=size["expert_dim"],
+        intermediate_size=2 * size["expert_dim"],
+        shared_expert_intermediate_size=size["expert_dim"],
+        norm_topk_prob=False,
+        decoder_sparse_step=1,
+        mlp_only_layers=[size["layers"] - 1] if size["layers"] > 2 else [],
     )
 
 
@@ -72,8 +92,8 @@ def _weights(family: str, cfg: Any, size: dict[str, int], seed: int) -> dict[str
         w[a + "v_proj.weight"] = rnd(kvh * d, h)
         w[a + "o_proj.weight"] = rnd(h, nh * d)
         if family == "qwen2_moe":
-            for n, rows in (("q", nh * d), ("k", kvh * d), ("v", kvh * d)):
-                w[a + f"{n}_proj.bias"] = rnd(rows)
+            for proj, rows in (("q", nh * d), ("k", kvh * d), ("v", kvh * d)):
+                w[a + f"{proj}_proj.bias"] = rnd(rows)
         if family == "olmoe":
             w[a + "q_norm.weight"] = norm(nh * d)
             w[a + "k_norm.weight"] = norm((h // nh) * kvh)
@@ -113,21 +133,32 @@ def write_tokenizer(folder: Path, vocab_size: int) -> None:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|endoftext|>",
-                                   pad_token="<|endoftext|>", additional_special_tokens=list(SPECIALS[1:]))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        bos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(SPECIALS[1:]),
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(folder))
 
 
 SIZES: dict[str, dict[str, int]] = {
     # unit tests: seconds to build and run
-    "test": dict(vocab=320, hidden=64, layers=3, heads=4, kv_heads=2, experts=8, top_k=2, expert_dim=32),
+    "test": dict(
+        vocab=320, hidden=64, layers=3, heads=4, kv_heads=2, experts=8, top_k=2, expert_dim=32
+    ),
     # `--model tiny`: big enough that expert traffic, not Python overhead, shows in benchmarks
-    "bench": dict(vocab=320, hidden=256, layers=4, heads=8, kv_heads=4, experts=32, top_k=4, expert_dim=256),
+    "bench": dict(
+        vocab=320, hidden=256, layers=4, heads=8, kv_heads=4, experts=32, top_k=4, expert_dim=256
+    ),
 }
 
 
-def build_tiny(out: Path, family: str = "mixtral", size: str | dict[str, int] = "test", seed: int = 0) -> Path:
+def build_tiny(
+    out: Path, family: str = "mixtral", size: str | dict[str, int] = "test", seed: int = 0
+) -> Path:
     """Write a tiny random checkpoint folder (config.json, model.safetensors, tokenizer). Atomic."""
     from safetensors.torch import save_file
 
@@ -140,10 +171,19 @@ def build_tiny(out: Path, family: str = "mixtral", size: str | dict[str, int] = 
     tmp.mkdir(parents=True)
     try:
         cfg = _hf_config(family, dims)
-        cfg.architectures = [{"mixtral": "MixtralForCausalLM", "olmoe": "OlmoeForCausalLM",
-                              "qwen2_moe": "Qwen2MoeForCausalLM"}[family]]
+        cfg.architectures = [
+            {
+                "mixtral": "MixtralForCausalLM",
+                "olmoe": "OlmoeForCausalLM",
+                "qwen2_moe": "Qwen2MoeForCausalLM",
+            }[family]
+        ]
         cfg.save_pretrained(str(tmp))
-        save_file(_weights(family, cfg, dims, seed), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            _weights(family, cfg, dims, seed),
+            str(tmp / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
         write_tokenizer(tmp, dims["vocab"])
         (tmp / "memex-tiny.json").write_text(json.dumps({"family": family, "seed": seed, **dims}))
         if out.exists():

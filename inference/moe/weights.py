@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
 Tensor = Any  # torch.Tensor at run time; kept loose so importing this module stays light
+OptTensor = Any  # torch.Tensor or None (Any so call sites need no narrowing in the hot loop)
 
 
 @dataclass
@@ -25,18 +26,18 @@ class LayerWeights:
     k: Tensor  # [kvh*D, H]
     v: Tensor  # [kvh*D, H]
     o: Tensor  # [H, nh*D]
-    q_bias: Tensor | None = None
-    k_bias: Tensor | None = None
-    v_bias: Tensor | None = None
-    o_bias: Tensor | None = None
-    q_norm: Tensor | None = None  # OLMoE: RMSNorm over the whole q projection [nh*D]
-    k_norm: Tensor | None = None  # [kvh*D]
-    router: Tensor | None = None  # [E, H]; None for a dense layer
-    shared_gate_up: Tensor | None = None  # Qwen2-MoE shared expert [2S, H]
-    shared_down: Tensor | None = None  # [H, S]
-    shared_gate: Tensor | None = None  # [1, H]
-    dense_gate_up: Tensor | None = None  # dense MLP layer [2I, H]
-    dense_down: Tensor | None = None  # [H, I]
+    q_bias: OptTensor = None
+    k_bias: OptTensor = None
+    v_bias: OptTensor = None
+    o_bias: OptTensor = None
+    q_norm: OptTensor = None  # OLMoE: RMSNorm over the whole q projection [nh*D]
+    k_norm: OptTensor = None  # [kvh*D]
+    router: OptTensor = None  # [E, H]; None for a dense layer
+    shared_gate_up: OptTensor = None  # Qwen2-MoE shared expert [2S, H]
+    shared_down: OptTensor = None  # [H, S]
+    shared_gate: OptTensor = None  # [1, H]
+    dense_gate_up: OptTensor = None  # dense MLP layer [2I, H]
+    dense_down: OptTensor = None  # [H, I]
 
 
 @dataclass
@@ -68,7 +69,9 @@ def _tensors(dense: DenseWeights) -> list[Any]:
     return out
 
 
-def load_dense(ckpt: Checkpoint, cfg: MoEConfig, hf: Any, device: str, dtype: "torch.dtype") -> DenseWeights:
+def load_dense(
+    ckpt: Checkpoint, cfg: MoEConfig, hf: Any, device: str, dtype: torch.dtype
+) -> DenseWeights:
     """Read every non-expert tensor (shapes checked) onto `device` in `dtype`."""
     import torch
 

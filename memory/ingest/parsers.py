@@ -145,7 +145,8 @@ def parse_eml(path: Path) -> list[ParsedDoc]:
         try:
             body = body_part.get_content()
         except (LookupError, UnicodeDecodeError):
-            body = body_part.get_payload(decode=True).decode("utf-8", "replace")
+            payload = body_part.get_payload(decode=True)
+            body = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
         if body_part.get_content_type() == "text/html":
             body = _strip_html(body)
     at = None

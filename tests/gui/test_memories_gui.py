@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QPushButton
 
 from tests.gui.conftest import tree_texts, wait_idle
 
@@ -86,9 +86,28 @@ def test_import_cancel_keeps_what_was_stored_and_nothing_half(qtbot, window, run
     job = page.start_import([folder])
     job.signals.done.connect(reports.append)
     qtbot.waitUntil(lambda: page.progress is not None and page.progress.value() >= 1, timeout=60000)
-    page.progress.cancel()  # what the dialog's Cancel button does
+    cancel = page.progress.findChild(QPushButton)
+    assert cancel is not None and cancel.text() == "Cancel"
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.import_job is None, timeout=120000)
     assert reports and reports[0].cancelled
     assert reports[0].imported < 300
     assert runtime.memory.count() == reports[0].imported
     assert "cancelled" in page.banner.label.text()
+
+
+def test_dropping_a_folder_imports_it(qtbot, window, runtime, tmp_path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = _notes(tmp_path / "dropped", 3)
+    page = window.select("memories")
+    wait_idle(qtbot, window)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    page.dropEvent(event)
+    assert page.import_job is not None
+    qtbot.waitUntil(lambda: page.import_job is None, timeout=60000)
+    assert runtime.memory.count() == 3

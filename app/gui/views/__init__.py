@@ -11,3 +11,5 @@ PAGES: dict[str, tuple[str, str]] = {
     "models": ("Models", "app.gui.views.models:ModelsPage"),
     "bridge": ("Bridge", "app.gui.views.bridge:BridgePage"),
 }
+# Names that open a section inside a screen: name -> (screen, section index).
+SECTIONS: dict[str, tuple[str, int]] = {"timeline": ("memories", 1), "inbox": ("memories", 2)}

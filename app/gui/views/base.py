@@ -11,6 +11,7 @@ from app.gui.widgets import Banner, page_header
 class Page(QWidget):
     title = ""
     subtitle = ""
+    refresh_on_show = False  # reload each time the screen is shown (data other processes change)
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -26,9 +27,12 @@ class Page(QWidget):
 
     def activate(self) -> None:
         """Called when the page is shown; loads its data the first time."""
-        if not self._loaded:
+        if not self._loaded or self.refresh_on_show:
             self._loaded = True
             self.refresh()
+
+    def show_section(self, index: int) -> None:
+        """Open a section (sub-tab) of this screen; screens with sections override it."""
 
     def refresh(self) -> None:  # pragma: no cover - overridden
         """Reload what the page shows (in a worker)."""

@@ -43,12 +43,20 @@ def _tree(headers: list[str], name: str) -> QTreeWidget:
     return t
 
 
+def _home_relative(path: str) -> str:
+    from pathlib import Path
+
+    home = str(Path.home())
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+
+
 def _when(ts: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts))) if ts else "never"
 
 
 class BridgePage(Page):
     title = "Bridge"
+    refresh_on_show = True  # browser hosts write the audit log and pairing requests
     subtitle = ("Lets your browser fill forms from your profile. A browser must be paired and a site permitted; "
                 "the first fill on each site asks you to confirm. Values are never logged.")
 
@@ -119,6 +127,8 @@ class BridgePage(Page):
         row.addWidget(self.revoke_btn)
         lay.addLayout(row)
         self.tabs.addTab(tab, "Site permissions")
+        self.sites.itemSelectionChanged.connect(self._selection)
+        self.pairings.itemSelectionChanged.connect(self._selection)
 
         # audit --------------------------------------------------------------------------
         tab = QWidget()
@@ -127,6 +137,13 @@ class BridgePage(Page):
         self.audit = _tree(["When", "Action", "Site", "Browser", "Fields", "Outcome"], "Fill audit log")
         lay.addWidget(self.audit, 1)
         self.tabs.addTab(tab, "Audit log")
+        self._selection()
+
+    def _selection(self) -> None:
+        sel = self._selected_pairing()
+        self.approve_btn.setEnabled(bool(sel) and sel[0] == "pending")
+        self.unpair_btn.setEnabled(bool(sel) and sel[0] == "paired")
+        self.revoke_btn.setEnabled(self.sites.currentItem() is not None and bool(self.sites.selectedItems()))
 
     # -- loading ----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -141,7 +158,7 @@ class BridgePage(Page):
         for name, entry in snap["browsers"].items():
             status = "installed" if entry.get("current") else (
                 "installed for another data folder" if entry.get("installed") else "not installed")
-            item = QTreeWidgetItem([name.capitalize(), status, entry.get("manifest", "")])
+            item = QTreeWidgetItem([name.capitalize(), status, _home_relative(entry.get("manifest", ""))])
             item.setData(0, Qt.ItemDataRole.UserRole, name)
             self.browsers.addTopLevelItem(item)
         if self.browsers.topLevelItemCount():
@@ -167,6 +184,7 @@ class BridgePage(Page):
                 ", ".join(a.get("kinds") or []), str(a.get("outcome") or "")]))
         if not snap["audit"]:
             self.audit.addTopLevelItem(QTreeWidgetItem(["", "Nothing filled yet."]))
+        self._selection()
 
     # -- actions ----------------------------------------------------------------------
     def _run(self, fn: Any, name: str) -> None:
@@ -184,8 +202,8 @@ class BridgePage(Page):
             self._run(lambda s: bridge_api.install(s, browser), "bridge-install")
 
     def _selected_pairing(self) -> tuple[str, str] | None:
-        item = self.pairings.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        items = self.pairings.selectedItems()
+        return items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
 
     def approve(self) -> None:
         sel = self._selected_pairing()

@@ -112,15 +112,14 @@ class ChatPage(Page):
         self._render()
 
     # -- input ------------------------------------------------------------------------
-    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, obj: Any, event: Any) -> bool:
         from PySide6.QtCore import QEvent
 
-        if obj is self.input and event.type() == QEvent.Type.KeyPress:
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-            ):
-                self.ask()
-                return True
+        if (obj is self.input and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self.ask()
+            return True
         return super().eventFilter(obj, event)
 
     def ask(self, question: str | None = None) -> None:
@@ -208,7 +207,8 @@ class ChatPage(Page):
             self.chips_layout.addWidget(label)
         for i, c in enumerate(citations, start=1):
             chip = Chip(_chip_text(i, c), tooltip=c.get("text", "")[:400])
-            chip.clicked.connect(lambda _=False, mid=c.get("id"): self.open_memory(mid))
+            mid = c.get("id")
+            chip.clicked.connect(lambda _=False, mid=mid: self.open_memory(mid))
             self.chips_layout.addWidget(chip)
             self.chips.append(chip)
         self.chips_layout.addStretch(1)
@@ -220,8 +220,10 @@ class ChatPage(Page):
             return
         self.stack.setCurrentWidget(self.transcript)
         parts = []
+        shade = self.palette().alternateBase().color().name()
         for t in self.turns:
-            parts.append(f"<p style='margin-top:14px'><b>You</b><br>{_para(t.question)}</p>")
+            parts.append(f"<table width='100%' cellpadding='8' style='margin-top:10px' bgcolor='{shade}'>"
+                         f"<tr><td><b>You</b><br>{_para(t.question)}</td></tr></table>")
             body = _para(t.answer) if t.answer else "<i>thinking…</i>" if not t.status else ""
             if t.status == "stopped":
                 body += " <i>(stopped)</i>"
@@ -232,7 +234,8 @@ class ChatPage(Page):
                 f"[{html.escape(_chip_text(i, c))}]</a>"
                 for i, c in enumerate(t.citations, start=1)
             )
-            parts.append(f"<p><b>memex</b><br>{body}</p>" + (f"<p>Sources: {chips}</p>" if chips else ""))
+            parts.append(f"<p style='margin-left:8px'><b>memex</b><br>{body}</p>"
+                         + (f"<p style='margin-left:8px'>Sources: {chips}</p>" if chips else ""))
         bar = self.transcript.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         self.transcript.setHtml("".join(parts))
@@ -250,9 +253,8 @@ class ChatPage(Page):
 
 
 def _chip_text(i: int, c: dict[str, Any]) -> str:
-    src = c.get("source") or c.get("when") or "memory"
-    src = str(src).rsplit("/", 1)[-1]
-    return f"{i} · {src[:28]}"
+    src = str(c.get("source") or "memory").rsplit("/", 1)[-1][:28]
+    return f"{i} · {c['when']} · {src}" if c.get("when") else f"{i} · {src}"
 
 
 def _para(text: str) -> str:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.gui import inbox_api
 from app.gui.dialogs import show_memory
 from app.gui.services import Services
+from app.gui.views.profile import FIELD_LABELS
 from app.gui.widgets import EmptyState, Notice
 from app.gui.workers import JobContext
 
@@ -100,7 +101,7 @@ class InboxPanel(QWidget):
         for it in items:
             conf = it.get("confidence")
             row = QTreeWidgetItem([
-                str(it.get("key", "")),
+                FIELD_LABELS.get(str(it.get("key", "")), str(it.get("key", ""))),
                 str(it.get("value", "")) + (f"  (replaces {it['previous_value']})" if it.get("previous_value") else ""),
                 f"{float(conf):.0%}" if isinstance(conf, (int, float)) else "",
                 str(it.get("source_text") or it.get("source_memory") or ""),

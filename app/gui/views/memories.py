@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.gui.dialogs import MemoryEditor, MemoryViewer, fmt_when
 from app.gui.services import Services
 from app.gui.views.base import Page
+from app.gui.views.importing import ImportMixin
 from app.gui.views.inbox import InboxPanel
 from app.gui.views.timeline import TimelinePanel
 from app.gui.widgets import EmptyState
@@ -47,7 +47,7 @@ def summary(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class MemoriesPage(Page):
+class MemoriesPage(ImportMixin, Page):
     title = "Memories"
     subtitle = "Everything memex knows about you. Search, add, edit, forget: it all stays on this computer."
 
@@ -152,6 +152,9 @@ class MemoriesPage(Page):
         services.memories_changed.connect(self._data_changed)
 
     # -- loading ----------------------------------------------------------------------
+    def show_section(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+
     def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
         self.search.setFocus()
@@ -194,6 +197,8 @@ class MemoriesPage(Page):
             self.list_stack.setCurrentWidget(self.empty)
         shown = f"{len(rows)} match{'es' if len(rows) != 1 else ''}" if query else (
             f"{total} memor{'y' if total == 1 else 'ies'}" + (f", newest {len(rows)} shown" if total > len(rows) else ""))
+        if any(r.superseded_by for r in rows):
+            shown += " · greyed: updated by a newer memory"
         self.count_label.setText(shown)
         self._selection_changed()
 
@@ -246,7 +251,7 @@ class MemoriesPage(Page):
                                        kind=values.get("kind") or "note")
 
         def done(result: tuple[Any, bool]) -> None:
-            mem, created = result
+            _mem, created = result
             self.banner.show_message("Remembered." if created else "memex already remembers exactly this.")
             self.services.memories_changed.emit()
             self.services.inbox_changed.emit()
@@ -309,85 +314,12 @@ class MemoriesPage(Page):
                            svc.memories_changed.emit()),
                        on_error=self.show_error)
 
-    # -- import -----------------------------------------------------------------------
-    def import_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Import into memex", str(Path.home()),
-            "Supported (*.txt *.md *.pdf *.eml *.jsonl *.json *.html);;All files (*)")
-        if files:
-            self.start_import([Path(f) for f in files])
-
-    def import_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import a folder into memex", str(Path.home()))
-        if folder:
-            self.start_import([Path(folder)])
-
-    def start_import(self, paths: list[Path]) -> Job | None:
-        if self.import_job is not None:
-            self.banner.show_message("An import is already running; wait for it or cancel it first.")
-            return None
-        self.progress = QProgressDialog("Preparing the import…", "Cancel", 0, 0, self)
-        self.progress.setWindowTitle("Importing")
-        self.progress.setAccessibleName("Import progress")
-        self.progress.setWindowModality(Qt.WindowModality.WindowModal)
-        self.progress.setMinimumDuration(0)
-        self.progress.setMinimumWidth(460)
-        self.progress.setAutoClose(False)
-        self.progress.setAutoReset(False)
-        svc = self.services
-
-        def work(ctx: JobContext) -> Any:
-            svc.memory()
-            return svc.runtime.import_paths(paths, progress=ctx.progress, cancel=lambda: ctx.cancelled)
-
-        self.import_job = svc.jobs.start(work, name="import", on_progress=self._import_progress,
-                                         on_done=self._import_done, on_error=self.show_error,
-                                         on_finished=self._import_finished)
-        self.progress.canceled.connect(self.cancel_import)
-        self.progress.show()
-        return self.import_job
-
-    def cancel_import(self) -> None:
-        if self.import_job is not None:
-            self.import_job.cancel()
-            if self.progress is not None:
-                self.progress.setLabelText("Cancelling… what is already imported is kept.")
-
-    def _import_progress(self, p: Any) -> None:
-        if self.progress is None or (self.import_job and self.import_job.cancelled):
-            return
-        self.progress.setMaximum(max(1, int(getattr(p, "total", 0))))
-        self.progress.setValue(int(getattr(p, "done", 0)))
-        phase = getattr(p, "phase", "reading")
-        self.progress.setLabelText(f"{phase.capitalize()} {getattr(p, 'done', 0)} of {getattr(p, 'total', 0)}: "
-                                   f"{summary(Path(str(getattr(p, 'path', ''))).name, 60)}")
-
-    def _import_done(self, report: Any) -> None:
-        skipped = len(getattr(report, "skipped", []) or [])
-        errors = getattr(report, "errors", []) or []
-        head = "Import cancelled; kept" if getattr(report, "cancelled", False) else "Imported"
-        text = f"{head} {report.imported} memor{'y' if report.imported == 1 else 'ies'} ({report.chunks} chunks)"
-        if skipped:
-            text += f"; skipped {skipped} file{'s' if skipped != 1 else ''}"
-        if errors:
-            text += f"; {len(errors)} could not be read (first: {errors[0].get('reason', '')})"
-        self.banner.show_message(text + ".", timeout_ms=0)
-        self.services.memories_changed.emit()
-        self.services.inbox_changed.emit()
-
-    def _import_finished(self) -> None:
-        self.import_job = None
-        if self.progress is not None:
-            self.progress.close()
-            self.progress.deleteLater()
-            self.progress = None
-
     # -- drag and drop ----------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()

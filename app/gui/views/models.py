@@ -122,8 +122,8 @@ class ModelsPage(Page):
         self.hit_plot = LinePlot("Expert-cache hit rate", "", y_min=0, y_max=1)
         self.hit_plot.empty_text = ("Appears while an MoE model answers (backend: MoE offloading engine), "
                                     "or after a benchmark run below.")
-        right.addWidget(self.speed_plot)
-        right.addWidget(self.hit_plot)
+        right.addWidget(self.speed_plot, 1)
+        right.addWidget(self.hit_plot, 1)
         bench_row = QHBoxLayout()
         self.bench_btn = QPushButton("Run MoE benchmark")
         self.bench_btn.setAccessibleName("Run the MoE cache benchmark")
@@ -139,7 +139,7 @@ class ModelsPage(Page):
         self.bench_table.setHeaderLabels(["Policy", "Decode tok/s", "Hit rate", "MB moved", "Stall ms"])
         self.bench_table.setRootIsDecorated(False)
         self.bench_table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.bench_table.setMaximumHeight(150)
+        self.bench_table.setFixedHeight(130)
         right.addWidget(self.bench_table)
         if not self.moe.available:
             self.bench_btn.hide()

@@ -98,6 +98,7 @@ class ProfilePage(Page):
         head.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         head.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setColumnWidth(1, 260)
+        head.setStretchLastSection(False)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.tree)
         self.layout_.addWidget(holder, 1)

@@ -81,15 +81,16 @@ class TimelinePanel(QWidget):
                 for col in range(2):
                     item.setForeground(col, self.palette().placeholderText())
             months[mkey].addChild(item)
-        for key, item in years.items():
+        for item in years.values():
             item.setText(1, f"{_count(item)} memories")
         for item in months.values():
             item.setText(1, f"{item.childCount()} memor{'y' if item.childCount() == 1 else 'ies'}")
-        if years:
-            first = self.tree.topLevelItem(0)
-            first.setExpanded(True)
-            for i in range(first.childCount()):
-                first.child(i).setExpanded(True)
+        # Small timelines open fully; big ones open their latest year.
+        open_years = list(years.values()) if len(memories) <= 200 else list(years.values())[:1]
+        for year in open_years:
+            year.setExpanded(True)
+            for i in range(year.childCount()):
+                year.child(i).setExpanded(True)
         self.stack.setCurrentWidget(self.tree if memories else self.empty)
 
     def _open(self, item: QTreeWidgetItem, _col: int) -> None:

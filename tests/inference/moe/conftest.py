@@ -27,7 +27,9 @@ def reference_logits():
 
     def run(folder: Path, ids: list[int]) -> torch.Tensor:
         if folder not in models:
-            models[folder] = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+            models[folder] = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=torch.float32
+            ).eval()
         with torch.no_grad():
             return models[folder](torch.tensor([ids])).logits[0]  # type: ignore[operator]
 

@@ -8,10 +8,18 @@ import torch
 from inference.moe.cache import POLICIES, CacheGeometry, CachePolicy, ExpertCache, create_policy
 from inference.moe.errors import CorruptExpertFile, MoEError
 from inference.moe.loader import ThreadLoader
-from inference.moe.store import DiskSlowTier, ExpertLayout, FastTier, MemorySlowTier, write_expert_file
+from inference.moe.store import (
+    DiskSlowTier,
+    ExpertLayout,
+    FastTier,
+    MemorySlowTier,
+    write_expert_file,
+)
 
-H, I = 8, 4
-LAYOUT = ExpertLayout(moe_layers=(0, 1), num_experts=6, numel=3 * H * I, dtype="float32", itemsize=4)
+H, I = 8, 4  # noqa: E741 - hidden and expert dims, as in the papers
+LAYOUT = ExpertLayout(
+    moe_layers=(0, 1), num_experts=6, numel=3 * H * I, dtype="float32", itemsize=4
+)
 
 
 def blob(i: int) -> torch.Tensor:
@@ -26,7 +34,9 @@ def make_cache(policy: str | CachePolicy, slots: int, slow=None) -> ExpertCache:
         slow = MemorySlowTier(LAYOUT, data)
     fast = FastTier(LAYOUT, slots, "cpu")
     pol = create_policy(policy) if isinstance(policy, str) else policy
-    geo = CacheGeometry(LAYOUT.moe_layers, LAYOUT.num_experts, top_k=2, slots=slots, expert_bytes=LAYOUT.nbytes)
+    geo = CacheGeometry(
+        LAYOUT.moe_layers, LAYOUT.num_experts, top_k=2, slots=slots, expert_bytes=LAYOUT.nbytes
+    )
     return ExpertCache(pol, geo, fast, ThreadLoader(slow, fast), H, I)
 
 

@@ -8,16 +8,40 @@ from click.testing import CliRunner
 
 from app.cli import cli
 
-POLICY_KEYS = {"prefill_tok_s", "decode_tok_s", "hit_rate", "bytes_moved", "stall_ms", "fast_tier_bytes",
-               "max_abs_logit_diff"}
+POLICY_KEYS = {
+    "prefill_tok_s",
+    "decode_tok_s",
+    "hit_rate",
+    "bytes_moved",
+    "stall_ms",
+    "fast_tier_bytes",
+    "max_abs_logit_diff",
+}
 
 
 def test_bench_json_contract(tiny_dir, memex_home):
-    result = CliRunner().invoke(cli, [
-        "--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["olmoe"]), "--budget", "2x",
-        "--tokens", "4", "--prompt-tokens", "16", "--device", "cpu", "--policies", "on_demand,lru,lfu,resident",
-        "--json",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            str(memex_home),
+            "moe",
+            "bench",
+            "--model",
+            str(tiny_dir["olmoe"]),
+            "--budget",
+            "2x",
+            "--tokens",
+            "4",
+            "--prompt-tokens",
+            "16",
+            "--device",
+            "cpu",
+            "--policies",
+            "on_demand,lru,lfu,resident",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(out["model"]) >= {"name", "layers", "experts", "top_k", "expert_bytes"}
@@ -29,15 +53,32 @@ def test_bench_json_contract(tiny_dir, memex_home):
         assert run["max_abs_logit_diff"] <= 1e-3, name
     assert out["policies"]["on_demand"]["hit_rate"] == 0.0
     assert out["policies"]["resident"]["hit_rate"] == 1.0
-    assert out["policies"]["resident"]["fast_tier_bytes"] > out["policies"]["lru"]["fast_tier_bytes"]
+    assert (
+        out["policies"]["resident"]["fast_tier_bytes"] > out["policies"]["lru"]["fast_tier_bytes"]
+    )
     assert out["peak_rss_mb"] > 0
 
 
 def test_bench_human_output(tiny_dir, memex_home):
-    result = CliRunner().invoke(cli, [
-        "--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]), "--tokens", "2",
-        "--prompt-tokens", "4", "--policies", "lru", "--reference", "resident",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            str(memex_home),
+            "moe",
+            "bench",
+            "--model",
+            str(tiny_dir["mixtral"]),
+            "--tokens",
+            "2",
+            "--prompt-tokens",
+            "4",
+            "--policies",
+            "lru",
+            "--reference",
+            "resident",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "lru" in result.stdout and "decode/s" in result.stdout
 
@@ -46,7 +87,58 @@ def test_moe_group_help_loads_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from click.testing import CliRunner; from app.cli import cli; "
-            "r = CliRunner().invoke(cli, ['moe', '--help']); assert r.exit_code == 0, r.output; "
-            "assert 'bench' in r.output; assert 'torch' not in sys.modules, 'torch loaded'")
+    code = (
+        "import sys; from click.testing import CliRunner; from app.cli import cli; "
+        "r = CliRunner().invoke(cli, ['moe', '--help']); assert r.exit_code == 0, r.output; "
+        "assert 'bench' in r.output; assert 'torch' not in sys.modules, 'torch loaded'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_tiny_is_built_on_first_use(memex_home, monkeypatch):
+    from inference.moe import tiny
+
+    monkeypatch.setitem(tiny.SIZES, "bench", tiny.SIZES["test"])  # keep the test small
+    args = [
+        "--home",
+        str(memex_home),
+        "moe",
+        "bench",
+        "--model",
+        "tiny-qwen2_moe",
+        "--tokens",
+        "2",
+        "--prompt-tokens",
+        "4",
+        "--policies",
+        "lru",
+        "--json",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["model"]["name"] == "tiny-qwen2_moe-bench"
+    assert (memex_home / "models" / "tiny-qwen2_moe-bench" / "config.json").is_file()
+
+
+def test_cuda_without_a_gpu_is_one_sentence(tiny_dir, memex_home):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    args = [
+        "--home",
+        str(memex_home),
+        "moe",
+        "bench",
+        "--model",
+        str(tiny_dir["mixtral"]),
+        "--device",
+        "cuda",
+        "--json",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "no CUDA GPU" in out["error"]

@@ -16,8 +16,21 @@ from inference.moe.errors import CheckpointError, UnsupportedModel
 
 def bench(home: Path, *args: str) -> tuple[int, dict]:
     result = CliRunner().invoke(
-        cli, ["--home", str(home), "moe", "bench", "--tokens", "2", "--prompt-tokens", "4",
-              "--reference", "none", "--json", *args],
+        cli,
+        [
+            "--home",
+            str(home),
+            "moe",
+            "bench",
+            "--tokens",
+            "2",
+            "--prompt-tokens",
+            "4",
+            "--reference",
+            "none",
+            "--json",
+            *args,
+        ],
     )
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
     assert lines, result.output
@@ -107,5 +120,7 @@ def test_moefied_not_built_yet(memex_home):
 
 
 def test_unknown_policy(tiny_dir, memex_home):
-    code, out = bench(memex_home, "--model", str(tiny_dir["mixtral"]), "--policies", "lru,clairvoyant")
+    code, out = bench(
+        memex_home, "--model", str(tiny_dir["mixtral"]), "--policies", "lru,clairvoyant"
+    )
     assert code != 0 and "clairvoyant" in out["error"]

@@ -19,7 +19,10 @@ def test_every_policy_matches_transformers(family, tiny_dir, reference_logits, c
         for policy in POLICIES:
             model = loaded.build(policy, "1x")  # the tightest budget: evictions happen
             kv = model.new_kv()
-            rows = [model.forward(PROMPT[:7], kv), model.forward(PROMPT[7:9], kv)]  # prefill in two chunks
+            rows = [
+                model.forward(PROMPT[:7], kv),
+                model.forward(PROMPT[7:9], kv),
+            ]  # prefill in two chunks
             tokens = list(PROMPT[:9])
             for _ in range(5):  # greedy decode, one token at a time through the KV cache
                 tokens.append(int(torch.argmax(rows[-1][-1])))
@@ -45,8 +48,13 @@ def test_generate_matches_transformers_greedy(tiny_dir, cache_dir):
     folder = tiny_dir["mixtral"]
     ref = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
     with torch.no_grad():
-        expected = ref.generate(torch.tensor([PROMPT]), max_new_tokens=8, do_sample=False,
-                                eos_token_id=None, pad_token_id=0)[0, len(PROMPT):].tolist()
+        expected = ref.generate(
+            torch.tensor([PROMPT]),
+            max_new_tokens=8,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )[0, len(PROMPT) :].tolist()
     loaded = load_model(folder, cache_dir=cache_dir)
     model = loaded.build("lru", "2x")
     try:
@@ -103,3 +111,38 @@ def test_cuda_matches_transformers(tiny_dir, reference_logits, cache_dir):
             model.close()
     finally:
         loaded.close()
+
+
+def test_sharded_checkpoint_loads_the_same(tiny_dir, tmp_path, cache_dir):
+    """A checkpoint split into shards with model.safetensors.index.json serves identically."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src = tiny_dir["mixtral"]
+    dst = tmp_path / "sharded"
+    shutil.copytree(src, dst)
+    (dst / "model.safetensors").unlink()
+    tensors = load_file(str(src / "model.safetensors"))
+    keys = sorted(tensors)
+    shards = {
+        "model-00001-of-00002.safetensors": keys[::2],
+        "model-00002-of-00002.safetensors": keys[1::2],
+    }
+    weight_map = {}
+    for name, part in shards.items():
+        save_file({k: tensors[k] for k in part}, str(dst / name))
+        weight_map.update({k: name for k in part})
+    (dst / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    a, b = load_model(src, cache_dir=cache_dir / "a"), load_model(dst, cache_dir=cache_dir / "b")
+    try:
+        ma, mb = a.build("lfu", "2x"), b.build("lfu", "2x")
+        assert torch.equal(ma.forward(PROMPT, ma.new_kv()), mb.forward(PROMPT, mb.new_kv()))
+        ma.close()
+        mb.close()
+    finally:
+        a.close()
+        b.close()

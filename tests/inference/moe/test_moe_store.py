@@ -18,7 +18,9 @@ from inference.moe.store import (
     write_expert_file,
 )
 
-LAYOUT = ExpertLayout(moe_layers=(0, 1, 2, 3), num_experts=8, numel=3 * 16 * 8, dtype="float32", itemsize=4)
+LAYOUT = ExpertLayout(
+    moe_layers=(0, 1, 2, 3), num_experts=8, numel=3 * 16 * 8, dtype="float32", itemsize=4
+)
 
 
 def blobs(i: int) -> torch.Tensor:

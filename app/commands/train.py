@@ -1,0 +1,128 @@
+"""`memex train`, `memex eval` and `memex adapters list|activate|rollback`.
+
+Training progress goes to stderr as JSON lines (one per step); stdout carries only the
+final JSON object with --json. Heavy libraries load inside app.training and finetune.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from app.commands._common import AppContext, memex_command
+
+OFFLOAD = click.Choice(["none", "cpu", "disk"])
+
+
+def _progress(event: dict[str, Any]) -> None:
+    click.echo(json.dumps(event), err=True)
+
+
+def _human_train(p: dict[str, Any]) -> str:
+    return (f"Trained adapter {p['version']} in {p['steps']} steps: loss {p['loss_first']:.3f} -> "
+            f"{p['loss_last']:.3f}, peak RSS {p['peak_rss_mb']:.0f} MB, {p['train_tok_s']:.0f} tokens/s.\n"
+            f"It is now active: {p['adapter']}")
+
+
+@memex_command("train", human=_human_train)
+@click.option("--offload", type=OFFLOAD, default="disk", show_default=True,
+              help="none: baseline; cpu: ZeRO-Offload on a GPU; disk: low-memory laptop mode.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default: from --epochs).")
+@click.option("--epochs", type=click.FloatRange(min=0.1, max=100), default=3.0, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=32, max=8192), default=256, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=256), default=4, show_default=True)
+@click.option("--max-rss-gb", type=click.FloatRange(min=0), default=0.0,
+              help="Memory budget; picks the micro-batch to fit (0: no limit).")
+@click.option("--lr", type=click.FloatRange(min=1e-7, max=1.0), default=1e-3, show_default=True)
+@click.option("--rank", type=click.IntRange(min=1, max=256), default=16, show_default=True)
+@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
+              help="Train on this (edited) JSONL dataset instead of synthesizing one.")
+@click.option("--prepare", is_flag=True, help="Only write the dataset for review and print its path.")
+@click.option("--no-merge", is_flag=True, help="Do not build the merged model for fast serving.")
+def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_len: int, batch: int,
+          max_rss_gb: float, lr: float, rank: int, dataset: str | None, prepare: bool,
+          no_merge: bool) -> dict[str, Any]:
+    """Train your personal LoRA adapter on your memories (resumes an interrupted run)."""
+    from app import training
+
+    if prepare:
+        path, examples = training.prepare_dataset(obj.runtime)
+        splits: dict[str, int] = {}
+        for e in examples:
+            splits[e.split] = splits.get(e.split, 0) + 1
+        return {"dataset": str(path), "examples": len(examples), "splits": splits}
+    opts = training.TrainOptions(
+        offload=offload, steps=steps or 0, epochs=epochs, seq_len=seq_len, batch=batch,
+        max_rss_gb=max_rss_gb, lr=lr, rank=rank, dataset=dataset or "", merge=not no_merge,
+    )
+    return training.train(obj.runtime, opts, _progress)
+
+
+def _human_eval(p: dict[str, Any]) -> str:
+    base, ad = p["base"], p["adapter"]
+    lines = [f"Held-out questions: {p['n']}", f"  base model:   {base.get('qa_accuracy', 0):.0%} correct"]
+    if ad.get("qa_accuracy") is not None:
+        lines.append(f"  with adapter: {ad['qa_accuracy']:.0%} correct ({p.get('version')})")
+    ab = p["abstention"]
+    lines.append(f"Abstention on {ab.get('n', 0)} never-remembered questions: base {ab.get('base', 0):.0%}"
+                 + (f", adapter {ab['adapter']:.0%}" if "adapter" in ab else ""))
+    return "\n".join(lines)
+
+
+@memex_command("eval", human=_human_eval)
+@click.option("--version", default=None, help="Adapter version to evaluate (default: the active one).")
+def eval_(obj: AppContext, version: str | None) -> dict[str, Any]:
+    """Personal-memory QA in llama.cpp: base model vs. the adapter."""
+    from app import training
+
+    return training.evaluate(obj.runtime, version)
+
+
+@click.group(name="adapters")
+def adapters() -> None:
+    """List, activate or roll back personal adapters."""
+
+
+def _human_list(p: dict[str, Any]) -> str:
+    if not p["adapters"]:
+        return "No adapters yet; run `memex train`."
+    rows = []
+    for a in p["adapters"]:
+        mark = "*" if a["active"] else " "
+        rows.append(f"{mark} {a['version']}  steps={a.get('steps')}  loss={a.get('loss_last')}  {a.get('created_at', '')}")
+    return "\n".join(rows)
+
+
+@memex_command("list", group=adapters, human=_human_list)
+def list_(obj: AppContext) -> dict[str, Any]:
+    """Show adapter versions; * marks the active one."""
+    from app.training import AdapterStore
+
+    store = AdapterStore(obj.settings)
+    active = store.active()
+    out = []
+    for v in store.versions():
+        m = store.metrics(v)
+        out.append({"version": v, "active": v == active, "steps": m.get("steps"),
+                    "loss_last": m.get("loss_last"), "created_at": m.get("created_at"),
+                    "merged": (store.root / v / "merged.gguf").exists()})
+    return {"adapters": out, "active": active}
+
+
+@memex_command("activate", group=adapters)
+@click.argument("version")
+def activate(obj: AppContext, version: str) -> dict[str, Any]:
+    """Make VERSION the adapter chat answers with."""
+    from app.training import AdapterStore
+
+    return {"active": AdapterStore(obj.settings).activate(version)}
+
+
+@memex_command("rollback", group=adapters)
+def rollback(obj: AppContext) -> dict[str, Any]:
+    """Go back to the previously active adapter (or to none)."""
+    from app.training import AdapterStore
+
+    return {"active": AdapterStore(obj.settings).rollback()}

@@ -1,0 +1,195 @@
+"""Personal fine-tuning benchmark on the bundled SmolLM2-135M (its GGUF), persona "Jonas Weber".
+
+Same run, same settings, ratios against the baseline:
+- memory/throughput: `--offload disk` (and `cpu` when CUDA is present) vs `none`, each in its
+  own training child (peak RSS is per process), batch x seq-len packed rows;
+- QA: closed-book answers to the persona's held-out questions in llama.cpp, base vs adapter,
+  and abstention on never-remembered questions;
+- export fidelity: torch (peft) vs llama.cpp (GGUF LoRA) greedy token agreement, 32 tokens;
+- serving: chat decode speed of base, base + runtime LoRA, and the merged re-quantized model.
+Prints one JSON object. Usage: python benchmarks/finetune.py [--qa-steps 30] [--mem-steps 1] [--seq-len 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PERSONA = ROOT / "tests" / "fixtures" / "persona"
+
+
+def persona():
+    from finetune import Example, MemoryRecord, ProfileRecord
+
+    notes = [json.loads(x) for x in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    questions = json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))
+    never = json.loads((PERSONA / "never_remembered.json").read_text(encoding="utf-8"))
+    profile = json.loads((PERSONA / "profile.json").read_text(encoding="utf-8"))["current"]
+    # the store marks supersession; here the persona's "stale" lists say which note replaced which
+    newer = {s: q["expect"][0] for q in questions for s in q.get("stale", [])}
+    mems = [MemoryRecord(id=n["key"], text=n["text"], when=datetime.fromisoformat(n["at"]),
+                         superseded_by=newer.get(n["key"])) for n in notes]
+    prof = [ProfileRecord(k, v) for k, v in profile.items()]
+    evals = [Example(id=f"q{i}", question=q["q"], answer="", split="heldout_paraphrase", kind="fact",
+                     answer_keys=(q["answer_contains"],)) for i, q in enumerate(questions)]
+    evals += [Example(id=f"n{i}", question=q, answer="", split="abstain_eval", kind="abstain")
+              for i, q in enumerate(never)]
+    return mems, prof, evals
+
+
+def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log):
+    from finetune import TrainConfig
+    from finetune.runner import run_training
+
+    cfg = TrainConfig(base_model=str(base), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
+                      offload=offload, steps=steps, batch=batch, seq_len=seq_len, checkpoint_every=10_000)
+    t = time.perf_counter()
+    res = run_training(cfg, lambda e: log(e) if e.get("phase") in ("train", "note", "error") else None)
+    return res, time.perf_counter() - t
+
+
+def saved(work: Path, name: str, reuse: bool):
+    path = work / f"{name}.json"
+    return json.loads(path.read_text()) if reuse and path.exists() else None
+
+
+def save(work: Path, name: str, data) -> None:
+    (work / f"{name}.json").write_text(json.dumps(data))
+
+
+def decode_speed(load, model, lora, prompts, n_tokens=64, rounds=2):
+    llm = load(str(model), n_ctx=512, threads=0, lora_path=str(lora) if lora else None)
+    try:
+        toks, secs = 0, 0.0
+        for _ in range(rounds):
+            for p in prompts:
+                t = time.perf_counter()
+                out = llm.create_completion(p, max_tokens=n_tokens, temperature=0.0)
+                secs += time.perf_counter() - t
+                toks += out["usage"]["completion_tokens"]
+        return toks / secs
+    finally:
+        llm.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qa-steps", type=int, default=30)
+    ap.add_argument("--qa-seq-len", type=int, default=256)
+    ap.add_argument("--mem-steps", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=512, help="rows of the memory/throughput runs")
+    ap.add_argument("--work", default="")
+    ap.add_argument("--reuse", action="store_true", help="reuse finished phases saved in --work")
+    args = ap.parse_args()
+
+    import torch
+
+    from finetune.data import synthesize, write_jsonl
+    from finetune.evaluate import LlamaQA, qa_report, token_agreement, torch_greedy
+    from finetune.merge import merge_lora
+    from finetune.model import load_base, prepare_base
+    from inference.llamacpp import load_llama
+    from inference.models import bundled_path
+
+    log = lambda e: print(json.dumps(e), file=sys.stderr, flush=True)
+    work = Path(args.work or tempfile.mkdtemp(prefix="memex-ft-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = bundled_path()
+    cache = work / "cache"
+    mems, prof, evals = persona()
+    dataset = write_jsonl(synthesize(mems, prof, heldout_memory_fraction=0.0), work / "dataset.jsonl")
+    t0 = time.perf_counter()
+    prepare_base(str(base), cache)  # the one-time GGUF -> torch conversion, outside the timings
+    convert_s = time.perf_counter() - t0
+    out: dict = {"model": base.name, "threads": torch.get_num_threads(), "convert_s": round(convert_s, 1),
+                 "batch": args.batch, "seq_len": args.seq_len}
+
+    # -- memory and throughput: each policy in its own child, interleaved -----------------
+    policies = ["none", "disk"] + (["cpu"] if torch.cuda.is_available() else [])
+    mem: dict[str, dict] = saved(work, "memory", args.reuse) or {}
+    for p in policies:
+        if p in mem:
+            continue
+        res, _ = train_child(base, dataset, work / f"mem-{p}", cache, p, args.mem_steps, args.batch,
+                             args.seq_len, log)
+        mem[p] = {"peak_rss_mb": res.peak_rss_mb, "peak_gpu_mb": res.peak_gpu_mb,
+                  "train_tok_s": res.train_tok_s, "loss_first": res.loss_first}
+        save(work, "memory", mem)
+    out["memory"] = mem
+    out["disk_vs_none"] = {
+        "peak_rss_ratio": round(mem["disk"]["peak_rss_mb"] / mem["none"]["peak_rss_mb"], 3),
+        "throughput_ratio": round(mem["disk"]["train_tok_s"] / mem["none"]["train_tok_s"], 3),
+    }
+
+    # -- QA training ---------------------------------------------------------------------
+    qa_train = saved(work, "qa_train", args.reuse)
+    if qa_train is None:
+        res, train_s = train_child(base, dataset, work / "qa", cache, "disk", args.qa_steps, args.batch,
+                                   args.qa_seq_len, log)
+        qa_train = {"steps": res.steps, "seq_len": args.qa_seq_len, "seconds": round(train_s, 1),
+                    "loss_first": res.loss_first, "loss_last": res.loss_last, "train_tok_s": res.train_tok_s,
+                    "adapter_gguf": res.adapter_gguf, "adapter_dir": res.adapter_dir}
+        save(work, "qa_train", qa_train)
+    out["qa_train"] = qa_train
+    lora = Path(qa_train["adapter_gguf"])
+    out["adapter_mb"] = round(lora.stat().st_size / 2**20, 2)
+
+    with LlamaQA(base, loader=load_llama) as base_qa, LlamaQA(base, lora, loader=load_llama) as ad_qa:
+        report = qa_report(evals, base_qa, ad_qa)
+        # torch vs llama.cpp on the same prompt tokens, 32-token greedy answers
+        prompts = [ad_qa.prompt_tokens(e.question) for e in evals[:12]]
+        cpp = [ad_qa.greedy_tokens(p, 32) for p in prompts]
+    out["qa"] = report.to_json()
+    out["qa_gain_points"] = round(100 * (report.adapter["qa_accuracy"] - report.base["qa_accuracy"]), 1)
+    log({"phase": "bench", "qa": out["qa"], "gain": out["qa_gain_points"]})
+
+    from peft import PeftModel
+
+    model, tok = load_base(prepare_base(str(base), cache), mmap=True)
+    peft_model = PeftModel.from_pretrained(model, qa_train["adapter_dir"])
+    ref = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
+    out["token_agreement"] = round(token_agreement(cpp, ref, 32), 4)
+    log({"phase": "bench", "token_agreement": out["token_agreement"]})
+    del peft_model, model
+
+    # -- serving speed: base vs runtime LoRA vs merged ---------------------------------------
+    t = time.perf_counter()
+    merged = merge_lora(base, lora, work / "merged.gguf")
+    out["merge_s"] = round(time.perf_counter() - t, 1)
+    with LlamaQA(merged, loader=load_llama) as m_qa:
+        out["qa_merged"] = qa_report(evals, m_qa, None).base
+    log({"phase": "bench", "qa_merged": out["qa_merged"]})
+    chat = ["<|im_start|>user\nTell me a long story about the sea.<|im_end|>\n<|im_start|>assistant\n",
+            "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n"]
+    speeds: dict[str, list[float]] = {"base": [], "lora": [], "merged": []}
+    for _ in range(2):  # interleaved rounds against the noise of a shared machine
+        speeds["base"].append(decode_speed(load_llama, base, None, chat))
+        speeds["lora"].append(decode_speed(load_llama, base, lora, chat))
+        speeds["merged"].append(decode_speed(load_llama, merged, None, chat))
+    best = {k: max(v) for k, v in speeds.items()}
+    out["decode_tok_s"] = {k: round(v, 1) for k, v in best.items()}
+    out["decode_ratio"] = {"lora_vs_base": round(best["lora"] / best["base"], 3),
+                           "merged_vs_base": round(best["merged"] / best["base"], 3)}
+    out["targets"] = {
+        "disk_rss_le_0.35x": out["disk_vs_none"]["peak_rss_ratio"] <= 0.35,
+        "disk_speed_ge_0.7x": out["disk_vs_none"]["throughput_ratio"] >= 0.7,
+        "qa_gain_ge_50_points": out["qa_gain_points"] >= 50,
+        "abstention_not_worse": report.abstention["adapter"] >= report.abstention["base"],
+        "token_agreement_ge_0.99": out["token_agreement"] >= 0.99,
+        "served_decode_ge_0.95x": max(out["decode_ratio"].values()) >= 0.95,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

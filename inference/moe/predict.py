@@ -1,0 +1,211 @@
+"""Next-layer expert predictors (a registry) and their offline evaluation on routing traces.
+
+A predictor sees what is known before layer i's experts run -- layer i's gate input x_i (the
+normalized FFN input) and the experts the previous token used -- and names the experts layer
+i+1 will need, so they can be prefetched while layer i computes.
+
+- `fate`: x_i through layer i+1's router, top-(k+m) (Fate's cross-layer gate).
+- `prev_token`: the experts the previous token used in layer i+1 (baseline).
+- `fate_linear` (ours): a ridge-regression map from x_i straight to the multi-hot routing of
+  layer i+1, fitted on a routing trace of *training* text; its scores are added to Fate's
+  standardized router scores and to a small bonus for the previous token's experts. It
+  corrects what the residual stream changes between two layers (attention of layer i+1 and
+  layer i's own FFN output) without training anything big: one [H, E] matrix per layer.
+
+Accuracy = share of the experts actually used (in layers 1..L-1) that had been predicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from inference.moe.routing_trace import RoutingTrace
+
+
+class Predictor:
+    """Base: `predict(layer, x, prev)` -> [n, width] expert ids for layer + 1."""
+
+    name: ClassVar[str] = ""
+    needs_fit: ClassVar[bool] = False
+
+    def __init__(self, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> None:
+        self.routers = routers  # L x [E, H]
+        self.top_k = top_k
+        self.extra = extra  # m: predict k + m experts
+        self.num_experts = int(routers[0].shape[0])
+
+    @property
+    def width(self) -> int:
+        return min(self.top_k + self.extra, self.num_experts)
+
+    def fit(self, trace: RoutingTrace) -> None:  # pragma: no cover - default: nothing to fit
+        return None
+
+    def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        """[n, E] scores of layer+1's experts (higher = more likely)."""
+        raise NotImplementedError
+
+    def predict(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        """x [n, H] gate inputs of layer `layer`; prev [n, k] experts the previous tokens used in
+        layer+1 (or None) -> [n, width] predicted experts of layer+1."""
+        return self.scores(layer, x, prev).topk(self.width, dim=1).indices
+
+
+class FatePredictor(Predictor):
+    name = "fate"
+
+    def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        return x @ self.routers[layer + 1].T  # [n, E]
+
+
+class PrevTokenPredictor(Predictor):
+    name = "prev_token"
+
+    @property
+    def width(self) -> int:
+        return self.top_k
+
+    def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        import torch
+
+        out = torch.zeros(x.shape[0], self.num_experts)
+        if prev is not None:
+            # earlier-ranked experts of the previous token score higher
+            rank = torch.arange(prev.shape[1], 0, -1, dtype=out.dtype).expand_as(prev)
+            out.scatter_(1, prev, rank)
+        return out
+
+
+def _standardize(s: torch.Tensor) -> torch.Tensor:
+    return (s - s.mean(dim=1, keepdim=True)) / (s.std(dim=1, keepdim=True) + 1e-6)
+
+
+class LinearMapPredictor(Predictor):
+    """Fate's scores + a fitted linear correction + a previous-token bonus (see module doc)."""
+
+    name = "fate_linear"
+    needs_fit = True
+    ridge = 1e-2
+    prev_bonus = 0.5
+
+    def __init__(self, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> None:
+        super().__init__(routers, top_k, extra)
+        self.maps: list[torch.Tensor] = []  # (L-1) x [H, E]
+
+    def fit(self, trace: RoutingTrace) -> None:
+        import torch
+
+        from inference.moe.moefy_fit import ridge_solve
+
+        self.maps = []
+        for i in range(trace.layers - 1):
+            x = trace.gate_inputs[i]  # [T, H]
+            target = torch.zeros(x.shape[0], self.num_experts)
+            target.scatter_(1, trace.experts[i + 1], 1.0)  # [T, E] multi-hot routing of layer i+1
+            self.maps.append(ridge_solve(x, target, self.ridge))  # [H, E]
+
+    def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        if not self.maps:
+            raise RuntimeError("fate_linear needs fit() on a routing trace of training text first")
+        s = _standardize(x @ self.routers[layer + 1].T) + _standardize(x @ self.maps[layer])
+        if prev is not None:
+            s = s.scatter_add(1, prev, self.prev_bonus * s.new_ones(prev.shape))
+        return s
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {f"maps.{i}": m.contiguous() for i, m in enumerate(self.maps)}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.maps = [tensors[f"maps.{i}"] for i in range(len(tensors))]
+
+
+SHIPPED_MAPS = "predictor_fate_linear.safetensors"
+
+
+def write_predictor_maps(folder: Path, maps: list[torch.Tensor]) -> None:
+    """Store fitted cross-layer maps with a checkpoint (what `fitted_predictor` loads first)."""
+    from safetensors.torch import save_file
+
+    save_file({f"maps.{i}": m.contiguous() for i, m in enumerate(maps)}, str(Path(folder) / SHIPPED_MAPS))
+
+
+PREDICTORS: dict[str, type[Predictor]] = {
+    cls.name: cls for cls in (FatePredictor, PrevTokenPredictor, LinearMapPredictor)
+}
+
+
+def create_predictor(name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> Predictor:
+    try:
+        cls = PREDICTORS[name]
+    except KeyError:
+        raise ValueError(f"Unknown predictor {name!r}; choose one of: {', '.join(PREDICTORS)}.") from None
+    return cls(routers, top_k, extra)
+
+
+@dataclass
+class PredictionReport:
+    name: str
+    width: int
+    accuracy: float
+    per_layer: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "width": self.width, "accuracy": self.accuracy, "per_layer": self.per_layer}
+
+
+def evaluate(predictor: Predictor, trace: RoutingTrace) -> PredictionReport:
+    """Offline accuracy on a trace: for every token and layer i+1 >= 1, predicted vs used."""
+
+    per_layer = []
+    hit_total, used_total = 0, 0
+    for i in range(trace.layers - 1):
+        # token 0 has no previous token: score tokens 1..T-1 so every predictor sees the same
+        used = trace.experts[i + 1][1:]  # [T-1, k]
+        prev = trace.experts[i + 1][:-1]  # [T-1, k]
+        pred = predictor.predict(i, trace.gate_inputs[i][1:], prev)  # [T-1, w]
+        hits = (pred.unsqueeze(2) == used.unsqueeze(1)).any(dim=1).sum()  # used experts predicted
+        per_layer.append(round(float(hits) / used.numel(), 4))
+        hit_total += int(hits)
+        used_total += used.numel()
+    return PredictionReport(predictor.name, predictor.width, round(hit_total / used_total, 4), per_layer)
+
+
+def fitted_predictor(name: str, folder: Path, routers: list[torch.Tensor], top_k: int, extra: int = 1,
+                     cache_dir: Path | None = None, train_tokens: int = 2048) -> Predictor:
+    """A predictor ready to use. Fitted ones are fitted once on a routing trace of the model's
+    *training* text and cached in cache_dir (default: next to the checkpoint), keyed by the
+    checkpoint's folder and weights file times, so the held-out text never leaks into them."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from inference.moe.routing_trace import trace_text
+
+    pred = create_predictor(name, routers, top_k, extra)
+    if not pred.needs_fit:
+        return pred
+    assert isinstance(pred, LinearMapPredictor)
+    folder = Path(folder).resolve()
+    shipped = folder / SHIPPED_MAPS  # written by `memex moe moefy` from its training activations
+    if shipped.is_file():
+        pred.load_state(load_file(str(shipped)))
+        return pred
+    stamp = ";".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(folder.glob("*.safetensors"))
+                     if not p.name.startswith("predictor_"))
+    key = hashlib.sha1(f"{folder};{stamp}".encode()).hexdigest()[:16]
+    where = Path(cache_dir) if cache_dir else folder
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"predictor_{name}_{key}.safetensors"
+    if path.is_file():
+        pred.load_state(load_file(str(path)))
+        return pred
+    pred.fit(trace_text(Path(folder), "train", train_tokens))
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(pred.state(), str(tmp))
+    tmp.replace(path)
+    return pred

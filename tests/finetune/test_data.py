@@ -1,0 +1,83 @@
+"""Dataset synthesis: time-aware, forgetting-aware, split by memory, robust to hand edits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from finetune import DatasetError, MemoryRecord, ProfileRecord
+from finetune.data import answer_keys, read_jsonl, second_person, synthesize, write_jsonl
+from tests.finetune.tiny_model import sample_memories
+
+
+def test_superseded_fact_is_taught_only_as_history() -> None:
+    ex = synthesize(sample_memories())
+    old = [e for e in ex if e.memory_id == "m1"]
+    assert old and all(e.kind == "history" for e in old)
+    assert all("changed on 15 March 2023" in e.answer for e in old)
+    # "Where do I live?" is answered only by the newer memory
+    live = [e for e in ex if e.question == "Where do I live?"]
+    assert live and {e.memory_id for e in live} == {"m3"}
+    assert all("Lisbon" in e.answer for e in live)
+
+
+def test_forgotten_memory_never_enters_the_dataset() -> None:
+    kept = [m for m in sample_memories() if m.id != "m4"]  # the store dropped m4
+    ex = synthesize(kept)
+    assert not any("Pixel" in e.answer or e.memory_id == "m4" for e in ex)
+
+
+def test_splits_hold_out_paraphrases_and_whole_memories() -> None:
+    mems = [MemoryRecord(f"n{i}", f"I visited Town{i} with my friend Name{i}.", datetime(2020, 1, i + 1))
+            for i in range(20)]
+    ex = synthesize(mems, [ProfileRecord("email", "a@b.example")])
+    splits = {e.split for e in ex}
+    assert {"train", "heldout_paraphrase", "heldout_memory", "abstain_eval"} <= splits
+    held_mem = {e.memory_id for e in ex if e.split == "heldout_memory"}
+    trained = {e.memory_id for e in ex if e.split == "train" and e.memory_id}
+    assert held_mem and not held_mem & trained
+    for mid in {e.memory_id for e in ex if e.split == "heldout_paraphrase" and e.memory_id}:
+        q_held = {e.question for e in ex if e.memory_id == mid and e.split == "heldout_paraphrase"}
+        q_train = {e.question for e in ex if e.memory_id == mid and e.split == "train"}
+        assert q_train and not q_held & q_train
+    assert any(e.kind == "profile" and "a@b.example" in e.answer for e in ex)
+
+
+def test_abstention_skips_topics_the_user_mentioned() -> None:
+    ex = synthesize(sample_memories())
+    abstain = [e for e in ex if e.kind == "abstain"]
+    assert abstain and all("no memory" in e.answer for e in abstain)
+    assert not any("horse" in e.question for e in abstain)  # pet topic is covered by Pixel
+
+
+def test_second_person_and_keys() -> None:
+    assert second_person("I moved to Porto. My cat likes me.") == "You moved to Porto. Your cat likes you."
+    assert "Nordlicht" in answer_keys("I started working at Nordlicht Logistics.")
+
+
+def test_no_memories_is_a_clear_error() -> None:
+    with pytest.raises(DatasetError, match="no memories"):
+        synthesize([], [])
+
+
+def test_edited_dataset_with_invalid_json_names_the_line(tmp_path: Path) -> None:
+    path = write_jsonl(synthesize(sample_memories()), tmp_path / "d.jsonl")
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2][:-5]  # a hand edit that broke the JSON
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"line 3 is not valid JSON"):
+        read_jsonl(path)
+
+
+def test_edited_dataset_roundtrips_and_checks_fields(tmp_path: Path) -> None:
+    ex = synthesize(sample_memories())
+    path = write_jsonl(ex, tmp_path / "d.jsonl")
+    assert read_jsonl(path) == ex
+    path.write_text('{"question": "", "answer": "x"}\n')
+    with pytest.raises(DatasetError, match="non-empty"):
+        read_jsonl(path)
+    path.write_text('{"question": "q", "answer": "a", "split": "bogus"}\n')
+    with pytest.raises(DatasetError, match="unknown split"):
+        read_jsonl(path)

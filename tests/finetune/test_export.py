@@ -1,0 +1,123 @@
+"""GGUF LoRA export checked against llama.cpp itself, on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finetune import ExportError
+from finetune.export import export_gguf_lora
+from finetune.model import prepare_base
+
+PROMPT = "<|im_start|>user\nWhere do I live now?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tiny, tmp_path_factory):
+    """A LoRA with random B (a trained one on a tiny model is too close to zero to test)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from finetune.model import add_lora
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny.hf_dir))
+    peft_model = add_lora(model, 8, 16.0, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0.0, 0.05)
+    out = tmp_path_factory.mktemp("adapter") / "hf"
+    peft_model.save_pretrained(str(out))
+    return peft_model, out
+
+
+def _llama_logits(model: Path, lora: Path | None, ids: list[int]) -> np.ndarray:
+    from llama_cpp import Llama
+
+    kw = {"lora_path": str(lora)} if lora else {}
+    llm = Llama(str(model), n_ctx=256, logits_all=True, verbose=False, n_threads=1, **kw)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+def _torch_logits(peft_model, ids: list[int]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return peft_model(input_ids=torch.tensor([ids])).logits[0].numpy()
+
+
+def test_llamacpp_applies_the_exported_adapter_like_peft(tiny, random_adapter, base_cache, tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    peft_model, hf = random_adapter
+    info = prepare_base(str(tiny.hf_dir), base_cache)
+    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
+    expected = _torch_logits(peft_model, ids)
+    good = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f32")
+    wrong = export_gguf_lora(hf, dataclasses.replace(info, permute_qk=False), tmp_path / "b.gguf", dtype="f32")
+    d_good = np.abs(_llama_logits(tiny.gguf, good, ids) - expected).max()
+    d_wrong = np.abs(_llama_logits(tiny.gguf, wrong, ids) - expected).max()
+    d_base = np.abs(_llama_logits(tiny.gguf, None, ids) - expected).max()
+    assert d_good < 2e-3
+    # without the q/k permutation llama.cpp still runs, just silently worse
+    assert d_wrong > 10 * d_good and d_base > 10 * d_good
+
+
+def test_greedy_tokens_agree_between_torch_and_llamacpp(tiny, random_adapter, base_cache, tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    from finetune.evaluate import LlamaQA, token_agreement, torch_greedy
+
+    peft_model, hf = random_adapter
+    info = prepare_base(str(tiny.hf_dir), base_cache)
+    lora = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f16")
+    tok = AutoTokenizer.from_pretrained(str(tiny.hf_dir))
+    with LlamaQA(tiny.gguf, lora, threads=1) as qa:
+        prompts = [qa.prompt_tokens(q) for q in ("Where do I live?", "What is my cat called?", "Who are you?")]
+        from finetune.batches import render_prompt
+
+        # llama.cpp sees exactly the tokens training saw
+        assert prompts[0] == tok(render_prompt(tok, "Where do I live?"), add_special_tokens=False)["input_ids"]
+        ours = [qa.greedy_tokens(p, 16) for p in prompts]
+    theirs = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=16)
+    assert token_agreement(ours, theirs, 16) >= 0.99
+
+
+def test_interrupted_export_leaves_the_previous_file(tiny, random_adapter, base_cache, tmp_path, monkeypatch) -> None:
+    import gguf
+
+    _, hf = random_adapter
+    info = prepare_base(str(tiny.hf_dir), base_cache)
+    out = export_gguf_lora(hf, info, tmp_path / "adapter.gguf")
+    before = out.read_bytes()
+
+    def boom(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", boom)
+    with pytest.raises(ExportError, match="Could not write the adapter file"):
+        export_gguf_lora(hf, info, out)
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_merged_model_matches_base_plus_adapter(tiny, random_adapter, base_cache, tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    from finetune.merge import merge_lora
+
+    peft_model, hf = random_adapter
+    info = prepare_base(str(tiny.hf_dir), base_cache)
+    lora = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f32")
+    merged = merge_lora(tiny.gguf, lora, tmp_path / "merged.gguf")
+    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
+    expected = _torch_logits(peft_model, ids)
+    assert np.abs(_llama_logits(merged, None, ids) - expected).max() < 2e-3
