@@ -46,7 +46,7 @@ class MoEBackend:
         self._lock = threading.Lock()
         self._loaded: Any = None
         try:
-            self.folder = resolve_model(spec or "moefied", models_dir)
+            self.folder = resolve_model(spec or "moefied", models_dir, build=False)
             if config.threads > 0:  # else leave the process-wide torch setting alone
                 configure_threads(config.threads)
             self._loaded = load_model(self.folder, device=device, cache_dir=cache_dir)

@@ -52,8 +52,8 @@ class PolicyRun:
         return torch.load(self.logits_path)
 
 
-def resolve_model(spec: str, models_dir: Path) -> Path:
-    """tiny[-family] | moefied | a checkpoint folder."""
+def resolve_model(spec: str, models_dir: Path, *, build: bool = True) -> Path:
+    """tiny[-family] | moefied | a checkpoint folder. `build=False`: never start a MoEfication."""
     if spec == "tiny" or spec.startswith("tiny-"):
         from inference.moe.tiny import FAMILY_NAMES, ensure_tiny
 
@@ -64,7 +64,7 @@ def resolve_model(spec: str, models_dir: Path) -> Path:
                 f"{', '.join('tiny-' + f for f in FAMILY_NAMES)}."
             )
         return ensure_tiny(models_dir, family)
-    if spec == "moefied":
+    if spec == "moefied" and not build:
         folder = Path(models_dir) / "moefied"
         if not (folder / "config.json").is_file():
             raise ModelNotBuilt(
@@ -72,6 +72,13 @@ def resolve_model(spec: str, models_dir: Path) -> Path:
                 "run `memex moe moefy` first."
             )
         return folder
+    if spec == "moefied":
+        # Built on first use (a few minutes on 2 cores), cached under models_dir afterwards.
+        import sys
+
+        from inference.moe.moefy import ensure_moefied
+
+        return ensure_moefied(Path(models_dir), progress=lambda msg: print(f"moefy: {msg}", file=sys.stderr))
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise MoEError(

@@ -214,14 +214,18 @@ class MoEModel:
         cache = self.cache
         sequence = cache.begin_layer(i, sorted(ids))
         cache.policy.on_router(i, h, top_i, cache)
-        out = torch.zeros_like(h)  # [1, H]
+        # Experts compute in readiness order (overlapping loads) but are summed in expert-id
+        # order, so every policy gives bit-identical results whatever it had cached.
+        parts: dict[int, torch.Tensor] = {}
         for e in sequence:
             gate_up, down = cache.acquire(i, e)
             try:
-                y = self._mlp(h, gate_up, down) * top_w[:, slot_of[e], None]
-                out += y.to(out.dtype)
+                parts[e] = self._mlp(h, gate_up, down) * top_w[:, slot_of[e], None]  # [1, H]
             finally:
                 cache.release(i, e)
+        out = torch.zeros_like(h)  # [1, H]
+        for e in sorted(parts):
+            out += parts[e].to(out.dtype)
         return out
 
     def _experts_grouped(
@@ -241,16 +245,19 @@ class MoEModel:
         cache = self.cache
         sequence = cache.begin_layer(i, [e for e, c in enumerate(counts) if c])
         cache.policy.on_router(i, h, top_i, cache)
-        out = torch.zeros_like(h)  # [T, H]
+        parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for e in sequence:
             s, n = starts[e], counts[e]
             gate_up, down = cache.acquire(i, e)
             try:
                 tok = token_of[s : s + n]  # [n]
-                y = self._mlp(h[tok], gate_up, down) * weight_of[s : s + n, None]  # [n, H]
-                out.index_add_(0, tok, y.to(out.dtype))
+                parts[e] = (tok, self._mlp(h[tok], gate_up, down) * weight_of[s : s + n, None])  # [n, H]
             finally:
                 cache.release(i, e)
+        out = torch.zeros_like(h)  # [T, H]
+        for e in sorted(parts):  # fixed summation order: identical logits for every policy
+            tok, y = parts[e]
+            out.index_add_(0, tok, y.to(out.dtype))
         return out
 
     # -- generation ----------------------------------------------------------------------
