@@ -167,7 +167,13 @@ def add_lora(model: Any, rank: int, alpha: float, target_modules: tuple[str, ...
     if missing:
         raise ModelLoadError(f"The base model has no modules named {', '.join(missing)} to adapt.")
     config = LoraConfig(
-        r=rank, lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats target_modules=list(target_modules), lora_dropout=0.0,
-        bias="none", use_rslora=False, use_dora=False, task_type="CAUSAL_LM",
+        r=rank,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats
+        target_modules=list(target_modules),
+        lora_dropout=0.0,
+        bias="none",
+        use_rslora=False,
+        use_dora=False,
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

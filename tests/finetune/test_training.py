@@ -26,9 +26,12 @@ def test_policies_learn_the_same_loss_curve(tiny, tiny_dataset, base_cache, tmp_
     curves = {}
     for policy in ("none", "disk", "cpu"):
         events: list[dict] = []
-        res = train(_cfg(tiny, tiny_dataset, base_cache, tmp_path / policy, offload=policy), events.append)
+        res = train(_cfg(tiny, tiny_dataset, base_cache, tmp_path / policy, offload=policy, lr=1e-2),
+                    events.append)
         curves[policy] = res.losses
         assert res.loss_last < res.loss_first
+        adapted = json.loads((Path(res.adapter_dir) / "adapter_config.json").read_text())["target_modules"]
+        assert set(adapted) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
         assert Path(res.adapter_gguf).exists()
         steps = [e for e in events if e["phase"] == "train"]
         assert [e["step"] for e in steps] == [1, 2, 3, 4]
