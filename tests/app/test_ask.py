@@ -128,14 +128,7 @@ def test_abstaining_never_loads_the_model(tmp_path, embedder):
 
 
 # -- the command ----------------------------------------------------------------------
-def run(capsys, *args: str) -> tuple[int, dict]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, json.loads(out[-1]) if out else {}
+from tests.cli_support import run  # noqa: E402
 
 
 @pytest.fixture

@@ -8,21 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
-
-from app.cli import main
 
 
-def run(capsys, *args: str) -> tuple[int, dict]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, json.loads(out[-1]) if out else {}
+
+
+from tests.cli_support import run  # noqa: E402
 
 
 def test_remember_search_forget_roundtrip(capsys):

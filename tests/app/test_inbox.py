@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import pytest
 
-from app.cli import main
 from app.inbox import propose
 from memory.extract import extract, parse_model_reply
 from memory.inbox import Inbox
@@ -132,14 +130,7 @@ def test_real_model_is_asked_only_when_patterns_fail(memex_home, embedder):
 
 
 # -- the command ----------------------------------------------------------------------
-def run(capsys, *args: str) -> tuple[int, dict]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, json.loads(out[-1]) if out else {}
+from tests.cli_support import run  # noqa: E402
 
 
 def test_inbox_command(capsys, monkeypatch, embedder):

@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 
 from app.bridge.framing import encode_frame, read_frame
-from app.cli import main
 from tests.bridge.bridge_forms import FORMS_DIR
 
 
-def run(capsys, *args: str) -> tuple[int, dict]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, json.loads(out[-1]) if out else {}
+from tests.cli_support import run  # noqa: E402
 
 
 def test_analyze_returns_kinds_and_profile_values(capsys, runtime) -> None:
