@@ -24,13 +24,34 @@ _STOP = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def fts_query(query: str) -> str | None:
+# Above this many chunks an OR query over common words makes FTS5 rank most of the table;
+# try the (selective) AND of all terms first and fall back to OR only when it finds too little.
+LARGE_INDEX_CHUNKS = 20_000
+MIN_AND_HITS = 3
+
+
+def fts_query(query: str, op: str = "OR") -> str | None:
     words = [w.lower() for w in _WORD.findall(query)]
     keep = [w for w in words if w not in _STOP] or words
     if not keep:
         return None
     # Quote each token: FTS5 syntax characters in user input must never reach the parser.
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(keep))
+    return f" {op} ".join(f'"{w}"' for w in dict.fromkeys(keep))
+
+
+def _keyword_rows(conn: Connection, query: str) -> list[tuple[str, int]]:
+    sql = text("""SELECT c.memory_id, c.ord FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+                  WHERE chunks_fts MATCH :q ORDER BY bm25(chunks_fts) LIMIT :n""")
+    q_or = fts_query(query, "OR")
+    if q_or is None:
+        return []
+    size = conn.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
+    if size > LARGE_INDEX_CHUNKS:
+        q_and = fts_query(query, "AND")
+        rows = conn.execute(sql, {"q": q_and, "n": CANDIDATES}).all()
+        if len(rows) >= MIN_AND_HITS or q_and == q_or:
+            return [(r[0], r[1]) for r in rows]
+    return [(r[0], r[1]) for r in conn.execute(sql, {"q": q_or, "n": CANDIDATES}).all()]
 
 
 @dataclass
@@ -59,21 +80,14 @@ def hybrid_search(
         return c
 
     # 1) keywords (BM25 over chunks); one memory counts once per list, at its best rank
-    q = fts_query(query)
     seen: set[str] = set()
-    if q:
-        rows = conn.execute(
-            text("""SELECT c.memory_id, c.ord FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-                    WHERE chunks_fts MATCH :q ORDER BY bm25(chunks_fts) LIMIT :n"""),
-            {"q": q, "n": CANDIDATES},
-        ).all()
-        for r in rows:
-            if r[0] in seen:
-                continue
-            seen.add(r[0])
-            c = add(r[0], r[1], len(seen))
-            c.score += 1.0 / (RRF_K + len(seen))
-            c.keyword = True
+    for memory_id, chunk_ord in _keyword_rows(conn, query):
+        if memory_id in seen:
+            continue
+        seen.add(memory_id)
+        c = add(memory_id, chunk_ord, len(seen))
+        c.score += 1.0 / (RRF_K + len(seen))
+        c.keyword = True
 
     # 2) meaning (cosine over chunk embeddings)
     if vector_query is not None:

@@ -106,3 +106,19 @@ def test_bad_remember_input(store):
         store.remember("x", kind="poem")
     with pytest.raises(BadInput):
         store.search("")
+
+
+def test_large_index_keyword_path_prefers_all_terms(store, monkeypatch):
+    """On big indexes the keyword side tries AND first, falling back to OR when it finds too little."""
+    import memory.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "LARGE_INDEX_CHUNKS", 0)
+    both = {store.remember(t)[0].id for t in ("The red kayak is stored in the boathouse.",
+                                              "We painted the kayak red last summer.",
+                                              "Red kayak rentals open in May.")}
+    store.remember("A red scarf hangs by the door.")
+    store.remember("The kayak paddle is broken.")
+    with store.read() as conn:
+        assert {m for m, _ in retrieval._keyword_rows(conn, "red kayak")} == both  # AND sufficed
+        assert len(retrieval._keyword_rows(conn, "scarf paddle")) == 2  # AND empty: OR fallback
+    assert store.search("red kayak", k=1)[0].id in both
