@@ -4,7 +4,9 @@ Prints one JSON object:
   launch_to_first_paint_s    `memex gui` process start -> first paint of the main window (median of runs)
   heavy_modules_at_paint     heavy libraries already imported when the window painted (should be [])
   blocks_ms                  longest gap of a 10 ms event-loop timer (minus 10 ms) while the app
-                             {idles, warms up, imports a folder, answers a question} with work in workers
+                             {idles, warms up, imports a folder, answers a question, shows a browser's
+                             first-fill confirmation (host -> app socket -> dialog -> Allow once -> fill)}
+                             with work in workers
   baseline_blocking_import_ms  the same import run on the GUI thread (what a naive app does)
   import_block_ratio         blocks_ms.import / baseline_blocking_import_ms (smaller is better)
 
@@ -167,6 +169,9 @@ def responsiveness(tmp: Path, files: int) -> dict[str, Any]:
     blocks["generation"] = meter.stop_ms()
     answer = chat.turns[-1]
 
+    confirm = confirm_round_trip(app, win, runtime, meter)
+    blocks["confirm"] = confirm.pop("block_ms")
+
     # Baseline: the same kind of import called on the GUI thread, as a naive app would.
     meter.start()
     t1 = time.perf_counter()
@@ -181,9 +186,46 @@ def responsiveness(tmp: Path, files: int) -> dict[str, Any]:
         "heavy_loaded_before_warm_up": heavy_before,
         "blocks_ms": blocks, "import_s": round(import_s, 2), "imported": imported,
         "answer_tokens_streamed": len(answer.answer.split()), "answer_citations": len(answer.citations),
+        **confirm,
         "baseline_blocking_import_ms": round(baseline_ms, 1),
         "import_block_ratio": round(blocks["import"] / baseline_ms, 4) if baseline_ms else None,
     }
+
+
+def confirm_round_trip(app: Any, win: Any, runtime: Any, meter: BlockMeter) -> dict[str, Any]:
+    """A paired browser's first fill, confirmed in the app's dialog, with the meter running."""
+    import threading
+
+    from app.bridge.host import build_service
+    from tests.bridge.bridge_client import SIGNUP_FIELDS, FakeExtension
+
+    site = "https://shop.example"
+    runtime.memory.profile_set("email", "elsa@example.org")
+    if not win.services.start_bridge_agent():
+        return {"block_ms": None, "confirm_error": "the app socket could not start"}
+    service = build_service(runtime.settings)
+    ext = FakeExtension(service.handle)
+    ext.hello()
+    service.state.approve(ext.code, "benchmark")
+    service.state.permit(site)
+    reply: dict[str, Any] = {}
+    meter.start()
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=lambda: reply.update(ext.request(
+        {"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS})), daemon=True)
+    thread.start()
+    spin(app, lambda: bool(win.confirm_dialogs), 60)
+    shown_ms = (time.perf_counter() - t0) * 1000.0
+    if win.confirm_dialogs:
+        win.confirm_dialogs[-1].once_btn.click()
+    spin(app, lambda: bool(reply), 60)
+    block = meter.stop_ms()
+    thread.join(10)
+    service.memory.close()
+    service.state.close()
+    win.services.stop_bridge_agent()
+    return {"block_ms": block, "confirm_dialog_shown_ms": round(shown_ms, 1),
+            "confirm_filled": reply.get("status") == "fill"}
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def build_service(settings: Settings, memory: MemoryAccess | None = None) -> BridgeService:
     from app.bridge.access import AutoAccess
+    from app.bridge.agent import AppConfirmer
     from app.bridge.crypto import HostKey
     from app.bridge.service import BridgeService
     from app.bridge.state import BridgeState
@@ -29,7 +30,7 @@ def build_service(settings: Settings, memory: MemoryAccess | None = None) -> Bri
     settings.ensure_home()
     state = BridgeState(settings.bridge_dir)
     return BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                         memory=memory or AutoAccess(settings))
+                         memory=memory or AutoAccess(settings), desktop=AppConfirmer(settings))
 
 
 def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:

@@ -11,6 +11,11 @@ Errors are plain {"action": "error", "id", "error", "kind"}; they never carry va
 Inner messages (encrypted JSON; `origin`/`top_origin` are added by the service worker from
 what the browser says about the sender, never from the page): "fill", "confirm", "draft",
 "ping". Every request carries `ts` (ms); stale or replayed nonces are refused.
+
+First fill on a site: with the desktop app running, the host asks the app to confirm (see
+confirm.py) and answers the `fill` itself once the user decided: Allow once fills, Always
+allow also records the site for this browser, Deny and no answer within the TTL refuse.
+Without the app, the reply is {"status": "confirm", "token"} and the extension asks.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.bridge.classify import classify_form
+from app.bridge.confirm import (
+    DESKTOP_TTL_S,
+    ConfirmAnswer,
+    ConfirmError,
+    ConfirmRequest,
+    build_request,
+)
 from app.bridge.crypto import KEY_SIZE, NONCE_SIZE, CryptoError, HostKey, b64d, b64e, fingerprint
 from app.bridge.fields import FREETEXT, Classification, FieldDescriptor, FormContext
 from app.bridge.state import NONCE_WINDOW_S, BridgeState, SiteError, normalize_site
@@ -32,6 +44,7 @@ from app.bridge.values import fill_values
 
 MAX_FIELDS = 500
 CONFIRM_TTL_S = 300.0
+ANSWER_SLACK_S = 2.0  # an Allow clicked just before the app's TTL still has to travel back
 
 
 class MemoryAccess(Protocol):
@@ -39,6 +52,12 @@ class MemoryAccess(Protocol):
 
     def profile(self) -> dict[str, str]: ...
     def draft(self, question: str) -> dict[str, Any]: ...
+
+
+class DesktopConfirm(Protocol):
+    """Asks the user in the desktop app; None when no app can ask (the extension asks then)."""
+
+    def ask(self, request: ConfirmRequest) -> ConfirmAnswer | None: ...
 
 
 class BridgeFault(Exception):
@@ -87,6 +106,8 @@ class BridgeService:
     host_key: HostKey
     memory: MemoryAccess
     clock: Callable[[], float] = time.time
+    desktop: DesktopConfirm | None = None
+    desktop_ttl_s: float = DESKTOP_TTL_S
     _confirms: dict[str, _PendingConfirm] = field(default_factory=dict)
 
     # -- envelope --------------------------------------------------------------------------
@@ -171,9 +192,52 @@ class BridgeService:
         if not self.state.confirmed(site, client_key):
             self._expire()
             token = secrets.token_urlsafe(18)
+            if self.desktop is not None:
+                expires = self.clock() + self.desktop_ttl_s + ANSWER_SLACK_S
+                self._confirms[token] = _PendingConfirm(client_key, site, verdicts, expires)
+                answer = self._ask_desktop(token, inner, verdicts, site, client_key, pairing)
+                if answer is not None:
+                    return self._desktop_answer(answer, site, client_key, pairing)
             self._confirms[token] = _PendingConfirm(client_key, site, verdicts, self.clock() + CONFIRM_TTL_S)
             return {"status": "confirm", "token": token, "site": site, "fields": listing}
         return self._values(verdicts, site, pairing, listing)
+
+    # -- first fill confirmed in the desktop app ------------------------------------------
+    def _ask_desktop(self, token: str, inner: _Inner, verdicts: list[Classification], site: str,
+                     client_key: str, pairing: str) -> ConfirmAnswer | None:
+        assert self.desktop is not None
+        try:
+            request = build_request(token=token, site=site, browser=pairing,
+                                    code=fingerprint(_client_key(client_key)), ttl_s=self.desktop_ttl_s,
+                                    descriptors=inner.fields, verdicts=verdicts, profile=self.memory.profile())
+            answer = self.desktop.ask(request)
+        except ConfirmError as exc:
+            self._confirms.pop(token, None)
+            self.state.audit("refused", site, [], pairing=pairing, outcome=exc.kind.replace("_", "-"))
+            raise BridgeFault(str(exc), exc.kind) from exc
+        if answer is None:
+            self._confirms.pop(token, None)
+        return answer
+
+    def _desktop_answer(self, answer: ConfirmAnswer, site: str, client_key: str, pairing: str) -> dict[str, Any]:
+        pending = self._confirms.pop(answer.token, None)
+        if pending is None or pending.client_key != client_key or pending.site != site:
+            self.state.audit("refused", site, [], pairing=pairing, outcome="bad-token")
+            raise BridgeFault("Unknown or expired confirmation; ask to fill again.", "bad_token")
+        if answer.decision in ("once", "always") and pending.expires < self.clock():
+            self.state.audit("refused", site, [], pairing=pairing, outcome="bad-token")
+            raise BridgeFault("Unknown or expired confirmation; ask to fill again.", "bad_token")
+        if answer.decision == "deny":
+            self.state.audit("refused", site, [], pairing=pairing, outcome="denied")
+            raise BridgeFault(f"You denied filling this form on {site} in the memex app.", "denied")
+        if answer.decision == "timeout":
+            self.state.audit("refused", site, [], pairing=pairing, outcome="confirm-timeout")
+            raise BridgeFault("Nobody answered memex's confirmation in time; fill again to retry.",
+                              "confirm_timeout")
+        if answer.decision == "always":
+            self.state.confirm(site, client_key)
+        self.state.audit("confirm", site, [], pairing=pairing, outcome=answer.decision)
+        return self._values(pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts])
 
     def _confirm(self, inner: _Inner, site: str, client_key: str, pairing: str) -> dict[str, Any]:
         self._expire()

@@ -189,6 +189,16 @@ class BridgeState:
         return self._one("SELECT 1 FROM confirmations WHERE site = ? AND client_key = ?",
                          (origin, client_key)) is not None
 
+    def confirmations(self) -> dict[str, list[str]]:
+        """site -> names of the paired browsers allowed to fill there without asking again."""
+        rows = self._db.execute(
+            "SELECT c.site, p.name FROM confirmations c JOIN pairings p ON p.client_key = c.client_key "
+            "WHERE p.revoked_at IS NULL ORDER BY c.site, p.name")
+        out: dict[str, list[str]] = {}
+        for site, name in rows:
+            out.setdefault(site, []).append(name)
+        return out
+
     def confirm(self, origin: str, client_key: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO confirmations (site, client_key, at) VALUES (?,?,?)",
                          (origin, client_key, time.time()))

@@ -12,6 +12,7 @@ from app.commands._common import AppContext, memex_command
 from app.errors import MemexError, NotInstalledError
 
 TABS = ("chat", "memories", "profile", "training", "models", "bridge", "timeline", "inbox")
+SCREENSHOT_TABS = ("bridge-confirm",)  # the first-fill dialog over the Bridge screen
 
 
 def _require_qt() -> None:
@@ -29,7 +30,8 @@ def _human(p: dict[str, Any]) -> str:
 @memex_command("gui", human=_human)
 @click.option("--screenshot", "screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Render the window offscreen to this PNG and exit.")
-@click.option("--tab", type=click.Choice(TABS), default=None, help="Screen to show.")
+@click.option("--tab", type=click.Choice(TABS + SCREENSHOT_TABS), default=None,
+              help="Screen to show (bridge-confirm: with --screenshot only).")
 @click.option("--size", default="1180x760", show_default=True, help="Window size for --screenshot, WxH.")
 @click.option("--ask", "question", default=None, help="With --screenshot: ask this in Chat first.")
 def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str,
@@ -55,6 +57,8 @@ def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str,
         return render_screenshot(obj.runtime, screenshot, tab or "chat", size=(w, h), setup=setup)
     if question:
         raise MemexError("--ask only works together with --screenshot.", kind="usage")
+    if tab in SCREENSHOT_TABS:
+        raise MemexError(f"--tab {tab} only works together with --screenshot.", kind="usage")
     from app.gui.app import run_app
 
     code = run_app(obj.runtime, tab)

@@ -3,6 +3,12 @@
 Runtime.ask_stream returns an AnswerStream (app/answer.py): iterate it for text pieces,
 then `result()` gives the Answer with its citations. Stopping closes the stream so the
 backend releases the model at once.
+
+While the answer streams, a live sample (tokens/s so far in this answer and, for an MoE
+backend, the expert-cache hit rate over the decoded tokens so far) goes out as job progress
+about twice a second, for the Models screen's plots; the answer's totals come with the result.
+Running values, not per-interval ones: one scheduling hiccup on a busy machine must not read
+as the model's speed. The cache counters are only read.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from app.gui.workers import JobContext
 
 log = logging.getLogger(__name__)
+LIVE_EVERY_S = 0.5
 
 
 @dataclass
@@ -62,20 +69,24 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
     kwargs: dict[str, Any] = {}
     if history and "history" in inspect.signature(ask_stream).parameters:
         kwargs["history"] = _history_messages(history)
+    probe = CacheProbe(runtime)
     t0 = time.perf_counter()
     stream = ask_stream(question, **kwargs)
     result = AnswerResult()
     pieces = iter(stream)
     first: float | None = None
+    live = _LiveSampler(ctx, probe)
     try:
         for piece in pieces:
             if first is None:
                 first = time.perf_counter()
+                live.start(first)
             if ctx.cancelled:
                 result.stopped = True
                 break
             result.tokens += 1
             ctx.chunk(piece)
+            live.tick(result.tokens)
     finally:
         if result.stopped:
             _close(pieces)
@@ -101,15 +112,96 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
             result.describe = {}
     gen_s = max(1e-6, end - (first or t0))
     result.stats = {"tok_s": result.tokens / gen_s if result.tokens else 0.0,
-                    "first_token_ms": ((first or end) - t0) * 1000.0}
-    hit_rate = _hit_rate(backend, result.describe)
+                    "first_token_ms": ((first or end) - t0) * 1000.0,
+                    "backend": str(getattr(backend, "name", "") or result.describe.get("backend", "")),
+                    "model": result.describe.get("model", ""), "final": True}
+    hit_rate = probe.hit_rate(since_mark=True)  # decode, as `memex moe bench` reports it
+    if hit_rate is None:
+        hit_rate = probe.hit_rate()  # a one-token answer: only its prefill used the cache
+    if hit_rate is None:
+        hit_rate = _reported_hit_rate(backend, result.describe)
     if hit_rate is not None:
         result.stats["hit_rate"] = hit_rate
     return result
 
 
-def _hit_rate(backend: Any, describe: dict[str, str]) -> float | None:
-    """The expert-cache hit rate of an MoE backend, if it reports one (stats() or describe())."""
+def cache_counts(backend: Any) -> tuple[int, int] | None:
+    """(hits, misses) of an MoE backend's expert cache so far; None for backends without one."""
+    stats = getattr(backend, "stats", None)
+    if callable(stats):
+        try:
+            values = stats()
+        except Exception:  # noqa: BLE001 - display only
+            values = None
+        if isinstance(values, dict) and "hits" in values and "misses" in values:
+            return int(values["hits"]), int(values["misses"])
+    counters = getattr(getattr(getattr(backend, "_model", None), "cache", None), "stats", None)
+    if counters is not None and hasattr(counters, "hits") and hasattr(counters, "misses"):
+        return int(counters.hits), int(counters.misses)
+    return None
+
+
+class CacheProbe:
+    """Hit rate of the expert cache over a stretch of generation (counters are cumulative)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.backend = getattr(runtime, "_backend", None)
+        self.base = cache_counts(self.backend)
+        self.mark = self.base
+
+    def _now(self) -> tuple[int, int] | None:
+        backend = getattr(self.runtime, "_backend", None)
+        counts = cache_counts(backend)
+        if counts is not None and backend is not self.backend:
+            # the backend was (re)loaded by this answer: its counters started at zero
+            self.backend, self.base, self.mark = backend, (0, 0), (0, 0)
+        return counts
+
+    def set_mark(self) -> None:
+        counts = self._now()
+        if counts is not None:
+            self.mark = counts
+
+    def hit_rate(self, since_mark: bool = False) -> float | None:
+        """Since the answer began, or since the mark (decode only); None without counters or lookups."""
+        counts = self._now()
+        if counts is None:
+            return None
+        base = (self.mark if since_mark else self.base) or (0, 0)
+        hits, misses = counts[0] - base[0], counts[1] - base[1]
+        return hits / (hits + misses) if hits + misses > 0 else None
+
+
+class _LiveSampler:
+    """Emits {"live": True, "tok_s", "hit_rate"?} as job progress every LIVE_EVERY_S of generation."""
+
+    def __init__(self, ctx: JobContext, probe: CacheProbe) -> None:
+        self.ctx = ctx
+        self.probe = probe
+        self.samples = 0
+        self._first = 0.0
+        self._last = 0.0
+
+    def start(self, now: float) -> None:
+        self._first = self._last = now
+        self.probe.set_mark()  # the prompt's prefill is done: hit rates from here are decode's
+
+    def tick(self, tokens: int) -> None:
+        now = time.perf_counter()
+        if now - self._last < LIVE_EVERY_S or tokens < 2:
+            return
+        sample: dict[str, Any] = {"live": True, "tok_s": tokens / max(now - self._first, 1e-6)}
+        hit_rate = self.probe.hit_rate(since_mark=True)
+        if hit_rate is not None:
+            sample["hit_rate"] = hit_rate
+        self._last = now
+        self.samples += 1
+        self.ctx.progress(sample)
+
+
+def _reported_hit_rate(backend: Any, describe: dict[str, str]) -> float | None:
+    """A hit rate a backend reports itself (stats() or describe()), when no counters are visible."""
     stats = getattr(backend, "stats", None)
     values: dict[str, Any] = dict(describe)
     if callable(stats):

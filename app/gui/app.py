@@ -69,6 +69,43 @@ def run_app(runtime: Runtime, tab: str | None = None) -> int:
     return int(code)
 
 
+# Screenshot-only names -> the screen shown under them.
+SCREENSHOT_ONLY = {"bridge-confirm": "bridge"}
+
+
+def _with_confirm_dialog(win: MainWindow, runtime: Runtime) -> Any:
+    """The Bridge screen with the first-fill dialog over it, as a user sees it (one picture)."""
+    from PySide6.QtGui import QColor, QPainter, QPalette
+
+    from app.gui.confirm import ConfirmDialog, PendingConfirm, preview_request
+
+    request = preview_request(runtime)
+    pending = PendingConfirm(request, time.monotonic() + request.ttl_s)
+    dialog = ConfirmDialog(pending, win)
+    dialog.show()
+    dialog.adjustSize()
+    dialog.resize(max(dialog.width(), 640), dialog.height())
+    QApplication.processEvents()
+    shot = dialog.grab()
+    image = win.grab()
+    painter = QPainter(image)
+    painter.fillRect(image.rect(), QColor(0, 0, 0, 90))  # the window behind, dimmed
+    title_h = 30
+    x = (image.width() - shot.width()) // 2
+    y = max(8, (image.height() - shot.height() - title_h) // 2)
+    pal = dialog.palette()
+    # offscreen windows have no frame: draw a title bar so it reads as its own window
+    painter.fillRect(x - 1, y - 1, shot.width() + 2, shot.height() + title_h + 2, pal.color(QPalette.ColorRole.Mid))
+    painter.fillRect(x, y, shot.width(), title_h, pal.color(QPalette.ColorRole.Button))
+    painter.setPen(pal.color(QPalette.ColorRole.ButtonText))
+    painter.drawText(x + 12, y + 20, dialog.windowTitle())
+    painter.drawPixmap(x, y + title_h, shot)
+    painter.end()
+    pending.decide("deny")  # a picture only: nothing was asked
+    dialog.close()
+    return image
+
+
 def wait_until_idle(win: MainWindow, timeout_s: float = 60.0) -> bool:
     """Process events until no job is running (screenshot mode and tests)."""
     app = QApplication.instance()
@@ -105,7 +142,7 @@ def render_screenshot(runtime: Runtime, png: Path, tab: str = "chat",
     ensure_app()
     win = build_window(runtime, remember_geometry=False)
     win.resize(*size)
-    win.select(tab)
+    win.select(SCREENSHOT_ONLY.get(tab, tab))
     win.show()
     win.services.warm_up(heavy=False)
     wait_until_idle(win)
@@ -114,7 +151,7 @@ def render_screenshot(runtime: Runtime, png: Path, tab: str = "chat",
         wait_until_idle(win, timeout_s=300)
     QApplication.processEvents()
     png.parent.mkdir(parents=True, exist_ok=True)
-    image = win.grab()
+    image = _with_confirm_dialog(win, runtime) if tab == "bridge-confirm" else win.grab()
     if not image.save(str(png), "PNG"):
         from app.errors import MemexError
 

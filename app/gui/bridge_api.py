@@ -29,6 +29,7 @@ def snapshot(settings: Any) -> dict[str, Any]:
             "pending": [p.to_json() for p in st.pending()],
             "pairings": [p.to_json() for p in st.pairings()],
             "sites": st.sites(),
+            "always": st.confirmations(),
             "audit": st.audit_log(limit=200),
         }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from app.gui.theme_paths import assets_dir
 
-TABS = ("chat", "memories", "timeline", "inbox", "profile", "training", "models", "bridge")
+TABS = ("chat", "memories", "timeline", "inbox", "profile", "training", "models", "bridge", "bridge-confirm")
 # The chat screenshot shows a real streamed answer from the bundled model to this question.
 DEMO_QUESTION = "What is my cat called?"
 
@@ -55,10 +55,26 @@ def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
         try:
             for site in sites:
                 state.permit(site)
+            _demo_browser(state, sites[-1])
         finally:
             state.close()
     return {"imported": report.imported, "profile_fields": len(profile), "memories": store.count(),
             "sites": len(sites)}
+
+
+def _demo_browser(state: Any, site: str) -> None:
+    """A paired browser that has filled one form on `site`, so the Bridge screen shows a used setup."""
+    import hashlib
+
+    from app.bridge.crypto import b64e, fingerprint
+
+    key = hashlib.sha256(b"memex demo browser").digest()  # a stand-in public key: never used to talk
+    code = fingerprint(key)
+    state.request_pairing(b64e(key), code, "Chromium extension")
+    state.approve(code, "Laptop Chromium")
+    state.confirm(site, b64e(key))
+    state.audit("confirm", site, [], pairing="Laptop Chromium", outcome="always")
+    state.audit("fill", site, ["given-name", "family-name", "email", "tel"], pairing="Laptop Chromium")
 
 
 def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]:
@@ -66,7 +82,7 @@ def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]
     written = []
     for tab in tabs:
         png = out / f"{tab}.png"
-        extra = ["--ask", DEMO_QUESTION] if tab == "chat" else []
+        extra = ["--ask", DEMO_QUESTION] if tab in ("chat", "models") else []  # models: plots the answer
         subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), "gui", "--screenshot",
                         str(png), "--tab", tab, *extra], check=True, env=env)
         written.append(str(png))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -71,6 +71,8 @@ class MainWindow(QMainWindow):
         self.status.setAccessibleName("Status")
         self.statusBar().addWidget(self.status, 1)
         services.warmed.connect(self._on_warmed)
+        self.confirm_dialogs: list[QWidget] = []
+        services.confirms.requested.connect(self.show_confirm)
         self._build_menus()
         self._restore()
 
@@ -142,6 +144,36 @@ class MainWindow(QMainWindow):
             n = info.get("memories", 0)
             self.status.setText(f"{n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer")
 
+    # -- first-fill confirmations from browser hosts ----------------------------------------
+    def show_confirm(self, pending: object) -> QWidget:
+        from app.gui.confirm import ConfirmDialog
+
+        # its own top-level window, not a child: it must show even while this one is minimized
+        dialog = ConfirmDialog(pending, None)  # type: ignore[arg-type]
+        dialog.setWindowIcon(app_icon())
+        site = dialog.pending.request.site
+        self.confirm_dialogs.append(dialog)
+        dialog.decided.connect(lambda d, s=site: self._confirm_decided(s, d))
+        dialog.destroyed.connect(lambda *_a, d=dialog: self._forget_dialog(d))
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        self.set_status(f"Your browser asks to fill a form on {site}: answer in the memex dialog.")
+        return dialog
+
+    def _forget_dialog(self, dialog: QWidget) -> None:
+        if dialog in self.confirm_dialogs:
+            self.confirm_dialogs.remove(dialog)
+
+    def _confirm_decided(self, site: str, decision: str) -> None:
+        said = {"once": "allowed once", "always": "always allowed", "deny": "denied",
+                "timeout": "not answered in time (refused)"}.get(decision, decision)
+        self.set_status(f"Form fill on {site}: {said}.")
+        bridge = self.pages.get("bridge")
+        if bridge is not None and self.current_name == "bridge":
+            # the host writes the audit entry once the answer reaches it, a moment later
+            QTimer.singleShot(500, bridge.refresh)
+
     def set_status(self, text: str) -> None:
         self.status.setText(text)
 
@@ -168,6 +200,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
+        for dialog in list(self.confirm_dialogs):  # quitting answers open questions with Deny
+            dialog.close()
         for page in self.pages.values():
             closer = getattr(page, "shutdown", None)
             if callable(closer):

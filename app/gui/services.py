@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
+from app.gui.confirm import ConfirmBroker
 from app.gui.workers import JobContext, JobRunner
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Services(QObject):
         self.jobs = JobRunner(self)
         self._open_lock = threading.Lock()
         self._agent: Any = None
+        self.confirms = ConfirmBroker(self)  # first-fill questions from browser hosts
 
     @property
     def settings(self) -> Any:
@@ -143,14 +145,15 @@ class Services(QObject):
 
     # -- the bridge agent: native hosts ask the running app instead of opening the store ---
     def start_bridge_agent(self) -> str:
-        """Serve profile/draft requests to browser hosts while the app runs ('' if not possible)."""
+        """Serve profile/draft/confirm requests to browser hosts while the app runs ('' if not possible)."""
         if self._agent is not None or not self.bridge_feature().available:
             return ""
         try:
             from app.bridge.access import RuntimeAccess
             from app.bridge.agent import AgentServer, AgentUnavailable
 
-            self._agent = AgentServer(self.settings, RuntimeAccess(self.runtime)).start()
+            self._agent = AgentServer(self.settings, RuntimeAccess(self.runtime),
+                                      confirmer=self.confirms.ask).start()
         except (ImportError, OSError, AgentUnavailable) as exc:  # another app serves it, or no sockets
             self._agent = None
             return str(exc)

@@ -160,7 +160,7 @@ class LinePlot(QWidget):
         fm = p.fontMetrics()
         p.drawText(QPointF(r.left() + 10, r.top() + 8 + fm.ascent()), self.title)
         plot = r.adjusted(48, 16 + fm.height(), -12, -10 - fm.height())
-        if len(self.values) < 2:
+        if not self.values:
             p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
             return
@@ -177,6 +177,12 @@ class LinePlot(QWidget):
         p.drawText(QRectF(plot.left(), plot.bottom() + 4, plot.width(), fm.height()),
                    Qt.AlignmentFlag.AlignRight, last)
         n = len(self.values)
+        if n == 1:  # one answer so far: a dot, not an empty plot
+            y = plot.bottom() - plot.height() * (self.values[0] - lo) / (hi - lo)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(pal.color(QPalette.ColorRole.Highlight)))
+            p.drawEllipse(QPointF(plot.center().x(), y), 4, 4)
+            return
         path = QPainterPath()
         for i, v in enumerate(self.values):
             x = plot.left() + plot.width() * i / (n - 1)

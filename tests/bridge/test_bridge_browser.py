@@ -88,3 +88,40 @@ def test_service_worker_sends_the_browser_sender_origin_not_the_claimed_one(tmp_
         framed = {"tab": {"id": 1, "url": "https://evil.example/"}, "frameId": 7, "origin": s.origin,
                   "url": s.url}
         assert worker.evaluate(call, [s.origin, framed]) == {"status": "error", "kind": "cross_origin"}
+
+
+def test_first_fill_is_confirmed_in_the_running_app(tmp_path: Path, home) -> None:
+    """With the desktop app up, the first fill asks there (not in the page) and fills once allowed."""
+    from app.bridge.access import RuntimeAccess
+    from app.bridge.agent import AgentServer
+    from app.bridge.confirm import ConfirmAnswer, ConfirmRequest
+    from app.bridge.state import BridgeState
+    from app.runtime import Runtime
+    from app.settings import load_settings
+
+    asked: list[ConfirmRequest] = []
+
+    def confirm(request: ConfirmRequest) -> ConfirmAnswer:  # the user clicks "Always allow this site"
+        asked.append(request)
+        return ConfirmAnswer(request.token, "always")
+
+    with browser_session(tmp_path) as s:
+        settings = load_settings(home=tmp_path / "home")
+        app_runtime = Runtime(settings)
+        try:
+            with AgentServer(settings, RuntimeAccess(app_runtime), confirmer=confirm):
+                s.wait_state("idle")
+                s.click_memex()
+                assert s.wait_state("filled", "confirm", "error") == "filled"  # no confirm step in the page
+                v = s.values()
+                assert (v["given"], v["email"], v["pw"]) == (PROFILE["given-name"], PROFILE["email"], "")
+                assert len(asked) == 1 and asked[0].site == s.origin and asked[0].browser == "test chromium"
+                shown = {f.ref: f for f in asked[0].fields}
+                assert shown["pw"].sensitive and shown["phone"].preview != PROFILE["tel"]  # masked
+        finally:
+            app_runtime.close()
+    state = BridgeState(load_settings(home=tmp_path / "home").bridge_dir)
+    try:
+        assert [e["outcome"] for e in state.audit_log() if e["action"] == "confirm"] == ["always"]
+    finally:
+        state.close()

@@ -46,6 +46,7 @@ def test_screenshot_of_every_screen(tmp_path: Path) -> None:
     (["--screenshot", "shot.png", "--size", "10x10"], "between 400x300"),
     (["--ask", "hello"], "only works together with --screenshot"),
     (["--screenshot", "shot.png", "--tab", "nope"], "nope"),
+    (["--tab", "bridge-confirm"], "only works together with --screenshot"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path: Path, args: list[str], needle: str) -> None:
     fixed = [a if not a.endswith((".png", ".jpg")) else str(tmp_path / a) for a in args]
@@ -54,6 +55,23 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, args: list[str], needle: s
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert needle in out["error"]
     assert "Traceback" not in r.stderr
+
+
+def test_screenshot_of_the_first_fill_dialog(tmp_path: Path) -> None:
+    """The confirmation dialog drawn over the Bridge screen, with this data folder's profile."""
+    from PySide6.QtGui import QImage
+
+    home = tmp_path / "home"
+    assert memex(home, "--json", "profile", "set", "email", "ada@example.org").returncode == 0
+    png = tmp_path / "confirm.png"
+    r = memex(home, "--json", "gui", "--screenshot", str(png), "--tab", "bridge-confirm")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tab"] == "bridge-confirm"
+    img = QImage(str(png))
+    # the window behind is dimmed: its top-left corner is darker than an undimmed render
+    plain = tmp_path / "bridge.png"
+    assert memex(home, "--json", "gui", "--screenshot", str(plain), "--tab", "bridge").returncode == 0
+    assert img.pixelColor(5, 300).lightness() < QImage(str(plain)).pixelColor(5, 300).lightness()
 
 
 def test_missing_pyside6_says_install_the_gui_extra(monkeypatch: pytest.MonkeyPatch) -> None:

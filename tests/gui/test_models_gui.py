@@ -46,3 +46,43 @@ def test_moe_benchmark_fills_the_table_and_the_hit_rate_plot(qtbot, window) -> N
     assert page.bench_table.topLevelItemCount() == 4, page.bench_status.text()
     assert len(page.hit_plot.values) == 4
     assert "experts" in page.bench_status.text()
+
+
+def test_llamacpp_answer_plots_speed_and_explains_hit_rate(qtbot, window, runtime) -> None:
+    runtime.memory.remember("My cat is called Miso.")
+    page = window.pages["models"]
+    chat = window.select("chat")
+    chat.ask("What is my cat called?")
+    qtbot.waitUntil(lambda: chat.job is None, timeout=180000)
+    assert not chat.turns[-1].status, chat.turns[-1].status
+    assert page.speed_plot.values and all(v > 0 for v in page.speed_plot.values)
+    assert "tokens/s on llama.cpp" in page.last_answer.text()
+    assert page.hit_plot.values == []
+    assert "Hit rate applies to MoE models" in page.hit_plot.empty_text
+
+
+def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(qtbot, window, runtime, monkeypatch) -> None:
+    monkeypatch.setattr("app.gui.answers.LIVE_EVERY_S", 0.0)  # a live sample per piece: the tiny model is fast
+    page = window.pages["models"]
+    if not page.moe.available:
+        pytest.skip(page.moe.reason)
+    runtime.settings = runtime.settings.model_copy(update={
+        "backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48})
+    runtime.memory.remember("My cat is called Miso.")
+    seen: list[dict] = []
+    window.services.generation_stats.connect(seen.append)
+    chat = window.select("chat")
+    for _ in range(2):  # the second answer runs on the already loaded backend: counters are deltas
+        chat.ask("What is my cat called?")
+        qtbot.waitUntil(lambda: chat.job is None, timeout=300000)
+        assert not chat.turns[-1].status.startswith("error"), chat.turns[-1].status
+    finals = [s for s in seen if s.get("final")]
+    live = [s for s in seen if s.get("live")]
+    assert live and all(0.0 <= s["hit_rate"] <= 1.0 for s in live if "hit_rate" in s)
+    assert any("hit_rate" in s for s in live)
+    assert len(finals) == 2 and all(s["backend"] == "moe" for s in finals)
+    assert all(0.0 <= s["hit_rate"] <= 1.0 for s in finals)
+    assert page.hit_plot.values and all(0.0 <= v <= 1.0 for v in page.hit_plot.values)
+    assert "the MoE engine" in page.last_answer.text() and "hit rate" in page.last_answer.text()
+    stats = runtime._backend._model.cache.stats  # read-only: the engine's own counters
+    assert stats.hits + stats.misses > 0

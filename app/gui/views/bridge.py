@@ -58,7 +58,8 @@ class BridgePage(Page):
     title = "Bridge"
     refresh_on_show = True  # browser hosts write the audit log and pairing requests
     subtitle = ("Lets your browser fill forms from your profile. A browser must be paired and a site permitted; "
-                "the first fill on each site asks you to confirm. Values are never logged.")
+                "the first fill on each site asks you to confirm (in a memex window while this app runs). "
+                "Values are never logged.")
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -108,8 +109,11 @@ class BridgePage(Page):
         # sites ----------------------------------------------------------------------
         tab = QWidget()
         lay = QVBoxLayout(tab)
-        lay.addWidget(QLabel("Only these sites may ask for your profile values."))
-        self.sites = _tree(["Site"], "Permitted sites")
+        about = QLabel("Only these sites may ask for your profile values. “Always allowed in” lists the "
+                       "browsers that fill there without asking again; revoke the site to be asked again.")
+        about.setWordWrap(True)
+        lay.addWidget(about)
+        self.sites = _tree(["Site", "Always allowed in"], "Permitted sites")
         lay.addWidget(self.sites, 1)
         row = QHBoxLayout()
         self.site_edit = QLineEdit()
@@ -175,8 +179,9 @@ class BridgePage(Page):
         self.pair_hint.setText("No browser has asked to pair yet: open the memex extension in your browser."
                                if not snap["pending"] and not snap["pairings"] else "")
         self.sites.clear()
+        always = snap.get("always", {})
         for s in snap["sites"]:
-            self.sites.addTopLevelItem(QTreeWidgetItem([s]))
+            self.sites.addTopLevelItem(QTreeWidgetItem([s, ", ".join(always.get(s, [])) or "asks on first fill"]))
         self.audit.clear()
         for a in snap["audit"]:
             self.audit.addTopLevelItem(QTreeWidgetItem([

@@ -146,6 +146,7 @@ class ChatPage(Page):
         self.job = services.jobs.start(
             work, name="ask", on_chunk=self._on_chunk, on_done=self._on_done,
             on_error=self._on_error, on_finished=self._on_finished,
+            on_progress=self.services.generation_stats.emit,  # live speed / hit-rate samples
         )
 
     def stop(self) -> None:

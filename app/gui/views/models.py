@@ -122,13 +122,20 @@ class ModelsPage(Page):
         self.hit_plot = LinePlot("Expert-cache hit rate", "", y_min=0, y_max=1)
         self.hit_plot.empty_text = ("Appears while an MoE model answers (backend: MoE offloading engine), "
                                     "or after a benchmark run below.")
+        self.last_answer = QLabel("")
+        self.last_answer.setObjectName("muted")
+        self.last_answer.setWordWrap(True)
+        self.last_answer.setAccessibleName("Last answer's speed")
+        self.last_answer.hide()  # until the first answer: no blank gap between the plots
         right.addWidget(self.speed_plot, 1)
+        right.addWidget(self.last_answer)
         right.addWidget(self.hit_plot, 1)
         bench_row = QHBoxLayout()
         self.bench_btn = QPushButton("Run MoE benchmark")
         self.bench_btn.setAccessibleName("Run the MoE cache benchmark")
         self.bench_btn.setToolTip("memex moe bench on a tiny model: every cache policy, same prompt")
-        self.bench_status = QLabel("")
+        self.bench_status = QLabel("Compares the expert-cache policies on a tiny MoE model, in its own "
+                                   "process (about a minute).")
         self.bench_status.setObjectName("muted")
         self.bench_status.setWordWrap(True)
         bench_row.addWidget(self.bench_btn)
@@ -189,10 +196,30 @@ class ModelsPage(Page):
                        on_done=lambda _s: self.saved_label.setText("Saved. The next answer uses these settings."))
 
     def _on_stats(self, stats: dict[str, Any]) -> None:
+        """Live samples while an answer streams; the answer's summary when it is done."""
         if stats.get("tok_s"):
             self.speed_plot.append(float(stats["tok_s"]))
         if stats.get("hit_rate") is not None:
             self.hit_plot.append(float(stats["hit_rate"]))
+        if stats.get("final"):
+            self._describe_last(stats)
+
+    def _describe_last(self, stats: dict[str, Any]) -> None:
+        backend = str(stats.get("backend") or "")
+        name = {"llamacpp": "llama.cpp", "moe": "the MoE engine"}.get(backend, backend or "the model")
+        text = f"Last answer: {float(stats.get('tok_s') or 0):.1f} tokens/s on {name}"
+        if stats.get("model"):
+            text += f" ({stats['model']})"
+        if stats.get("hit_rate") is not None:
+            text += f", expert-cache hit rate {float(stats['hit_rate']):.0%}"
+        self.last_answer.setText(text + ".")
+        self.last_answer.show()
+        if stats.get("hit_rate") is None and backend != "moe":
+            # a dense model has no experts to cache: say so instead of an empty plot
+            self.hit_plot.empty_text = (f"Hit rate applies to MoE models; the last answer came from {name}, "
+                                        "a dense model with no expert cache. Choose “MoE offloading engine” "
+                                        "as the backend to see it, or run the benchmark below.")
+            self.hit_plot.update()
 
     # -- benchmark (child process) ----------------------------------------------------
     def run_bench(self) -> None:
