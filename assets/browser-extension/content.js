@@ -244,7 +244,10 @@
   async function startFill(trigger) {
     started = performance.now();
     render("busy", [text("Asking memex…", "muted")]);
+    // a first fill on a site may wait for the user's answer in the desktop app's window
+    const hint = setTimeout(() => render("busy", [text("Asking memex… If the memex app is open, answer its question there.", "muted")]), 1500);
     const reply = await send({ type: "fill", fields: collect() });
+    clearTimeout(hint);
     handleReply(reply);
   }
 
