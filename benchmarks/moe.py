@@ -1,10 +1,14 @@
 """MoE engine benchmark over several budgets; prints one JSON object.
 
     python benchmarks/moe.py [--model moefied|tiny|PATH] [--budgets 1x,2x,4x,0.5] [--tokens 32]
+                             [--quants none,int8,int4,fate] [--same-bytes] [--prefill-chunk N]
 
 Each budget runs every policy in one process on the same prompt (ratios are fair); the
 summary gives, per budget, decode speed relative to on_demand and to resident, and the
-peak RSS of each policy relative to resident (the point of offloading). It runs in
+peak RSS of each policy relative to resident (the point of offloading), and the ceiling
+arithmetic (resident / lru, resident / on_demand: no policy decodes faster than resident).
+With several --quants each scheme runs the same budgets (same number of experts, or with
+--same-bytes the fp32 budget's bytes). It runs in
 process via `memex moe bench`'s own functions, with MEMEX_HOME (or --home) for models.
 """
 
@@ -17,6 +21,37 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _summary(pol: dict) -> dict:
+    summary = {}
+    for name, r in pol.items():
+        s = {
+            "decode_tok_s": round(r["decode_tok_s"], 2),
+            "prefill_tok_s": round(r["prefill_tok_s"], 1),
+            "hit_rate": round(r["hit_rate"], 3),
+            "bytes_moved_per_token": round(r["bytes_moved_per_token"]),
+            "peak_rss_mb": r["peak_rss_mb"],
+            "max_abs_logit_diff": r["max_abs_logit_diff"],
+        }
+        for key in ("decode_cpu_ms_per_token", "prediction_accuracy", "in_time_hit_rate",
+                    "prefetch_bytes_wasted", "late_hits"):
+            if key in r:
+                s[key] = r[key]
+        for base in ("on_demand", "lru", "resident"):
+            if base in pol and pol[base]["decode_tok_s"] and name != base:
+                s[f"decode_vs_{base}"] = round(r["decode_tok_s"] / pol[base]["decode_tok_s"], 3)
+        if "resident" in pol and pol["resident"]["peak_rss_mb"]:
+            s["rss_vs_resident"] = round(r["peak_rss_mb"] / pol["resident"]["peak_rss_mb"], 3)
+        summary[name] = s
+    if "resident" in pol:
+        # the resident policy is the ceiling: no policy can decode faster than it
+        res = pol["resident"]["decode_tok_s"]
+        summary["ceiling"] = {
+            f"resident_vs_{b}": round(res / pol[b]["decode_tok_s"], 3)
+            for b in ("lru", "on_demand") if b in pol and pol[b]["decode_tok_s"]
+        }
+    return summary
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,11 +68,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--home", default=None)
     ap.add_argument("--threads", type=int, default=0, help="0 = physical cores minus one")
+    ap.add_argument("--quants", default="none",
+                    help="comma-separated expert storage schemes, each run on every budget")
+    ap.add_argument("--same-bytes", action="store_true",
+                    help="quantized runs get the fp32 budget's bytes (more experts fit) "
+                    "instead of the same number of experts")
+    ap.add_argument("--prefill-chunk", type=int, default=0)
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
     from inference.moe.bench import prompt_ids, resolve_model, run_bench
     from inference.moe.engine import configure_threads, load_model
+    from inference.moe.store import parse_budget
 
     settings = load_settings(home=args.home)
     threads = configure_threads(args.threads)
@@ -50,45 +92,42 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": threads,
         "budgets": {},
         "summary": {},
+        "quants": {},
     }
     try:
         prompt = prompt_ids(folder, args.prompt_tokens, loaded.cfg.vocab_size)
-        for i, budget in enumerate(args.budgets.split(",")):
-            # the transformers reference is the same for every budget: check it once
-            ref = args.reference if i == 0 else "resident"
-            res = run_bench(
-                loaded,
-                budget=budget,
-                tokens=args.tokens,
-                policies=policies,
-                prompt=prompt,
-                reference=ref,
-                progress=lambda m, b=budget: print(f"[{b}] {m}", file=sys.stderr),
-            )
-            out["model"] = res["model"]
-            out["budgets"][budget] = res
-            pol = res["policies"]
-            summary = {}
-            for name, r in pol.items():
-                s = {
-                    "decode_tok_s": round(r["decode_tok_s"], 2),
-                    "hit_rate": round(r["hit_rate"], 3),
-                    "peak_rss_mb": r["peak_rss_mb"],
-                    "max_abs_logit_diff": r["max_abs_logit_diff"],
-                }
-                if "on_demand" in pol and pol["on_demand"]["decode_tok_s"]:
-                    s["decode_vs_on_demand"] = round(
-                        r["decode_tok_s"] / pol["on_demand"]["decode_tok_s"], 3
+        first = True
+        for quant in args.quants.split(","):
+            lq = loaded if quant == "none" else loaded.with_quant(quant)
+            try:
+                for budget in args.budgets.split(","):
+                    spec = budget
+                    if args.same_bytes and quant != "none":
+                        spec = str(parse_budget(budget, loaded.layout, loaded.cfg.top_k))
+                    # the transformers reference is the same for every run: check it once
+                    ref = args.reference if first else "resident"
+                    first = False
+                    res = run_bench(
+                        lq,
+                        budget=spec,
+                        tokens=args.tokens,
+                        policies=policies,
+                        prompt=prompt,
+                        reference=ref,
+                        progress=lambda m, b=budget, q=quant: print(f"[{q} {b}] {m}", file=sys.stderr),
+                        prefill_chunk=args.prefill_chunk,
                     )
-                if "resident" in pol and pol["resident"]["decode_tok_s"]:
-                    s["decode_vs_resident"] = round(
-                        r["decode_tok_s"] / pol["resident"]["decode_tok_s"], 3
-                    )
-                    s["rss_vs_resident"] = round(
-                        r["peak_rss_mb"] / pol["resident"]["peak_rss_mb"], 3
-                    )
-                summary[name] = s
-            out["summary"][budget] = summary
+                    out["model"] = res["model"]
+                    summary = _summary(res["policies"])
+                    if quant == "none":
+                        out["budgets"][budget] = res
+                        out["summary"][budget] = summary
+                    q = out["quants"].setdefault(quant, {"expert_bytes_stored": res["expert_bytes_stored"],
+                                                         "summary": {}})
+                    q["summary"][budget] = summary
+            finally:
+                if lq is not loaded:
+                    lq.close()
     finally:
         loaded.close()
     print(json.dumps(out))

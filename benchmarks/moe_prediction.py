@@ -1,12 +1,14 @@
 """Expert prediction, routing consistency and quantized experts on the MoEfied testbed.
 
 Prints one JSON object:
-- "predictors": offline accuracy of prev_token / fate / fate_linear at widths k and k+1 on a
-  routing trace of held-out text (fate_linear's maps come from training text only);
+- "predictors": offline accuracy of prev_token / fate / fate_linear at widths k and k+1, and of
+  fate_plus and fate at 2k (the width the fate_plus policy uses at a 2x budget), on a routing
+  trace of held-out text (the fitted maps come from training text only);
 - "lrc": SRP and SCH (1x/2x/4x) of the same trace;
 - "quant": held-out perplexity with experts stored as none / int8 / int4 / fate (fate: the 2k
-  most used experts of each layer INT4, the others INT2 -- the steady state of a 2x cache)
-  and each scheme's bytes per expert relative to fp32 (what a miss moves).
+  most used experts of each layer INT4, the others INT2 -- the steady state of a 2x cache),
+  packed and unpacked by the engine's own `ExpertCodec` (so the weights are exactly what the
+  engine computes with), and each scheme's bytes per expert relative to fp32.
 
 Usage: python benchmarks/moe_prediction.py [--model DIR] [--tokens 1024]
 (default model: MEMEX_HOME/models/moefied, built on first use).
@@ -29,7 +31,7 @@ def _quantized_perplexity(model, ids, scheme, usage, top_k) -> float:  # type: i
     import torch
 
     from inference.moe.moefy import perplexity
-    from inference.moe.quant import get_scheme, roundtrip
+    from inference.moe.quant import get_scheme
 
     spec = get_scheme(scheme)
     saved = []
@@ -38,10 +40,13 @@ def _quantized_perplexity(model, ids, scheme, usage, top_k) -> float:  # type: i
             experts = layer.mlp.experts
             saved.append((experts.gate_up_proj.detach().clone(), experts.down_proj.detach().clone()))
             hot = set(torch.argsort(usage[i], descending=True)[: 2 * top_k].tolist())
+            dim, hidden = experts.down_proj.shape[2], experts.down_proj.shape[1]
             for e in range(experts.gate_up_proj.shape[0]):
-                bits = spec.cached_bits if e in hot else spec.cold_bits
-                experts.gate_up_proj[e] = roundtrip(experts.gate_up_proj[e], bits, spec.group_size)
-                experts.down_proj[e] = roundtrip(experts.down_proj[e], bits, spec.group_size)
+                codec = spec.codec(hidden, dim, cold=e not in hot)
+                gu, dn = experts.gate_up_proj[e], experts.down_proj[e]
+                gate_up, down = codec.decode(codec.encode(gu[:dim], gu[dim:], dn))
+                experts.gate_up_proj[e] = gate_up
+                experts.down_proj[e] = down
     try:
         return perplexity(model, ids)
     finally:
@@ -49,6 +54,33 @@ def _quantized_perplexity(model, ids, scheme, usage, top_k) -> float:  # type: i
             for layer, (gu, dn) in zip(model.model.layers, saved):
                 layer.mlp.experts.gate_up_proj.copy_(gu)
                 layer.mlp.experts.down_proj.copy_(dn)
+
+
+def _expert_output_error(model, trace, codec) -> float:  # type: ignore[no-untyped-def]
+    """Mean relative L2 error of expert outputs on real gate inputs (a few layers and the
+    experts they used): a stable companion to perplexity, which this heavily degraded
+    testbed turns chaotic (any small perturbation moves it by several percent)."""
+    import torch
+    import torch.nn.functional as F
+
+    errs = []
+    layers = model.model.layers
+    for li in sorted({len(layers) // 10, len(layers) // 3, len(layers) // 2, len(layers) - 2}):
+        experts = layers[li].mlp.experts
+        dim = experts.down_proj.shape[2]
+        x, used = trace.gate_inputs[li][:256], trace.experts[li][:256]
+        for e in torch.unique(used)[:12].tolist():
+            xe = x[(used == e).any(dim=1)]  # [n, H] tokens routed to e
+            gu, dn = experts.gate_up_proj[e].detach(), experts.down_proj[e].detach()
+            qgu, qdn = codec.decode(codec.encode(gu[:dim], gu[dim:], dn))
+
+            def mlp(x_, w1, w2):  # type: ignore[no-untyped-def]
+                g, u = F.linear(x_, w1).chunk(2, dim=-1)
+                return F.linear(F.silu(g) * u, w2)
+
+            y = mlp(xe, gu, dn)
+            errs.append(float((mlp(xe, qgu, qdn) - y).norm() / y.norm().clamp_min(1e-12)))
+    return round(sum(errs) / max(len(errs), 1), 4)
 
 
 def main() -> None:
@@ -81,11 +113,12 @@ def main() -> None:
                  "experts": trace.num_experts, "top_k": top_k, "predictors": {}}
 
     say("predictors")
-    for extra in (0, 1):
-        for name in ("prev_token", "fate", "fate_linear"):
-            pred = fitted_predictor(name, folder, trace.routers, top_k, extra)
-            if name == "prev_token" and extra:
+    for extra in (0, 1, top_k):
+        for name in ("prev_token", "fate", "fate_linear", "fate_plus"):
+            if ((name == "prev_token" and extra) or (name == "fate_plus" and extra != top_k)
+                    or (name in ("prev_token", "fate_linear") and extra == top_k)):
                 continue
+            pred = fitted_predictor(name, folder, trace.routers, top_k, extra)
             r = evaluate(pred, trace)
             out["predictors"][f"{name}@{r.width}"] = {"accuracy": r.accuracy, "per_layer": r.per_layer}
 
@@ -103,8 +136,10 @@ def main() -> None:
         ppl = _quantized_perplexity(model, ids, scheme, usage, top_k)
         out["quant"][scheme] = {
             "ppl": round(ppl, 3),
-            "bytes_per_expert_vs_fp32": round(ExpertCodec(hidden, dim, spec.cached_bits).nbytes / fp32, 4),
-            "cold_bytes_vs_fp32": round(ExpertCodec(hidden, dim, spec.cold_bits).nbytes / fp32, 4),
+            "bytes_per_expert_vs_fp32": round(spec.codec(hidden, dim).nbytes / fp32, 4),
+            "cold_bytes_vs_fp32": round(spec.codec(hidden, dim, cold=True).nbytes / fp32, 4),
+            "expert_output_rel_err": _expert_output_error(model, trace, spec.codec(hidden, dim)),
+            "cold_expert_output_rel_err": _expert_output_error(model, trace, spec.codec(hidden, dim, cold=True)),
         }
     base = out["quant"]["none"]["ppl"]
     for v in out["quant"].values():

@@ -113,6 +113,21 @@ def _human_bench(p: dict[str, Any]) -> str:
     show_default=True,
     help="torch CPU threads; 0 = physical cores minus one (one core stays with the loader).",
 )
+@click.option(
+    "--quant",
+    default="none",
+    show_default=True,
+    help="How experts are stored and moved: none (exact), int8, int4, or fate (INT4 cached, "
+    "INT2 for experts that are not hot yet).",
+)
+@click.option(
+    "--prefill-chunk",
+    type=click.IntRange(0, 8192),
+    default=0,
+    show_default=True,
+    help="Prefill MoE blocks in chunks of N tokens, loading chunk c+1's experts while chunk c "
+    "computes (0: the whole prompt at once).",
+)
 def bench(
     obj: AppContext,
     model_spec: str,
@@ -124,11 +139,20 @@ def bench(
     slow_tier: str,
     reference: str,
     threads: int,
+    quant: str,
+    prefill_chunk: int,
 ) -> dict[str, Any]:
     """Benchmark cache policies on one model, budget and prompt."""
+    from inference.moe.quant import QUANT_SCHEMES
+
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise MemexError("--policies must name at least one policy.", kind="bad_input")
+    if quant not in QUANT_SCHEMES:
+        raise MemexError(
+            f"Unknown --quant {quant!r}; choose one of: {', '.join(QUANT_SCHEMES)}.",
+            kind="bad_input",
+        )
     with moe_errors():
         from inference.moe.bench import prompt_ids, resolve_model, run_bench
         from inference.moe.cache import create_policy
@@ -141,7 +165,11 @@ def bench(
         folder = resolve_model(model_spec, settings.models_dir)
         _progress(f"loading {folder}")
         loaded = load_model(
-            folder, device=device, slow_tier=slow_tier, cache_dir=settings.home / "cache" / "moe"
+            folder,
+            device=device,
+            slow_tier=slow_tier,
+            cache_dir=settings.home / "cache" / "moe",
+            quant=quant,
         )
         try:
             prompt = prompt_ids(folder, prompt_tokens, loaded.cfg.vocab_size)
@@ -153,6 +181,7 @@ def bench(
                 prompt=prompt,
                 reference=reference,
                 progress=_progress,
+                prefill_chunk=prefill_chunk,
             )
             result["threads"] = n_threads
             return result

@@ -8,6 +8,8 @@ Runtime passes from settings):
   cache_dir            where the derived expert file is kept (default: models_dir/../cache/moe)
   moe_budget / budget  fast-tier budget (0.25, 2GB, 2x)
   moe_policy / policy  cache policy;  moe_device / device: cpu | cuda | auto
+  moe_quant / quant    how experts are stored and moved: none | int8 | int4 | fate
+  moe_prefill_chunk    prefill MoE blocks in chunks of N tokens (0: whole prompt)
 Decoding is greedy (the engine's exactness contract); temperature is ignored.
 """
 
@@ -43,14 +45,18 @@ class MoEBackend:
         self._budget = opts.get("moe_budget") or opts.get("budget") or "2x"
         self._policy = opts.get("moe_policy") or opts.get("policy") or "lru"
         device = opts.get("moe_device") or opts.get("device") or "auto"
+        self._quant = opts.get("moe_quant") or opts.get("quant") or "none"
         self._lock = threading.Lock()
         self._loaded: Any = None
         try:
             self.folder = resolve_model(spec or "moefied", models_dir, build=False)
             if config.threads > 0:  # else leave the process-wide torch setting alone
                 configure_threads(config.threads)
-            self._loaded = load_model(self.folder, device=device, cache_dir=cache_dir)
-            self._model = self._loaded.build(self._policy, self._budget)
+            self._loaded = load_model(
+                self.folder, device=device, cache_dir=cache_dir, quant=self._quant
+            )
+            chunk = int(opts.get("moe_prefill_chunk") or opts.get("prefill_chunk") or 0)
+            self._model = self._loaded.build(self._policy, self._budget, prefill_chunk=chunk)
         except MoEError as exc:
             self.close()
             raise BackendError(str(exc)) from exc
@@ -118,6 +124,7 @@ class MoEBackend:
             "backend": "moe",
             "policy": self._policy,
             "budget": str(self._budget),
+            "quant": self._quant,
             "device": self._loaded.device,
         }
 

@@ -153,20 +153,22 @@ def run_policy(
     budget: str,
     prompt: Sequence[int],
     tokens: int,
+    prefill_chunk: int = 0,
     **policy_options: Any,
 ) -> PolicyRun:
     import torch
 
     _release_freed_memory()
     with _PeakRSS() as rss:
-        model = loaded.build(policy, budget, **policy_options)
+        model = loaded.build(policy, budget, prefill_chunk=prefill_chunk, **policy_options)
         try:
             kv = model.new_kv()
             _sync(loaded.device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             prefill = model.forward(prompt, kv)  # [P, V]
             _sync(loaded.device)
             prefill_s = time.perf_counter() - t0
+            prefill_cpu = time.process_time() - c0
             st = model.cache.stats
             pre = {
                 "hits": st.hits,
@@ -175,19 +177,25 @@ def run_policy(
                 "stall": st.stall_s,
             }
             st.reset()
+            model.cache.policy.reset_metrics()  # policy numbers below are decode-only too
             out_tokens = [int(torch.argmax(prefill[-1]))]
             rows = [prefill.float().cpu()]
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             for _ in range(tokens - 1):
                 step = model.forward([out_tokens[-1]], kv)  # [1, V]
                 rows.append(step.float().cpu())
                 out_tokens.append(int(torch.argmax(step[-1])))
             _sync(loaded.device)
             decode_s = time.perf_counter() - t1
+            decode_cpu = time.process_time() - c1
             decode_steps = max(tokens - 1, 1)
             metrics = {
                 "prefill_tok_s": len(prompt) / prefill_s,
                 "decode_tok_s": (tokens - 1) / decode_s if tokens > 1 else 0.0,
+                # CPU time of the whole process (compute + loader threads): what a policy
+                # costs regardless of what else the machine runs
+                "decode_cpu_ms_per_token": round(1000.0 * decode_cpu / decode_steps, 2),
+                "prefill_cpu_ms_per_token": round(1000.0 * prefill_cpu / len(prompt), 2),
                 "hit_rate": st.hit_rate,
                 "prefill_hit_rate": pre["hits"] / max(pre["hits"] + pre["misses"], 1),
                 "bytes_moved": pre["bytes"] + st.bytes_moved,
@@ -200,7 +208,12 @@ def run_policy(
                     for layer, (h, m) in sorted(st.per_layer.items())
                 },
             }
+            if st.cold_loads:
+                metrics["cold_loads"] = st.cold_loads
             if st.prefetch_issued or st.late_hits:
+                total = max(st.hits + st.misses, 1)
+                # late hits were still loading when the layer asked (compute may have waited)
+                metrics["in_time_hit_rate"] = round((st.hits - st.late_hits) / total, 4)
                 metrics["late_hits"] = st.late_hits
                 metrics["prefetch_issued"] = st.prefetch_issued
                 metrics["prefetch_used"] = st.prefetch_used
@@ -240,6 +253,7 @@ def run_bench(
     prompt: Sequence[int],
     reference: str = "transformers",
     progress: Callable[[str], None] | None = None,
+    prefill_chunk: int = 0,
 ) -> dict[str, Any]:
     """The `memex moe bench` JSON object (see the module docstring)."""
     from inference.moe.store import parse_budget
@@ -258,14 +272,19 @@ def run_bench(
         for name in policies:
             if progress:
                 progress(f"policy {name}")
-            runs[name] = run_policy(loaded, Path(tmp), name, budget, prompt, tokens)
+            runs[name] = run_policy(
+                loaded, Path(tmp), name, budget, prompt, tokens, prefill_chunk=prefill_chunk
+            )
         peak_before_reference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _attach_diffs(loaded, runs, prompt, reference)
     result: dict[str, Any] = {
-        "model": loaded.cfg.summary(loaded.layout.nbytes),
+        "model": loaded.cfg.summary(loaded.layout.numel * loaded.layout.itemsize),
         "device": loaded.device,
         "budget": str(budget),
         "budget_fraction": round(budget_bytes / loaded.layout.total_bytes, 4),
+        "quant": loaded.quant,
+        "prefill_chunk": prefill_chunk,
+        "expert_bytes_stored": loaded.layout.nbytes,  # per expert, as moved and cached
         "prompt_tokens": len(prompt),
         "decode_tokens": tokens,
         "reference": reference,

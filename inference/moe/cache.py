@@ -6,11 +6,16 @@ are pinned, missing ones start loading), then for each expert in the returned or
 stays; predictors call `prefetch` from `CachePolicy.on_router` to load experts of later
 layers ahead of use. All bookkeeping runs on the compute thread; only the copies run on
 the loader thread / CUDA stream.
+
+Quantized experts: `variants` lists how blobs are stored (variant 0: what the cache keeps;
+the `fate` scheme adds variant 1, INT2, for loads of experts that are not hot yet). Packed
+blobs are dequantized in `acquire`, just before the expert's matmul.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +34,7 @@ from inference.moe.policies import (  # re-exported: the public face of the cach
 if TYPE_CHECKING:
     import torch
 
-    from inference.moe.store import FastTier
+    from inference.moe.store import ExpertLayout, FastTier
 
 __all__ = [
     "POLICIES",
@@ -56,6 +61,7 @@ class CacheStats:
     prefetch_issued: int = 0
     prefetch_used: int = 0
     prefetch_wasted_bytes: int = 0  # prefetched, then evicted without ever being used
+    cold_loads: int = 0  # loads in the cold variant (fate quant scheme: INT2)
     per_layer: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     @property
@@ -67,6 +73,9 @@ class CacheStats:
         self.__init__()  # type: ignore[misc]
 
 
+_UNSUBMITTED = Ticket()  # placeholder while a prefetch batch is being assembled
+
+
 @dataclass
 class _Entry:
     slot: int
@@ -75,6 +84,8 @@ class _Entry:
     prefetched: bool = False
     used: bool = False
     done: bool = False  # sticky readiness, so finished loads are not re-queried
+    variant: int = 0  # which stored form is in the slot (ExpertCache.variants)
+    expert: int = 0
 
     def ready(self) -> bool:
         if not self.done:
@@ -91,6 +102,8 @@ class ExpertCache:
         loader: Loader,
         hidden: int,
         expert_dim: int,
+        variants: Sequence[ExpertLayout] = (),
+        hot_uses: int = 2,
     ) -> None:
         self.policy = policy
         self.geometry = geometry
@@ -106,6 +119,10 @@ class ExpertCache:
         self._pending: list[Key] = []  # demanded but no slot yet
         self._last_use: list[Any] = [None] * fast.slots  # GPU: event of the last compute on a slot
         self._layout = fast.layout
+        # stored forms of the experts; a slot is sized for the largest (variant 0)
+        self.variants: list[ExpertLayout] = list(variants) or [fast.layout]
+        self._hot_uses = hot_uses  # uses before an expert counts as hot (loads as variant 0)
+        self._uses: dict[Key, int] = defaultdict(int)
         policy.setup(geometry)
 
     # -- the per-layer protocol ----------------------------------------------------------
@@ -133,9 +150,11 @@ class ExpertCache:
             else:
                 inflight.append(e)
                 self.stats.late_hits += 1
+        batch: list[_Entry] = []
         for e in missing:
-            if not self._load((layer, e), DEMAND, pin=True, evict=True):
+            if not self._load((layer, e), DEMAND, pin=True, evict=True, batch=batch):
                 self._pending.append((layer, e))
+        self._submit(layer, batch, DEMAND)  # one wake-up of the loader for all misses
         # experts already in the fast tier compute first while the misses stream in
         return ready + inflight + missing
 
@@ -153,7 +172,11 @@ class ExpertCache:
         if entry.prefetched and not entry.used:
             self.stats.prefetch_used += 1
         entry.used = True
+        self._uses[key] += 1
         self.policy.touch(key)
+        stored = self.variants[entry.variant]
+        if stored.bits:
+            return self.fast.decode(entry.slot, stored)  # dequantized just before the matmul
         return self.fast.weights(entry.slot, self.hidden, self.expert_dim)
 
     def release(self, layer: int, expert: int) -> None:
@@ -175,15 +198,22 @@ class ExpertCache:
 
         Returns how many loads were issued (already-resident experts need none).
         """
-        issued = 0
+        batch: list[_Entry] = []
         for e in experts:
             key = (layer, e)
             if key in self._entries:
                 continue
-            if self._load(key, PREFETCH, pin=False, evict=True):
-                issued += 1
-        self.stats.prefetch_issued += issued
-        return issued
+            self._load(key, PREFETCH, pin=False, evict=True, batch=batch)
+        self._submit(layer, batch, PREFETCH)
+        self.stats.prefetch_issued += len(batch)
+        return len(batch)
+
+    def _submit(self, layer: int, batch: list[_Entry], priority: int) -> None:
+        if batch:
+            jobs = [(self._layout.index(layer, b.expert), b.slot, self._last_use[b.slot], b.variant)
+                    for b in batch]
+            for entry, ticket in zip(batch, self.loader.submit_many(jobs, priority)):
+                entry.ticket = ticket
 
     def contains(self, layer: int, expert: int) -> bool:
         return (layer, expert) in self._entries
@@ -195,25 +225,51 @@ class ExpertCache:
         """Fill the fast tier with every expert (the `resident` policy)."""
         for layer in self.geometry.moe_layers:
             for e in range(self.geometry.num_experts):
-                self._load((layer, e), PREFETCH, pin=False, evict=False)
+                self._load((layer, e), PREFETCH, pin=False, evict=False, hot=True)
         for entry in self._entries.values():
             entry.ticket.wait()
 
     # -- internals ---------------------------------------------------------------------------
-    def _load(self, key: Key, priority: int, pin: bool, evict: bool) -> bool:
+    def _variant(self, key: Key, hot: bool | None) -> int:
+        """Stored form to load: the cold one (fate scheme: INT2) unless the expert is hot."""
+        if len(self.variants) < 2:
+            return 0
+        if hot is None:
+            hot = self._uses.get(key, 0) >= self._hot_uses
+        return 0 if hot else 1
+
+    def _load(
+        self,
+        key: Key,
+        priority: int,
+        pin: bool,
+        evict: bool,
+        hot: bool | None = None,
+        batch: list[_Entry] | None = None,
+    ) -> bool:
+        """Give `key` a slot and start its read; with `batch`, the caller submits the read."""
         slot = self._take_slot(key, evict)
         if slot is None:
             return False
-        index = self._layout.index(*key)
-        ticket = self.loader.submit(index, slot, priority, after=self._last_use[slot])
-        self._entries[key] = _Entry(
-            slot, ticket, pins=1 if pin else 0, prefetched=priority == PREFETCH
+        variant = self._variant(key, hot)
+        entry = _Entry(
+            slot, _UNSUBMITTED, pins=1 if pin else 0, prefetched=priority == PREFETCH,
+            variant=variant, expert=key[1],
         )
+        if batch is None:
+            entry.ticket = self.loader.submit(
+                self._layout.index(*key), slot, priority, after=self._last_use[slot],
+                variant=variant,
+            )
+        else:
+            batch.append(entry)
+        self._entries[key] = entry
         self._count[key[0]] += 1
         if not pin:
             self._unpinned[key[0]].add(key)
         self.stats.loads += 1
-        self.stats.bytes_moved += self._layout.nbytes
+        self.stats.cold_loads += variant
+        self.stats.bytes_moved += self.variants[variant].nbytes
         self.policy.inserted(key, prefetched=priority == PREFETCH)
         return True
 
@@ -236,7 +292,7 @@ class ExpertCache:
         self._count[key[0]] -= 1
         self._unpinned[key[0]].discard(key)
         if entry.prefetched and not entry.used:
-            self.stats.prefetch_wasted_bytes += self._layout.nbytes
+            self.stats.prefetch_wasted_bytes += self.variants[entry.variant].nbytes
         self.policy.evicted(key)
         self._free.append(entry.slot)
 

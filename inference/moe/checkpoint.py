@@ -32,7 +32,10 @@ class Checkpoint:
                 raise CheckpointError(f"{index} is not a valid safetensors index ({exc}).") from exc
             self._where = {k: self.folder / v for k, v in weight_map.items()}
         else:
-            files = sorted(self.folder.glob("*.safetensors"))
+            # predictor_*.safetensors are fitted predictor maps cached next to the weights
+            # (predict.fitted_predictor): not weights, and they must not change the fingerprint
+            files = sorted(p for p in self.folder.glob("*.safetensors")
+                           if not p.name.startswith("predictor_"))
             if not files:
                 raise CheckpointError(f"{self.folder} holds no .safetensors weights.")
             for path in files:

@@ -2,7 +2,9 @@
 
 `load_model` does the expensive part once (non-expert weights, the expert file); then
 `LoadedModel.build(policy, budget)` makes a `MoEModel` with its own fast tier and cache,
-so several policies can run in one process on the same weights.
+so several policies can run in one process on the same weights. `quant` picks how experts
+are stored and moved (`quant.QUANT_SCHEMES`: none | int8 | int4 | fate); `with_quant`
+reopens the same model with other expert files, sharing the non-expert weights.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from inference.moe.store import (
     MemorySlowTier,
     SlowTier,
     build_expert_file,
+    expert_layout,
     parse_budget,
 )
 from inference.moe.weights import DenseWeights, load_dense
@@ -43,21 +46,51 @@ class LoadedModel:
 
     cfg: MoEConfig
     dense: DenseWeights
-    slow: SlowTier
+    slow: SlowTier  # variant 0: how the cache keeps experts
     device: str
     dtype: torch.dtype
     folder: Path | None = None
     hf_config: Any = None
     _tmpdir: str | None = field(default=None, repr=False)
+    quant: str = "none"
+    cold: SlowTier | None = None  # fate scheme: INT2 copies for loads of not-yet-hot experts
+    cache_dir: Path | None = None
+    slow_tier: str = "disk"
+    direct_io: bool = True
 
     @property
     def layout(self) -> ExpertLayout:
         return self.slow.layout
 
+    @property
+    def slows(self) -> list[SlowTier]:
+        return [self.slow] if self.cold is None else [self.slow, self.cold]
+
+    def with_quant(self, quant: str) -> LoadedModel:
+        """The same model with experts stored as `quant`; shares the non-expert weights.
+
+        Close the returned model before this one (this one owns any temporary folder).
+        """
+        if self.folder is None or self.cache_dir is None:
+            raise MoEError("This model was not loaded from a checkpoint folder; load it again.")
+        slow, cold = _open_slow_tiers(
+            self.folder, self.cfg, self.dtype, self.cache_dir, quant, self.slow_tier, self.direct_io
+        )
+        return LoadedModel(
+            self.cfg, self.dense, slow, self.device, self.dtype, self.folder, self.hf_config,
+            None, quant, cold, self.cache_dir, self.slow_tier, self.direct_io,
+        )
+
     def slots_for(self, budget: str | float) -> int:
         return parse_budget(budget, self.layout, self.cfg.top_k) // self.layout.nbytes
 
-    def build(self, policy: str, budget: str | float = "2x", **policy_options: Any) -> MoEModel:
+    def build(
+        self,
+        policy: str,
+        budget: str | float = "2x",
+        prefill_chunk: int = 0,
+        **policy_options: Any,
+    ) -> MoEModel:
         from inference.moe.model import MoEModel
 
         policy_options.setdefault("folder", self.folder)  # predictor policies load fitted maps from it
@@ -78,16 +111,19 @@ class LoadedModel:
             pol,
             geometry,
             fast,
-            make_loader(self.slow, fast),
+            make_loader(self.slows, fast),
             self.cfg.hidden_size,
             self.cfg.expert_dim,
+            variants=[s.layout for s in self.slows],
         )
         if pol.resident:
             cache.preload_all()
-        return MoEModel(self.cfg, self.dense, cache, self.device, self.dtype)
+        return MoEModel(self.cfg, self.dense, cache, self.device, self.dtype, prefill_chunk)
 
     def close(self) -> None:
         self.slow.close()
+        if self.cold is not None:
+            self.cold.close()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
@@ -127,15 +163,22 @@ def load_model(
     slow_tier: str = "auto",
     cache_dir: Path | None = None,
     direct_io: bool = True,
+    quant: str = "none",
 ) -> LoadedModel:
     """Open a Mixtral/OLMoE/Qwen2-MoE checkpoint folder for serving.
 
     The expert file (slow tier) is derived data kept in `cache_dir`, keyed by the
-    checkpoint's fingerprint and dtype; it is rebuilt when missing. Without `cache_dir`
-    it lives in a temporary folder removed by `close()`.
+    checkpoint's fingerprint, dtype and quant scheme; it is rebuilt when missing. Without
+    `cache_dir` it lives in a temporary folder removed by `close()`.
     """
     import torch
 
+    from inference.moe.quant import QUANT_SCHEMES
+
+    if quant not in QUANT_SCHEMES:
+        raise MoEError(
+            f"Unknown expert quantization {quant!r}; choose one of: {', '.join(QUANT_SCHEMES)}."
+        )
     folder = Path(folder)
     device = resolve_device(device)
     hf = load_hf_config(folder)
@@ -154,26 +197,45 @@ def load_model(
             torch_dtype = getattr(torch, dtype)
         ckpt.validate_experts(cfg)
         dense = load_dense(ckpt, cfg, hf, device, torch_dtype)
-        if cache_dir is None:
-            tmpdir = tempfile.mkdtemp(prefix="memex-moe-")
-            cache_dir = Path(tmpdir)
-        name = f"experts-{ckpt.fingerprint()}-{str(torch_dtype).removeprefix('torch.')}.bin"
-        path = Path(cache_dir) / name
-        if not path.exists():
-            build_expert_file(ckpt, cfg, path, torch_dtype)
-    itemsize = torch.empty((), dtype=torch_dtype).element_size()
-    expected = ExpertLayout(
-        cfg.moe_layers,
-        cfg.num_experts,
-        cfg.expert_numel,
-        str(torch_dtype).removeprefix("torch."),
-        itemsize,
-    )
-    disk = DiskSlowTier(path, expected=expected, direct=direct_io)
-    slow: SlowTier = disk
-    if slow_tier in ("memory", "pinned"):
-        slow = MemorySlowTier.from_disk(disk, pin=slow_tier == "pinned")
-        disk.close()
+    if cache_dir is None:
+        tmpdir = tempfile.mkdtemp(prefix="memex-moe-")
+        cache_dir = Path(tmpdir)
+    slow, cold = _open_slow_tiers(folder, cfg, torch_dtype, Path(cache_dir), quant, slow_tier,
+                                  direct_io)
     return LoadedModel(
-        cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir
+        cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir,
+        quant=quant, cold=cold, cache_dir=Path(cache_dir), slow_tier=slow_tier,
+        direct_io=direct_io,
     )
+
+
+def _open_slow_tiers(
+    folder: Path,
+    cfg: MoEConfig,
+    dtype: torch.dtype,
+    cache_dir: Path,
+    quant: str,
+    slow_tier: str,
+    direct_io: bool,
+) -> tuple[SlowTier, SlowTier | None]:
+    """(the cached form, the cold form or None) of the experts, building missing files."""
+    from inference.moe.quant import CODEC_VERSION, get_scheme
+
+    scheme = get_scheme(quant)
+    bits = [0 if scheme.cached_bits == 32 else scheme.cached_bits]
+    if scheme.cold_bits != scheme.cached_bits:
+        bits.append(scheme.cold_bits)
+    tiers: list[SlowTier] = []
+    with Checkpoint(folder) as ckpt:
+        stem = f"experts-{ckpt.fingerprint()}-{str(dtype).removeprefix('torch.')}"
+        for b in bits:
+            path = cache_dir / (f"{stem}.bin" if not b else f"{stem}-int{b}-c{CODEC_VERSION}.bin")
+            if not path.exists():
+                build_expert_file(ckpt, cfg, path, dtype, bits=b)
+            disk = DiskSlowTier(path, expected=expert_layout(cfg, dtype, b), direct=direct_io)
+            tier: SlowTier = disk
+            if slow_tier in ("memory", "pinned"):
+                tier = MemorySlowTier.from_disk(disk, pin=slow_tier == "pinned")
+                disk.close()
+            tiers.append(tier)
+    return tiers[0], (tiers[1] if len(tiers) > 1 else None)

@@ -183,10 +183,16 @@ class FatePolicy(CachePolicy):
         want = [int(e) for e in order[: min(self.quota(nxt), int((counts > 0).sum()))]]
         cache.prefetch(nxt, want)
 
+    def reset_metrics(self) -> None:
+        predicted = sum(v[0] for v in self._hits.values())
+        used = sum(v[1] for v in self._hits.values())
+        self._prefill_accuracy = round(predicted / used, 4) if used else None
+        self._hits.clear()
+
     def metrics(self) -> dict[str, Any]:
         predicted = sum(v[0] for v in self._hits.values())
         used = sum(v[1] for v in self._hits.values())
-        return {
+        out = {
             "predictor": self.predictor_name,
             "prediction_accuracy": round(predicted / used, 4) if used else None,
             "per_layer_prediction_accuracy": {
@@ -194,6 +200,9 @@ class FatePolicy(CachePolicy):
             },
             "resident_layers": self.resident_layers,
         }
+        if getattr(self, "_prefill_accuracy", None) is not None:
+            out["prefill_prediction_accuracy"] = self._prefill_accuracy
+        return out
 
 
 class FateLinearPolicy(FatePolicy):

@@ -3,7 +3,8 @@
 CPU: one loader thread reads blobs (`os.preadv` and `Tensor.copy_` release the GIL, so
 reads overlap the matmuls). GPU: copies are queued on a dedicated CUDA stream and each
 load records an event; compute waits only on the event of the expert it needs.
-Demand loads jump ahead of prefetches in the queue.
+Demand loads jump ahead of prefetches in the queue. A loader may read from several slow
+tiers (`variant` picks one): the `fate` quant scheme keeps every expert both as INT4 and INT2.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -63,8 +65,15 @@ class Ticket:
         self._done.set()
 
 
+Job = tuple[int, int, Any, int]  # (blob index, slot, event the slot's last use recorded, variant)
+
+
 class Loader(Protocol):
-    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket: ...
+    def submit(
+        self, index: int, slot: int, priority: int, after: Any = None, variant: int = 0
+    ) -> Ticket: ...
+
+    def submit_many(self, jobs: Sequence[Job], priority: int) -> list[Ticket]: ...
 
     def close(self) -> None: ...
 
@@ -72,31 +81,49 @@ class Loader(Protocol):
 class ThreadLoader:
     """A single background thread serving a priority queue of (blob index -> slot) reads."""
 
-    def __init__(self, slow: SlowTier, fast: FastTier) -> None:
-        self.slow = slow
+    def __init__(self, slows: SlowTier | Sequence[SlowTier], fast: FastTier) -> None:
+        self.slows = _as_list(slows)
         self.fast = fast
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._thread = threading.Thread(target=self._run, name="moe-loader", daemon=True)
         self._thread.start()
 
-    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket:
-        ticket = Ticket()
-        self._queue.put((priority, next(self._seq), (index, slot, ticket)))
-        return ticket
+    def submit(
+        self, index: int, slot: int, priority: int, after: Any = None, variant: int = 0
+    ) -> Ticket:
+        return self.submit_many([(index, slot, after, variant)], priority)[0]
+
+    def submit_many(self, jobs: Sequence[Job], priority: int) -> list[Ticket]:
+        """Queue several reads as one item: one wake-up of the loader thread, not one per
+        expert (thread hand-offs dominate the cost of a prefetch on a busy CPU)."""
+        tickets = [Ticket() for _ in jobs]
+        batch = [(index, slot, t, variant) for (index, slot, _, variant), t in zip(jobs, tickets)]
+        if batch:
+            self._queue.put((priority, next(self._seq), batch))
+        return tickets
 
     def _run(self) -> None:
         while True:
-            _, _, job = self._queue.get()
-            if job is None:
+            priority, seq, batch = self._queue.get()
+            if batch is None:
                 return
-            index, slot, ticket = job
-            try:
-                self.slow.read_into(index, self.fast.raw(slot))
-            except BaseException as exc:  # handed to the compute thread through the ticket
-                ticket._finish(exc)
-            else:
-                ticket._finish()
+            for n, (index, slot, ticket, variant) in enumerate(batch):
+                if n and self._preempted(priority):
+                    # a demand load arrived: it goes first, the rest of this batch after it
+                    self._queue.put((priority, seq, batch[n:]))
+                    break
+                try:
+                    self.slows[variant].read_into(index, self.fast.raw(slot))
+                except BaseException as exc:  # handed to the compute thread through the ticket
+                    ticket._finish(exc)
+                else:
+                    ticket._finish()
+
+    def _preempted(self, priority: int) -> bool:
+        with self._queue.mutex:
+            head = self._queue.queue[0] if self._queue.queue else None
+        return head is not None and head[0] < priority
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -107,14 +134,19 @@ class ThreadLoader:
 class CudaLoader:
     """Host-to-device copies from pinned memory on a side stream, one event per load."""
 
-    def __init__(self, slow: SlowTier, fast: FastTier) -> None:
+    def __init__(self, slows: SlowTier | Sequence[SlowTier], fast: FastTier) -> None:
         import torch
 
-        self.slow = slow
+        self.slows = _as_list(slows)
         self.fast = fast
         self.stream = torch.cuda.Stream(device=fast.device)
 
-    def submit(self, index: int, slot: int, priority: int, after: Any = None) -> Ticket:
+    def submit_many(self, jobs: Sequence[Job], priority: int) -> list[Ticket]:
+        return [self.submit(i, s, priority, after, v) for i, s, after, v in jobs]
+
+    def submit(
+        self, index: int, slot: int, priority: int, after: Any = None, variant: int = 0
+    ) -> Ticket:
         import torch
 
         ticket = Ticket()
@@ -122,7 +154,7 @@ class CudaLoader:
             if after is not None:
                 # the slot's previous expert may still be read by queued compute kernels
                 self.stream.wait_event(after)
-            self.slow.read_into(index, self.fast.raw(slot))
+            self.slows[variant].read_into(index, self.fast.raw(slot))
             event = torch.cuda.Event()
             event.record(self.stream)
         ticket.cuda_event = event
@@ -133,8 +165,13 @@ class CudaLoader:
         self.stream.synchronize()
 
 
-def make_loader(slow: SlowTier, fast: FastTier) -> Loader:
+def make_loader(slow: SlowTier | Sequence[SlowTier], fast: FastTier) -> Loader:
+    """A loader for `fast`; `slow` is one slow tier or one per variant (variant 0 first)."""
     return CudaLoader(slow, fast) if fast.device != "cpu" else ThreadLoader(slow, fast)
+
+
+def _as_list(slow: SlowTier | Sequence[SlowTier]) -> list[SlowTier]:
+    return list(slow) if isinstance(slow, (list, tuple)) else [slow]  # type: ignore[list-item]
 
 
 def record_use(device: str) -> torch.cuda.Event | None:

@@ -2,7 +2,10 @@
 
 Batch size 1. Per MoE layer: router -> top-k -> tokens grouped by expert -> the cache
 brings in what is missing (resident experts compute first) -> expert matmuls ->
-weighted combine. It mirrors transformers' Mixtral/OLMoE/Qwen2-MoE math so fp32 logits
+weighted combine. Chunked prefill (`prefill_chunk` > 0): a long prompt's MoE blocks run
+chunk by chunk, tokens of a chunk regrouped by expert (ExpertFlow), and the experts of
+chunk c+1 are prefetched while chunk c computes; attention still sees the whole prompt, and
+every token's expert outputs are summed in the same order, so logits match unchunked. It mirrors transformers' Mixtral/OLMoE/Qwen2-MoE math so fp32 logits
 match the reference to ~1e-5.
 """
 
@@ -85,10 +88,12 @@ class MoEModel:
         cache: ExpertCache,
         device: str,
         dtype: torch.dtype,
+        prefill_chunk: int = 0,
     ) -> None:
         self.cfg, self.dense, self.cache = cfg, dense, cache
         self.device, self.dtype = device, dtype
         self._moe = set(cfg.moe_layers)
+        self.prefill_chunk = prefill_chunk  # tokens per MoE chunk in prefill; 0: whole prompt
 
     def new_kv(self) -> KVCache:
         return KVCache(self.cfg, self.device, self.dtype)
@@ -100,6 +105,7 @@ class MoEModel:
     ) -> torch.Tensor:
         """Logits [T, V] (or [1, V] with last_only) for `ids` following what `kv` holds."""
         ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
+        self.cache.policy.on_tokens(ids_t.tolist())
         t = ids_t.shape[0]
         past = kv.length
         x = F.embedding(ids_t, self.dense.embed)  # [T, H]
@@ -198,6 +204,8 @@ class MoEModel:
         top_w, top_i = self.route(lw, h)  # [T, k] each
         if h.shape[0] == 1:
             out = self._experts_one_token(i, h, top_w, top_i)
+        elif 0 < self.prefill_chunk < h.shape[0]:
+            out = self._experts_chunked(i, h, top_w, top_i, self.prefill_chunk)
         else:
             out = self._experts_grouped(i, h, top_w, top_i)
         if lw.shared_gate_up is not None:
@@ -228,8 +236,30 @@ class MoEModel:
             out += parts[e].to(out.dtype)
         return out
 
+    def _experts_chunked(
+        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
+        """Prefill in chunks of `chunk` tokens; chunk c+1's experts load while c computes."""
+        cache = self.cache
+        cache.policy.on_router(i, h, top_i, cache)  # predictors see the whole prompt once
+        t = h.shape[0]
+        bounds = [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
+        wanted = [sorted(set(top_i[s:e].reshape(-1).tolist())) for s, e in bounds]
+        out = torch.zeros_like(h)  # [T, H]
+        for c, (s, e) in enumerate(bounds):
+            if c + 1 < len(bounds):  # overlap: the next chunk's experts start loading now
+                cache.prefetch(i, [x for x in wanted[c + 1] if x not in set(wanted[c])])
+            part = self._experts_grouped(i, h[s:e], top_w[s:e], top_i[s:e], notify=False)
+            out[s:e] = part
+        return out
+
     def _experts_grouped(
-        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
+        self,
+        i: int,
+        h: torch.Tensor,
+        top_w: torch.Tensor,
+        top_i: torch.Tensor,
+        notify: bool = True,
     ) -> torch.Tensor:
         """Prefill: tokens grouped by expert, each expert's matmul over all of its tokens."""
         k = self.cfg.top_k
@@ -244,7 +274,8 @@ class MoEModel:
         weight_of = top_w.reshape(-1)[order]  # [T*k]
         cache = self.cache
         sequence = cache.begin_layer(i, [e for e, c in enumerate(counts) if c])
-        cache.policy.on_router(i, h, top_i, cache)
+        if notify:
+            cache.policy.on_router(i, h, top_i, cache)
         parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for e in sequence:
             s, n = starts[e], counts[e]

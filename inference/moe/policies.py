@@ -2,7 +2,8 @@
 
 A policy is chosen by name from `POLICIES` (name -> class). Policies only rank and
 choose; `ExpertCache` owns slots, loads and pins. The prediction work (issue 5) adds
-policies such as `fate` in inference/moe/fate.py (listed in POLICY_MODULES) with
+policies such as `fate` in inference/moe/fate.py and our `fate_plus` in
+inference/moe/fate_plus.py (listed in POLICY_MODULES) with
 `@register_policy` on a `CachePolicy` subclass, overriding `quota` (e.g.
 shallow-favoring allocation), `rank` (ARC, ...) and `on_router`, which runs after a
 layer's own loads were issued and before its experts compute: prefetches issued there
@@ -100,7 +101,10 @@ class CachePolicy:
                 return min(keys, key=self.rank)
         return None
 
-    # -- predictor hook ------------------------------------------------------------------
+    # -- predictor hooks -----------------------------------------------------------------
+    def on_tokens(self, ids: list[int]) -> None:
+        """The token ids of the coming forward pass (before any layer runs)."""
+
     def on_router(
         self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor, cache: ExpertCache
     ) -> None:
@@ -112,6 +116,9 @@ class CachePolicy:
     def metrics(self) -> dict[str, Any]:
         """Extra per-policy numbers for `memex moe bench` (prediction accuracy, ...)."""
         return {}
+
+    def reset_metrics(self) -> None:
+        """Start counting afresh (the bench calls it between prefill and decode)."""
 
 
 class OnDemand(CachePolicy):
@@ -152,7 +159,7 @@ class Resident(CachePolicy):
 POLICIES: dict[str, type[CachePolicy]] = {cls.name: cls for cls in (OnDemand, LRU, LFU, Resident)}
 # Modules that define more policies (issue 5) with @register_policy; imported only when a
 # name is not found among the built-ins, so choosing `lru` never loads them.
-POLICY_MODULES: tuple[str, ...] = ("inference.moe.fate",)
+POLICY_MODULES: tuple[str, ...] = ("inference.moe.fate", "inference.moe.fate_plus")
 
 
 def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:

@@ -6,7 +6,10 @@ cache cannot hide the disk) or in (pinned) CPU memory when the fast tier is a GP
 Fast tier: a fixed pool of slots in RAM or GPU memory sized by the budget; `cache.py`
 decides which experts live there.
 
-Blob = gate [I,H] | up [I,H] | down [H,I] in the compute dtype, zero-padded to 4 KiB.
+Blob = gate [I,H] | up [I,H] | down [H,I] in the compute dtype, zero-padded to 4 KiB; or,
+for quantized experts (`--quant int8|int4|fate`), the packed `quant.ExpertCodec` blob of the
+same three matrices: the slow tier, the transfer and the fast tier then all hold packed bytes
+and the cache dequantizes an expert just before its matmul.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
     from inference.moe.checkpoint import Checkpoint
     from inference.moe.config import MoEConfig
+    from inference.moe.quant import ExpertCodec
 
 ALIGN = 4096
 MAGIC = b"MEMEXMOE"
@@ -57,12 +61,33 @@ class ExpertLayout:
     moe_layers: tuple[int, ...]
     num_experts: int
     numel: int  # elements of one expert (3*I*H)
-    dtype: str  # torch dtype name, e.g. "float32"
+    dtype: str  # compute dtype name, e.g. "float32" (what a blob decodes to)
     itemsize: int
+    bits: int = 0  # 0: plain `dtype` values; 8/4/2: packed quant.ExpertCodec blobs
+    hidden: int = 0  # expert shape, needed to size and decode packed blobs
+    expert_dim: int = 0
+    group_size: int = 32  # gate/up group along H (quant.ExpertCodec)
+    down_group_size: int = 0  # down^T group along H (0: quant.ExpertCodec's choice by bits)
 
     @property
     def nbytes(self) -> int:
+        if self.bits:
+            return self.codec().nbytes
         return self.numel * self.itemsize
+
+    def codec(self) -> ExpertCodec:
+        from inference.moe.quant import ExpertCodec
+
+        return ExpertCodec(self.hidden, self.expert_dim, self.bits, self.group_size,
+                           self.down_group_size)
+
+    def quantized(self, bits: int, hidden: int, expert_dim: int, group_size: int = 32,
+                  down_group_size: int = 0) -> ExpertLayout:
+        """The same experts stored as packed `bits`-bit blobs (0: this plain layout)."""
+        if not bits:
+            return self
+        return ExpertLayout(self.moe_layers, self.num_experts, self.numel, self.dtype,
+                            self.itemsize, bits, hidden, expert_dim, group_size, down_group_size)
 
     @property
     def blob_bytes(self) -> int:
@@ -80,13 +105,17 @@ class ExpertLayout:
         return self.moe_layers.index(layer) * self.num_experts + expert
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "moe_layers": list(self.moe_layers),
             "num_experts": self.num_experts,
             "numel": self.numel,
             "dtype": self.dtype,
             "itemsize": self.itemsize,
         }
+        if self.bits:  # plain files keep the original header
+            out.update(bits=self.bits, hidden=self.hidden, expert_dim=self.expert_dim,
+                       group_size=self.group_size, down_group_size=self.down_group_size)
+        return out
 
 
 def parse_budget(spec: str | float, layout: ExpertLayout, top_k: int) -> int:
@@ -195,6 +224,11 @@ def read_header(path: Path) -> tuple[ExpertLayout, list[int], int]:
             int(lj["numel"]),
             str(lj["dtype"]),
             int(lj["itemsize"]),
+            int(lj.get("bits", 0)),
+            int(lj.get("hidden", 0)),
+            int(lj.get("expert_dim", 0)),
+            int(lj.get("group_size", 32)),
+            int(lj.get("down_group_size", 0)),
         )
         crcs = [int(c) for c in meta["crc32"]]
         offset = int(meta["data_offset"])
@@ -235,8 +269,8 @@ class DiskSlowTier:
             self._fd = os.open(self.path, os.O_RDONLY)
 
     def read_into(self, index: int, dst: torch.Tensor) -> None:
-        # dst: uint8 [blob_bytes], 4 KiB aligned (FastTier guarantees it) for O_DIRECT
-        view = dst.numpy().data
+        # dst: uint8 [>= blob_bytes], 4 KiB aligned (FastTier guarantees it) for O_DIRECT
+        view = dst[: self.layout.blob_bytes].numpy().data
         offset = self._offset + index * self.layout.blob_bytes
         try:
             n = os.preadv(self._fd, [view], offset)
@@ -289,7 +323,8 @@ class MemorySlowTier:
         return cls(lay, data)
 
     def read_into(self, index: int, dst: torch.Tensor) -> None:
-        dst.copy_(self.data[index], non_blocking=dst.is_cuda)
+        # dst may be a larger slot (fate scheme: INT2 blobs land in INT4-sized slots)
+        dst[: self.layout.blob_bytes].copy_(self.data[index], non_blocking=dst.is_cuda)
 
     def close(self) -> None:
         self.data = None  # type: ignore[assignment]
@@ -316,6 +351,7 @@ class FastTier:
         self.slots = slots
         self.device = device
         self._views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._codecs: dict[int, ExpertCodec] = {}
         if device == "cpu":
             self.pool = aligned_empty(layout.blob_bytes, max(slots, 2))[:slots]
         else:
@@ -327,6 +363,19 @@ class FastTier:
 
     def raw(self, slot: int) -> torch.Tensor:
         return self.pool[slot]
+
+    def decode(self, slot: int, stored: ExpertLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gate_up [2I,H], down [H,I]) dequantized from the packed blob in `slot`.
+
+        Runs just before the matmul, into fresh tensors of the compute dtype; plain blobs
+        need no decoding (`weights` gives views).
+        """
+        import torch
+
+        codec = self._codecs.get(stored.bits)
+        if codec is None:
+            codec = self._codecs[stored.bits] = stored.codec()
+        return codec.decode(self.pool[slot], getattr(torch, stored.dtype))
 
     def weights(self, slot: int, hidden: int, expert_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(gate_up [2I,H], down [H,I]) views into the slot (made once per slot)."""
@@ -342,24 +391,39 @@ class FastTier:
         return views
 
 
-def build_expert_file(
-    ckpt: Checkpoint, cfg: MoEConfig, path: Path, dtype: torch.dtype
-) -> ExpertLayout:
-    """Validate every expert tensor first, then stream them into `path` (atomic)."""
+def expert_layout(cfg: MoEConfig, dtype: torch.dtype, bits: int = 0) -> ExpertLayout:
+    """The slow-tier layout of `cfg`'s experts computed in `dtype`, stored plain or packed."""
     import torch
 
-    ckpt.validate_experts(cfg)
-    layout = ExpertLayout(
+    plain = ExpertLayout(
         cfg.moe_layers,
         cfg.num_experts,
         cfg.expert_numel,
         str(dtype).removeprefix("torch."),
         torch.empty((), dtype=dtype).element_size(),
     )
+    return plain.quantized(bits, cfg.hidden_size, cfg.expert_dim)
+
+
+def build_expert_file(
+    ckpt: Checkpoint, cfg: MoEConfig, path: Path, dtype: torch.dtype, bits: int = 0
+) -> ExpertLayout:
+    """Validate every expert tensor first, then stream them into `path` (atomic).
+
+    bits 8/4/2: each blob is the expert packed by `quant.ExpertCodec` (quantized from the
+    checkpoint's own values in fp32, whatever the compute dtype).
+    """
+    import torch
+
+    ckpt.validate_experts(cfg)
+    layout = expert_layout(cfg, dtype, bits)
+    codec = layout.codec() if bits else None
 
     def blob(i: int) -> torch.Tensor:
         layer = cfg.moe_layers[i // cfg.num_experts]
         gate, up, down = ckpt.expert(cfg, layer, i % cfg.num_experts)
+        if codec is not None:
+            return codec.encode(gate.float(), up.float(), down.float())
         return torch.cat([gate.reshape(-1), up.reshape(-1), down.reshape(-1)]).to(dtype)
 
     write_expert_file(path, layout, blob)

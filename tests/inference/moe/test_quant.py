@@ -50,7 +50,7 @@ def test_unpack_inverts_pack_for_every_code() -> None:
         assert torch.equal(unpack_codes(qt.packed, bits), codes)
 
 
-@pytest.mark.parametrize("bits,ratio", [(32, 1.0), (8, 0.35), (4, 0.2), (2, 0.15)])
+@pytest.mark.parametrize("bits,ratio", [(32, 1.0), (8, 0.3), (4, 0.25), (2, 0.2)])
 def test_expert_codec_roundtrip_and_size(bits: int, ratio: float) -> None:
     hidden, dim = 128, 24  # dim like a MoEfied expert (1536 / 64)
     gen = torch.Generator().manual_seed(3)
@@ -64,9 +64,10 @@ def test_expert_codec_roundtrip_and_size(bits: int, ratio: float) -> None:
     assert gate_up.shape == (2 * dim, hidden) and down2.shape == (hidden, dim)
     if bits == 32:  # `none` stays exact
         assert torch.equal(gate_up, torch.cat([gate, up])) and torch.equal(down2, down)
-    else:
-        assert torch.allclose(gate_up, torch.cat([roundtrip(gate, bits), roundtrip(up, bits)]))
-        assert torch.allclose(down2, roundtrip(down, bits))
+    else:  # one [3I, H] matrix: gate, up (groups of 32 along H) and down^T (4; 32 at 8 bits)
+        assert torch.allclose(gate_up, roundtrip(torch.cat([gate, up]), bits, 32))
+        assert torch.allclose(down2, roundtrip(down.T.contiguous(), bits, 32 if bits == 8 else 4).T)
+        assert float((down2 - down).abs().max()) < (0.1 if bits == 8 else 1.5)
 
 
 def test_schemes_registry() -> None:
