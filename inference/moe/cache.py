@@ -5,7 +5,7 @@ are pinned, missing ones start loading), then for each expert in the returned or
 `acquire` (waits only for that expert) and `release`. Policies (policies.py) choose what
 stays; predictors call `prefetch` from `CachePolicy.on_router` to load experts of later
 layers ahead of use. All bookkeeping runs on the compute thread; only the copies run on
-the loader thread / CUDA stream.
+the reader process / loader thread / CUDA stream.
 
 Quantized experts: `variants` lists how blobs are stored (variant 0: what the cache keeps;
 the `fate` scheme adds variant 1, INT2, for loads of experts that are not hot yet). Packed
@@ -285,7 +285,15 @@ class ExpertCache:
         return self._free.pop()
 
     def _evictable(self, layer: int) -> list[Key]:
-        return [k for k in self._unpinned.get(layer, ()) if self._entries[k].ready()]
+        entries = self._entries
+        # `done` first: runs for every eviction over the layer's whole share
+        return [k for k in self._unpinned.get(layer, ())
+                if (e := entries[k]).done or e.ready()]
+
+    def resident_among(self, layer: int, experts: list[int]) -> set[int]:
+        """The experts of `layer` among `experts` that are resident or loading."""
+        entries = self._entries
+        return {e for e in experts if (layer, e) in entries}
 
     def _drop(self, key: Key) -> None:
         entry = self._entries.pop(key)

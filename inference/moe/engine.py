@@ -57,6 +57,7 @@ class LoadedModel:
     cache_dir: Path | None = None
     slow_tier: str = "disk"
     direct_io: bool = True
+    loader: str = "auto"  # loader.LOADERS: how expert reads run on the CPU
 
     @property
     def layout(self) -> ExpertLayout:
@@ -78,7 +79,7 @@ class LoadedModel:
         )
         return LoadedModel(
             self.cfg, self.dense, slow, self.device, self.dtype, self.folder, self.hf_config,
-            None, quant, cold, self.cache_dir, self.slow_tier, self.direct_io,
+            None, quant, cold, self.cache_dir, self.slow_tier, self.direct_io, self.loader,
         )
 
     def slots_for(self, budget: str | float) -> int:
@@ -96,7 +97,9 @@ class LoadedModel:
         policy_options.setdefault("folder", self.folder)  # predictor policies load fitted maps from it
         pol = create_policy(policy, **policy_options)
         slots = self.layout.count if pol.resident else self.slots_for(budget)
-        fast = FastTier(self.layout, slots, self.device)
+        # a shared pool lets a reader process fill the slots (loader "process", CPU + disk)
+        shared = self.loader != "thread" and self.device == "cpu" and self.slow_tier == "disk"
+        fast = FastTier(self.layout, slots, self.device, shared=shared)
         moe = self.cfg.moe_layers
         geometry = CacheGeometry(
             moe_layers=moe,
@@ -111,7 +114,7 @@ class LoadedModel:
             pol,
             geometry,
             fast,
-            make_loader(self.slows, fast),
+            make_loader(self.slows, fast, self.loader),
             self.cfg.hidden_size,
             self.cfg.expert_dim,
             variants=[s.layout for s in self.slows],
@@ -132,8 +135,8 @@ class LoadedModel:
 def configure_threads(threads: int = 0) -> int:
     """Set torch's CPU threads; 0 = physical cores minus one (at least one).
 
-    One core is left to the loader thread so expert reads overlap compute; decode-time
-    matmuls are too small to gain from the last core anyway.
+    One core is left to the expert reader (process or thread) so expert reads overlap
+    compute; decode-time matmuls are too small to gain from the last core anyway.
     """
     import psutil
     import torch

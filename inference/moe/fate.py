@@ -73,6 +73,16 @@ class _Arc:
                 while len(ghost) > self.c:
                     ghost.popitem(last=False)
 
+    def order(self, candidates: list[int]) -> list[int]:
+        """All `candidates`, first to evict first (what `victim` would pick, repeatedly)."""
+        allowed = set(candidates)
+        first, second = (self.t1, self.t2) if len(self.t1) > self.p else (self.t2, self.t1)
+        out = [e for e in first if e in allowed] + [e for e in second if e in allowed]
+        if len(out) < len(allowed):  # not in T1/T2 (never happens in the cache's use)
+            seen = set(out)
+            out += [e for e in candidates if e not in seen]
+        return out
+
     def victim(self, candidates: list[int]) -> int:
         """LRU end of T1 when T1 is over its target p, else LRU end of T2 (falling back)."""
         allowed = set(candidates)

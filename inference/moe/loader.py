@@ -1,7 +1,9 @@
 """Moving experts from the slow tier into fast-tier slots without blocking compute.
 
-CPU: one loader thread reads blobs (`os.preadv` and `Tensor.copy_` release the GIL, so
-reads overlap the matmuls). GPU: copies are queued on a dedicated CUDA stream and each
+CPU: by default a reader *process* fills a shared fast tier (procloader.py: a thread must
+retake the GIL after every read, which stalls the compute thread between its torch ops);
+`ThreadLoader`, one loader thread (`os.preadv` and `Tensor.copy_` release the GIL, so reads
+overlap the matmuls), serves memory slow tiers and platforms without memfd. GPU: copies are queued on a dedicated CUDA stream and each
 load records an event; compute waits only on the event of the expert it needs.
 Demand loads jump ahead of prefetches in the queue. A loader may read from several slow
 tiers (`variant` picks one): the `fate` quant scheme keeps every expert both as INT4 and INT2.
@@ -9,6 +11,7 @@ tiers (`variant` picks one): the `fate` quant scheme keeps every expert both as 
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import queue
 import threading
@@ -26,17 +29,26 @@ PREFETCH = 1
 
 
 class Ticket:
-    """Readiness of one load; `wait()` returns the seconds compute stalled on it."""
+    """Readiness of one load; `wait()` returns the seconds compute stalled on it.
+
+    A plain flag plus one raw lock held until the load finishes: creating and checking a
+    ticket happens on the compute thread for every load, and `threading.Event` (a Condition
+    and two locks) costs several times more per expert.
+    """
+
+    __slots__ = ("_lock", "cuda_event", "done", "error")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self.done = False
         self.error: BaseException | None = None
         self.cuda_event: Any = None
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()  # released by _finish; waiters block on it
 
     def ready(self) -> bool:
         if self.cuda_event is not None:
             return bool(self.cuda_event.query())
-        return self._done.is_set()
+        return self.done
 
     def wait(self) -> float:
         if self.cuda_event is not None:
@@ -50,11 +62,12 @@ class Ticket:
             # later kernels on the compute stream must see the finished copy
             torch.cuda.current_stream().wait_event(self.cuda_event)
             return stall
-        if self._done.is_set():
+        if self.done:
             stall = 0.0
         else:
             t0 = time.perf_counter()
-            self._done.wait()
+            self._lock.acquire()  # free once the loader finished; hand it on to other waiters
+            self._lock.release()
             stall = time.perf_counter() - t0
         if self.error is not None:
             raise self.error
@@ -62,7 +75,8 @@ class Ticket:
 
     def _finish(self, error: BaseException | None = None) -> None:
         self.error = error
-        self._done.set()
+        self.done = True
+        self._lock.release()
 
 
 Job = tuple[int, int, Any, int]  # (blob index, slot, event the slot's last use recorded, variant)
@@ -86,6 +100,11 @@ class ThreadLoader:
         self.fast = fast
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._seq = itertools.count()
+        # Python work on this thread holds the GIL the compute thread needs between its ops:
+        # keep it per read to one call (no tensor slicing/conversion per expert)
+        self._readers = [getattr(s, "read_buffer", None) if fast.device == "cpu" else None
+                         for s in self.slows]
+        self._buffers: dict[int, memoryview] = {}
         self._thread = threading.Thread(target=self._run, name="moe-loader", daemon=True)
         self._thread.start()
 
@@ -114,11 +133,21 @@ class ThreadLoader:
                     self._queue.put((priority, seq, batch[n:]))
                     break
                 try:
-                    self.slows[variant].read_into(index, self.fast.raw(slot))
+                    read = self._readers[variant]
+                    if read is not None:  # straight into the slot's cached buffer
+                        read(index, self._buffer(slot))
+                    else:
+                        self.slows[variant].read_into(index, self.fast.raw(slot))
                 except BaseException as exc:  # handed to the compute thread through the ticket
                     ticket._finish(exc)
                 else:
                     ticket._finish()
+
+    def _buffer(self, slot: int) -> memoryview:
+        buf = self._buffers.get(slot)
+        if buf is None:
+            buf = self._buffers[slot] = self.fast.raw(slot).numpy().data
+        return buf
 
     def _preempted(self, priority: int) -> bool:
         with self._queue.mutex:
@@ -165,9 +194,27 @@ class CudaLoader:
         self.stream.synchronize()
 
 
-def make_loader(slow: SlowTier | Sequence[SlowTier], fast: FastTier) -> Loader:
-    """A loader for `fast`; `slow` is one slow tier or one per variant (variant 0 first)."""
-    return CudaLoader(slow, fast) if fast.device != "cpu" else ThreadLoader(slow, fast)
+LOADERS = ("auto", "process", "thread")
+
+
+def make_loader(slow: SlowTier | Sequence[SlowTier], fast: FastTier, kind: str = "auto") -> Loader:
+    """A loader for `fast`; `slow` is one slow tier or one per variant (variant 0 first).
+
+    CPU: `process` (auto where usable: a shared fast tier and disk slow tiers) keeps reads
+    off the GIL the compute thread needs (procloader.py); `thread` is the fallback.
+    """
+    if fast.device != "cpu":
+        return CudaLoader(slow, fast)
+    if kind != "thread":
+        from inference.moe.procloader import ProcessLoader
+
+        slows = _as_list(slow)
+        if ProcessLoader.usable(slows, fast):
+            try:
+                return ProcessLoader(slows, fast)
+            except OSError:  # cannot start a process here: the thread still works
+                pass
+    return ThreadLoader(slow, fast)
 
 
 def _as_list(slow: SlowTier | Sequence[SlowTier]) -> list[SlowTier]:

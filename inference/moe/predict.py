@@ -144,6 +144,9 @@ class FatePlusPredictor(LinearMapPredictor):
     def __init__(self, routers: list[torch.Tensor], top_k: int, extra: int = -1) -> None:
         super().__init__(routers, top_k, top_k if extra < 0 else extra)
         self._joint: dict[int, torch.Tensor] = {}  # layer -> [H, E | 2E] router (+ map)
+        # column-centred numpy copies for `scores_numpy` (no torch op per decoded token);
+        # key: layer (router + map of layer + 1) or -1 - target (that layer's router alone)
+        self._centered: dict[int, np.ndarray] = {}
 
     def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         import torch
@@ -164,24 +167,35 @@ class FatePlusPredictor(LinearMapPredictor):
         cost ~1 us per numpy op against ~10 for torch). `target`: score that layer's router
         alone (Fate's gate, e.g. two layers ahead) instead of layer + 1 with the maps."""
         import numpy as np
-        import torch
 
-        if target is not None:
-            with torch.no_grad():
-                s = (x.float() @ self.routers[target].T).numpy()[:, None, :]  # [n, 1, E]
-        else:
-            w = self._joint.get(layer)
-            if w is None:
+        xn = _as_numpy(x)  # [n, H] float32
+        key = layer if target is None else -1 - target
+        w = self._centered.get(key)
+        if w is None:
+            if target is not None:
+                parts = [self.routers[target].T]  # Fate's gate of that layer alone
+            else:
                 parts = [self.routers[layer + 1].T] + ([self.maps[layer]] if self.maps else [])
-                w = self._joint[layer] = torch.cat(parts, dim=1).contiguous()  # [H, E|2E]
-            with torch.no_grad():
-                s = (x.float() @ w).numpy().reshape(x.shape[0], -1, self.num_experts)  # [n, 1|2, E]
-        d = s - s.mean(axis=2, keepdims=True)
-        std = np.sqrt((d * d).sum(axis=2, keepdims=True) / (s.shape[2] - 1))  # unbiased, as torch
-        out = (d / (std + 1e-6)).sum(axis=1)  # [n, E]
+            # each part's columns centred once: x @ (W - mean_E W) = x @ W - mean_E(x @ W),
+            # so the per-token mean needs no op of its own
+            w = np.concatenate([p.float().numpy() - p.float().numpy().mean(axis=1, keepdims=True)
+                                for p in parts], axis=1)
+            w = self._centered[key] = np.ascontiguousarray(w, dtype=np.float32)  # [H, P*E]
+        d = (xn @ w).reshape(xn.shape[0], -1, self.num_experts)  # [n, P, E], zero mean over E
+        std = np.sqrt(np.einsum("npe,npe->np", d, d) / (self.num_experts - 1))  # unbiased, as torch
+        out = (d / (std[:, :, None] + 1e-6)).sum(axis=1)  # [n, E]
         if prev is not None:  # a token's experts are distinct: plain fancy-index add is exact
             out[np.arange(len(prev))[:, None], prev] += self.prev_bonus
         return out
+
+
+def _as_numpy(x: torch.Tensor) -> np.ndarray:
+    """x [n, H] as a float32 numpy array (a view when it already is one on the CPU)."""
+    import torch
+
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.requires_grad:
+        x = x.detach().float().cpu()
+    return x.numpy()
 
 
 SHIPPED_MAPS = "predictor_fate_linear.safetensors"

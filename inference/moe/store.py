@@ -268,9 +268,19 @@ class DiskSlowTier:
         if self._fd < 0:
             self._fd = os.open(self.path, os.O_RDONLY)
 
+    @property
+    def offset(self) -> int:
+        """Byte offset of blob 0 in the file."""
+        return self._offset
+
     def read_into(self, index: int, dst: torch.Tensor) -> None:
         # dst: uint8 [>= blob_bytes], 4 KiB aligned (FastTier guarantees it) for O_DIRECT
-        view = dst[: self.layout.blob_bytes].numpy().data
+        self.read_buffer(index, dst.numpy().data)
+
+    def read_buffer(self, index: int, buf: memoryview) -> None:
+        """`read_into` for a writable byte buffer (>= blob_bytes, 4 KiB aligned): the
+        loader keeps one per slot, so a read costs no tensor work on its thread."""
+        view = buf[: self.layout.blob_bytes]
         offset = self._offset + index * self.layout.blob_bytes
         try:
             n = os.preadv(self._fd, [view], offset)
@@ -344,7 +354,7 @@ def aligned_empty(nbytes: int, count: int = 1) -> torch.Tensor:
 class FastTier:
     """`slots` expert-sized buffers on the compute device; a slot holds one expert's blob."""
 
-    def __init__(self, layout: ExpertLayout, slots: int, device: str) -> None:
+    def __init__(self, layout: ExpertLayout, slots: int, device: str, shared: bool = False) -> None:
         import torch
 
         self.layout = layout
@@ -352,7 +362,20 @@ class FastTier:
         self.device = device
         self._views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._codecs: dict[int, ExpertCodec] = {}
-        if device == "cpu":
+        self.shared_fd: int | None = None  # memfd of a shared pool (a reader process fills it)
+        self.shared_bytes = 0
+        if device == "cpu" and shared and hasattr(os, "memfd_create") and slots > 0:
+            import mmap
+            import weakref
+
+            self.shared_bytes = layout.blob_bytes * slots
+            fd = os.memfd_create("memex-moe-fast-tier", getattr(os, "MFD_CLOEXEC", 0))
+            os.ftruncate(fd, self.shared_bytes)
+            self._mmap = mmap.mmap(fd, self.shared_bytes)  # page aligned: fine for O_DIRECT
+            self.shared_fd = fd
+            weakref.finalize(self, os.close, fd)
+            self.pool = torch.frombuffer(self._mmap, dtype=torch.uint8).view(slots, layout.blob_bytes)
+        elif device == "cpu":
             self.pool = aligned_empty(layout.blob_bytes, max(slots, 2))[:slots]
         else:
             self.pool = torch.empty((slots, layout.blob_bytes), dtype=torch.uint8, device=device)

@@ -33,7 +33,8 @@ from app.gui.views.base import Page
 from app.gui.widgets import LinePlot, Notice
 from app.gui.workers import JobContext
 
-POLICIES = ("lru", "lfu", "on_demand", "resident", "fate")
+POLICIES = ("lru", "lfu", "on_demand", "resident", "fate", "fate_plus")
+QUANTS = ("none", "int8", "int4", "fate")  # Settings.moe_quant
 
 
 def backend_names() -> list[str]:
@@ -96,6 +97,11 @@ class ModelsPage(Page):
         moe_form.addRow("MoE model", self.moe_model)
         moe_form.addRow("Cache budget", self.moe_budget)
         moe_form.addRow("Cache policy", self.moe_policy)
+        self.moe_quant = QComboBox()
+        self.moe_quant.addItems(QUANTS)
+        self.moe_quant.setAccessibleName("Expert storage")
+        self.moe_quant.setToolTip("none keeps experts exact; int8/int4/fate move fewer bytes")
+        moe_form.addRow("Expert storage", self.moe_quant)
         self.moe_notice = Notice(self.moe.reason)
         self.moe_notice.setVisible(not self.moe.available)
         moe_form.addRow(self.moe_notice)
@@ -171,6 +177,7 @@ class ModelsPage(Page):
             self.moe_policy.addItem(s.moe_policy)
             i = self.moe_policy.count() - 1
         self.moe_policy.setCurrentIndex(i)
+        self.moe_quant.setCurrentIndex(max(0, self.moe_quant.findText(s.moe_quant)))
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
@@ -182,7 +189,7 @@ class ModelsPage(Page):
             "backend": self.backend.currentData(), "model_path": self.model_path.text().strip(),
             "threads": self.threads.value(), "n_ctx": self.n_ctx.value(),
             "moe_model": self.moe_model.text().strip(), "moe_budget": self.moe_budget.text().strip() or "2x",
-            "moe_policy": self.moe_policy.currentText(),
+            "moe_policy": self.moe_policy.currentText(), "moe_quant": self.moe_quant.currentText(),
         }
 
     def save(self) -> None:
