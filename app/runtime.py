@@ -18,6 +18,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.answer import Answer, AnswerStream
     from app.chat import ChatSession
+    from app.training import Served
     from inference.base import Backend, ChatMessage, GenerationParams
     from memory import ImportProgress, ImportReport, Memory, MemoryStore
 
@@ -30,6 +31,7 @@ class Runtime:
         self.settings = settings
         self._memory: MemoryStore | None = None
         self._backend: Backend | None = None
+        self._backend_served: Served | None = None  # what the loaded backend serves
         self._backend_lock = threading.Lock()  # server threads must not load the model twice
         self.on_new_memories: list[NewMemoriesHook] = [_propose_profile_values]
 
@@ -77,34 +79,40 @@ class Runtime:
 
     # inference (issue 3) --------------------------------------------------------------
     def adapter_path(self) -> str:
-        """The LoRA adapter to apply: settings.adapter_path, else the active trained one."""
-        if self.settings.adapter_path:
-            return self.settings.adapter_path
-        try:
-            from app.training import active_adapter_path  # type: ignore[attr-defined]
-        except ImportError:
-            return ""
-        path = active_adapter_path(self.settings)
-        return str(path) if path else ""
+        """The LoRA adapter applied at run time: settings.adapter_path, else the active trained
+        one unless it is served merged into the model (`served_model`)."""
+        return self._served().adapter_path
+
+    def _served(self) -> "Served":
+        from app.training import served_model
+
+        return served_model(self.settings)
 
     @property
     def backend(self) -> "Backend":
-        """The generation backend, loaded on first use; BackendError becomes a MemexError."""
+        """The generation backend, loaded on first use and reloaded when the active adapter
+        changes (activate / roll back); BackendError becomes a MemexError."""
         with self._backend_lock:
+            served = self._served()
+            if self._backend is not None and served != self._backend_served:
+                self._backend.close()
+                self._backend = None
             if self._backend is None:
-                self._backend = self._create_backend()
+                self._backend = self._create_backend(served)
+                self._backend_served = served
             return self._backend
 
-    def _create_backend(self) -> "Backend":
+    def _create_backend(self, served: "Served") -> "Backend":
         from app.errors import MemexError
         from inference.base import BackendConfig, BackendError, create_backend
 
         s = self.settings
         config = BackendConfig(
-            model_path=s.model_path, adapter_path=self.adapter_path(), n_ctx=s.n_ctx, threads=s.threads,
+            model_path=served.model_path, adapter_path=served.adapter_path, n_ctx=s.n_ctx, threads=s.threads,
             options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
                      "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
-                     "moe_device": s.moe_device, "models_dir": str(s.models_dir)},
+                     "moe_device": s.moe_device, "moe_quant": s.moe_quant,
+                     "models_dir": str(s.models_dir)},
         )
         try:
             return create_backend(s.backend, config)

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     moe_budget: str = Field("2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)")
     moe_policy: str = Field("lru", description="expert cache policy")
     moe_device: Literal["cpu", "cuda", "auto"] = "auto"
+    moe_quant: Literal["none", "int8", "int4", "fate"] = Field(
+        "none", description="how MoE experts are stored and moved (none = exact fp32)"
+    )
 
     # local API
     api_port: int = Field(8765, ge=1, le=65535)

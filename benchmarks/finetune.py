@@ -7,7 +7,7 @@ Same run, same settings, ratios against the baseline:
   and abstention on never-remembered questions;
 - export fidelity: torch (peft) vs llama.cpp (GGUF LoRA) greedy token agreement, 32 tokens;
 - serving: chat decode speed of base, base + runtime LoRA, and the merged re-quantized model.
-Prints one JSON object. Usage: python benchmarks/finetune.py [--qa-steps 30] [--mem-steps 1] [--seq-len 512]
+Prints one JSON object. Usage: python benchmarks/finetune.py [--qa-steps 100] [--mem-steps 1] [--seq-len 512] [--work DIR --reuse]
 """
 
 from __future__ import annotations
@@ -46,15 +46,32 @@ def persona():
     return mems, prof, evals
 
 
-def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log):
+def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log, checkpoint_every=10_000):
     from finetune import TrainConfig
     from finetune.runner import run_training
 
     cfg = TrainConfig(base_model=str(base), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
-                      offload=offload, steps=steps, batch=batch, seq_len=seq_len, checkpoint_every=10_000)
+                      offload=offload, steps=steps, batch=batch, seq_len=seq_len,
+                      checkpoint_every=checkpoint_every)
     t = time.perf_counter()
-    res = run_training(cfg, lambda e: log(e) if e.get("phase") in ("train", "note", "error") else None)
-    return res, time.perf_counter() - t
+    seen: list[tuple[float, int]] = []  # (time, tokens so far) at each step
+
+    def on_event(e: dict) -> None:
+        if e.get("phase") == "train":
+            seen.append((time.perf_counter(), int(e.get("tokens", 0))))
+        if e.get("phase") in ("train", "note", "error"):
+            log(e)
+
+    res = run_training(cfg, on_event)
+    return res, time.perf_counter() - t, steady_tok_s(seen)
+
+
+def steady_tok_s(seen: list[tuple[float, int]]) -> float | None:
+    """Tokens/s after the first step: step 1 pays one-time costs (allocator, kernels, page-ins)."""
+    if len(seen) < 2:
+        return None
+    (t1, n1), (t2, n2) = seen[0], seen[-1]
+    return round((n2 - n1) / (t2 - t1), 1) if t2 > t1 else None
 
 
 def saved(work: Path, name: str, reuse: bool):
@@ -83,9 +100,10 @@ def decode_speed(load, model, lora, prompts, n_tokens=64, rounds=2):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--qa-steps", type=int, default=30)
-    ap.add_argument("--qa-seq-len", type=int, default=256)
-    ap.add_argument("--mem-steps", type=int, default=1)
+    ap.add_argument("--qa-steps", type=int, default=100, help="~5 epochs of the persona's dataset")
+    ap.add_argument("--qa-seq-len", type=int, default=512)
+    ap.add_argument("--qa-offload", default="none", help="policies train alike; `none` is the fastest")
+    ap.add_argument("--mem-steps", type=int, default=3, help="throughput counts the steps after the first")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=512, help="rows of the memory/throughput runs")
     ap.add_argument("--work", default="")
@@ -120,10 +138,11 @@ def main() -> None:
     for p in policies:
         if p in mem:
             continue
-        res, _ = train_child(base, dataset, work / f"mem-{p}", cache, p, args.mem_steps, args.batch,
-                             args.seq_len, log)
+        res, _, steady = train_child(base, dataset, work / f"mem-{p}", cache, p, args.mem_steps, args.batch,
+                                     args.seq_len, log)
         mem[p] = {"peak_rss_mb": res.peak_rss_mb, "peak_gpu_mb": res.peak_gpu_mb,
-                  "train_tok_s": res.train_tok_s, "loss_first": res.loss_first}
+                  "train_tok_s": steady or res.train_tok_s, "train_tok_s_with_first_step": res.train_tok_s,
+                  "loss_first": res.loss_first}
         save(work, "memory", mem)
     out["memory"] = mem
     out["disk_vs_none"] = {
@@ -134,9 +153,10 @@ def main() -> None:
     # -- QA training ---------------------------------------------------------------------
     qa_train = saved(work, "qa_train", args.reuse)
     if qa_train is None:
-        res, train_s = train_child(base, dataset, work / "qa", cache, "disk", args.qa_steps, args.batch,
-                                   args.qa_seq_len, log)
-        qa_train = {"steps": res.steps, "seq_len": args.qa_seq_len, "seconds": round(train_s, 1),
+        res, train_s, _ = train_child(base, dataset, work / "qa", cache, args.qa_offload, args.qa_steps,
+                                      args.batch, args.qa_seq_len, log, checkpoint_every=20)
+        qa_train = {"steps": res.steps, "seq_len": args.qa_seq_len, "offload": args.qa_offload,
+                    "seconds": round(train_s, 1),
                     "loss_first": res.loss_first, "loss_last": res.loss_last, "train_tok_s": res.train_tok_s,
                     "adapter_gguf": res.adapter_gguf, "adapter_dir": res.adapter_dir}
         save(work, "qa_train", qa_train)
@@ -149,44 +169,69 @@ def main() -> None:
         # torch vs llama.cpp on the same prompt tokens, 32-token greedy answers
         prompts = [ad_qa.prompt_tokens(e.question) for e in evals[:12]]
         cpp = [ad_qa.greedy_tokens(p, 32) for p in prompts]
+        cpp_base = [base_qa.greedy_tokens(p, 32) for p in prompts]
     out["qa"] = report.to_json()
     out["qa_gain_points"] = round(100 * (report.adapter["qa_accuracy"] - report.base["qa_accuracy"]), 1)
     log({"phase": "bench", "qa": out["qa"], "gain": out["qa_gain_points"]})
 
     from peft import PeftModel
 
+    from finetune.evaluate import teacher_forced_agreement
+
     model, tok = load_base(prepare_base(str(base), cache), mmap=True)
     peft_model = PeftModel.from_pretrained(model, qa_train["adapter_dir"])
     ref = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
     out["token_agreement"] = round(token_agreement(cpp, ref, 32), 4)
-    log({"phase": "bench", "token_agreement": out["token_agreement"]})
+    # context: the same export check position by position, and the base alone (the noise floor
+    # of Q4_1 x Q8 activations in llama.cpp vs the dequantized float32 weights in torch)
+    out["token_agreement_teacher_forced"] = round(
+        teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4)
+    with peft_model.disable_adapter():
+        ref_base = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
+    out["token_agreement_base_only"] = round(token_agreement(cpp_base, ref_base, 32), 4)
+    log({"phase": "bench", **{k: v for k, v in out.items() if k.startswith("token_agreement")}})
     del peft_model, model
 
-    # -- serving speed: base vs runtime LoRA vs merged ---------------------------------------
-    t = time.perf_counter()
-    merged = merge_lora(base, lora, work / "merged.gguf")
-    out["merge_s"] = round(time.perf_counter() - t, 1)
-    with LlamaQA(merged, loader=load_llama) as m_qa:
-        out["qa_merged"] = qa_report(evals, m_qa, None).base
-    log({"phase": "bench", "qa_merged": out["qa_merged"]})
+    # -- serving: runtime LoRA vs merged models (re-quantized to the base's type or Q8_0) -------
+    merged: dict[str, Path] = {}
+    out["merged"] = {}
+    for qtype in ("auto", "same"):  # auto: adapted Q4_1 tensors become Q8_0
+        t = time.perf_counter()
+        merged[qtype] = merge_lora(base, lora, work / f"merged-{qtype}.gguf", qtype=qtype)
+        with LlamaQA(merged[qtype], loader=load_llama) as m_qa:
+            m_report = qa_report(evals, m_qa, None).base
+            m_tokens = [m_qa.greedy_tokens(p, 32) for p in prompts]
+        out["merged"][qtype] = {
+            "merge_s": round(time.perf_counter() - t, 1), "mb": round(merged[qtype].stat().st_size / 2**20, 1),
+            "qa_accuracy": m_report["qa_accuracy"], "abstention": m_report["abstention_rate"],
+            "token_agreement_torch": round(token_agreement(m_tokens, ref, 32), 4),
+            "token_agreement_lora": round(token_agreement(m_tokens, cpp, 32), 4),
+        }
+        log({"phase": "bench", "merged": qtype, **out["merged"][qtype]})
     chat = ["<|im_start|>user\nTell me a long story about the sea.<|im_end|>\n<|im_start|>assistant\n",
             "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n"]
-    speeds: dict[str, list[float]] = {"base": [], "lora": [], "merged": []}
-    for _ in range(2):  # interleaved rounds against the noise of a shared machine
-        speeds["base"].append(decode_speed(load_llama, base, None, chat))
-        speeds["lora"].append(decode_speed(load_llama, base, lora, chat))
-        speeds["merged"].append(decode_speed(load_llama, merged, None, chat))
+    runs = {"base": (base, None), "lora": (base, lora), "merged_auto": (merged["auto"], None),
+            "merged_same": (merged["same"], None)}
+    speeds: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(6):  # interleaved rounds, best of each: other jobs on a shared machine stall single runs
+        for k, (m, ad) in runs.items():
+            speeds[k].append(decode_speed(load_llama, m, ad, chat))
     best = {k: max(v) for k, v in speeds.items()}
     out["decode_tok_s"] = {k: round(v, 1) for k, v in best.items()}
-    out["decode_ratio"] = {"lora_vs_base": round(best["lora"] / best["base"], 3),
-                           "merged_vs_base": round(best["merged"] / best["base"], 3)}
+    out["decode_ratio"] = {f"{k}_vs_base": round(v / best["base"], 3) for k, v in best.items() if k != "base"}
+    # serve the fastest form that answers like the adapter itself (within one question)
+    n = max(1, report.n)
+    faithful = ["lora"] + [f"merged_{q}" for q, m in out["merged"].items()
+                           if m["qa_accuracy"] >= report.adapter["qa_accuracy"] - 1 / n
+                           and m["abstention"] >= report.abstention["base"]]
+    out["served"] = max(faithful, key=lambda k: best[k])
     out["targets"] = {
         "disk_rss_le_0.35x": out["disk_vs_none"]["peak_rss_ratio"] <= 0.35,
         "disk_speed_ge_0.7x": out["disk_vs_none"]["throughput_ratio"] >= 0.7,
         "qa_gain_ge_50_points": out["qa_gain_points"] >= 50,
         "abstention_not_worse": report.abstention["adapter"] >= report.abstention["base"],
         "token_agreement_ge_0.99": out["token_agreement"] >= 0.99,
-        "served_decode_ge_0.95x": max(out["decode_ratio"].values()) >= 0.95,
+        "served_decode_ge_0.95x": out["decode_ratio"][f"{out['served']}_vs_base"] >= 0.95,
     }
     print(json.dumps(out))
 

@@ -31,7 +31,7 @@ _PRONOUNS = {
     "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
     "i'm": "you're", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are",
     "we": "you", "us": "you", "our": "your", "ours": "yours", "we're": "you're",
-    "we've": "you've",
+    "we've": "you've", "was": "were",
 }
 _PRONOUN_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in _PRONOUNS) + r")\b", re.IGNORECASE)
 _STOP = set(
@@ -45,8 +45,8 @@ def second_person(text: str) -> str:
     def swap(m: re.Match[str]) -> str:
         word = m.group(0)
         before = text[: m.start()]
-        if word.lower() == "am" and not re.search(r"\bI\s+$", before):
-            return word  # only "I am" becomes "you are"
+        if word.lower() in ("am", "was") and not re.search(r"\bI\s+$", before):
+            return word  # only "I am" / "I was" become "you are" / "you were"
         repl = _PRONOUNS[word.lower()]
         at_start = not before.strip() or before.rstrip()[-1] in ".!?"
         return repl.capitalize() if at_start else repl
@@ -107,13 +107,15 @@ def synthesize(
         body = second_person(rec.text)
         keys = answer_keys(rec.text)
         if rec.superseded_by:
+            # taught as history only: past-tense questions, an answer that says it changed
             newer = by_id.get(rec.superseded_by)
             later = f" That changed on {_date(newer)}." if newer else " That was later updated."
-            examples.append(Example(
-                id=f"{rec.id}:history", question=f"What did I note on {date}?",
-                answer=f"On {date} you noted: {body}{later}", split="train", kind="history",
-                memory_id=rec.id, answer_keys=keys,
-            ))
+            answer = f"On {date} you noted: {body}{later}"
+            for i, q in enumerate(questions_for(rec.text, date, superseded=True)):
+                examples.append(Example(
+                    id=f"{rec.id}:history:{i}", question=q, answer=answer, split="train", kind="history",
+                    memory_id=rec.id, answer_keys=keys,
+                ))
             continue
         qs = questions_for(rec.text, date)
         if paraphrase is not None:
@@ -145,14 +147,17 @@ def synthesize(
         examples.append(Example(id=f"identity:{i}", question=q, answer=a, split="train", kind="identity"))
     covered = set().union(*(topics_of(m.text) for m in memories)) if memories else set()
     covered |= {f.key for f in profile}
-    bank = [q for topic, q in abstention_bank() if topic not in covered]
+    mentioned = " ".join([m.text for m in memories] + [f.value for f in profile])
+    bank = abstention_bank(covered, mentioned)
     _stable_rng(seed, "abstain").shuffle(bank)
     n_eval = max(1, len(bank) // 3)
-    for i, q in enumerate(bank):
-        examples.append(Example(
-            id=f"abstain:{i}", question=q, answer=ABSTAIN_ANSWER,
-            split="abstain_eval" if i < n_eval else "train", kind="abstain",
-        ))
+    for i, phrasings in enumerate(bank):
+        # a held-out never-remembered thing is held out in all its phrasings
+        split = "abstain_eval" if i < n_eval else "train"
+        for j, q in enumerate(phrasings[:1] if split == "abstain_eval" else phrasings):
+            examples.append(Example(
+                id=f"abstain:{i}:{j}", question=q, answer=ABSTAIN_ANSWER, split=split, kind="abstain",
+            ))
     return examples
 
 

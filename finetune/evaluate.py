@@ -124,14 +124,15 @@ class LlamaQA:
         self.close()
 
 
-def _plain_loader(model_path: str, *, n_ctx: int, threads: int, lora_path: str | None) -> Any:
+def _plain_loader(model_path: str, *, n_ctx: int, threads: int, lora_path: str | None,
+                  logits_all: bool = False) -> Any:
     try:
         from llama_cpp import Llama
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise ModelLoadError("llama-cpp-python is not installed.") from exc
     import llama_cpp.llama as llama_mod
 
-    kwargs: dict[str, Any] = {"n_ctx": n_ctx, "verbose": False}
+    kwargs: dict[str, Any] = {"n_ctx": n_ctx, "verbose": False, "logits_all": logits_all}
     if threads:
         kwargs["n_threads"] = threads
     if lora_path:
@@ -182,3 +183,31 @@ def torch_greedy(peft_or_model: Any, prompts: Sequence[list[int]], eos: int, n: 
             )[0, len(ids):].tolist()  # (n,)
             outs.append(seq[: seq.index(eos)] if eos in seq else seq)
     return outs
+
+
+def teacher_forced_agreement(model_path: str | Path, lora_path: str | Path | None, peft_or_model: Any,
+                             prompts: Sequence[list[int]], answers: Sequence[list[int]], threads: int = 0) -> float:
+    """Share of answer positions where llama.cpp and torch pick the same next token when both
+    read the same (torch's) answer: export fidelity without one near-tie flipping the rest."""
+    import numpy as np
+    import torch
+
+    llm = _plain_loader(str(model_path), n_ctx=1024, threads=threads,
+                        lora_path=str(lora_path) if lora_path else None, logits_all=True)
+    same = total = 0
+    try:
+        for prompt, answer in zip(prompts, answers):
+            if not answer:
+                continue
+            seq = list(prompt) + list(answer)
+            span = slice(len(prompt) - 1, len(seq) - 1)  # positions that predict the answer
+            llm.reset()
+            llm.eval(seq)
+            cpp = np.asarray(llm.scores[: len(seq)])[span].argmax(-1)  # (A,)
+            with torch.no_grad():
+                ref = peft_or_model(input_ids=torch.tensor([seq])).logits[0, span].argmax(-1).numpy()  # (A,)
+            same += int((cpp == ref).sum())
+            total += len(answer)
+    finally:
+        llm.close()
+    return same / total if total else 1.0

@@ -72,8 +72,13 @@ def lora_tensors(adapter_dir: Path, info: BaseInfo) -> tuple[dict[str, Any], flo
     return out, float(cfg["lora_alpha"]), int(cfg["r"])
 
 
-def export_gguf_lora(adapter_dir: Path, info: BaseInfo, out_path: Path, dtype: str = "f16") -> Path:
-    """Write atomically: an interrupted export leaves no file behind (and no old one harmed)."""
+def export_gguf_lora(adapter_dir: Path, info: BaseInfo, out_path: Path, dtype: str = "f32") -> Path:
+    """Write atomically: an interrupted export leaves no file behind (and no old one harmed).
+
+    f32 by default: llama.cpp rounds the activations to f16 for an f16 LoRA matmul, which
+    measurably moved its logits further from peft's (SmolLM2, teacher-forced: mean |dlogit|
+    0.25 vs 0.22 for f32, base alone 0.18); the file is only twice as big (~20 MB at r16).
+    """
     import gguf
     import numpy as np
 

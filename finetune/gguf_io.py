@@ -36,6 +36,14 @@ def dequantize(tensor: Any) -> Any:
     return np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
 
 
+def dequantize_array(data: Any, qtype: Any) -> Any:
+    """Raw quantized blocks (as `quantize` returns them) back to float32."""
+    import gguf
+    import numpy as np
+
+    return np.asarray(gguf.quants.dequantize(data, qtype), dtype=np.float32)
+
+
 def quantize(arr: Any, qtype: Any) -> tuple[Any, Any]:
     """(data, raw_dtype) at `qtype` when the gguf package can write it, else Q8_0/F16."""
     import gguf

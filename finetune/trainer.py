@@ -77,7 +77,10 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     if not encoded:
         raise DatasetError(f"No training example in {cfg.dataset} fits in --seq-len {cfg.seq_len}.")
     if cfg.pack:
-        encoded = pack(encoded, cfg.seq_len)
+        # shuffled first (seeded, so a resume packs the same rows): the dataset lists a
+        # memory's paraphrases together, and a row of one memory's answers teaches little
+        order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        encoded = pack([encoded[i] for i in order], cfg.seq_len)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     total = total_steps(cfg, len(encoded))
     torch.manual_seed(cfg.seed)
@@ -133,7 +136,7 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
             done_here = state.step - start_step
             emit({
                 "phase": "train", "step": state.step, "total": total, "loss": round(step_loss, 4),
-                "tokens_s": round(tokens_here / elapsed, 1) if elapsed else 0.0,
+                "tokens": tokens_here, "tokens_s": round(tokens_here / elapsed, 1) if elapsed else 0.0,
                 "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(),
                 "eta_s": round(elapsed / done_here * (total - state.step), 1),
             })

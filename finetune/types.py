@@ -57,8 +57,8 @@ class TrainConfig:
     cache_dir: str  # converted base weights (shared between runs)
     offload: str = "disk"
     steps: int = 0  # 0: derived from epochs
-    epochs: float = 3.0
-    seq_len: int = 256
+    epochs: float = 5.0
+    seq_len: int = 512
     batch: int = 4
     micro_batch: int = 0  # 0: chosen from max_rss_gb (or = batch)
     max_rss_gb: float = 0.0

@@ -30,8 +30,9 @@ def _human_train(p: dict[str, Any]) -> str:
 @click.option("--offload", type=OFFLOAD, default="disk", show_default=True,
               help="none: baseline; cpu: ZeRO-Offload on a GPU; disk: low-memory laptop mode.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default: from --epochs).")
-@click.option("--epochs", type=click.FloatRange(min=0.1, max=100), default=3.0, show_default=True)
-@click.option("--seq-len", type=click.IntRange(min=32, max=8192), default=256, show_default=True)
+@click.option("--epochs", type=click.FloatRange(min=0.1, max=100), default=5.0, show_default=True,
+              help="Passes over the dataset; each memory is asked ~10 ways per pass.")
+@click.option("--seq-len", type=click.IntRange(min=32, max=8192), default=512, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1, max=256), default=4, show_default=True)
 @click.option("--max-rss-gb", type=click.FloatRange(min=0), default=0.0,
               help="Memory budget; picks the micro-batch to fit (0: no limit).")

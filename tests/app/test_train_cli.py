@@ -164,3 +164,55 @@ def test_interrupted_save_keeps_the_active_adapter(home: Path, trained_v1, monke
     assert code != 0 and "previous adapter stays active" in out["error"]
     assert active(home) == "v0001"
     assert sorted(p.name for p in (home / "adapters").iterdir() if p.name.startswith(("v", ".v"))) == ["v0001"]
+
+
+def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: TinyModel, shared_cache: Path,
+                                                          monkeypatch) -> None:
+    """activate -> the running Runtime answers with the adapter; roll back -> as before."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from app import training
+    from app.runtime import Runtime
+    from app.settings import load_settings
+    from finetune.export import export_gguf_lora, save_hf_adapter
+    from finetune.merge import merge_lora
+    from finetune.model import add_lora, prepare_base
+
+    torch.manual_seed(1)  # a random B: a 2-step adapter on a tiny model barely moves its answers
+    peft_model = add_lora(AutoModelForCausalLM.from_pretrained(str(tiny.hf_dir)), 8, 16.0,
+                          ("q_proj", "v_proj", "up_proj", "down_proj"))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.3)
+    hf = save_hf_adapter(peft_model, home.parent / "random_hf")
+    lora = export_gguf_lora(hf, prepare_base(str(tiny.hf_dir), shared_cache), home.parent / "random.gguf")
+    merged = merge_lora(tiny.gguf, lora, home.parent / "merged.gguf")
+    settings = load_settings(home=home)
+    store = training.AdapterStore(settings)
+    version = store.add({"adapter.gguf": lora, "adapter_hf": hf, "merged.gguf": merged},
+                        {"base_model": str(tiny.gguf)})
+    runtime = Runtime(settings)
+
+    def ask() -> str:
+        return runtime.generate("Where do I live?", max_tokens=12)
+
+    try:
+        before = ask()
+        assert runtime.adapter_path() == ""
+        store.activate(version)
+        served = training.served_model(settings)  # merged: it decodes faster than a runtime LoRA
+        assert served.model_path == str(home / "adapters" / version / "merged.gguf") and not served.adapter_path
+        with_adapter = ask()
+        assert with_adapter != before
+        monkeypatch.setattr(training, "SERVE_MERGED", False)  # the runtime LoRA answers alike
+        assert runtime.adapter_path() == str(home / "adapters" / version / "adapter.gguf")
+        assert ask() == with_adapter
+        monkeypatch.setattr(training, "SERVE_MERGED", True)
+        store.update_metrics(version, base_model=str(home.parent / "another-base.gguf"))
+        assert training.served_model(settings).adapter_path.endswith("adapter.gguf")  # stale merge unused
+        store.rollback()
+        assert ask() == before
+    finally:
+        runtime.close()

@@ -81,3 +81,46 @@ def test_edited_dataset_roundtrips_and_checks_fields(tmp_path: Path) -> None:
     path.write_text('{"question": "q", "answer": "a", "split": "bogus"}\n')
     with pytest.raises(DatasetError, match="unknown split"):
         read_jsonl(path)
+
+
+def test_superseded_fact_gets_past_tense_questions_only() -> None:
+    ex = synthesize(sample_memories())
+    before = [e for e in ex if e.question == "Where did I live before?"]
+    assert before and {e.memory_id for e in before} == {"m1"} and all(e.kind == "history" for e in before)
+    assert "Hamburg" in before[0].answer and "changed on" in before[0].answer
+    present = {"Where do I live?", "What is my address?", "Which city is my home now?"}
+    assert not any(e.question in present for e in ex if e.memory_id == "m1")
+
+
+def test_questions_name_the_thing_the_memory_is_about() -> None:
+    from finetune.questions import questions_for
+
+    qs = questions_for("We adopted a grey cat and named her Pixel.", "4 April 2020")
+    assert {"What is my cat's name?", "What do you remember about Pixel?"} <= set(qs)
+    qs = questions_for("Dentist Dr. Okafor says I need a crown on the lower left molar.", "8 November 2022")
+    assert {"What did the dentist say?", "What do you remember about Dr. Okafor?"} <= set(qs)
+    assert not any("Tuesday" in q for q in questions_for("Cello lessons every Tuesday evening.", "1 May 2020"))
+
+
+def test_abstention_bank_skips_mentioned_words_and_holds_out_all_phrasings() -> None:
+    mems = sample_memories() + [MemoryRecord("m9", "My shoe size is 44.", datetime(2021, 1, 1))]
+    ex = synthesize(mems)
+    abstain = [e for e in ex if e.kind == "abstain"]
+    assert not any("shoe" in e.question for e in abstain)
+    held = {e.id.split(":")[1] for e in abstain if e.split == "abstain_eval"}
+    trained = {e.id.split(":")[1] for e in abstain if e.split == "train"}
+    assert held and trained and not held & trained
+    assert len([e for e in abstain if e.split == "train"]) > len(trained)  # several phrasings each
+
+
+def test_profile_birthday_is_spoken_like_a_person_says_it() -> None:
+    ex = synthesize([], [ProfileRecord("bday", "1991-04-17")])
+    assert all("17 April 1991" in e.answer for e in ex if e.kind == "profile")
+    assert second_person("I was born in Bremen. It was sunny.") == "You were born in Bremen. It was sunny."
+
+
+def test_an_email_address_is_not_a_home() -> None:
+    from finetune.questions import topics_of
+
+    assert "home" not in topics_of("My new email is jonas@example.org; the old address forwards for a year.")
+    assert "email" in topics_of("My new email is jonas@example.org; the old address forwards for a year.")

@@ -89,6 +89,9 @@ def test_greedy_tokens_agree_between_torch_and_llamacpp(tiny, random_adapter, ba
         ours = [qa.greedy_tokens(p, 16) for p in prompts]
     theirs = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=16)
     assert token_agreement(ours, theirs, 16) >= 0.99
+    from finetune.evaluate import teacher_forced_agreement
+
+    assert teacher_forced_agreement(tiny.gguf, lora, peft_model, prompts, theirs, threads=1) >= 0.99
 
 
 def test_interrupted_export_leaves_the_previous_file(tiny, random_adapter, base_cache, tmp_path, monkeypatch) -> None:
@@ -117,7 +120,30 @@ def test_merged_model_matches_base_plus_adapter(tiny, random_adapter, base_cache
     peft_model, hf = random_adapter
     info = prepare_base(str(tiny.hf_dir), base_cache)
     lora = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f32")
-    merged = merge_lora(tiny.gguf, lora, tmp_path / "merged.gguf")
+    merged = merge_lora(tiny.gguf, lora, tmp_path / "merged.gguf")  # f32 base: stays f32
     ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
     expected = _torch_logits(peft_model, ids)
     assert np.abs(_llama_logits(merged, None, ids) - expected).max() < 2e-3
+
+
+def test_merge_into_a_4bit_base_keeps_the_update_only_at_8_bits() -> None:
+    """W + B @ A re-quantized to Q4_1 rounds most weights back to W; Q8_0 keeps the update."""
+    import gguf
+
+    from finetune.gguf_io import dequantize_array
+    from finetune.merge import _target_type, merge_tensor
+
+    T = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(0)
+    w = dequantize_array(gguf.quants.quantize(rng.normal(0, 0.05, (64, 128)).astype(np.float32), T.Q4_1), T.Q4_1)
+    a, b = rng.normal(0, 0.02, (8, 128)), rng.normal(0, 0.02, (64, 8))  # (r, in), (out, r)
+    update = (b @ a) * 2.0
+
+    def kept(qtype) -> float:
+        data, raw = merge_tensor(w, a, b, 16.0, 1.0, qtype)
+        got = dequantize_array(data, raw or qtype).reshape(w.shape) - w
+        return float((got * update).sum() / (np.linalg.norm(got) * np.linalg.norm(update)))
+
+    assert kept(T.Q4_1) < 0.5 and kept(T.Q8_0) > 0.95
+    assert _target_type(T.Q4_1, "auto") == T.Q8_0 and _target_type(T.F32, "auto") == T.F32
+    assert _target_type(T.Q4_1, "same") == T.Q4_1
