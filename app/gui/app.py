@@ -39,8 +39,10 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
 
 
 def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWindow:
+    from app.gui import gcguard
     from app.gui.main_window import MainWindow
 
+    gcguard.install()  # cycles holding Qt objects are freed on this thread, never in a worker
     services = Services(runtime)
     return MainWindow(services, remember_geometry=remember_geometry)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,10 @@ def window(qtbot: object, runtime: object) -> Iterator[object]:
     win.services.jobs.cancel_all()
     win.services.jobs.wait(60000)
     win.close()
+    # the app collects cycles on its GUI thread only (app/gui/gcguard.py); the tests that
+    # follow run no event loop, so hand collection back to the interpreter
+    gc.collect()
+    gc.enable()
 
 
 def wait_idle(qtbot: object, win: object, timeout: int = 60000) -> None:

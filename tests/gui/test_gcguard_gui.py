@@ -1,0 +1,37 @@
+"""Cycles are collected on the GUI thread, never in a worker (Qt objects must die there)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from app.gui import gcguard
+
+
+class _Cycle:
+    freed_on: list[str] = []
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Cycle.freed_on.append(threading.current_thread().name)
+
+
+def test_cycles_made_in_a_worker_are_freed_on_the_gui_thread(qtbot, window) -> None:
+    assert gcguard.install() is gcguard.install()  # one collector per application
+    assert not gc.isenabled()
+    _Cycle.freed_on.clear()
+
+    def worker() -> None:
+        for _ in range(50):
+            _Cycle()  # garbage cycles only the collector can free
+        junk = [[i] for i in range(20000)]  # enough allocations to cross every threshold
+        del junk
+
+    t = threading.Thread(target=worker, name="memex-worker")
+    t.start()
+    t.join()
+    assert _Cycle.freed_on == []  # nothing collected in the worker
+    qtbot.waitUntil(lambda: len(_Cycle.freed_on) == 50, timeout=5000)
+    assert set(_Cycle.freed_on) == {threading.main_thread().name}
