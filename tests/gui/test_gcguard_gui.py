@@ -21,13 +21,16 @@ class _Cycle:
 def test_cycles_made_in_a_worker_are_freed_on_the_gui_thread(qtbot, window) -> None:
     assert gcguard.install() is gcguard.install()  # one collector per application
     assert not gc.isenabled()
+    gc.collect()  # start from empty generations
     _Cycle.freed_on.clear()
+
+    kept: list[object] = []
 
     def worker() -> None:
         for _ in range(50):
             _Cycle()  # garbage cycles only the collector can free
-        junk = [[i] for i in range(20000)]  # enough allocations to cross every threshold
-        del junk
+        # live allocations push the young generation over its threshold (freed ones would not)
+        kept.append([[i] for i in range(5000)])
 
     t = threading.Thread(target=worker, name="memex-worker")
     t.start()
@@ -35,3 +38,4 @@ def test_cycles_made_in_a_worker_are_freed_on_the_gui_thread(qtbot, window) -> N
     assert _Cycle.freed_on == []  # nothing collected in the worker
     qtbot.waitUntil(lambda: len(_Cycle.freed_on) == 50, timeout=5000)
     assert set(_Cycle.freed_on) == {threading.main_thread().name}
+    kept.clear()
