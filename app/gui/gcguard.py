@@ -47,6 +47,14 @@ class MainThreadCollector(QObject):
         return 0
 
 
+def settle() -> int:
+    """After the warm-up loaded the heavy libraries: move every object alive now (modules,
+    torch, chromadb, the embedding model) out of the collector's sight, so later collections
+    on the GUI thread only walk what the session creates. Returns how many were frozen."""
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def install() -> MainThreadCollector | None:
     """Once per QApplication (idempotent); None when there is no application yet."""
     global _collector

@@ -138,6 +138,9 @@ class MainWindow(QMainWindow):
 
     # -- status -----------------------------------------------------------------------
     def _on_warmed(self, info: object) -> None:
+        from app.gui import gcguard
+
+        gcguard.settle()  # the heavy libraries are loaded: keep them out of later collections
         if isinstance(info, dict) and info.get("error"):
             self.status.setText(f"Memory could not be opened: {info['error']}")
         elif isinstance(info, dict):

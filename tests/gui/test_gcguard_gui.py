@@ -39,3 +39,10 @@ def test_cycles_made_in_a_worker_are_freed_on_the_gui_thread(qtbot, window) -> N
     qtbot.waitUntil(lambda: len(_Cycle.freed_on) == 50, timeout=5000)
     assert set(_Cycle.freed_on) == {threading.main_thread().name}
     kept.clear()
+
+
+def test_warm_up_freezes_what_is_loaded(qtbot, window) -> None:
+    gc.unfreeze()
+    window.services.warm_up(heavy=False)
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=30000)
+    gc.unfreeze()  # the tests that follow collect normally
