@@ -48,6 +48,7 @@ class TrainOptions:
     rank: int = 16
     dataset: str = ""  # an edited dataset file; empty: synthesize from memory
     merge: bool = True
+    lora_kind: str = "auto"  # block LoRA on a Q4_1/Q5_1 base: merged at the base's size and speed
 
 
 # -- adapters store --------------------------------------------------------------------
@@ -264,6 +265,7 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
             cache_dir=str(settings.adapters_dir / CACHE_DIR), offload=opts.offload, steps=opts.steps,
             epochs=opts.epochs, seq_len=opts.seq_len, batch=opts.batch, max_rss_gb=opts.max_rss_gb,
             lr=opts.lr, rank=opts.rank, alpha=2.0 * opts.rank, threads=settings.threads,
+            lora_kind=opts.lora_kind,
         )
     except ValueError as exc:
         raise MemexError(f"Invalid training option: {exc}.", kind="bad_input") from exc

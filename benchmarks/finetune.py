@@ -46,13 +46,14 @@ def persona():
     return mems, prof, evals
 
 
-def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log, checkpoint_every=10_000):
+def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log, checkpoint_every=10_000,
+                lora_kind="auto"):
     from finetune import TrainConfig
     from finetune.runner import run_training
 
     cfg = TrainConfig(base_model=str(base), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
                       offload=offload, steps=steps, batch=batch, seq_len=seq_len,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, lora_kind=lora_kind)
     t = time.perf_counter()
     seen: list[tuple[float, int]] = []  # (time, tokens so far) at each step
 
@@ -83,19 +84,45 @@ def save(work: Path, name: str, data) -> None:
     (work / f"{name}.json").write_text(json.dumps(data))
 
 
-def decode_speed(load, model, lora, prompts, n_tokens=64, rounds=2):
-    llm = load(str(model), n_ctx=512, threads=0, lora_path=str(lora) if lora else None)
+def decode_speeds(load, runs: dict, prompts, n_tokens=64, rounds=8) -> tuple[dict, dict]:
+    """Decode tokens/s of each (model, lora) in `runs`: the prompt is evaluated untimed, then the
+    same n_tokens (a fixed passage) are fed one at a time, so every model does the same work
+    whatever it would answer (the adapter answers "tell me a story" with a short abstention,
+    and a short answer is mostly prompt time). All models are loaded at once and timed in turns,
+    the order reversed every round; each round's ratio to the first run compares neighbours in
+    time, which cancels the drift of a shared VM. Returns (median tok/s, median ratio)."""
+    import statistics
+
+    llms = {k: load(str(m), n_ctx=512, threads=0, lora_path=str(ad) if ad else None) for k, (m, ad) in runs.items()}
     try:
-        toks, secs = 0, 0.0
-        for _ in range(rounds):
-            for p in prompts:
-                t = time.perf_counter()
-                out = llm.create_completion(p, max_tokens=n_tokens, temperature=0.0)
-                secs += time.perf_counter() - t
-                toks += out["usage"]["completion_tokens"]
-        return toks / secs
+        some = next(iter(llms.values()))
+        passage = list(some.tokenize(DECODE_PASSAGE.encode(), add_bos=False))[:n_tokens]
+        encoded = [list(some.tokenize(p.encode(), add_bos=False, special=True)) for p in prompts]
+        tok_s: dict[str, list[float]] = {k: [] for k in runs}
+        for r in range(rounds):
+            order = list(llms.items()) if r % 2 == 0 else list(llms.items())[::-1]
+            for ids in encoded:
+                for k, llm in order:
+                    llm.reset()
+                    llm.eval(ids)
+                    t = time.perf_counter()
+                    for tok in passage:
+                        llm.eval([tok])
+                    tok_s[k].append(len(passage) / (time.perf_counter() - t))
     finally:
-        llm.close()
+        for llm in llms.values():
+            llm.close()
+    first = next(iter(runs))
+    med = {k: statistics.median(v) for k, v in tok_s.items()}
+    ratio = {k: statistics.median(x / b for x, b in zip(v, tok_s[first])) for k, v in tok_s.items()}
+    return med, ratio
+
+
+DECODE_PASSAGE = (
+    "The sea was calm that morning, and the old fishing boat left the harbour before sunrise. "
+    "Gulls followed it past the lighthouse, where the water turned from green to a deep, cold blue. "
+    "By noon the nets were full, and the crew sang as they pulled them in, one heavy rope at a time."
+)
 
 
 def main() -> None:
@@ -106,6 +133,7 @@ def main() -> None:
     ap.add_argument("--mem-steps", type=int, default=3, help="throughput counts the steps after the first")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=512, help="rows of the memory/throughput runs")
+    ap.add_argument("--lora-kind", default="auto", help="auto: block LoRA on the Q4_1 base (merges losslessly)")
     ap.add_argument("--work", default="")
     ap.add_argument("--reuse", action="store_true", help="reuse finished phases saved in --work")
     args = ap.parse_args()
@@ -154,8 +182,9 @@ def main() -> None:
     qa_train = saved(work, "qa_train", args.reuse)
     if qa_train is None:
         res, train_s, _ = train_child(base, dataset, work / "qa", cache, args.qa_offload, args.qa_steps,
-                                      args.batch, args.qa_seq_len, log, checkpoint_every=20)
-        qa_train = {"steps": res.steps, "seq_len": args.qa_seq_len, "offload": args.qa_offload,
+                                      args.batch, args.qa_seq_len, log, checkpoint_every=20,
+                                      lora_kind=args.lora_kind)
+        qa_train = {"steps": res.steps, "lora_kind": args.lora_kind, "seq_len": args.qa_seq_len, "offload": args.qa_offload,
                     "seconds": round(train_s, 1),
                     "loss_first": res.loss_first, "loss_last": res.loss_last, "train_tok_s": res.train_tok_s,
                     "adapter_gguf": res.adapter_gguf, "adapter_dir": res.adapter_dir}
@@ -176,26 +205,40 @@ def main() -> None:
 
     from peft import PeftModel
 
+    from finetune.cpp_numerics import llamacpp_rounding
     from finetune.evaluate import teacher_forced_agreement
 
-    model, tok = load_base(prepare_base(str(base), cache), mmap=True)
+    info = prepare_base(str(base), cache)
+    model, tok = load_base(info, mmap=True)
     peft_model = PeftModel.from_pretrained(model, qa_train["adapter_dir"])
-    ref = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
-    out["token_agreement"] = round(token_agreement(cpp, ref, 32), 4)
-    # context: the same export check position by position, and the base alone (the noise floor
-    # of Q4_1 x Q8 activations in llama.cpp vs the dequantized float32 weights in torch)
-    out["token_agreement_teacher_forced"] = round(
-        teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4)
+    # the reference rounds activations as llama.cpp does for the Q4_1/Q8_0 weights (and keeps
+    # k/v at f16), so near-ties do not flip on the runtime's arithmetic: this checks the export
+    with llamacpp_rounding(peft_model, base, info.gguf_arch, info.num_layers):
+        ref = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
+        out["token_agreement"] = round(token_agreement(cpp, ref, 32), 4)
+        out["token_agreement_teacher_forced"] = round(
+            teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4)
+        with peft_model.disable_adapter():
+            ref_base = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
+        out["token_agreement_base_only"] = round(token_agreement(cpp_base, ref_base, 32), 4)
+    # context: the same checks against plain float32 torch (the noise floor of Q4_1 x Q8
+    # activations vs dequantized weights shows in the base alone)
+    ref_float = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
+    out["float_reference"] = {"token_agreement": round(token_agreement(cpp, ref_float, 32), 4),
+                              "teacher_forced": round(teacher_forced_agreement(base, lora, peft_model, prompts,
+                                                                               ref_float), 4)}
     with peft_model.disable_adapter():
-        ref_base = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
-    out["token_agreement_base_only"] = round(token_agreement(cpp_base, ref_base, 32), 4)
-    log({"phase": "bench", **{k: v for k, v in out.items() if k.startswith("token_agreement")}})
+        out["float_reference"]["base_only"] = round(token_agreement(
+            cpp_base, torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32), 32), 4)
+    log({"phase": "bench", **{k: v for k, v in out.items() if k.startswith("token_agreement")},
+         "float_reference": out["float_reference"]})
     del peft_model, model
 
     # -- serving: runtime LoRA vs merged models (re-quantized to the base's type or Q8_0) -------
     merged: dict[str, Path] = {}
     out["merged"] = {}
-    for qtype in ("auto", "same"):  # auto: adapted Q4_1 tensors become Q8_0
+    # auto: a block LoRA goes into the Q4_1 block offsets, a plain one makes adapted tensors Q8_0
+    for qtype in ("auto", "same"):
         t = time.perf_counter()
         merged[qtype] = merge_lora(base, lora, work / f"merged-{qtype}.gguf", qtype=qtype)
         with LlamaQA(merged[qtype], loader=load_llama) as m_qa:
@@ -212,19 +255,15 @@ def main() -> None:
             "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n"]
     runs = {"base": (base, None), "lora": (base, lora), "merged_auto": (merged["auto"], None),
             "merged_same": (merged["same"], None)}
-    speeds: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(6):  # interleaved rounds, best of each: other jobs on a shared machine stall single runs
-        for k, (m, ad) in runs.items():
-            speeds[k].append(decode_speed(load_llama, m, ad, chat))
-    best = {k: max(v) for k, v in speeds.items()}
-    out["decode_tok_s"] = {k: round(v, 1) for k, v in best.items()}
-    out["decode_ratio"] = {f"{k}_vs_base": round(v / best["base"], 3) for k, v in best.items() if k != "base"}
+    med, ratio = decode_speeds(load_llama, runs, chat)
+    out["decode_tok_s"] = {k: round(v, 1) for k, v in med.items()}
+    out["decode_ratio"] = {f"{k}_vs_base": round(v, 3) for k, v in ratio.items() if k != "base"}
     # serve the fastest form that answers like the adapter itself (within one question)
     n = max(1, report.n)
     faithful = ["lora"] + [f"merged_{q}" for q, m in out["merged"].items()
                            if m["qa_accuracy"] >= report.adapter["qa_accuracy"] - 1 / n
                            and m["abstention"] >= report.abstention["base"]]
-    out["served"] = max(faithful, key=lambda k: best[k])
+    out["served"] = max(faithful, key=lambda k: ratio[k])
     out["targets"] = {
         "disk_rss_le_0.35x": out["disk_vs_none"]["peak_rss_ratio"] <= 0.35,
         "disk_speed_ge_0.7x": out["disk_vs_none"]["throughput_ratio"] >= 0.7,

@@ -136,6 +136,7 @@ def synthesize(
                 id=f"{rec.id}:{i}", question=q, answer=answer, split=split, kind="fact",
                 memory_id=rec.id, answer_keys=keys,
             ))
+    examples = merge_shared_questions(examples)
     for field in profile:
         for i, (q, a) in enumerate(profile_questions(field.key, field.value)):
             split = "heldout_paraphrase" if i == 0 else "train"
@@ -159,6 +160,37 @@ def synthesize(
                 id=f"abstain:{i}:{j}", question=q, answer=ABSTAIN_ANSWER, split=split, kind="abstain",
             ))
     return examples
+
+
+def merge_shared_questions(examples: list[Example], most: int = 3) -> list[Example]:
+    """One training answer per question: a question several memories answer ("What sport do I
+    do?") becomes one example naming them (current facts newest first, then history), instead
+    of the same question taught with different answers, which teaches a coin flip."""
+    shared = ("train", "heldout_paraphrase")  # a shared question is no held-out test of one memory
+    groups: dict[str, list[Example]] = {}
+    for e in examples:
+        if e.split in shared:
+            groups.setdefault(e.question.strip().lower(), []).append(e)
+    out: list[Example] = []
+    done: set[str] = set()
+    for e in examples:
+        key = e.question.strip().lower()
+        group = groups.get(key, []) if e.split in shared else []
+        if len({g.answer for g in group}) < 2:
+            out.append(e)
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        # examples arrive oldest memory first: newest first, current facts before history
+        ranked = [g for g in reversed(group) if g.kind != "history"] + [g for g in reversed(group) if g.kind == "history"]
+        answers = list(dict.fromkeys(g.answer for g in ranked))[:most]
+        keys = tuple(dict.fromkeys(k for g in ranked[:1] for k in g.answer_keys))
+        out.append(Example(
+            id=f"shared:{len(done)}", question=e.question, answer=" ".join(answers), split="train",
+            kind="fact", memory_id=ranked[0].memory_id, answer_keys=keys,
+        ))
+    return out
 
 
 def write_jsonl(examples: Iterable[Example], path: str | Path) -> Path:

@@ -3,6 +3,8 @@
 A runtime-applied LoRA costs llama.cpp decode speed (two extra small matmuls per adapted
 tensor per token); a merged model has none. But the update must survive re-quantization:
 adapted 4-bit tensors are written as Q8_0 by default (see `merge_lora`), the rest is copied.
+An adapter trained block-constant (finetune/blocklora.py) on a Q4_1/Q5_1 base needs no
+re-quantization at all: it merges into the block offsets, exactly, at the base's size.
 The GGUF LoRA stays the source of truth (and what rollback restores); the merged file is a
 cache built from it. benchmarks/finetune.py measures speed and agreement of both.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from finetune.blocklora import OFFSET_BLOCKS, block_constant, merge_offsets
 from finetune.errors import ExportError
 from finetune.gguf_io import copy_metadata, dequantize, field_value, quantize, write_atomic
 
@@ -28,6 +31,12 @@ def _target_type(base_type: Any, qtype: str) -> Any:
     if qtype == "same" or (qtype == "auto" and base_type.name in _KEEP_IN_AUTO):
         return base_type
     return T[MERGE_TYPES.get(qtype, "Q8_0")]
+
+
+def exact_offsets(tensor: Any, a: Any, qtype: str) -> bool:
+    """A block LoRA on a Q4_1/Q5_1 tensor merges into its block offsets, losslessly and at the
+    base's size (finetune/blocklora.py); `auto` and `same` take that path when they can."""
+    return qtype in ("auto", "same") and tensor.tensor_type.name in OFFSET_BLOCKS and block_constant(a)
 
 
 def read_lora(adapter_gguf: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
@@ -80,7 +89,11 @@ def merge_lora(base_gguf: str | Path, adapter_gguf: str | Path, out_path: str | 
         copy_metadata(reader, writer)
         for t in reader.tensors:
             shape = [int(x) for x in reversed(t.shape)]
-            if t.name in pairs:
+            if t.name in pairs and exact_offsets(t, pairs[t.name][0], qtype):
+                a, b = pairs[t.name]  # block-constant A: only the block offsets change, exactly
+                data = merge_offsets(t.data, t.tensor_type.name, a, b, alpha / a.shape[0] * scale)
+                writer.add_tensor(t.name, data, raw_dtype=t.tensor_type)
+            elif t.name in pairs:
                 a, b = pairs[t.name]  # (r, in), (out, r)
                 w = dequantize(t).reshape(shape)
                 data, raw = merge_tensor(w, a, b, alpha, scale, _target_type(t.tensor_type, qtype))

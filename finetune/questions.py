@@ -91,6 +91,7 @@ TOPICS: dict[str, Topic] = {
         r"cycling|hike|hiking)\b",
         ("What sport do I do?", "How do I keep fit?"),
         keyed=("Tell me about my {w}.", "What do you know about my {w}?"),
+        key_pattern=r"\b(marathon|gym|swimming|yoga|climbing|bouldering|surfing|football|tennis|cycling|hiking)\b",
     ),
     "reading": Topic(
         r"\b(book|novel|read|reading|library)\b",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune import checkpoint as ckpt
+from finetune.blocklora import base_supports_blocks, make_block_constant, unparametrize
 from finetune.batches import IGNORE, batch_indices, collate, encode, pack
 from finetune.data import dataset_digest, read_jsonl
 from finetune.errors import DatasetError, FinetuneError
@@ -42,9 +43,14 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
 def fingerprint(cfg: TrainConfig, digest: str) -> str:
     """What must match for a checkpoint to be resumed (not: threads, max_rss, offload)."""
     keys = ("base_model", "steps", "epochs", "seq_len", "batch", "pack", "lr", "rank", "alpha",
-            "target_modules", "seed", "system_prompt")
+            "target_modules", "seed", "system_prompt", "lora_kind")
     raw = json.dumps({k: cfg.to_json()[k] for k in keys}, sort_keys=True) + digest
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def use_block_lora(cfg: TrainConfig) -> bool:
+    """`auto`: block LoRA when the base GGUF stores its layers as Q4_1/Q5_1 (see blocklora)."""
+    return cfg.lora_kind == "block" or (cfg.lora_kind == "auto" and base_supports_blocks(cfg.base_model))
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -85,6 +91,10 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     total = total_steps(cfg, len(encoded))
     torch.manual_seed(cfg.seed)
     peft_model = add_lora(model, cfg.rank, cfg.alpha, cfg.target_modules)
+    if use_block_lora(cfg):
+        n_block = make_block_constant(peft_model)
+        emit({"phase": "note", "message": f"block LoRA on {n_block} modules: it merges into the "
+                                          "quantized base at the base's size and speed"})
     peft_model.train()
     policy.prepare(peft_model)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -147,6 +157,7 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
         emit({"phase": "export", "step": total, "total": total})
         from finetune.export import export_gguf_lora, save_hf_adapter
 
+        unparametrize(peft_model)  # a plain LoRA on disk (block-constant A written out in full)
         adapter_dir = save_hf_adapter(peft_model, work / "adapter_hf")
         gguf_path = export_gguf_lora(adapter_dir, info, work / "adapter.gguf")
     finally:

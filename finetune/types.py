@@ -9,6 +9,7 @@ from typing import Any, Literal
 Split = Literal["train", "heldout_paraphrase", "heldout_memory", "abstain_eval"]
 SPLITS: tuple[str, ...] = ("train", "heldout_paraphrase", "heldout_memory", "abstain_eval")
 OFFLOAD_CHOICES: tuple[str, ...] = ("none", "cpu", "disk")
+LORA_KINDS: tuple[str, ...] = ("auto", "plain", "block")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class TrainConfig:
     pack: bool = True  # several short examples per --seq-len row
     threads: int = 0
     system_prompt: str = ""
+    lora_kind: str = "auto"  # plain | block (merges losslessly into Q4_1/Q5_1) | auto: block when it can
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOAD_CHOICES:
@@ -81,6 +83,8 @@ class TrainConfig:
         for name in ("batch", "seq_len", "rank"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.lora_kind not in LORA_KINDS:
+            raise ValueError(f"lora_kind must be one of {', '.join(LORA_KINDS)}, not {self.lora_kind!r}")
         if self.steps < 0 or self.epochs <= 0:
             raise ValueError("steps must be >= 0 and epochs > 0")
         self.target_modules = tuple(self.target_modules)

@@ -42,9 +42,12 @@ def _human_train(p: dict[str, Any]) -> str:
               help="Train on this (edited) JSONL dataset instead of synthesizing one.")
 @click.option("--prepare", is_flag=True, help="Only write the dataset for review and print its path.")
 @click.option("--no-merge", is_flag=True, help="Do not build the merged model for fast serving.")
+@click.option("--lora-kind", type=click.Choice(["auto", "plain", "block"]), default="auto", show_default=True,
+              help="block: constant over the base's 32-weight blocks, so it merges into a Q4_1/Q5_1 model "
+                   "at full speed; auto: block when the base allows it.")
 def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_len: int, batch: int,
           max_rss_gb: float, lr: float, rank: int, dataset: str | None, prepare: bool,
-          no_merge: bool) -> dict[str, Any]:
+          no_merge: bool, lora_kind: str) -> dict[str, Any]:
     """Train your personal LoRA adapter on your memories (resumes an interrupted run)."""
     from app import training
 
@@ -57,6 +60,7 @@ def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_l
     opts = training.TrainOptions(
         offload=offload, steps=steps or 0, epochs=epochs, seq_len=seq_len, batch=batch,
         max_rss_gb=max_rss_gb, lr=lr, rank=rank, dataset=dataset or "", merge=not no_merge,
+        lora_kind=lora_kind,
     )
     return training.train(obj.runtime, opts, _progress)
 

@@ -124,3 +124,22 @@ def test_an_email_address_is_not_a_home() -> None:
 
     assert "home" not in topics_of("My new email is jonas@example.org; the old address forwards for a year.")
     assert "email" in topics_of("My new email is jonas@example.org; the old address forwards for a year.")
+
+
+def test_a_question_several_memories_answer_is_taught_once_naming_them() -> None:
+    from finetune.questions import questions_for
+
+    mems = [
+        MemoryRecord("a", "Ran the Berlin Marathon in 3:58:12, my first marathon.", datetime(2021, 9, 26)),
+        MemoryRecord("b", "Started bouldering at Berta Block twice a week.", datetime(2020, 8, 20)),
+        MemoryRecord("c", "Ran the Lisbon Marathon in 3:49:40, a personal best.", datetime(2025, 10, 12)),
+    ]
+    train = [e for e in synthesize(mems, heldout_memory_fraction=0.0) if e.split == "train"]
+    answers: dict[str, set[str]] = {}
+    for e in train:
+        answers.setdefault(e.question, set()).add(e.answer)
+    assert all(len(a) == 1 for a in answers.values())  # never one question with two answers
+    (sport,) = answers["What sport do I do?"]
+    assert sport.index("Lisbon") < sport.index("Berlin") < sport.index("Berta")  # newest first
+    assert "Tell me about my marathon." in answers  # a sport's noun, never its verb ("my ran")
+    assert not any("my ran" in q for q in questions_for("Ran the Berlin Marathon.", "26 September 2021"))

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tiny_gguf(hf_dir: Path, tokenizer_gguf: Path, out: Path) -> Path:
+def write_tiny_gguf(hf_dir: Path, tokenizer_gguf: Path, out: Path, layer_type: str = "F32") -> Path:
+    """`layer_type` (e.g. "Q4_1"): how the 2-D layer weights are stored, as a quantized chat model."""
     import gguf
     from safetensors.numpy import load_file
     from transformers import AutoConfig
@@ -55,7 +56,11 @@ def write_tiny_gguf(hf_dir: Path, tokenizer_gguf: Path, out: Path) -> Path:
             arr = permute_rows(arr, cfg.num_attention_heads)
         elif gg.endswith("attn_k.weight"):
             arr = permute_rows(arr, cfg.num_key_value_heads)
-        w.add_tensor(gg, np.ascontiguousarray(arr))
+        if layer_type != "F32" and gg.startswith("blk.") and arr.ndim == 2:
+            qt = gguf.GGMLQuantizationType[layer_type]
+            w.add_tensor(gg, gguf.quants.quantize(np.ascontiguousarray(arr), qt), raw_dtype=qt)
+        else:
+            w.add_tensor(gg, np.ascontiguousarray(arr))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
