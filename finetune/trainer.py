@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune import checkpoint as ckpt
-from finetune.blocklora import base_supports_blocks, make_block_constant, unparametrize
 from finetune.batches import IGNORE, batch_indices, collate, encode, pack
+from finetune.blocklora import base_supports_blocks, make_block_constant, unparametrize
 from finetune.data import dataset_digest, read_jsonl
 from finetune.errors import DatasetError, FinetuneError
 from finetune.meters import peak_gpu_mb, peak_rss_mb, reset_peak_rss, rss_mb

@@ -73,7 +73,7 @@ def test_block_lora_trains_resumes_and_merges_like_the_runtime_adapter(tiny, tin
     assert use_block_lora(_cfg(tiny, tiny_dataset, base_cache, tmp_path, base_model=str(q4)))
     assert not use_block_lora(_cfg(tiny, tiny_dataset, base_cache, tmp_path))  # HF folder: plain
 
-    cfg = dict(lora_kind="block", steps=4, lr=5e-2)
+    cfg = {"lora_kind": "block", "steps": 4, "lr": 5e-2}
     events: list[dict] = []
     full = train(_cfg(tiny, tiny_dataset, base_cache, tmp_path / "full", **cfg), events.append)
     assert any("block LoRA" in e.get("message", "") for e in events)
