@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -166,6 +167,7 @@ def main() -> None:
     for p in policies:
         if p in mem:
             continue
+        shutil.rmtree(work / f"mem-{p}", ignore_errors=True)  # a left-over checkpoint would resume at the end
         res, _, steady = train_child(base, dataset, work / f"mem-{p}", cache, p, args.mem_steps, args.batch,
                                      args.seq_len, log)
         mem[p] = {"peak_rss_mb": res.peak_rss_mb, "peak_gpu_mb": res.peak_gpu_mb,
