@@ -15,6 +15,7 @@ written back so peft, the GGUF LoRA and llama.cpp see a plain LoRA.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # ggml block types with a per-block offset, and where it sits in a block: (bytes per block, offset of m)
@@ -81,8 +82,6 @@ def block_constant(a: Any, group: int = BLOCK) -> bool:
 
 def base_supports_blocks(base_gguf: str) -> bool:
     """True when every 2-D layer weight of the GGUF is Q4_1 or Q5_1 (offsets to merge into)."""
-    from pathlib import Path
-
     if not str(base_gguf).endswith(".gguf") or not Path(base_gguf).is_file():
         return False
     import gguf
