@@ -44,6 +44,7 @@ class TrainOptions:
     seq_len: int = 512  # packed rows: 91% full at 512, 78% at 256
     batch: int = 4
     max_rss_gb: float = 0.0
+    max_gpu_gb: float = 0.0  # --offload cpu on a GPU: 0 = least memory (every layer recomputed)
     lr: float = 1e-3
     rank: int = 16
     dataset: str = ""  # an edited dataset file; empty: synthesize from memory
@@ -264,7 +265,7 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
             base_model=base, dataset=str(dataset), work_dir=str(work / "run"),
             cache_dir=str(settings.adapters_dir / CACHE_DIR), offload=opts.offload, steps=opts.steps,
             epochs=opts.epochs, seq_len=opts.seq_len, batch=opts.batch, max_rss_gb=opts.max_rss_gb,
-            lr=opts.lr, rank=opts.rank, alpha=2.0 * opts.rank, threads=settings.threads,
+            max_gpu_gb=opts.max_gpu_gb, lr=opts.lr, rank=opts.rank, alpha=2.0 * opts.rank, threads=settings.threads,
             lora_kind=opts.lora_kind,
         )
     except ValueError as exc:

@@ -48,13 +48,13 @@ def persona():
 
 
 def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log, checkpoint_every=10_000,
-                lora_kind="auto"):
+                lora_kind="auto", **extra):
     from finetune import TrainConfig
     from finetune.runner import run_training
 
     cfg = TrainConfig(base_model=str(base), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
                       offload=offload, steps=steps, batch=batch, seq_len=seq_len,
-                      checkpoint_every=checkpoint_every, lora_kind=lora_kind)
+                      checkpoint_every=checkpoint_every, lora_kind=lora_kind, **extra)
     t = time.perf_counter()
     seen: list[tuple[float, int]] = []  # (time, tokens so far) at each step
 

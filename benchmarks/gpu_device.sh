@@ -6,13 +6,14 @@
 # memory, bf16 and INT4 experts. Each part has its own time limit and writes OUTDIR/<part>.json
 # and .log, so a failing part leaves the others' figures. Where the bundled GGUF is not
 # installed, SHAPE_DIR (made with `python benchmarks/gpu_finetune.py --write-shape DIR`) gives
-# the model shape for the fine-tuning part.
+# the model shape for the fine-tuning part; EXTRA_SITE names a folder of pure-Python packages
+# the machine lacks (the fine-tuning export needs `gguf`).
 set -u
 out=${1:?usage: gpu_device.sh OUTDIR [SHAPE_DIR]}
 shape=${2:-}
 py=${PYTHON:-python3}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH=${EXTRA_SITE:+$EXTRA_SITE:}${PYTHONPATH:-}
 { nvidia-smi -L; "$py" -c 'import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)'; } >"$out/env.log" 2>&1
 
 part() {  # name, seconds, command...: stdout -> name.json (name.log for a *_check), stderr -> name.log
@@ -28,7 +29,7 @@ part cuda_check 60 "$py" -m pytest -q -p no:cacheprovider tests/inference/moe/te
 part moe_check 60 "$py" benchmarks/gpu_moe.py --layers 2 --experts 8 --hidden 256 --expert-dim 128 \
     --top-k 2 --vocab 512 --heads 4 --kv-heads 4 --tokens 4 --prompt-tokens 8 --budgets 2x --quants none,int4
 smoke=$?  # the OLMoE-sized run only after the tiny one worked
-part finetune 200 "$py" benchmarks/gpu_finetune.py --steps 8 --rounds 2 ${shape:+--shape "$shape"} \
+part finetune 240 "$py" benchmarks/gpu_finetune.py --steps 8 --rounds 2 ${shape:+--shape "$shape"} \
     || tail -n 40 /tmp/memex-gpu-ft-*/*/child.log >"$out/finetune_child.log" 2>&1
 if [ "$smoke" -eq 0 ]; then
     part moe 260 "$py" benchmarks/gpu_moe.py --budgets 2x,4x --tokens 32 --prompt-tokens 64 --quants none,int4

@@ -10,6 +10,7 @@ the updated weights go back with non-blocking copies that the next forward waits
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -70,24 +71,47 @@ class CpuOffloadAdamW:
             p.data.copy_(m)
 
 
+_KEEP = threading.local()
+
+
+@contextlib.contextmanager
+def keep_on_device() -> Iterator[None]:
+    """Inside: saved activations stay on the GPU (layers --max-gpu-gb leaves un-recomputed)."""
+    before = getattr(_KEEP, "on", False)
+    _KEEP.on = True
+    try:
+        yield
+    finally:
+        _KEEP.on = before
+
+
 @contextlib.contextmanager
 def pinned_activation_hooks(params: Iterable[Any]) -> Iterator[None]:
-    """Keep saved activations in pinned host memory; parameters stay on the device."""
+    """Keep saved activations in pinned host memory; parameters stay on the device.
+
+    The device-to-host copies run on a side stream, so the forward does not wait for them;
+    a tensor coming back first waits for that stream."""
     import torch
 
     param_ptrs = {p.untyped_storage().data_ptr() for p in params}
+    side = torch.cuda.Stream()
 
     def pack(t: Any) -> Any:
-        if t.device.type != "cuda" or t.numel() * t.element_size() < MIN_OFFLOAD_BYTES \
+        if t.device.type != "cuda" or getattr(_KEEP, "on", False) \
+                or t.numel() * t.element_size() < MIN_OFFLOAD_BYTES \
                 or t.untyped_storage().data_ptr() in param_ptrs:
             return t
         host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-        host.copy_(t, non_blocking=True)
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            host.copy_(t, non_blocking=True)
+        t.record_stream(side)  # the GPU copy is not reused before the transfer is done
         return (t.device, host)
 
     def unpack(x: Any) -> Any:
         if isinstance(x, tuple):
             device, host = x
+            torch.cuda.current_stream().wait_stream(side)
             return host.to(device, non_blocking=True)
         return x
 

@@ -55,19 +55,30 @@ def chunked_loss(causal_lm: Any, batch: dict[str, Any], chunk: int) -> tuple[Any
     return total, n
 
 
-def checkpoint_layers(causal_lm: Any) -> int:
+def checkpoint_layers(causal_lm: Any, skip: int = 0, kept_context: Any = None) -> int:
     """Recompute each decoder layer in backward; only its input hidden state is saved.
 
     Reentrant checkpointing saves that input through ctx.save_for_backward, so an outer
     saved_tensors_hooks (the disk spill) sees it. It needs an input that requires grad,
-    hence the hook on the embeddings.
+    hence the hook on the embeddings. The last `skip` layers are not recomputed (they keep
+    their activations: memory for speed); their forward runs inside `kept_context()` when
+    given. Returns the number of recomputed layers.
     """
     import torch
     from torch.utils.checkpoint import checkpoint
 
     layers = _decoder_layers(causal_lm)
-    for layer in layers:
+    n_ckpt = len(layers) - max(0, min(skip, len(layers)))
+    for pos, layer in enumerate(layers):
         orig = layer.forward
+        if pos >= n_ckpt:
+            if kept_context is not None:
+                def kept(*args: Any, _orig: Any = orig, **kwargs: Any) -> Any:
+                    with kept_context():
+                        return _orig(*args, **kwargs)
+
+                layer.forward = kept
+            continue
 
         def forward(*args: Any, _orig: Any = orig, **kwargs: Any) -> Any:
             if args:
@@ -81,7 +92,7 @@ def checkpoint_layers(causal_lm: Any) -> int:
         layer.forward = forward
     emb = causal_lm.get_input_embeddings()
     emb.register_forward_hook(lambda _m, _i, out: out.requires_grad_(True))
-    return len(layers)
+    return n_ckpt
 
 
 def _decoder_layers(causal_lm: Any) -> Any:

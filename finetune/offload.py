@@ -129,6 +129,23 @@ class CpuPolicy(CheckpointedPolicy):
                 "No CUDA device: --offload cpu falls back to activation checkpointing with chunked loss on the CPU."
             )
 
+    def prepare(self, peft_model: Any) -> None:
+        OffloadPolicy.prepare(self, peft_model)
+        causal = peft_model.get_base_model()
+        skip = 0
+        if self.device == "cuda" and self.cfg.max_gpu_gb > 0:
+            n_params = sum(p.numel() for p in causal.parameters())
+            skip = kept_layers(self.cfg, causal.config, n_params)
+        context = None
+        if self.device == "cuda":
+            from finetune.cpu_offload import keep_on_device
+
+            context = keep_on_device
+        n = checkpoint_layers(causal, skip=skip, kept_context=context)
+        if skip:
+            self.notes.append(f"--max-gpu-gb {self.cfg.max_gpu_gb:g}: {n} of {n + skip} decoder layers are "
+                              "recomputed in backward, the rest keep their activations on the GPU.")
+
     @contextlib.contextmanager
     def forward_context(self) -> Iterator[None]:
         if self.device != "cuda":
@@ -151,6 +168,21 @@ class CpuPolicy(CheckpointedPolicy):
         opt = getattr(self, "_opt", None)
         if opt is not None:
             opt.collect()
+
+
+def kept_layers(cfg: TrainConfig, config: Any, n_params: int) -> int:
+    """Decoder layers `--offload cpu` can leave un-recomputed within --max-gpu-gb.
+
+    Fixed: the float32 weights, every layer's saved input, three logits chunks and 512 MB of
+    slack; each kept layer adds its activations (OffloadPolicy's per-layer estimate, which
+    over-counts SmolLM2's measured peak by ~15%)."""
+    h, i, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    layers = config.num_hidden_layers
+    tokens = (cfg.micro_batch or cfg.batch) * cfg.seq_len
+    fixed = n_params * 4 + layers * tokens * h * 4 + 3 * cfg.loss_chunk * v * 4 + 512 * 2**20
+    per_layer = 4.0 * (16 * h + 3 * i) * tokens
+    room = cfg.max_gpu_gb * 2**30 - fixed
+    return max(0, min(layers, int(room // per_layer))) if room > 0 else 0
 
 
 OFFLOAD_POLICIES: dict[str, type[OffloadPolicy]] = {

@@ -63,6 +63,7 @@ class TrainConfig:
     batch: int = 4
     micro_batch: int = 0  # 0: chosen from max_rss_gb (or = batch)
     max_rss_gb: float = 0.0
+    max_gpu_gb: float = 0.0  # --offload cpu: GPU memory activations may use (0: least, every layer recomputed)
     lr: float = 1e-3
     rank: int = 16
     alpha: float = 32.0
@@ -87,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"lora_kind must be one of {', '.join(LORA_KINDS)}, not {self.lora_kind!r}")
         if self.steps < 0 or self.epochs <= 0:
             raise ValueError("steps must be >= 0 and epochs > 0")
+        if self.max_gpu_gb < 0 or (self.max_gpu_gb > 0 and self.offload != "cpu"):
+            raise ValueError("max_gpu_gb must be >= 0 and applies to --offload cpu only")
         self.target_modules = tuple(self.target_modules)
 
     def to_json(self) -> dict[str, Any]:

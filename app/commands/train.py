@@ -36,6 +36,9 @@ def _human_train(p: dict[str, Any]) -> str:
 @click.option("--batch", type=click.IntRange(min=1, max=256), default=4, show_default=True)
 @click.option("--max-rss-gb", type=click.FloatRange(min=0), default=0.0,
               help="Memory budget; picks the micro-batch to fit (0: no limit).")
+@click.option("--max-gpu-gb", type=click.FloatRange(min=0), default=0.0,
+              help="With --offload cpu on a GPU: memory activations may use; layers that fit are not "
+                   "recomputed (0: least memory).")
 @click.option("--lr", type=click.FloatRange(min=1e-7, max=1.0), default=1e-3, show_default=True)
 @click.option("--rank", type=click.IntRange(min=1, max=256), default=16, show_default=True)
 @click.option("--dataset", type=click.Path(dir_okay=False), default=None,
@@ -46,11 +49,13 @@ def _human_train(p: dict[str, Any]) -> str:
               help="block: constant over the base's 32-weight blocks, so it merges into a Q4_1/Q5_1 model "
                    "at full speed; auto: block when the base allows it.")
 def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_len: int, batch: int,
-          max_rss_gb: float, lr: float, rank: int, dataset: str | None, prepare: bool,
+          max_rss_gb: float, max_gpu_gb: float, lr: float, rank: int, dataset: str | None, prepare: bool,
           no_merge: bool, lora_kind: str) -> dict[str, Any]:
     """Train your personal LoRA adapter on your memories (resumes an interrupted run)."""
     from app import training
 
+    if max_gpu_gb and offload != "cpu":
+        raise click.BadParameter("it applies to --offload cpu only.", param_hint="--max-gpu-gb")
     if prepare:
         path, examples = training.prepare_dataset(obj.runtime)
         splits: dict[str, int] = {}
@@ -59,7 +64,7 @@ def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_l
         return {"dataset": str(path), "examples": len(examples), "splits": splits}
     opts = training.TrainOptions(
         offload=offload, steps=steps or 0, epochs=epochs, seq_len=seq_len, batch=batch,
-        max_rss_gb=max_rss_gb, lr=lr, rank=rank, dataset=dataset or "", merge=not no_merge,
+        max_rss_gb=max_rss_gb, max_gpu_gb=max_gpu_gb, lr=lr, rank=rank, dataset=dataset or "", merge=not no_merge,
         lora_kind=lora_kind,
     )
     return training.train(obj.runtime, opts, _progress)

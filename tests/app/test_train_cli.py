@@ -88,6 +88,13 @@ def test_train_with_no_memories_says_so(memex_home: Path, tiny: TinyModel, monke
     assert code != 0 and out["kind"] == "no_memories" and "no memories" in out["error"]
 
 
+def test_max_gpu_gb_needs_the_cpu_policy(memex_home: Path) -> None:
+    from app.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--offload", "disk", "--max-gpu-gb", "2"])
+    assert result.exit_code == 2 and "--max-gpu-gb: it applies to --offload cpu only" in result.stderr
+
+
 def test_train_eval_activate_rollback(home: Path, trained_v1: dict[str, Path]) -> None:
     from app.settings import load_settings
     from app.training import AdapterStore, active_adapter_path, active_merged_model_path
