@@ -5,7 +5,8 @@ Same run, same settings, ratios against the baseline:
   own training child (peak RSS is per process), batch x seq-len packed rows;
 - QA: closed-book answers to the persona's held-out questions in llama.cpp, base vs adapter,
   and abstention on never-remembered questions;
-- export fidelity: torch (peft) vs llama.cpp (GGUF LoRA) greedy token agreement, 32 tokens;
+- export fidelity: torch (peft) vs llama.cpp (GGUF LoRA) greedy token agreement, 32 tokens, on an
+  F32 copy of the base (the export alone) and on the served Q4_1 base (plus llama.cpp's rounding);
 - serving: chat decode speed of base, base + runtime LoRA, and the merged re-quantized model.
 Prints one JSON object. Usage: python benchmarks/finetune.py [--qa-steps 100] [--mem-steps 1] [--seq-len 512] [--work DIR --reuse]
 """
@@ -208,20 +209,30 @@ def main() -> None:
     from peft import PeftModel
 
     from finetune.evaluate import teacher_forced_agreement
+    from finetune.gguf_io import float32_copy
 
     info = prepare_base(str(base), cache)
     model, tok = load_base(info, mmap=True)
     peft_model = PeftModel.from_pretrained(model, qa_train["adapter_dir"])
     ref = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
-    out["token_agreement"] = round(token_agreement(cpp, ref, 32), 4)
-    # context: the same export check position by position, and the base alone (the noise floor
-    # of Q4_1 x Q8 activations in llama.cpp vs the dequantized float32 weights in torch)
-    out["token_agreement_teacher_forced"] = round(
-        teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4)
+    # export fidelity: the GGUF LoRA in llama.cpp on an F32 copy of the base (the very weights
+    # torch dequantized; no 8-bit activation rounding) against peft in torch
+    f32 = work / "base-f32.gguf"
+    if not f32.exists():
+        float32_copy(base, f32)
+    with LlamaQA(f32, lora, loader=load_llama) as f32_qa:
+        cpp_f32 = [f32_qa.greedy_tokens(p, 32) for p in prompts]
     with peft_model.disable_adapter():
         ref_base = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=32)
-    out["token_agreement_base_only"] = round(token_agreement(cpp_base, ref_base, 32), 4)
-    log({"phase": "bench", **{k: v for k, v in out.items() if k.startswith("token_agreement")}})
+    # the served Q4_1 file: llama.cpp rounds activations to 8 bits for Q4_1/Q8_0 matmuls, which
+    # moves logits by ~0.2 (base alone: see base_only_q4_1) whatever the adapter
+    out["token_agreement"] = {
+        "export_f32": round(token_agreement(cpp_f32, ref, 32), 4),
+        "served_q4_1": round(token_agreement(cpp, ref, 32), 4),
+        "served_q4_1_teacher_forced": round(teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4),
+        "base_only_q4_1": round(token_agreement(cpp_base, ref_base, 32), 4),
+    }
+    log({"phase": "bench", "token_agreement": out["token_agreement"]})
     del peft_model, model
 
     # -- serving: runtime LoRA vs merged models (re-quantized to the base's type or Q8_0) -------
@@ -259,7 +270,7 @@ def main() -> None:
         "disk_speed_ge_0.7x": out["disk_vs_none"]["throughput_ratio"] >= 0.7,
         "qa_gain_ge_50_points": out["qa_gain_points"] >= 50,
         "abstention_not_worse": report.abstention["adapter"] >= report.abstention["base"],
-        "token_agreement_ge_0.99": out["token_agreement"] >= 0.99,
+        "token_agreement_ge_0.99": out["token_agreement"]["export_f32"] >= 0.99,
         "served_decode_ge_0.95x": out["decode_ratio"][f"{out['served']}_vs_base"] >= 0.95,
     }
     print(json.dumps(out))

@@ -71,3 +71,30 @@ def write_atomic(writer_factory: Any, out_path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def float32_copy(src: str | Path, dst: str | Path) -> Path:
+    """`src` with every tensor dequantized to F32, same metadata (file type: all F32).
+
+    The same weights that transformers loads from `src`, without llama.cpp's 8-bit rounding of
+    activations that quantized matmuls do: torch and llama.cpp agree on it to float32 precision,
+    so a GGUF LoRA checked on this copy checks the export alone (benchmarks/finetune.py)."""
+    import gguf
+
+    src, dst = Path(src), Path(dst)
+    reader = gguf.GGUFReader(str(src))
+
+    def write(tmp: Path) -> None:
+        writer = gguf.GGUFWriter(str(tmp), str(field_value(reader, "general.architecture")))
+        copy_metadata(reader, writer, skip=("general.file_type",))
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+        for t in reader.tensors:
+            shape = [int(x) for x in reversed(t.shape)]
+            writer.add_tensor(t.name, dequantize(t).reshape(shape))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+
+    write_atomic(write, dst)
+    return dst

@@ -147,3 +147,39 @@ def test_merge_into_a_4bit_base_keeps_the_update_only_at_8_bits() -> None:
     assert kept(T.Q4_1) < 0.5 and kept(T.Q8_0) > 0.95
     assert _target_type(T.Q4_1, "auto") == T.Q8_0 and _target_type(T.F32, "auto") == T.F32
     assert _target_type(T.Q4_1, "same") == T.Q4_1
+
+
+def test_float32_copy_runs_in_llamacpp_like_torch(tiny, base_cache, tmp_path) -> None:
+    """The F32 copy of a Q4_1 model: the same weights, and llama.cpp then computes what torch
+    does (no 8-bit activation rounding), which is what the benchmark checks the export on."""
+    import gguf
+    import torch
+
+    from finetune.evaluate import _plain_loader
+    from finetune.gguf_io import dequantize, float32_copy
+    from finetune.model import load_base
+    from tests.finetune.tiny_gguf import write_tiny_gguf
+    from tests.finetune.tiny_model import smollm2_gguf
+
+    q4 = write_tiny_gguf(tiny.hf_dir, smollm2_gguf(), tmp_path / "q4.gguf", layer_type="Q4_1")
+    f32 = float32_copy(q4, tmp_path / "f32.gguf")
+    r4, r32 = gguf.GGUFReader(str(q4)), gguf.GGUFReader(str(f32))
+    assert {t.tensor_type.name for t in r32.tensors} == {"F32"}
+    for a, b in zip(r4.tensors, r32.tensors, strict=True):
+        assert a.name == b.name and np.array_equal(dequantize(a), dequantize(b))
+    assert set(r4.fields) == set(r32.fields)
+    assert int(r32.fields["general.file_type"].contents()) == int(gguf.LlamaFileType.ALL_F32)
+
+    model, tok = load_base(prepare_base(str(q4), base_cache), mmap=False)
+    ids = tok(PROMPT, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        ref = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+    got = {}
+    for name, path in (("q4", q4), ("f32", f32)):
+        llm = _plain_loader(str(path), n_ctx=256, threads=1, lora_path=None, logits_all=True)
+        try:
+            llm.eval(ids)
+            got[name] = np.abs(np.array(llm.scores[: len(ids)]) - ref).max()
+        finally:
+            llm.close()
+    assert got["f32"] < 1e-3 < got["q4"]
