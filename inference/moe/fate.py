@@ -135,7 +135,10 @@ class FatePolicy(CachePolicy):
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
         from inference.moe.predict import create_predictor
 
-        routers = [r.float().cpu() for r in geometry.routers]
+        # Fate's cross-layer gate is one small matmul: it runs where the routers are (on a GPU,
+        # only the [T, w] expert ids come back); the other predictors compute on the CPU
+        keep = self.predictor_name == "fate"
+        routers = [r.float() if keep else r.float().cpu() for r in geometry.routers]
         return create_predictor(self.predictor_name, routers, geometry.top_k, self.extra)
 
     # -- ARC hooks -------------------------------------------------------------------------
@@ -183,7 +186,8 @@ class FatePolicy(CachePolicy):
             return
         idx = self.geometry.moe_layers.index(layer)
         with torch.no_grad():
-            pred = self.predictor.predict(idx, gate_input.float().cpu(), None)  # [T, w]
+            where = self.predictor.routers[0].device
+            pred = self.predictor.predict(idx, gate_input.float().to(where), None).cpu()  # [T, w]
         self._pending[nxt] = pred
         if self.quota(nxt) >= self.geometry.num_experts:
             return  # fully resident layer: nothing to fetch
