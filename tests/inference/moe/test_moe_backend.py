@@ -113,8 +113,17 @@ def test_gpu_script_runs_at_tiny_size_on_cpu():
             "8",
             "--budgets",
             "2x",
+            "--quants",
+            "none,int4",
         ]
     )
-    runs = out["budgets"]["2x"]["policies"]
-    assert set(runs) == {"on_demand", "lru", "lfu", "resident"}
-    assert all(r["max_abs_logit_diff"] == 0.0 for r in runs.values())
+    for quant in ("none", "int4"):
+        runs = out["runs"][f"{quant}/2x"]["policies"]
+        assert set(runs) == {"on_demand", "lru", "fate", "fate_plus", "resident"}
+        # every policy computes what `resident` computes on the same (quantized) experts
+        assert all(r["max_abs_logit_diff"] == 0.0 for r in runs.values())
+        summary = out["summary"][f"{quant}/2x"]
+        assert summary["resident"]["vs_resident"] == 1.0 and summary["lru"]["vs_lru"] == 1.0
+        assert summary["fate_plus"]["prediction_accuracy"] is not None
+    stored = {q: out["runs"][f"{q}/2x"]["expert_bytes_stored"] for q in ("none", "int4")}
+    assert stored["int4"] < 0.5 * stored["none"]
