@@ -127,6 +127,7 @@ class CpuPolicy(CheckpointedPolicy):
         if self.device != "cuda":
             self.notes.append(
                 "No CUDA device: --offload cpu falls back to activation checkpointing with chunked loss on the CPU."
+                + (" --max-gpu-gb has no effect there." if cfg.max_gpu_gb else "")
             )
 
     def prepare(self, peft_model: Any) -> None:

@@ -61,3 +61,14 @@ def test_partly_checkpointed_layers_give_the_same_gradients(tiny) -> None:
     assert len(entered) == 1  # one forward through the one kept layer
     torch.testing.assert_close(grads[0], grads[None])
     torch.testing.assert_close(grads[1], grads[None])
+
+
+def test_without_cuda_the_budget_is_said_to_do_nothing(tmp_path) -> None:
+    import torch
+
+    from finetune.offload import CpuPolicy
+
+    if torch.cuda.is_available():
+        pytest.skip("the fallback note is for machines without CUDA")
+    notes = CpuPolicy(_train_cfg(4.0), tmp_path).notes
+    assert len(notes) == 1 and "--max-gpu-gb has no effect" in notes[0]
