@@ -30,7 +30,7 @@ part moe_check 60 "$py" benchmarks/gpu_moe.py --layers 2 --experts 8 --hidden 25
     --top-k 2 --vocab 512 --heads 4 --kv-heads 4 --tokens 4 --prompt-tokens 8 --budgets 2x --quants none,int4
 smoke=$?  # the OLMoE-sized run only after the tiny one worked
 part finetune 240 "$py" benchmarks/gpu_finetune.py --steps 8 --rounds 2 ${shape:+--shape "$shape"} \
-    || tail -n 40 /tmp/memex-gpu-ft-*/*/child.log >"$out/finetune_child.log" 2>&1
+    || tail -n 40 "${TMPDIR:-/tmp}"/memex-gpu-ft-*/*/child.log >"$out/finetune_child.log" 2>&1
 if [ "$smoke" -eq 0 ]; then
     part moe 260 "$py" benchmarks/gpu_moe.py --budgets 2x,4x --tokens 32 --prompt-tokens 64 --quants none,int4
 fi
