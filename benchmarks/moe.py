@@ -2,6 +2,7 @@
 
     python benchmarks/moe.py [--model moefied|tiny|PATH] [--budgets 1x,2x,4x,0.5] [--tokens 32]
                              [--quants none,int8,int4,fate] [--same-bytes] [--prefill-chunk N]
+                             [--rounds N]
 
 Each budget runs every policy in one process on the same prompt (ratios are fair); the
 summary gives, per budget, decode speed relative to on_demand and to resident, and the
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="quantized runs get the fp32 budget's bytes (more experts fit) "
                     "instead of the same number of experts")
     ap.add_argument("--prefill-chunk", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="policies run N times, interleaved; speeds are medians")
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
                         reference=ref,
                         progress=lambda m, b=budget, q=quant: print(f"[{q} {b}] {m}", file=sys.stderr),
                         prefill_chunk=args.prefill_chunk,
+                        rounds=args.rounds,
                     )
                     out["model"] = res["model"]
                     summary = _summary(res["policies"])

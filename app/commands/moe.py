@@ -128,6 +128,13 @@ def _human_bench(p: dict[str, Any]) -> str:
     help="Prefill MoE blocks in chunks of N tokens, loading chunk c+1's experts while chunk c "
     "computes (0: the whole prompt at once).",
 )
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Run the policies N times, interleaved, and report each one's median speed.",
+)
 def bench(
     obj: AppContext,
     model_spec: str,
@@ -141,6 +148,7 @@ def bench(
     threads: int,
     quant: str,
     prefill_chunk: int,
+    rounds: int,
 ) -> dict[str, Any]:
     """Benchmark cache policies on one model, budget and prompt."""
     from inference.moe.quant import QUANT_SCHEMES
@@ -182,6 +190,7 @@ def bench(
                 reference=reference,
                 progress=_progress,
                 prefill_chunk=prefill_chunk,
+                rounds=rounds,
             )
             result["threads"] = n_threads
             return result

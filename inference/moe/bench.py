@@ -6,6 +6,13 @@ peak RSS while it ran and the max |logit - reference| over every position. The
 reference is transformers' own model (fp32) or, where that cannot be loaded, the
 `resident` policy. Policies run in the order given; put `resident` last so the peak-RSS
 high-water mark of the process is not set by it.
+
+With `rounds` > 1 the policies run again, interleaved (round 1: every policy, round 2:
+every policy, ...), and the speeds reported are each policy's median over the rounds, the
+single figures listed beside them: on a shared or throttled machine one pass of each policy
+can differ by 20% from the next, which is more than some of the differences being measured.
+Everything else (hit rates, bytes, logits) comes from round 1; it does not change between
+rounds.
 """
 
 from __future__ import annotations
@@ -237,6 +244,7 @@ def run_policy(
             model.close()
             del model
     metrics["peak_rss_mb"] = round(rss.peak / 2**20, 1)
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"logits-{policy}.pt"
     torch.save(torch.cat(rows), path)
     return PolicyRun(policy, out_tokens, path, metrics)
@@ -268,12 +276,15 @@ def run_bench(
     reference: str = "transformers",
     progress: Callable[[str], None] | None = None,
     prefill_chunk: int = 0,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """The `memex moe bench` JSON object (see the module docstring)."""
     from inference.moe.store import parse_budget
 
     if tokens < 1:
         raise MoEError("--tokens must be at least 1.")
+    if rounds < 1:
+        raise MoEError("--rounds must be at least 1.")
     budget_bytes = parse_budget(
         budget, loaded.layout, loaded.cfg.top_k
     )  # fails early on a bad budget
@@ -282,13 +293,20 @@ def run_bench(
     warm.forward(list(prompt[:8]), warm.new_kv())
     warm.close()
     runs: dict[str, PolicyRun] = {}
+    speeds: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="memex-moe-bench-") as tmp:
-        for name in policies:
-            if progress:
-                progress(f"policy {name}")
-            runs[name] = run_policy(
-                loaded, Path(tmp), name, budget, prompt, tokens, prefill_chunk=prefill_chunk
-            )
+        for r in range(rounds):
+            for name in policies:
+                if progress:
+                    progress(f"policy {name}" + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
+                # later rounds write their logits elsewhere: round 1's are the ones compared
+                run = run_policy(loaded, Path(tmp) / str(r) if r else Path(tmp), name, budget,
+                                 prompt, tokens, prefill_chunk=prefill_chunk)
+                runs.setdefault(name, run)
+                for key in ("decode_tok_s", "prefill_tok_s"):
+                    speeds.setdefault(name, {}).setdefault(key, []).append(run.metrics[key])
+        if rounds > 1:
+            _median_speeds(runs, speeds)
         peak_before_reference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _attach_diffs(loaded, runs, prompt, reference)
     result: dict[str, Any] = {
@@ -301,6 +319,7 @@ def run_bench(
         "expert_bytes_stored": loaded.layout.nbytes,  # per expert, as moved and cached
         "prompt_tokens": len(prompt),
         "decode_tokens": tokens,
+        "rounds": rounds,
         "reference": reference,
         "policies": {name: run.metrics for name, run in runs.items()},
         "peak_rss_mb": round(peak_before_reference, 1),
@@ -314,6 +333,16 @@ def run_bench(
                 run.metrics["decode_tok_s"] / base.metrics["decode_tok_s"], 3
             )
     return result
+
+
+def _median_speeds(runs: dict[str, PolicyRun], speeds: dict[str, dict[str, list[float]]]) -> None:
+    """Each policy's speeds become the median over the rounds, the rounds listed beside."""
+    import statistics
+
+    for name, by_key in speeds.items():
+        for key, values in by_key.items():
+            runs[name].metrics[key] = statistics.median(values)
+            runs[name].metrics[f"{key}_rounds"] = [round(v, 3) for v in values]
 
 
 def _attach_diffs(

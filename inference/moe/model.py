@@ -216,25 +216,31 @@ class MoEModel:
     def _experts_one_token(
         self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
     ) -> torch.Tensor:
-        """Decode: k experts for one token, no grouping needed."""
+        """Decode: k experts for one token, four ops each and one weighted sum.
+
+        Experts compute in readiness order (a load still in flight overlaps the others'
+        compute), each into its own row of `rows` (row = rank of its id); the rows are
+        weighted and summed in one op, so every policy gives bit-identical results whatever
+        it had cached.
+        """
         ids = top_i[0].tolist()
-        slot_of = {e: j for j, e in enumerate(ids)}
+        order = sorted(range(len(ids)), key=ids.__getitem__)  # positions in expert-id order
+        row_of = {ids[j]: r for r, j in enumerate(order)}
         cache = self.cache
-        sequence = cache.begin_layer(i, sorted(ids))
+        sequence = cache.begin_layer(i, [ids[j] for j in order])
         cache.policy.on_router(i, h, top_i, cache)
-        # Experts compute in readiness order (overlapping loads) but are summed in expert-id
-        # order, so every policy gives bit-identical results whatever it had cached.
-        parts: dict[int, torch.Tensor] = {}
+        dim = self.cfg.expert_dim
+        rows = h.new_empty((len(ids), h.shape[-1]))  # [k, H]
         for e in sequence:
             gate_up, down = cache.acquire(i, e)
             try:
-                parts[e] = self._mlp(h, gate_up, down) * top_w[:, slot_of[e], None]  # [1, H]
+                y = F.linear(h, gate_up)  # [1, 2I]
+                r = row_of[e]
+                torch.mm(F.silu(y[:, :dim]) * y[:, dim:], down.t(), out=rows[r : r + 1])
             finally:
                 cache.release(i, e)
-        out = torch.zeros_like(h)  # [1, H]
-        for e in sorted(parts):
-            out += parts[e].to(out.dtype)
-        return out
+        w = top_w[0, order]  # [k], routing weights in expert-id order
+        return (rows * w[:, None]).to(h.dtype).sum(0, keepdim=True)  # [1, H]
 
     def _experts_chunked(
         self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor, chunk: int

@@ -142,3 +142,32 @@ def test_cuda_without_a_gpu_is_one_sentence(tiny_dir, memex_home):
     assert result.exit_code != 0
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert "no CUDA GPU" in out["error"]
+
+
+def test_bench_rounds_report_median_speeds(tiny_dir, memex_home):
+    """--rounds 3: each policy runs three times, interleaved; its speed is the median."""
+    import statistics
+
+    result = CliRunner().invoke(
+        cli,
+        ["--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]),
+         "--tokens", "3", "--prompt-tokens", "8", "--policies", "lru,resident",
+         "--reference", "resident", "--rounds", "3", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["rounds"] == 3
+    for name, run in out["policies"].items():
+        speeds = run["decode_tok_s_rounds"]
+        assert len(speeds) == 3 and len(run["prefill_tok_s_rounds"]) == 3, name
+        assert abs(run["decode_tok_s"] - statistics.median(speeds)) <= 1e-3 * run["decode_tok_s"]
+    assert out["policies"]["lru"]["max_abs_logit_diff"] == 0.0  # round 1's logits compared
+
+
+def test_bench_rounds_out_of_range_is_refused(tiny_dir, memex_home):
+    result = CliRunner().invoke(
+        cli, ["--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]),
+              "--rounds", "0", "--json"],
+    )
+    assert result.exit_code != 0
+    assert "--rounds" in result.output
