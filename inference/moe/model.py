@@ -219,15 +219,14 @@ class MoEModel:
         """Decode: k experts for one token, four ops each and one weighted sum.
 
         Experts compute in readiness order (a load still in flight overlaps the others'
-        compute), each into its own row of `rows` (row = rank of its id); the rows are
-        weighted and summed in one op, so every policy gives bit-identical results whatever
-        it had cached.
+        compute), each into its own row of `rows` (row = its place in the router's top-k);
+        the rows are weighted and summed in one op, so every policy gives bit-identical
+        results whatever it had cached.
         """
         ids = top_i[0].tolist()
-        order = sorted(range(len(ids)), key=ids.__getitem__)  # positions in expert-id order
-        row_of = {ids[j]: r for r, j in enumerate(order)}
+        row_of = {e: j for j, e in enumerate(ids)}
         cache = self.cache
-        sequence = cache.begin_layer(i, [ids[j] for j in order])
+        sequence = cache.begin_layer(i, sorted(ids))
         cache.policy.on_router(i, h, top_i, cache)
         dim = self.cfg.expert_dim
         rows = h.new_empty((len(ids), h.shape[-1]))  # [k, H]
@@ -239,8 +238,7 @@ class MoEModel:
                 torch.mm(F.silu(y[:, :dim]) * y[:, dim:], down.t(), out=rows[r : r + 1])
             finally:
                 cache.release(i, e)
-        w = top_w[0, order]  # [k], routing weights in expert-id order
-        return (rows * w[:, None]).to(h.dtype).sum(0, keepdim=True)  # [1, H]
+        return (rows * top_w[0, :, None]).to(h.dtype).sum(0, keepdim=True)  # [1, H]
 
     def _experts_chunked(
         self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor, chunk: int
