@@ -299,9 +299,10 @@ def run_bench(
             for name in policies:
                 if progress:
                     progress(f"policy {name}" + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
-                # later rounds write their logits elsewhere: round 1's are the ones compared
                 run = run_policy(loaded, Path(tmp) / str(r) if r else Path(tmp), name, budget,
                                  prompt, tokens, prefill_chunk=prefill_chunk)
+                if r:  # only round 1's logits are compared
+                    run.logits_path.unlink()
                 runs.setdefault(name, run)
                 for key in ("decode_tok_s", "prefill_tok_s"):
                     speeds.setdefault(name, {}).setdefault(key, []).append(run.metrics[key])

@@ -185,9 +185,15 @@ class MoEModel:
         return F.linear(out, lw.o, lw.o_bias)
 
     @staticmethod
-    def _mlp(h: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    def _mlp(
+        h: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """SwiGLU expert/MLP; with `out`, the result is written there ([T, H])."""
         gate, up = F.linear(h, gate_up).chunk(2, dim=-1)  # [T, I] each
-        return F.linear(F.silu(gate) * up, down)
+        act = F.silu(gate) * up
+        if out is None:
+            return F.linear(act, down)
+        return torch.mm(act, down.t(), out=out)
 
     def route(self, lw: LayerWeights, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(weights [T, k], expert ids [T, k]) exactly as the family's router computes them."""
@@ -216,7 +222,7 @@ class MoEModel:
     def _experts_one_token(
         self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
     ) -> torch.Tensor:
-        """Decode: k experts for one token, four ops each and one weighted sum.
+        """Decode: k experts for one token, each written into its row, then one weighted sum.
 
         Experts compute in readiness order (a load still in flight overlaps the others'
         compute), each into its own row of `rows` (row = its place in the router's top-k);
@@ -228,14 +234,12 @@ class MoEModel:
         cache = self.cache
         sequence = cache.begin_layer(i, sorted(ids))
         cache.policy.on_router(i, h, top_i, cache)
-        dim = self.cfg.expert_dim
         rows = h.new_empty((len(ids), h.shape[-1]))  # [k, H]
         for e in sequence:
             gate_up, down = cache.acquire(i, e)
             try:
-                y = F.linear(h, gate_up)  # [1, 2I]
                 r = row_of[e]
-                torch.mm(F.silu(y[:, :dim]) * y[:, dim:], down.t(), out=rows[r : r + 1])
+                self._mlp(h, gate_up, down, out=rows[r : r + 1])
             finally:
                 cache.release(i, e)
         return (rows * top_w[0, :, None]).to(h.dtype).sum(0, keepdim=True)  # [1, H]
