@@ -1,0 +1,94 @@
+"""`memex service start|stop|status|install|uninstall`: the resident service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from app.commands._common import AppContext, memex_command
+from app.errors import MemexError
+
+
+@click.group("service")
+def service() -> None:
+    """The resident service: one process owns the data folder, so commands answer at once."""
+
+
+def _home(obj: AppContext) -> Any:
+    from app.service.paths import resolve_home
+
+    return resolve_home(obj.home)
+
+
+def _human_status(p: dict[str, Any]) -> str:
+    if not p["running"]:
+        return f"No memex service runs for {p['home']}."
+    return (f"memex service {p['version']} runs for {p['home']} (pid {p['pid']}, hosted by "
+            f"{p['hosted_by']}, up {p['uptime_s']:.0f} s, {p['requests']} requests, {p['in_flight']} now).")
+
+
+@memex_command("start", group=service, human=lambda p: (
+    f"memex service runs (pid {p['pid']})." if p["started"] else f"memex service already runs (pid {p['pid']})."))
+def start(obj: AppContext) -> dict[str, Any]:
+    """Start the service in the background (commands start it on first need anyway)."""
+    from app.service import client
+
+    home = _home(obj)
+    running = client.status(home)
+    if running is not None:
+        return {"started": False, **running}
+    sock = client.ensure_service(home)
+    if sock is None:
+        raise MemexError(f"The memex service did not start; see {home / 'service.log'}.", kind="service")
+    sock.close()
+    info = client.status(home)
+    if info is None:
+        raise MemexError(f"The memex service did not start; see {home / 'service.log'}.", kind="service")
+    return {"started": True, **info}
+
+
+@memex_command("stop", group=service, human=lambda p: (
+    "memex service stopped." if p["stopped"] else "No memex service was running."))
+def stop(obj: AppContext) -> dict[str, Any]:
+    """Stop the service after the requests it is answering."""
+    from app.service import client
+
+    home = _home(obj)
+    was = client.status(home)
+    stopped = client.stop(home, wait=True)
+    if was is not None and not stopped:
+        raise MemexError("The memex service did not stop in time; try again.", kind="service")
+    return {"stopped": stopped, "pid": was["pid"] if was else None}
+
+
+@memex_command("status", group=service, human=_human_status)
+def status(obj: AppContext) -> dict[str, Any]:
+    """Whether the service runs, since when, and how busy it is."""
+    from app.service import client
+
+    home = _home(obj)
+    info = client.status(home)
+    if info is None:
+        return {"running": False, "home": str(home)}
+    info["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info["started_at"]))
+    return {"running": True, **info}
+
+
+@memex_command("install", group=service, human=lambda p: f"memex starts at login ({p['path']}).")
+def install(obj: AppContext) -> dict[str, Any]:
+    """Start the service at login (an XDG autostart entry); off until you run this."""
+    from app.service.autostart import install_autostart
+
+    return {"installed": True, "path": str(install_autostart(_home(obj)))}
+
+
+@memex_command("uninstall", group=service, human=lambda p: (
+    "memex no longer starts at login." if p["removed"] else "memex was not set to start at login."))
+def uninstall(obj: AppContext) -> dict[str, Any]:
+    """Remove the login autostart entry."""
+    from app.service.autostart import uninstall_autostart
+
+    path, removed = uninstall_autostart()
+    return {"removed": removed, "path": str(path)}
