@@ -135,6 +135,14 @@ def _human_bench(p: dict[str, Any]) -> str:
     show_default=True,
     help="Run the policies N times, interleaved, and report each one's median speed.",
 )
+@click.option("--testbed", default=None,
+              help="A real-size testbed instead of --model: olmoe-real (8 GB of OLMoE-sized "
+              "experts on disk, written once) or olmoe-tiny.")
+@click.option("--routing", default="model", show_default=True,
+              help="Testbed routing: trace (the MoEfied model's recorded routing), trace:FILE, "
+              "random, or model (the testbed's own routers).")
+@click.option("--compute", type=click.Choice(["auto", "fused", "loop"]), default="auto",
+              show_default=True, help="Expert compute: fused grouped GEMMs or one loop step per expert.")
 def bench(
     obj: AppContext,
     model_spec: str,
@@ -149,6 +157,9 @@ def bench(
     quant: str,
     prefill_chunk: int,
     rounds: int,
+    testbed: str | None,
+    routing: str,
+    compute: str,
 ) -> dict[str, Any]:
     """Benchmark cache policies on one model, budget and prompt."""
     from inference.moe.quant import QUANT_SCHEMES
@@ -170,6 +181,12 @@ def bench(
             create_policy(name)  # unknown names fail before any loading
         settings = obj.settings
         n_threads = configure_threads(threads) if device != "cuda" else threads
+        if testbed is not None:
+            return _bench_testbed(obj, testbed, routing, device, budget, tokens, prompt_tokens,
+                                  names, prefill_chunk, rounds, compute, n_threads)
+        if routing != "model":
+            raise MemexError("--routing needs --testbed (a checkpoint routes with its own routers).",
+                             kind="bad_input")
         folder = resolve_model(model_spec, settings.models_dir)
         _progress(f"loading {folder}")
         loaded = load_model(
@@ -179,6 +196,7 @@ def bench(
             cache_dir=settings.home / "cache" / "moe",
             quant=quant,
         )
+        loaded.compute = compute
         try:
             prompt = prompt_ids(folder, prompt_tokens, loaded.cfg.vocab_size)
             result = run_bench(
@@ -196,6 +214,61 @@ def bench(
             return result
         finally:
             loaded.close()
+
+
+def testbed_root(settings: Any) -> Any:
+    """Where real-size testbeds live: settings.moe_testbed_dir, else the user cache folder."""
+    from pathlib import Path
+
+    if getattr(settings, "moe_testbed_dir", ""):
+        return Path(settings.moe_testbed_dir).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("memex", appauthor=False)) / "moe-testbeds"
+
+
+def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget: str, tokens: int,
+                   prompt_tokens: int, names: list[str], prefill_chunk: int, rounds: int,
+                   compute: str, n_threads: int) -> dict[str, Any]:
+    from inference.moe.bench import run_bench
+    from inference.moe.testbed import ROUTINGS, ensure_testbed, load_testbed
+
+    kind, _, trace_arg = routing.partition(":")
+    if kind not in ROUTINGS or (trace_arg and kind != "trace"):
+        raise MemexError(f"Unknown --routing {routing!r}; use trace, trace:FILE, random or model.",
+                         kind="bad_input")
+    root = testbed_root(obj.settings)
+    folder = ensure_testbed(name, root, _progress)
+    trace = None
+    if kind == "trace":
+        trace = _default_trace(obj, root) if not trace_arg else trace_arg
+    loaded = load_testbed(folder, device=device, routing=kind, trace=trace)
+    loaded.compute = compute
+    try:
+        prompt = [(17 + 31 * i) % loaded.cfg.vocab_size for i in range(prompt_tokens)]
+        result = run_bench(loaded, budget=budget, tokens=tokens, policies=names, prompt=prompt,
+                           reference="resident", progress=_progress, prefill_chunk=prefill_chunk,
+                           rounds=rounds)
+        result.update(threads=n_threads, testbed=name, routing=routing, compute=compute)
+        if loaded.routing is not None and hasattr(loaded.routing, "meta"):
+            result["trace"] = loaded.routing.meta
+        return result
+    finally:
+        loaded.close()
+
+
+def _default_trace(obj: AppContext, root: Any) -> Any:
+    """The default routing trace (the MoEfied model on held-out text), recorded on first use."""
+    from inference.moe.testbed import TRACE_FILE, write_trace
+
+    path = root / "traces" / "moefied" / TRACE_FILE
+    if not path.is_file():
+        from inference.moe.moefy import ensure_moefied
+
+        moefied = ensure_moefied(obj.settings.models_dir, progress=_progress)
+        _progress(f"recording the routing trace of {moefied} on held-out text")
+        write_trace(moefied, path.parent)
+    return path
 
 
 # ---- MoEfication / routing metrics (owned by the moefy/prediction engineer) ----------------

@@ -9,7 +9,8 @@ the reader process / loader thread / CUDA stream.
 
 Quantized experts: `variants` lists how blobs are stored (variant 0: what the cache keeps;
 the `fate` scheme adds variant 1, INT2, for loads of experts that are not hot yet). Packed
-blobs are dequantized in `acquire`, just before the expert's matmul.
+blobs are dequantized just before the expert's matmul: in `acquire` (loop path) or by the
+fused path (fused.py), which takes slots from `acquire_slot` and reads the slab itself.
 """
 
 from __future__ import annotations
@@ -160,6 +161,19 @@ class ExpertCache:
 
     def acquire(self, layer: int, expert: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(gate_up [2I,H], down [H,I]) of a pinned expert, waiting for its load if needed."""
+        slot, stored = self.acquire_slot(layer, expert)
+        if stored.bits:
+            return self.fast.decode(slot, stored)  # dequantized just before the matmul
+        return self.fast.weights(slot, self.hidden, self.expert_dim)
+
+    def is_ready(self, layer: int, expert: int) -> bool:
+        """Whether the expert's blob is in its slot now (never blocks)."""
+        entry = self._entries.get((layer, expert))
+        return entry is not None and entry.ready()
+
+    def acquire_slot(self, layer: int, expert: int) -> tuple[int, ExpertLayout]:
+        """(slot, stored form) of a pinned expert once its load finished: the fused path
+        reads the slab itself (fused.py)."""
         key = (layer, expert)
         entry = self._entries.get(key)
         while entry is None:  # pending: a slot frees up as earlier experts are released
@@ -174,10 +188,7 @@ class ExpertCache:
         entry.used = True
         self._uses[key] += 1
         self.policy.touch(key)
-        stored = self.variants[entry.variant]
-        if stored.bits:
-            return self.fast.decode(entry.slot, stored)  # dequantized just before the matmul
-        return self.fast.weights(entry.slot, self.hidden, self.expert_dim)
+        return entry.slot, self.variants[entry.variant]
 
     def release(self, layer: int, expert: int) -> None:
         key = (layer, expert)

@@ -58,6 +58,10 @@ class LoadedModel:
     slow_tier: str = "disk"
     direct_io: bool = True
     loader: str = "auto"  # loader.LOADERS: how expert reads run on the CPU
+    compute: str = "auto"  # model.COMPUTE_PATHS: fused grouped GEMMs or the per-expert loop
+    routing: Any = None  # testbed.RoutingSource replaying recorded routing (None: the routers)
+    predictor_routers: tuple[Any, ...] | None = None  # what predictors see (testbed: the trace's)
+    predictor_folder: Path | None = None  # where fitted predictor maps are (else `folder`)
 
     @property
     def layout(self) -> ExpertLayout:
@@ -94,7 +98,8 @@ class LoadedModel:
     ) -> MoEModel:
         from inference.moe.model import MoEModel
 
-        policy_options.setdefault("folder", self.folder)  # predictor policies load fitted maps from it
+        # predictor policies load fitted maps from it
+        policy_options.setdefault("folder", self.predictor_folder or self.folder)
         pol = create_policy(policy, **policy_options)
         slots = self.layout.count if pol.resident else self.slots_for(budget)
         # a shared pool lets a reader process fill the slots (loader "process", CPU + disk)
@@ -107,7 +112,7 @@ class LoadedModel:
             top_k=self.cfg.top_k,
             slots=slots,
             expert_bytes=self.layout.nbytes,
-            routers=tuple(self.dense.layers[i].router for i in moe),
+            routers=self.predictor_routers or tuple(self.dense.layers[i].router for i in moe),
             norm_topk_prob=self.cfg.norm_topk_prob,
         )
         cache = ExpertCache(
@@ -121,7 +126,10 @@ class LoadedModel:
         )
         if pol.resident:
             cache.preload_all()
-        return MoEModel(self.cfg, self.dense, cache, self.device, self.dtype, prefill_chunk)
+        model = MoEModel(self.cfg, self.dense, cache, self.device, self.dtype, prefill_chunk,
+                         compute=self.compute)
+        model.routing = self.routing
+        return model
 
     def close(self) -> None:
         self.slow.close()

@@ -22,6 +22,7 @@ from inference.moe.weights import DenseWeights, LayerWeights
 
 if TYPE_CHECKING:
     from inference.moe.cache import ExpertCache
+    from inference.moe.testbed import RoutingSource
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -78,6 +79,9 @@ class KVCache:
         self.length += t
 
 
+COMPUTE_PATHS = ("auto", "fused", "loop")
+
+
 class MoEModel:
     """Non-expert weights on the device, experts through an `ExpertCache`."""
 
@@ -89,11 +93,30 @@ class MoEModel:
         device: str,
         dtype: torch.dtype,
         prefill_chunk: int = 0,
+        compute: str = "auto",
     ) -> None:
+        from inference.moe.fused import FusedExperts, grouped_supported
+
         self.cfg, self.dense, self.cache = cfg, dense, cache
         self.device, self.dtype = device, dtype
         self._moe = set(cfg.moe_layers)
         self.prefill_chunk = prefill_chunk  # tokens per MoE chunk in prefill; 0: whole prompt
+        if compute not in COMPUTE_PATHS:
+            from inference.moe.errors import MoEError
+
+            raise MoEError(f"Unknown expert compute path {compute!r}; choose one of: "
+                           f"{', '.join(COMPUTE_PATHS)}.")
+        fused = compute != "loop" and grouped_supported(device, dtype)
+        if compute == "fused" and not fused:
+            from inference.moe.errors import MoEError
+
+            raise MoEError(f"The fused expert path needs torch._grouped_mm for {dtype} on {device}.")
+        # fused: one grouped GEMM per wave of ready experts (fused.py); loop: four ops per expert
+        self.compute = "fused" if fused else "loop"
+        self.routing: RoutingSource | None = None  # replayed routing (testbed.py), else routers
+        self._pos = 0  # position of the running forward's first token
+        self._gate: torch.Tensor | None = None  # what predictors see as the layer's gate input
+        self._fused = FusedExperts(cache.fast, cfg.hidden_size, cfg.expert_dim) if fused else None
 
     def new_kv(self) -> KVCache:
         return KVCache(self.cfg, self.device, self.dtype)
@@ -108,6 +131,7 @@ class MoEModel:
         self.cache.policy.on_tokens(ids_t.tolist())
         t = ids_t.shape[0]
         past = kv.length
+        self._pos = past
         x = F.embedding(ids_t, self.dense.embed)  # [T, H]
         cos, sin = self._rope(past, t)
         mask = self._mask(past, t)
@@ -206,8 +230,15 @@ class MoEModel:
             top_w = top_w.to(logits.dtype)
         return top_w, top_i
 
+    def _notify(self, i: int, h: torch.Tensor, top_i: torch.Tensor) -> None:
+        """The policy's router hook, with the gate input predictors are meant to see."""
+        self.cache.policy.on_router(i, h if self._gate is None else self._gate, top_i, self.cache)
+
     def _moe_block(self, i: int, lw: LayerWeights, h: torch.Tensor) -> torch.Tensor:
-        top_w, top_i = self.route(lw, h)  # [T, k] each
+        if self.routing is None:
+            top_w, top_i = self.route(lw, h)  # [T, k] each
+        else:  # replayed routing: experts, weights and predictor inputs from a recording
+            top_w, top_i, self._gate = self.routing.route(i, self._pos, h)
         if h.shape[0] == 1:
             out = self._experts_one_token(i, h, top_w, top_i)
         elif 0 < self.prefill_chunk < h.shape[0]:
@@ -219,7 +250,58 @@ class MoEModel:
             out = out + torch.sigmoid(F.linear(h, lw.shared_gate)) * shared
         return out
 
+    def _waves(
+        self, i: int, sequence: list[int], rows: Callable[[int], torch.Tensor], h: torch.Tensor
+    ) -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
+        """Fused path: the layer's experts in waves of what is ready when compute asks (a load
+        still in flight joins a later wave); yields (experts, outputs [n, H], rows per expert)
+        with the experts still pinned, released once the caller took the outputs."""
+        cache, fused = self.cache, self._fused
+        assert fused is not None
+        remaining = list(sequence)
+        while remaining:
+            wave = [e for e in remaining if cache.is_ready(i, e)] or remaining[:1]
+            taken = [cache.acquire_slot(i, e) for e in wave]  # waits only in the fallback case
+            try:
+                by_form: dict[int, list[int]] = {}
+                for j, (_, stored) in enumerate(taken):
+                    by_form.setdefault(stored.bits, []).append(j)
+                for members in by_form.values():  # one wave, one stored form (fate: INT4/INT2)
+                    experts = [wave[j] for j in members]
+                    parts = [rows(e) for e in experts]
+                    counts = [int(p.shape[0]) for p in parts]
+                    x = parts[0] if len(parts) == 1 else torch.cat(parts)
+                    y = fused.run(x, [taken[j][0] for j in members], counts, taken[members[0]][1])
+                    yield experts, y, counts
+            finally:
+                for e in wave:
+                    cache.release(i, e)
+            done = set(wave)
+            remaining = [e for e in remaining if e not in done]
+
     def _experts_one_token(
+        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
+    ) -> torch.Tensor:
+        if self._fused is not None:
+            return self._experts_one_token_fused(i, h, top_w, top_i)
+        return self._experts_one_token_loop(i, h, top_w, top_i)
+
+    def _experts_one_token_fused(
+        self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
+    ) -> torch.Tensor:
+        """Decode, fused: as the loop path below, with one grouped GEMM per wave."""
+        ids = top_i[0].tolist()
+        row_of = {e: j for j, e in enumerate(ids)}
+        cache = self.cache
+        sequence = cache.begin_layer(i, sorted(ids))
+        self._notify(i, h, top_i)
+        rows = h.new_empty((len(ids), h.shape[-1]))  # [k, H], row = place in the top-k
+        for experts, y, _ in self._waves(i, sequence, lambda e: h, h):
+            where = torch.tensor([row_of[e] for e in experts], device=h.device)
+            rows.index_copy_(0, where, y)
+        return (rows * top_w[0, :, None]).to(h.dtype).sum(0, keepdim=True)  # [1, H]
+
+    def _experts_one_token_loop(
         self, i: int, h: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor
     ) -> torch.Tensor:
         """Decode: k experts for one token, each written into its row, then one weighted sum.
@@ -233,7 +315,7 @@ class MoEModel:
         row_of = {e: j for j, e in enumerate(ids)}
         cache = self.cache
         sequence = cache.begin_layer(i, sorted(ids))
-        cache.policy.on_router(i, h, top_i, cache)
+        self._notify(i, h, top_i)
         rows = h.new_empty((len(ids), h.shape[-1]))  # [k, H]
         for e in sequence:
             gate_up, down = cache.acquire(i, e)
@@ -249,7 +331,7 @@ class MoEModel:
     ) -> torch.Tensor:
         """Prefill in chunks of `chunk` tokens; chunk c+1's experts load while c computes."""
         cache = self.cache
-        cache.policy.on_router(i, h, top_i, cache)  # predictors see the whole prompt once
+        self._notify(i, h, top_i)  # predictors see the whole prompt once
         t = h.shape[0]
         bounds = [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
         wanted = [sorted(set(top_i[s:e].reshape(-1).tolist())) for s, e in bounds]
@@ -283,8 +365,17 @@ class MoEModel:
         cache = self.cache
         sequence = cache.begin_layer(i, [e for e, c in enumerate(counts) if c])
         if notify:
-            cache.policy.on_router(i, h, top_i, cache)
+            self._notify(i, h, top_i)
         parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if self._fused is not None:
+            def tokens(e: int) -> torch.Tensor:
+                return h[token_of[starts[e] : starts[e] + counts[e]]]
+
+            for experts, y, sizes in self._waves(i, sequence, tokens, h):
+                for e, part in zip(experts, y.split(sizes)):
+                    s, n = starts[e], counts[e]
+                    parts[e] = (token_of[s : s + n], part * weight_of[s : s + n, None])
+            sequence = []
         for e in sequence:
             s, n = starts[e], counts[e]
             gate_up, down = cache.acquire(i, e)

@@ -100,11 +100,11 @@ def quantize(weight: torch.Tensor, bits: int, group_size: int = 64) -> Quantized
 def unpack_into(packed: torch.Tensor, bits: int, out: torch.Tensor) -> torch.Tensor:
     """Codes of packed uint8 [R, C*b/8] written into out [R, C] (any dtype: the copy converts)."""
     per = 8 // bits
-    width = packed.shape[1]
+    width = packed.shape[-1]
     mask = (1 << bits) - 1
-    for j in range(per):
+    for j in range(per):  # leading batch dimensions pass through (a wave of experts)
         part = packed if j == 0 else packed >> (bits * j)
-        out[:, j * width : (j + 1) * width] = part & mask if j < per - 1 else part
+        out[..., j * width : (j + 1) * width] = part & mask if j < per - 1 else part
     return out
 
 
@@ -223,6 +223,31 @@ class ExpertCodec:
             pos += 4 * n
             rows.view(rows.shape[0], -1, group).mul_(scale.to(dtype)).add_(minimum.to(dtype))
         return w[: 2 * i], w[2 * i:].T
+
+    def decode_batch(self, blobs: torch.Tensor, dtype: torch.dtype | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed blobs [n, >= nbytes] -> (gate_up [n, 2I, H], down^T [n, I, H]) in one pass:
+        the same ops as `decode`, over the whole wave of experts at once (so each value is
+        bit-identical to decoding its expert alone)."""
+        import torch
+
+        if self.bits == 32 or blobs.dim() != 2 or blobs.shape[1] < self.nbytes:
+            raise QuantError("decode_batch takes packed blobs [n, nbytes] of a quantized codec.")
+        dtype = dtype or torch.float32
+        n, i, h = blobs.shape[0], self.expert_dim, self.hidden
+        g1, g2 = self.groups
+        n_codes = 3 * i * h * self.bits // 8
+        w = torch.empty(n, 3 * i, h, dtype=dtype, device=blobs.device)  # [n, 3I, H]
+        unpack_into(blobs[:, :n_codes].unflatten(1, (3 * i, -1)), self.bits, w)
+        pos = n_codes
+        for rows, group in ((w[:, : 2 * i], g1), (w[:, 2 * i:], g2)):
+            m = rows.shape[1] * (h // group)
+            scale = blobs[:, pos: pos + 2 * m].view(torch.float16).unflatten(1, (rows.shape[1], -1, 1))
+            minimum = blobs[:, pos + 2 * m: pos + 4 * m].view(torch.float16).unflatten(
+                1, (rows.shape[1], -1, 1))
+            pos += 4 * m
+            rows.unflatten(2, (-1, group)).mul_(scale.to(dtype)).add_(minimum.to(dtype))
+        return w[:, : 2 * i], w[:, 2 * i:]
 
 
 @dataclass(frozen=True)
