@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("app.commands.train:adapters", "List, activate or roll back adapters."),
     "moe": ("app.commands.moe:moe", "MoE expert-offloading engine tools."),
     "doctor": ("app.commands.doctor:doctor", "Check what is installed and the data folder's health."),
+    "mcp": ("app.commands.mcp:mcp", "Stdio MCP server: memory tools for other AI apps."),
+    "models": ("app.commands.models:models", "GGUF models on disk (bundled, Ollama, LM Studio, own)."),
 }
 
 

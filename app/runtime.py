@@ -112,7 +112,10 @@ class Runtime:
             options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
                      "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
                      "moe_device": s.moe_device, "moe_quant": s.moe_quant,
-                     "models_dir": str(s.models_dir)},
+                     "models_dir": str(s.models_dir),
+                     "openai_base_url": s.openai_base_url, "openai_api_key": s.openai_api_key,
+                     "openai_model": s.openai_model, "openai_timeout_s": str(s.openai_timeout_s),
+                     "allow_remote_backend": str(s.allow_remote_backend).lower()},
         )
         try:
             return create_backend(s.backend, config)

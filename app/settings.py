@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     moe_policy: str = Field("lru", description="expert cache policy")
     moe_device: Literal["cpu", "cuda", "auto"] = "auto"
     moe_quant: Literal["none", "int8", "int4", "fate"] = Field(
+    model_paths: list[str] = Field(default_factory=list,
+                                   description="GGUF files added with `memex models add` (used in place)")
+
+    # remote engines (backend "openai")
+    openai_base_url: str = Field("", description="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
+    openai_api_key: str = Field("", description="bearer token for that server; empty = none")
+    openai_model: str = Field("", description="model name the server knows; empty = its default")
+    openai_timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds to wait for the server")
+    allow_remote_backend: bool = Field(
+        False, description="allow sending memories to a model server that is not on this computer")
         "none", description="how MoE experts are stored and moved (none = exact fp32)"
     )
 

@@ -70,6 +70,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
+    "openai": "inference.openai_backend:OpenAIBackend",
 def create_backend(name: str, config: BackendConfig) -> Backend:
     target = BACKENDS.get(name)
     if target is None:

@@ -1,8 +1,11 @@
-"""Field classification: exclusions -> autocomplete -> input type -> heuristics -> freetext.
+"""Field classification: secrets -> exclusions -> autocomplete -> heuristics -> freetext -> parts.
 
-Each stage is a list of named rules in a registry; the first rule that returns a verdict
-wins. Kinds are WHATWG autocomplete field names or "freetext"; kind None means the field
-must not be filled (hidden, secret, honeypot, search box, read-only, foreign frame, ...).
+Every field gets a kind where one can be told, secrets included (cc-number, current-password,
+username, ...): those come out `sensitive` and never get a value (values.py refuses them
+whatever the kind). Kind None means there is nothing to fill (hidden, honeypot, search box,
+read-only, foreign frame, promo code, ...). Each stage is a registry of named rules; the first
+verdict wins. A form-level pass (parts.py, sections.py) then turns runs of fields into phone,
+date and address parts and tells billing, shipping, contact and payment blocks apart.
 The same classifier runs in the native host (for the live browser) and in
 `memex autofill analyze` (for saved pages).
 """
@@ -10,7 +13,7 @@ The same classifier runs in the native host (for the live browser) and in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.bridge.fields import (
     FILLABLE_KINDS,
@@ -22,12 +25,15 @@ from app.bridge.fields import (
 )
 from app.bridge.keywords import (
     HONEYPOT_PHRASES,
-    KIND_PHRASES,
+    NEW_PASSWORD_PHRASES,
+    NOT_PROFILE_PHRASES,
     QUESTION_STARTS,
     SEARCH_PHRASES,
     SENSITIVE_PHRASES,
     PhraseSet,
     find_phrases,
+    kind_phrases,
+    page_languages,
     starts_with_phrase,
     tokens,
 )
@@ -57,13 +63,23 @@ def _null(d: FieldDescriptor, reason: str, *, sensitive: bool = False) -> Classi
     return Classification(d.ref, None, f"excluded:{reason}", sensitive=sensitive, reason=reason)
 
 
+def _own_texts(d: FieldDescriptor, *, title: bool = True) -> list[str]:
+    texts = [d.label, d.aria_label, d.aria_labelledby, d.placeholder, d.name, d.id]
+    if title:
+        texts.append(d.title)
+    return [t for t in texts if t]
+
+
 def _describing_tokens(d: FieldDescriptor) -> list[tuple[str, ...]]:
-    texts = (d.label, d.aria_label, d.aria_labelledby, d.placeholder, d.name, d.id, d.title)
-    return [tokens(t) for t in texts if t]
+    return [tokens(t) for t in _own_texts(d)]
 
 
 def _any_phrase(token_lists: Iterable[tuple[str, ...]], phrases: PhraseSet) -> bool:
     return any(find_phrases(t, phrases) for t in token_lists)
+
+
+def _has_visible_label(d: FieldDescriptor) -> bool:
+    return bool(d.label or d.aria_label or d.aria_labelledby or d.placeholder)
 
 
 # --- autocomplete attribute (WHATWG grammar) -----------------------------------------------
@@ -71,7 +87,7 @@ def _any_phrase(token_lists: Iterable[tuple[str, ...]], phrases: PhraseSet) -> b
 _CONTACT_FIELDS = frozenset({"tel", "tel-country-code", "tel-national", "tel-area-code", "tel-local",
                              "tel-local-prefix", "tel-local-suffix", "tel-extension", "email", "impp"})
 _CONTACT_HINTS = frozenset({"home", "work", "mobile", "fax", "pager"})
-_KNOWN_FIELDS = FILLABLE_KINDS | SENSITIVE_KINDS | {"tel-local-prefix", "tel-local-suffix"}
+_KNOWN_FIELDS = FILLABLE_KINDS | SENSITIVE_KINDS
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,67 @@ def _section(ac: AutocompleteToken | None) -> str | None:
     return " ".join(parts) or None
 
 
+# --- secrets: decided before anything else, whatever a later rule would say -----------------
+
+@dataclass(frozen=True)
+class _Secret:
+    kind: str | None
+    source: str
+    reason: str
+
+
+def _password_kind(d: FieldDescriptor, ac: AutocompleteToken | None) -> str:
+    if ac is not None and ac.field in ("current-password", "new-password"):
+        return ac.field
+    own = [tokens(t) for t in (d.label, d.aria_label, d.aria_labelledby, d.placeholder, d.name, d.id) if t]
+    return "new-password" if _any_phrase(own, NEW_PASSWORD_PHRASES) else "current-password"
+
+
+# Keyword categories that make a field secret even against its autocomplete attribute: a
+# field labelled "CVC" stays secret if the page claims autocomplete=email.
+_STRONG_CARD = ("cc-csc", "cc-number")
+
+
+def _secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
+    ac = parse_autocomplete(d.autocomplete)
+    if ac is not None and (ac.field in SENSITIVE_KINDS or ac.webauthn):
+        kind = ac.field if ac.field in SENSITIVE_KINDS else None
+        if ac.field in ("current-password", "new-password") and d.type.lower() != "password":
+            kind = ac.field
+        return _Secret(kind, "autocomplete", "webauthn" if kind is None else ac.field)
+    if d.type.lower() == "password":
+        card = _card_secret(d, ctx)
+        return card or _Secret(_password_kind(d, ac), "type", "password")
+    phrases = kind_phrases()  # every language: a secret in any language stays a secret
+    for text in _own_texts(d):
+        toks = tokens(text)
+        best_kind = max((find_phrases(toks, p) for p in phrases.values()), default=0)
+        for reason, cat in SENSITIVE_PHRASES.items():
+            n = find_phrases(toks, cat)
+            if n and n >= best_kind:  # "pin code" is a postal code, not a PIN
+                kind = _password_kind(d, ac) if reason == "password" else (
+                    "one-time-code" if reason == "one-time-code" else None)
+                return _Secret(kind, f"keyword:{reason}", reason)
+    return _card_secret(d, ctx) if ac is None or ac.field not in FILLABLE_KINDS else _csc_only(d, ctx)
+
+
+def _card_secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
+    phrases = kind_phrases()
+    for text in _own_texts(d, title=False):
+        toks = tokens(text)
+        lengths = {k: find_phrases(toks, p) for k, p in phrases.items()}
+        best = max(lengths.values(), default=0)
+        for kind in _STRONG_CARD:
+            if lengths.get(kind) and lengths[kind] >= best:
+                return _Secret(kind, "keyword:payment", kind)
+    return None
+
+
+def _csc_only(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
+    secret = _card_secret(d, ctx)
+    return secret if secret is not None and secret.kind == "cc-csc" else None
+
+
 # --- exclusion rules (order matters: cheapest structural checks first) ----------------------
 
 _UNFILLABLE_TYPES = frozenset({"submit", "button", "reset", "image", "file", "checkbox", "radio",
@@ -132,31 +209,6 @@ def _foreign_frame(d: FieldDescriptor, ctx: FormContext) -> Classification | Non
     if d.frame_origin is None or ctx.page_origin is None:
         return None
     return None if d.frame_origin == ctx.page_origin else _null(d, "cross-origin-frame")
-
-
-@exclusion("password")
-def _password(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
-    ac = parse_autocomplete(d.autocomplete)
-    if d.type.lower() == "password" or (ac and ac.field in ("current-password", "new-password")):
-        return _null(d, "password", sensitive=True)
-    return None
-
-
-@exclusion("sensitive-autocomplete")
-def _sensitive_ac(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
-    ac = parse_autocomplete(d.autocomplete)
-    if ac and (ac.field in SENSITIVE_KINDS or ac.webauthn):
-        return _null(d, ac.field, sensitive=True)
-    return None
-
-
-@exclusion("sensitive-keywords")
-def _sensitive_words(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
-    toks = _describing_tokens(d)
-    for reason, phrases in SENSITIVE_PHRASES.items():
-        if _any_phrase(toks, phrases):
-            return _null(d, reason, sensitive=True)
-    return None
 
 
 @exclusion("unfillable-type")
@@ -179,6 +231,15 @@ def _honeypot(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
     # aria-hidden + removed from the tab order: a field meant for bots, not people
     if d.aria_hidden and d.tabindex is not None and d.tabindex < 0:
         return _null(d, "honeypot")
+    return None
+
+
+@exclusion("decoy")
+def _decoy(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
+    # Out of the tab order and with nothing a person could read as its label: a field the
+    # page keeps for the browser's own autofill or for bots, never one a person types into.
+    if d.tabindex is not None and d.tabindex < 0 and not _has_visible_label(d):
+        return _null(d, "decoy")
     return None
 
 
@@ -205,13 +266,11 @@ def _by_autocomplete(d: FieldDescriptor, ctx: FormContext) -> Classification | N
     return Classification(d.ref, ac.field, "autocomplete", section=_section(ac))
 
 
-_TYPE_KINDS = {"email": "email", "tel": "tel", "url": "url"}
-
-
-@positive("input-type")
-def _by_type(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
-    kind = _TYPE_KINDS.get(d.type.lower()) if d.tag == "input" else None
-    return Classification(d.ref, kind, "type") if kind else None
+@positive("input-type-email")
+def _by_email_type(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
+    if d.tag == "input" and d.type.lower() == "email":
+        return Classification(d.ref, "email", "type")
+    return None
 
 
 def _is_question(label: str) -> bool:
@@ -233,47 +292,112 @@ def _question_textarea(d: FieldDescriptor, ctx: FormContext) -> Classification |
 
 # Higher first: breaks ties between equally long matches ("Business phone" is tel).
 KIND_PRIORITY: tuple[str, ...] = (
-    "email", "tel", "url", "postal-code", "bday", "address-line2", "address-line1",
-    "address-level2", "address-level1", "country", "given-name", "additional-name",
-    "family-name", "organization-title", "street-address", "organization", "sex", "language",
-    "nickname", "honorific-prefix", "name",
+    "not-profile", "cc-csc", "cc-exp-month", "cc-exp-year", "cc-exp", "cc-type", "cc-name", "cc-number",
+    "username", "email", "tel-extension", "tel", "tel-country-code", "tel-area-code", "tel-local-prefix",
+    "tel-local-suffix", "url", "postal-code", "bday", "address-line3", "address-line2",
+    "address-line1", "address-level3", "address-level2", "address-level1", "country", "given-name",
+    "additional-name", "family-name", "organization-title", "street-address", "organization", "sex",
+    "language", "nickname", "honorific-prefix", "name",
 )
 _RANK = {k: len(KIND_PRIORITY) - i for i, k in enumerate(KIND_PRIORITY)}
 SIGNAL_WEIGHTS: dict[str, float] = {
     "label": 4, "aria_label": 4, "aria_labelledby": 4, "placeholder": 3,
-    "name": 2, "id": 2, "title": 2,
+    "name": 2, "id": 2, "title": 1, "nearby": 2,
 }
+# Selects only hold what their options say; these kinds have option lists memex can match.
+SELECT_KINDS = frozenset({"country", "address-level1", "address-level2", "sex", "language", "bday", "bday-day",
+                          "bday-month", "bday-year", "honorific-prefix", "tel-country-code", "cc-exp",
+                          "cc-exp-month", "cc-exp-year", "cc-type", "not-profile"})
+TEXTAREA_KINDS = frozenset({"street-address", "not-profile"})
 
 
-def _best_kind(toks: tuple[str, ...]) -> tuple[str, int] | None:
+def _phrase_tables(d: FieldDescriptor, ctx: FormContext) -> tuple[dict[str, PhraseSet], dict[str, PhraseSet]]:
+    """The page's language (with English) first; every language when that finds nothing, since
+    pages mix languages and often declare the wrong one."""
+    primary = dict(kind_phrases(page_languages(d.lang or ctx.extra.get("lang"))))
+    primary["not-profile"] = NOT_PROFILE_PHRASES
+    every = dict(kind_phrases())
+    every["not-profile"] = NOT_PROFILE_PHRASES
+    return primary, every
+
+
+def _best_kind(toks: tuple[str, ...], table: dict[str, PhraseSet]) -> tuple[str, int] | None:
     best: tuple[int, int, str] | None = None
-    for kind, phrases in KIND_PHRASES.items():
+    for kind, phrases in table.items():
         length = find_phrases(toks, phrases)
-        if length and (best is None or (length, _RANK[kind]) > best[:2]):
-            best = (length, _RANK[kind], kind)
+        if length and (best is None or (length, _RANK.get(kind, 0)) > best[:2]):
+            best = (length, _RANK.get(kind, 0), kind)
     return (best[2], best[0]) if best else None
 
 
-@positive("heuristics")
-def _by_heuristics(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
-    signals = {s: getattr(d, s) for s in SIGNAL_WEIGHTS if getattr(d, s)}
+def score_kinds(d: FieldDescriptor, ctx: FormContext) -> tuple[dict[str, float], dict[str, str]]:
+    """kind -> weighted evidence from the field's texts, and the first signal naming each kind."""
+    primary, every = _phrase_tables(d, ctx)
+    signals = {s: getattr(d, s) for s in SIGNAL_WEIGHTS if s != "nearby" and getattr(d, s)}
     if not (d.label or d.aria_label or d.aria_labelledby) and d.nearby:
         signals["nearby"] = d.nearby  # unlabelled field: fall back on the text beside it
     scores: dict[str, float] = {}
     first_signal: dict[str, str] = {}
     for signal, text in signals.items():
-        hit = _best_kind(tokens(text))
+        toks = tokens(text)
+        hit = _best_kind(toks, primary) or _best_kind(toks, every)
         if hit is None:
             continue
         kind, length = hit
-        scores[kind] = scores.get(kind, 0.0) + SIGNAL_WEIGHTS.get(signal, 1) * (1 + 0.5 * (length - 1))
+        scores[kind] = scores.get(kind, 0.0) + SIGNAL_WEIGHTS[signal] * (1 + 0.5 * (length - 1))
         first_signal.setdefault(kind, signal)
+    return scores, first_signal
+
+
+@positive("heuristics")
+def _by_heuristics(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
+    scores, first_signal = score_kinds(d, ctx)
+    if d.tag == "select":
+        scores = {k: v for k, v in scores.items() if k in SELECT_KINDS}
+    elif d.tag == "textarea":
+        scores = {k: v for k, v in scores.items() if k in TEXTAREA_KINDS}
     if not scores:
         return None
-    kind = max(scores, key=lambda k: (scores[k], _RANK[k]))
-    if d.tag == "select" and kind not in ("country", "address-level1", "sex", "language", "bday"):
-        return None  # a select whose options we cannot match to a profile value
-    return Classification(d.ref, kind, f"heuristic:{first_signal[kind]}")
+    kind = max(scores, key=lambda k: (scores[k], _RANK.get(k, 0)))
+    if kind == "not-profile":
+        return _null(d, "not-profile")
+    for family in SCHEMA_FAMILIES:
+        if kind in family and len(family & set(scores)) > 1:
+            kind = _schema_kind(d, ctx, family) or kind
+    return Classification(d.ref, kind, f"heuristic:{first_signal[kind]}", sensitive=kind in SENSITIVE_KINDS)
+
+
+# Kinds of one family that the label and the name/id may disagree on. Label "Shipping address"
+# on name=address1, label "Extn." on name=phoneEx: the name is the form's data schema, the label
+# only its presentation, so within a family the schema decides (as Firefox's heuristics do).
+SCHEMA_FAMILIES: tuple[frozenset[str], ...] = (
+    frozenset({"street-address", "address-line1"}),
+    frozenset({"tel", "tel-extension"}),
+)
+
+
+def _schema_kind(d: FieldDescriptor, ctx: FormContext, family: frozenset[str]) -> str | None:
+    primary, every = _phrase_tables(d, ctx)
+    for text in (d.name, d.id):
+        toks = tokens(text)
+        hit = _best_kind(toks, primary) or _best_kind(toks, every)
+        if hit and hit[0] in family:
+            return hit[0]
+    return None
+
+
+_TYPE_KINDS = {"tel": "tel", "url": "url"}
+
+
+@positive("input-type")
+def _by_type(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
+    kind = _TYPE_KINDS.get(d.type.lower()) if d.tag == "input" else None
+    if kind is None:
+        return None
+    # type=tel on a field whose own label names something else ("Member ID") is not a phone
+    if kind == "tel" and (d.label or d.aria_label or d.aria_labelledby):
+        return None
+    return Classification(d.ref, kind, "type")
 
 
 @positive("freetext")
@@ -284,17 +408,36 @@ def _freetext(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
 
 
 def classify_field(d: FieldDescriptor, ctx: FormContext | None = None) -> Classification:
-    ctx = ctx or FormContext()
+    """One field on its own (no neighbours): the kind, or None with the reason."""
+    return replace(_classify_field(d, ctx or FormContext()), descriptor=d)
+
+
+def _classify_field(d: FieldDescriptor, ctx: FormContext) -> Classification:
+    secret = _secret(d, ctx)
     for rule in EXCLUSION_RULES.values():
         verdict = rule(d, ctx)
         if verdict is not None:
-            return verdict
+            return replace(verdict, sensitive=secret is not None)
+    if secret is not None:
+        section = _section(parse_autocomplete(d.autocomplete))
+        source = secret.source if secret.kind else f"excluded:{secret.reason}"
+        return Classification(d.ref, secret.kind, source, sensitive=True, section=section, reason=secret.reason)
     for rule in POSITIVE_RULES.values():
         verdict = rule(d, ctx)
         if verdict is not None:
+            if verdict.kind in SENSITIVE_KINDS and not verdict.sensitive:
+                verdict = replace(verdict, sensitive=True)
             return verdict
     return Classification(d.ref, None, "unknown")
 
 
 def classify_form(fields: Iterable[FieldDescriptor], ctx: FormContext | None = None) -> list[Classification]:
-    return [classify_field(f, ctx) for f in fields]
+    """Every field of a page, then the form-level pass: phone/date/address parts and sections."""
+    from app.bridge.parts import refine_parts
+    from app.bridge.sections import assign_sections
+
+    ctx = ctx or FormContext()
+    descriptors = list(fields)
+    verdicts = [classify_field(f, ctx) for f in descriptors]
+    verdicts = refine_parts(descriptors, verdicts, ctx)
+    return assign_sections(descriptors, verdicts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Fields whose values are secrets or identity documents: never filled, never logged, whatever
 # a message claims. Kinds are WHATWG autocomplete field names.
@@ -27,10 +27,15 @@ FILLABLE_KINDS: frozenset[str] = frozenset({
     "address-line1", "address-line2", "address-line3", "address-level4", "address-level3",
     "address-level2", "address-level1", "country", "country-name", "postal-code", "language",
     "bday", "bday-day", "bday-month", "bday-year", "sex", "url", "photo", "email", "impp",
-    "tel", "tel-country-code", "tel-national", "tel-area-code", "tel-local", "tel-extension",
+    "tel", "tel-country-code", "tel-national", "tel-area-code", "tel-local", "tel-local-prefix",
+    "tel-local-suffix", "tel-extension",
 })
 
+# Card kinds: classified (so a plan can show them) but, being sensitive, never given a value.
+CARD_KINDS: frozenset[str] = frozenset(k for k in SENSITIVE_KINDS if k.startswith("cc-"))
+
 FREETEXT = "freetext"
+MAX_OPTIONS = 400
 
 
 class FieldDescriptor(BaseModel):
@@ -59,6 +64,25 @@ class FieldDescriptor(BaseModel):
     aria_hidden: bool = False
     tabindex: int | None = None
     frame_origin: str | None = None
+    maxlength: int | None = None
+    inputmode: str = ""
+    # select options as (value, text) pairs; enough to tell a month list from a state list
+    options: list[tuple[str, str]] = Field(default_factory=list)
+    group: str = ""      # the form (or form-like block) the field belongs to
+    context: str = ""    # fieldset legend / nearest heading above the field
+    lang: str = ""       # the document's language (html lang)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _cap_options(cls, value: Any) -> Any:
+        # a page may carry thousands of options: keep the first ones, short, instead of refusing
+        if not isinstance(value, list):
+            return []
+        out = []
+        for item in value[:MAX_OPTIONS]:
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                out.append((str(item[0])[:120], str(item[1])[:120]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,8 @@ class Classification:
     sensitive: bool = False
     section: str | None = None
     reason: str = ""
+    # what the field looked like (maxlength, options): values.py formats for it; never serialized
+    descriptor: FieldDescriptor | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"ref": self.ref, "kind": self.kind, "source": self.source,

@@ -1,71 +1,27 @@
 """Read form fields out of a saved HTML page (selectolax/lexbor, a real HTML5 parser).
 
-Visibility comes from attributes (`hidden`, `type=hidden`, `width`/`height`), inline
-styles and simple `<style>` rules (`.class` / `#id` / `tag` selectors): display, visibility,
-opacity (multiplied over ancestors, the same 0.7 floor the extension applies), zero size and
-off-screen positioning. `<iframe srcdoc>` documents are read too; a sandboxed one without
-`allow-same-origin` has an opaque origin and counts as a foreign frame.
+Labels come from `<label for>` (or, when a page points `for` at a name instead of an id, the
+one control with that name), a wrapping `<label>`, `aria-labelledby`, and otherwise the text
+just before the field: its preceding siblings, the cell before it in a table row, the
+container before its own; a label right after the field (floating labels) counts too.
+Visibility is resolved from the page's own CSS (pagestyle.py). `<iframe srcdoc>` documents
+are read too: a hidden, zero-size or `display:none` frame hides everything in it, and a
+sandboxed frame without `allow-same-origin` has an opaque origin, so it counts as foreign.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from app.bridge.fields import FieldDescriptor
+from app.bridge.fields import MAX_OPTIONS, FieldDescriptor
+from app.bridge.pagestyle import StyleSheet, clip_hides, clip_path_hides, length, offscreen, transform_hides
 
 _CONTROL_TAGS = ("input", "select", "textarea")
-_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
-_LENGTH = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(px|em|rem|%)?\s*$")
+_CONTROLS = "input, select, textarea"
 _NEARBY_CHARS = 120
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6", "legend")
 LOCAL_ORIGIN = "file://"  # origin of a saved page analyzed without --url
-
-
-def _parse_decls(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in text.split(";"):
-        if ":" in part:
-            key, _, value = part.partition(":")
-            out[key.strip().lower()] = value.replace("!important", "").strip().lower()
-    return out
-
-
-def _length(value: str | None) -> float | None:
-    if not value:
-        return None
-    m = _LENGTH.match(value)
-    return float(m.group(1)) if m else None
-
-
-class _StyleSheet:
-    """Simple selectors only: enough for the usual honeypot tricks (`.hp {display:none}`)."""
-
-    def __init__(self, css: str) -> None:
-        self.rules: list[tuple[str, dict[str, str]]] = []
-        css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
-        for selectors, body in _RULE.findall(css):
-            decls = _parse_decls(body)
-            for sel in selectors.split(","):
-                sel = sel.strip()
-                if re.fullmatch(r"[a-zA-Z]*[.#]?[\w-]*", sel) and sel:
-                    self.rules.append((sel, decls))
-
-    def style_for(self, node: Any) -> dict[str, str]:
-        attrs = node.attributes
-        classes = set((attrs.get("class") or "").split())
-        style: dict[str, str] = {}
-        for sel, decls in self.rules:
-            m = re.match(r"([a-zA-Z]*)(.*)", sel)
-            tag, rest = (m.group(1), m.group(2)) if m else ("", sel)
-            if tag and tag.lower() != node.tag:
-                continue
-            if rest.startswith(".") and rest[1:] not in classes:
-                continue
-            if rest.startswith("#") and rest[1:] != attrs.get("id"):
-                continue
-            style.update(decls)
-        style.update(_parse_decls(attrs.get("style") or ""))
-        return style
+MAX_FRAME_DEPTH = 3
 
 
 def _text(node: Any) -> str:
@@ -74,26 +30,51 @@ def _text(node: Any) -> str:
     for child in node.iter(include_text=True):
         if child.tag == "-text":
             parts.append(child.text(deep=False))
-        elif child.tag not in _CONTROL_TAGS + ("script", "style", "option", "template"):
+        elif child.tag not in _CONTROL_TAGS + ("script", "style", "option", "template", "button"):
             parts.append(_text(child))
     return " ".join(" ".join(parts).split())
 
 
+def _has_control(node: Any) -> bool:
+    return node.tag in _CONTROL_TAGS or (node.tag != "-text" and node.css_first(_CONTROLS) is not None)
+
+
 class _Document:
-    def __init__(self, tree: Any, origin: str | None) -> None:
+    def __init__(self, tree: Any, origin: str | None, hidden_frame: bool, lang: str) -> None:
         self.tree = tree
         self.origin = origin
-        css = "\n".join(n.text(deep=True) for n in tree.css("style"))
-        self.sheet = _StyleSheet(css)
+        self.hidden_frame = hidden_frame
+        self.lang = lang
+        self.sheet = StyleSheet(tree)
         self.by_id = {n.attributes.get("id"): n for n in tree.css("[id]")}
         self.label_for: dict[str, str] = {}
+        for_counts: dict[str, int] = {}
         for lab in tree.css("label[for]"):
-            self.label_for.setdefault(lab.attributes.get("for") or "", _text(lab))
+            target = lab.attributes.get("for") or ""
+            for_counts[target] = for_counts.get(target, 0) + 1
+            self.label_for.setdefault(target, _text(lab))
+        names: dict[str, int] = {}
+        for ctl in tree.css(_CONTROLS):
+            n = ctl.attributes.get("name") or ""
+            names[n] = names.get(n, 0) + 1
+        # `for` naming a control's name (no such id): only when both are unique on the page
+        self.label_by_name = {t: self.label_for[t] for t, c in for_counts.items()
+                              if c == 1 and names.get(t) == 1 and t not in self.by_id}
+        self.forms = {f.mem_id: i for i, f in enumerate(tree.css("form"))}
+        self.context: dict[int, str] = {}
+        heading = ""
+        for node in tree.css("h1, h2, h3, h4, h5, h6, legend, input, select, textarea"):
+            if node.tag in _HEADINGS:
+                heading = _text(node)[:80]
+            else:
+                self.context[node.mem_id] = heading
 
     def descriptor(self, node: Any, index: int) -> FieldDescriptor:
         a = node.attributes
         ident, name = a.get("id") or "", a.get("name") or ""
         label = self.label_for.get(ident, "") if ident else ""
+        if not label and not ident and name in self.label_by_name:
+            label = self.label_by_name[name]
         wrapping = _ancestor(node, "label")
         if not label and wrapping is not None:
             label = _text(wrapping)
@@ -115,37 +96,75 @@ class _Document:
             aria_hidden=aria_hidden,
             tabindex=int(tabindex) if tabindex and tabindex.lstrip("-").isdigit() else None,
             frame_origin=self.origin,
+            maxlength=int(a["maxlength"]) if (a.get("maxlength") or "").isdigit() else None,
+            inputmode=a.get("inputmode") or "",
+            options=_options(node) if node.tag == "select" else [],
+            group=self._group(node),
+            context=self._context(node),
+            lang=self.lang,
         )
+
+    def _group(self, node: Any) -> str:
+        form = _ancestor(node, "form")
+        prefix = f"{self.origin or ''}|"
+        return prefix + (f"form-{self.forms.get(form.mem_id, 0)}" if form is not None else "page")
+
+    def _context(self, node: Any) -> str:
+        """Legend of the fieldset around the field, else the heading above it, plus the names of
+        its containers (id, name, custom element names): what sections.py reads."""
+        parts: list[str] = []
+        fs = _ancestor(node, "fieldset")
+        legend = fs.css_first("legend") if fs is not None else None
+        parts.append(_text(legend) if legend is not None else self.context.get(node.mem_id, ""))
+        current, depth = node.parent, 0
+        while current is not None and depth < 12 and current.tag not in ("body", "html"):
+            attrs = current.attributes
+            if "-" in current.tag or current.tag in ("shipping", "billing"):
+                parts.append(current.tag)
+            parts.extend(str(attrs.get(k) or "") for k in ("id", "name", "type", "aria-label") if attrs.get(k))
+            current, depth = current.parent, depth + 1
+        return " ".join(p for p in parts if p)[:300]
 
     def _visibility(self, node: Any) -> tuple[bool, float, float, float, bool]:
         a = node.attributes
         own = self.sheet.style_for(node)
-        visible = (a.get("type") or "").lower() != "hidden"
-        width = _length(own.get("width")) if "width" in own else _length(a.get("width"))
-        height = _length(own.get("height")) if "height" in own else _length(a.get("height"))
+        visible = (a.get("type") or "").lower() != "hidden" and not self.hidden_frame
+        width = length(own.get("width")) if "width" in own else length(a.get("width"))
+        height = length(own.get("height")) if "height" in own else length(a.get("height"))
+        for key in ("max-width", "max-height"):
+            if length(own.get(key)) == 0:
+                visible = False
         opacity, aria_hidden, visibility = 1.0, False, None
         current: Any = node
+        child: Any = None
         while current is not None and current.tag not in ("html", "-undef", None):
             attrs = current.attributes
             style = own if current is node else self.sheet.style_for(current)
-            if "hidden" in attrs or style.get("display") == "none":
+            if "hidden" in attrs or "inert" in attrs or style.get("display") == "none":
+                visible = False
+            if current.tag == "details" and "open" not in attrs and (child is None or child.tag != "summary"):
                 visible = False
             if visibility is None and style.get("visibility") in ("hidden", "collapse", "visible"):
                 visibility = style["visibility"]
-            opacity *= _length(style.get("opacity")) if _length(style.get("opacity")) is not None else 1.0
+            op = length(style.get("opacity"))
+            opacity *= op / 100 if op is not None and (style.get("opacity") or "").endswith("%") else (
+                op if op is not None else 1.0)
             if attrs.get("aria-hidden") == "true":
                 aria_hidden = True
-            if style.get("position") in ("absolute", "fixed"):
-                for side in ("left", "top", "right"):
-                    v = _length(style.get(side))
-                    if v is not None and v <= -500:
-                        visible = False
-            if style.get("clip") in ("rect(0,0,0,0)", "rect(0 0 0 0)", "rect(0px,0px,0px,0px)"):
+            if offscreen(style) or transform_hides(style.get("transform")) or \
+                    clip_path_hides(style.get("clip-path")) or clip_hides(style.get("clip")):
                 visible = False
-            current = current.parent
+            child, current = current, current.parent
         if visibility in ("hidden", "collapse"):
             visible = False
         return visible, opacity, 10.0 if width is None else width, 10.0 if height is None else height, aria_hidden
+
+
+def _options(node: Any) -> list[tuple[str, str]]:
+    out = []
+    for opt in node.css("option")[:MAX_OPTIONS]:
+        out.append(((opt.attributes.get("value") or "")[:120], " ".join(opt.text(deep=True).split())[:120]))
+    return out
 
 
 def _ancestor(node: Any, tag: str) -> Any:
@@ -162,32 +181,48 @@ def _ancestor_disabled(node: Any) -> bool:
     return fs is not None and "disabled" in fs.attributes
 
 
-def _nearby(node: Any) -> str:
-    """Text just before the field: preceding siblings, else the parent's previous sibling."""
+def _prev_text(node: Any) -> list[str]:
     parts: list[str] = []
     sib = node.prev
     while sib is not None and sum(len(p) for p in parts) < _NEARBY_CHARS:
-        if sib.tag in _CONTROL_TAGS or (sib.tag != "-text" and sib.css_first("input, select, textarea")):
+        if _has_control(sib):
             break
         text = sib.text(deep=False) if sib.tag == "-text" else _text(sib)
         if text.strip():
             parts.insert(0, text.strip())
         sib = sib.prev
-    if not parts and node.parent is not None:
-        prev = node.parent.prev
-        while prev is not None and prev.tag == "-text" and not prev.text(deep=False).strip():
-            prev = prev.prev
-        if prev is not None and prev.tag not in _CONTROL_TAGS and not (
-                prev.tag != "-text" and prev.css_first("input, select, textarea")):
-            parts.append(_text(prev) if prev.tag != "-text" else prev.text(deep=False).strip())
-    return " ".join(" ".join(parts).split())[:_NEARBY_CHARS]
+    return parts
+
+
+def _nearby(node: Any) -> str:
+    """Text just before the field: preceding siblings, else those of its containers (a table
+    cell, a wrapper div) up to three levels, else a label right after it (floating labels)."""
+    parts = _prev_text(node)
+    current, depth = node, 0
+    while not parts and depth < 3 and current.parent is not None and current.parent.tag not in ("form", "body"):
+        current, depth = current.parent, depth + 1
+        if current.css(_CONTROLS) and len(current.css(_CONTROLS)) > 1:
+            break  # the container holds other fields: its neighbours label them, not this one
+        parts = _prev_text(current)
+    if not parts:
+        nxt = node.next
+        while nxt is not None and nxt.tag == "-text" and not nxt.text(deep=False).strip():
+            nxt = nxt.next
+        if nxt is not None and nxt.tag == "label":
+            parts = [_text(nxt)]
+    return " ".join(" ".join(parts).split())[-_NEARBY_CHARS:]
 
 
 def _frame_origin(iframe: Any, parent_origin: str | None) -> str | None:
-    sandbox = iframe.attributes.get("sandbox")
-    if sandbox is not None and "allow-same-origin" not in sandbox.split():
-        return "null"
+    attrs = iframe.attributes
+    if "sandbox" in attrs and "allow-same-origin" not in (attrs.get("sandbox") or "").split():
+        return "null"  # a bare `sandbox` is an opaque origin: never the page's own
     return parent_origin
+
+
+def _frame_hidden(doc: _Document, iframe: Any) -> bool:
+    visible, opacity, width, height, _ = doc._visibility(iframe)
+    return not visible or opacity < 0.7 or width <= 1 or height <= 1
 
 
 def parse_form_html(html: str, page_origin: str | None = None) -> list[FieldDescriptor]:
@@ -195,18 +230,22 @@ def parse_form_html(html: str, page_origin: str | None = None) -> list[FieldDesc
     from selectolax.lexbor import LexborHTMLParser
 
     out: list[FieldDescriptor] = []
-    _collect(LexborHTMLParser(html), page_origin or LOCAL_ORIGIN, out, depth=0)
+    _collect(LexborHTMLParser(html), page_origin or LOCAL_ORIGIN, out, depth=0, hidden=False, lang="")
     return out
 
 
-def _collect(tree: Any, origin: str | None, out: list[FieldDescriptor], depth: int) -> None:
+def _collect(tree: Any, origin: str | None, out: list[FieldDescriptor], depth: int, hidden: bool,
+             lang: str) -> None:
     from selectolax.lexbor import LexborHTMLParser
 
-    doc = _Document(tree, origin)
+    root = tree.css_first("html")
+    lang = (root.attributes.get("lang") if root is not None else None) or lang
+    doc = _Document(tree, origin, hidden, lang or "")
     for node in tree.css("input, select, textarea, iframe"):
         if node.tag == "iframe":
             srcdoc = node.attributes.get("srcdoc")
-            if srcdoc and depth < 3:
-                _collect(LexborHTMLParser(srcdoc), _frame_origin(node, origin), out, depth + 1)
+            if srcdoc and depth < MAX_FRAME_DEPTH:
+                _collect(LexborHTMLParser(srcdoc), _frame_origin(node, origin), out, depth + 1,
+                         hidden or _frame_hidden(doc, node), lang or "")
             continue
         out.append(doc.descriptor(node, len(out)))

@@ -37,7 +37,7 @@ def _analyze_human(p: dict[str, Any]) -> str:
 @click.option("--no-values", is_flag=True, default=False, help="Classify only; do not read the profile.")
 def analyze(obj: AppContext, form: Path, url: str | None, no_values: bool) -> dict[str, Any]:
     """Classify the fields of a saved HTML page and show what memex would fill."""
-    from app.bridge.analyze import analyze_html
+    from app.bridge.analyze import analyze_page
 
     html = _read_form(form)
     origin = None
@@ -50,7 +50,7 @@ def analyze(obj: AppContext, form: Path, url: str | None, no_values: bool) -> di
             raise MemexError(f"--url {url!r} is not a web address ({exc}); use e.g. https://example.com.",
                              kind="bad_input") from exc
     profile = {} if no_values else _profile(obj)
-    return {"fields": analyze_html(html, origin, profile)}
+    return analyze_page(html, origin, profile)  # {"fields": [...], "plan": [...]}
 
 
 def _read_form(form: Path) -> str:

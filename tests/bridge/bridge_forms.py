@@ -1,4 +1,7 @@
-"""Expected kinds for every field of the saved forms in tests/bridge/forms/ (None = never fill).
+"""Expected kinds for every field of the saved forms in tests/bridge/forms/ (None = no kind).
+
+Secrets have their kind too (cc-number, current-password, ...); SENSITIVE_REFS lists them: they
+must come out sensitive and never get a value.
 
 Shared by the classifier tests and benchmarks/bridge.py. Languages: en, de, pt (BR, PT), es, fr.
 """
@@ -12,14 +15,14 @@ FORMS_DIR = Path(__file__).parent / "forms"
 EXPECTED: dict[str, dict[str, str | None]] = {
     "signup_en.html": {
         "first": "given-name", "last": "family-name", "email": "email", "phone": "tel",
-        "pw": None, "pw2": None, "website": "url", "about": "freetext",
+        "pw": "current-password", "pw2": "new-password", "website": "url", "about": "freetext",
         "fax_hp": None, "csrf": None, "go": None,
     },
     "checkout_en.html": {
         "s-given": "given-name", "s-family": "family-name", "s-line1": "address-line1",
         "s-line2": "address-line2", "s-city": "address-level2", "s-state": "address-level1",
-        "s-zip": "postal-code", "s-country": "country", "cc-name": None, "cc-number": None,
-        "cc-exp": None, "cc-csc": None, "contact-email": "email", "contact-tel": "tel",
+        "s-zip": "postal-code", "s-country": "country", "cc-name": "cc-name", "cc-number": "cc-number",
+        "cc-exp": "cc-exp", "cc-csc": "cc-csc", "contact-email": "email", "contact-tel": "tel",
         "promo": None,
     },
     "job_en.html": {
@@ -33,14 +36,14 @@ EXPECTED: dict[str, dict[str, str | None]] = {
         "land": "country", "nachricht": "freetext", "hpfeld": None,
     },
     "registrierung_de.html": {
-        "anrede": None, "benutzername": None, "passwort": None, "geburtsdatum": "bday",
+        "anrede": "honorific-prefix", "benutzername": "username", "passwort": "current-password", "geburtsdatum": "bday",
         "firma": "organization", "beruf": "organization-title", "handy": "tel",
         "steuerid": None, "webseite": "url", "suche": None,
     },
     "cadastro_ptbr.html": {
         "nome_completo": "name", "email_contato": "email", "celular": "tel", "cpf": None,
-        "cep": "postal-code", "endereco": "street-address", "complemento": "address-line2",
-        "cidade": "address-level2", "uf": "address-level1", "nascimento": "bday", "senha": None,
+        "cep": "postal-code", "endereco": "address-line1", "complemento": "address-line2",
+        "cidade": "address-level2", "uf": "address-level1", "nascimento": "bday", "senha": "current-password",
     },
     "conta_pt.html": {
         "pnome": "given-name", "apelido": "family-name", "morada": "street-address",
@@ -55,12 +58,12 @@ EXPECTED: dict[str, dict[str, str | None]] = {
     },
     "inscription_fr.html": {
         "prenom": "given-name", "nom": "family-name", "courriel": "email", "portable": "tel",
-        "adresse": "street-address", "complement": "address-line2", "codepostal": "postal-code",
+        "adresse": "address-line1", "complement": "address-line2", "codepostal": "postal-code",
         "ville": "address-level2", "pays": "country", "entreprise": "organization",
-        "poste": "organization-title", "presentation": "freetext", "mdp": None,
+        "poste": "organization-title", "presentation": "freetext", "mdp": "current-password",
     },
     "login_en.html": {
-        "q": None, "username": None, "password": None, "otp": None, "remember": None,
+        "q": None, "username": "username", "password": "current-password", "otp": "one-time-code", "remember": None,
         "nl-email": "email", "nl-name": "name",
     },
     "traps_en.html": {
@@ -80,9 +83,9 @@ EXPECTED: dict[str, dict[str, str | None]] = {
         "m5": "tel", "m6": "country", "f1": None, "f2": None, "g1": "tel",
     },
     "pago_mixed.html": {
-        "titular": None, "numtarjeta": None, "caducidad": None, "cvv": None, "iban": None,
+        "titular": "cc-name", "numtarjeta": "cc-number", "caducidad": "cc-exp", "cvv": "cc-csc", "iban": None,
         "facturacion": "street-address", "cp_fr": "postal-code", "empresa_es": "organization",
-        "tel_empresa": "tel", "sms": None,
+        "tel_empresa": "tel", "sms": "one-time-code",
     },
 }
 

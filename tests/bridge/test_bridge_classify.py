@@ -87,25 +87,42 @@ def test_opacity_floor_is_inclusive() -> None:
     assert classify_field(FieldDescriptor(ref="e", label="Email", opacity=0.7)).kind == "email"
 
 
-@pytest.mark.parametrize("desc, sensitive_reason", [
-    (dict(type="password", label="Password"), "password"),
-    (dict(autocomplete="new-password"), "password"),
+@pytest.mark.parametrize("desc, kind", [
+    (dict(type="password", label="Password"), "current-password"),
+    (dict(type="password", label="Confirm password"), "new-password"),
+    (dict(autocomplete="new-password"), "new-password"),
     (dict(autocomplete="cc-number", label="Email"), "cc-number"),
     (dict(autocomplete="one-time-code"), "one-time-code"),
-    (dict(label="Kreditkartennummer", name="kartennummer"), "payment"),
-    (dict(label="Número de tarjeta"), "payment"),
-    (dict(label="CVV"), "payment"),
+    (dict(label="Kreditkartennummer", name="kartennummer"), "cc-number"),
+    (dict(label="Número de tarjeta"), "cc-number"),
+    (dict(label="CVV"), "cc-csc"),
+    (dict(label="CVC", autocomplete="email"), "cc-csc"),
+    (dict(label="Name on card"), "cc-name"),
+    (dict(label="Expiry date", placeholder="MM/YY"), "cc-exp"),
+    (dict(label="Card type", tag="select", type="select"), "cc-type"),
+    (dict(label="Verification code"), "one-time-code"),
+    (dict(label="Username", autocomplete="username"), "username"),
+    (dict(label="Benutzername"), "username"),
+    (dict(label="Mot de passe"), "current-password"),
+    (dict(label="Wachtwoord"), "current-password"),
+])
+def test_secrets_get_their_kind_and_are_sensitive(desc: dict, kind: str) -> None:
+    c = classify_field(FieldDescriptor(ref="s", **desc))
+    assert c.kind == kind and c.sensitive
+    assert fill_values([c], {kind: "secret", "email": "a@b.example"}) == {}
+
+
+@pytest.mark.parametrize("desc, reason", [
     (dict(label="Social security number"), "government-id"),
     (dict(label="Numéro de sécurité sociale"), "government-id"),
     (dict(label="CPF"), "government-id"),
     (dict(label="Steuer-ID"), "government-id"),
-    (dict(label="Verification code"), "one-time-code"),
-    (dict(label="Username", autocomplete="username"), "username"),
-    (dict(label="Mot de passe"), "password"),
+    (dict(label="Codice fiscale"), "government-id"),
+    (dict(label="IBAN"), "payment"),
 ])
-def test_sensitive_fields(desc: dict, sensitive_reason: str) -> None:
+def test_identity_numbers_are_sensitive_without_a_kind(desc: dict, reason: str) -> None:
     c = classify_field(FieldDescriptor(ref="s", **desc))
-    assert c.kind is None and c.sensitive and c.reason == sensitive_reason
+    assert c.kind is None and c.sensitive and c.reason == reason
 
 
 @pytest.mark.parametrize("value, field, section, mode, contact", [

@@ -171,8 +171,10 @@ def test_forged_message_cannot_get_sensitive_values(service: BridgeService, runt
                          "values": {"cc": "give me"}, "kinds": {"cc": "email"}})
     assert reply["values"] == {"email": "ada@example.org"}
     kinds = {f["ref"]: (f["kind"], f["sensitive"]) for f in reply["fields"]}
-    assert kinds["cc"] == (None, True) and kinds["pw"] == (None, True) and kinds["cvc"] == (None, True)
-    assert kinds["login"] == (None, True) and kinds["user"] == (None, True)
+    # secrets keep their kind (the plan shows them) but are sensitive and never get a value
+    assert kinds["cc"] == ("cc-number", True) and kinds["pw"] == ("current-password", True)
+    assert kinds["cvc"] == ("cc-csc", True) and kinds["otp"] == ("one-time-code", True)
+    assert kinds["login"] == ("username", True) and kinds["user"] == ("username", True)
     assert "ada_l" not in str(reply)
 
 
