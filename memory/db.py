@@ -32,10 +32,23 @@ def from_iso(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def open_engine(db_path: Path) -> Engine:
-    """Open (creating and migrating) the database; WAL so readers never block the writer."""
+def open_engine(db_path: Path, key: bytes | None = None) -> Engine:
+    """Open (creating and migrating) the database; WAL so readers never block the writer.
+
+    With `key` the file is SQLCipher (the vault): every connection is keyed before its first
+    statement, through sqlcipher3's DB-API so SQLAlchemy maps its errors like sqlite3's.
+    """
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
+    if key is None:
+        engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
+    else:
+        from memory.vault_db import cipher_connect, dbapi_module
+
+        def _creator() -> object:
+            return cipher_connect(db_path, key, timeout=30, check_same_thread=False)
+
+        # The file URL (not "sqlite://") keeps the file-database pool; the creator does the connecting.
+        engine = create_engine(f"sqlite:///{db_path}", module=dbapi_module(), creator=_creator)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -61,6 +74,12 @@ def open_engine(db_path: Path) -> Engine:
             conn.execute(text("SELECT count(*) FROM memories")).scalar_one()
     except DatabaseError as exc:
         engine.dispose()
+        if key is not None and "not a database" in str(exc.orig):
+            from memory.vault import WrongPassphrase
+
+            raise WrongPassphrase(
+                f"The key does not open the encrypted database {db_path}; unlock memex again."
+            ) from exc
         raise MemoryError_(
             f"The memory database {db_path} is damaged or not a memex database ({exc.orig}); "
             "restore it from a backup or move it away."

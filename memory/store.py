@@ -36,11 +36,15 @@ MAX_MEMORY_CHARS = 1_000_000
 class MemoryStore:
     def __init__(self, home: Path, *, embed_model: str = "", embed_batch: int = 64,
                  chroma_url: str = "", chunk_chars: int = 1200, embedder: Embedder | None = None,
-                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
+                 max_file_bytes: int = MAX_FILE_BYTES, key: bytes | None = None) -> None:
+        from memory.vault_db import check_open
+
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(self.home / "memex.db")
-        self.vectors = VectorStore(self.home / "chroma", chroma_url)
+        # The vault check sits here so every front-end (CLI, API, bridge, MCP, GUI) gets it.
+        self.encrypted = check_open(self.home, key)
+        self.engine = open_engine(self.home / "memex.db", key if self.encrypted else None)
+        self.vectors = VectorStore(self.home / "chroma", chroma_url, ids_only=self.encrypted)
         self.embedder = embedder or Embedder(embed_model or None, embed_batch)
         self.chunk_chars = chunk_chars
         self.max_file_bytes = max_file_bytes

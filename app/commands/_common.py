@@ -27,9 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class AppContext:
     """Per-invocation state: where the data lives, output mode, and a lazy Runtime."""
 
-    def __init__(self, home: str | None, json: bool):
+    def __init__(self, home: str | None, json: bool, passphrase_file: str | None = None):
         self.home = home
         self.json = json
+        self.passphrase_file = passphrase_file  # `memex --passphrase-file F`: unlocks the vault
         self._settings: Settings | None = None
         self._runtime: Runtime | None = None
 
@@ -38,7 +39,8 @@ class AppContext:
         if self._settings is None:
             from app.settings import load_settings
 
-            self._settings = load_settings(home=self.home)
+            extra = {"passphrase_file": self.passphrase_file} if self.passphrase_file else {}
+            self._settings = load_settings(home=self.home, **extra)
         return self._settings
 
     @property
