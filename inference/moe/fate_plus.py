@@ -24,6 +24,9 @@ What changes against `fate` (inference/moe/fate.py), each measured on the MoEfie
   A hysteresis: experts at the edge of the ranking stop churning in and out. On the top-16
   testbed (room 32): 26 of 32 loaded cut loads per token 196 -> ~131 and hit rate only
   0.965 -> 0.954-0.958 (accuracy 0.964 -> 0.947-0.951); 24 of 32 fell to 0.951, 20 to 0.935.
+- Width and lookahead adapt (adaptive.py): only the top-k predictions are loaded when a
+  miss costs little against a layer's compute, and layer i+2 is queued too when a layer's
+  loads take longer than the layer computes.
 - Shallow-favoring allocation with only layer 0 fully resident: with the fitted maps layer 1
   is predicted well enough (from layer 0's gate input) that the slots pay off deeper.
 """
@@ -34,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from inference.moe.adaptive import WidthController
 from inference.moe.fate import FateLinearPolicy
 from inference.moe.policies import CacheGeometry, Key, register_policy
 
@@ -59,6 +63,10 @@ class FatePlusPolicy(FateLinearPolicy):
         self.load_width = int(options.get("load_width", 0))
         self.load_share = float(options.get("load_share", 0.625))
         self.lookahead_width = int(options.get("lookahead_width", 0))  # 0: top-k
+        # width and lookahead follow measured load costs (adaptive.py); adaptive=False: fixed
+        self.adaptive: WidthController | None = (
+            WidthController() if options.get("adaptive", True) else None)
+        self._mode = "normal"
         self._last_ids: dict[int, np.ndarray] = {}  # layer -> [1, k] experts of the last token
         self._protect: dict[int, set[int]] = {}  # layer -> experts predicted, not routed yet
         self._prefetching = False
@@ -174,6 +182,8 @@ class FatePlusPolicy(FateLinearPolicy):
                 if self.quota(lyr) >= self.geometry.num_experts:
                     cache.prefetch(lyr, list(range(self.geometry.num_experts)))
         used = (topk_ids if topk_ids.device.type == "cpu" else topk_ids.cpu()).numpy()  # [T, k]
+        if self.adaptive is not None:
+            self._mode = self.adaptive.observe(self._index[layer], cache.stats, len(used) == 1)
         self._score(layer, used)
         self._protect.pop(layer, None)
         self._last_ids[layer] = used[-1:]
@@ -190,7 +200,7 @@ class FatePlusPolicy(FateLinearPolicy):
             room = min(self.quota(nxt), plus.width)
             scores = self._add_history(nxt, plus.scores_numpy(idx, x, prev))  # [T, E]
             self._pending[nxt] = self._prefetch(cache, nxt, _top(scores, room))
-        far = self._next.get(nxt) if self.lookahead > 1 else None
+        far = self._next.get(nxt) if self.lookahead > 1 or self._mode == "ahead" else None
         if far is not None and self.quota(far) < self.geometry.num_experts:
             width = min(self.lookahead_width or self.geometry.top_k, self.quota(far))
             s = plus.scores_numpy(idx, x, None, target=idx + 2)  # Fate, 2 layers on
@@ -230,6 +240,8 @@ class FatePlusPolicy(FateLinearPolicy):
         return [cache.resident_among(layer, r) for r in rows]
 
     def _load_width(self, width: int) -> int:
+        if self._mode == "narrow":  # misses are cheap here: load only the top-k guesses
+            return min(width, self.geometry.top_k)
         if self.load_width:
             return self.load_width
         k = self.geometry.top_k
@@ -243,6 +255,8 @@ class FatePlusPolicy(FateLinearPolicy):
                                                               if self.predictor is not None else 0),
             "lookahead_layers": self.lookahead,
         }
+        if self.adaptive is not None:
+            out["adaptive"] = self.adaptive.metrics()
         return out
 
 
