@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("app.commands.doctor:doctor", "Check what is installed and the data folder's health."),
     "mcp": ("app.commands.mcp:mcp", "Stdio MCP server: memory tools for other AI apps."),
     "models": ("app.commands.models:models", "GGUF models on disk (bundled, Ollama, LM Studio, own)."),
+    "vault": ("app.commands.vault:vault", "Encryption at rest: enable, lock, unlock, change the passphrase."),
 }
 
 
@@ -80,11 +81,13 @@ def _unavailable(name: str, help_: str) -> click.Command:
 @click.option("--home", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Data folder for this command (default: $MEMEX_HOME or the user data dir).")
 @click.option("--json", "json_", is_flag=True, default=False, help="Print one JSON object on stdout.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Read the vault passphrase from this file (or set MEMEX_PASSPHRASE).")
 @click.version_option(package_name="memex", prog_name="memex")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, json_: bool) -> None:
+def cli(ctx: click.Context, home: str | None, json_: bool, passphrase_file: str | None) -> None:
     """memex: a personal AI memory that runs entirely on your computer."""
-    ctx.obj = AppContext(home=home, json=json_)
+    ctx.obj = AppContext(home=home, json=json_, passphrase_file=passphrase_file)
     ctx.call_on_close(ctx.obj.close)
     if ctx.invoked_subcommand is None:
         ctx.invoke(LazyGroup.get_command(cli, ctx, "gui"))  # type: ignore[arg-type]

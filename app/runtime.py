@@ -34,21 +34,36 @@ class Runtime:
         self._backend_served: Served | None = None  # what the loaded backend serves
         self._backend_lock = threading.Lock()  # server threads must not load the model twice
         self.on_new_memories: list[NewMemoriesHook] = [_propose_profile_values]
+        from app.vault import VaultAccess
+
+        self.vault = VaultAccess(lambda: self.settings)  # the data key when the vault is on
 
     @property
     def memory(self) -> "MemoryStore":
+        if self._memory is not None and self.vault.idle_expired():
+            self.lock()
         if self._memory is None:
             from memory import MemoryStore
 
             self.settings.ensure_home()
-            self._memory = MemoryStore(
+            # Locked: MemexError kind "locked" ("memex is locked ..."), for every front-end.
+            self._memory = self.vault.open(lambda key: MemoryStore(
                 self.settings.home,
                 embed_model=self.settings.embed_model,
                 embed_batch=self.settings.embed_batch,
                 chroma_url=self.settings.chroma_url,
                 chunk_chars=self.settings.chunk_chars,
-            )
+                key=key,
+            ))
+        self.vault.touch()
         return self._memory
+
+    def lock(self) -> None:
+        """Close the store and drop the key this process holds (auto-lock, `memex vault lock`)."""
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+        self.vault.forget()
 
     # memory writes go through here so hooks (the profile inbox) see every new memory ---------
     def remember(self, text: str, *, source: str | None = None, at: datetime | None = None,

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_048_576, ge=1024)
     api_rate_per_minute: int = Field(120, ge=1)
 
+    # the vault (encryption at rest; `memex vault`)
+    passphrase_file: str = Field("", description="file holding the vault passphrase (MEMEX_PASSPHRASE also works)")
+    vault_auto_lock_minutes: float = Field(
+        30.0, ge=0, description="lock the vault after this long unused; 0 = only at logout or `memex vault lock`")
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, v: Any) -> Any:

@@ -10,9 +10,13 @@ COLLECTION = "memex_chunks"
 
 
 class VectorStore:
-    def __init__(self, path: Path, url: str = "") -> None:
+    """`ids_only`: with the vault on, chroma keeps chunk ids and vectors and nothing else
+    (no documents, no metadata); search already reads every text from SQLite."""
+
+    def __init__(self, path: Path, url: str = "", *, ids_only: bool = False) -> None:
         self.path = path
         self.url = url
+        self.ids_only = ids_only
         self._client: Any = None
         self._collection: Any = None
 
@@ -46,7 +50,7 @@ class VectorStore:
             coll.upsert(
                 ids=list(ids[i:i + step]),
                 embeddings=[list(e) for e in embeddings[i:i + step]],
-                metadatas=[{"memory_id": m} for m in memory_ids[i:i + step]],
+                metadatas=None if self.ids_only else [{"memory_id": m} for m in memory_ids[i:i + step]],
             )
 
     def delete(self, ids: Sequence[str]) -> None:
