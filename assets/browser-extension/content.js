@@ -51,22 +51,124 @@
     return clean(parts.join(" ")).slice(0, 120);
   }
 
-  function visibility(el, win) {
+  // ---- what a person can see, from computed style and geometry at this moment ----------------
+  const OFFSCREEN_PX = 2000;
+
+  function clipPathHides(value) {
+    if (!value || value === "none") return false;
+    let m = /^inset\(([^)]*)\)/.exec(value);
+    if (m) {
+      const parts = m[1].split(/\s+round\s+/)[0].trim().split(/\s+/);
+      if (parts.every((p) => p.endsWith("%"))) {
+        const v = parts.map(parseFloat);
+        const [t, r, b, l] = v.length === 1 ? [v[0], v[0], v[0], v[0]] : v.length === 2 ? [v[0], v[1], v[0], v[1]]
+          : v.length === 3 ? [v[0], v[1], v[2], v[1]] : v;
+        return t + b >= 100 || l + r >= 100;
+      }
+      return false;
+    }
+    m = /^(circle|ellipse)\(\s*([-\d.]+)/.exec(value);
+    if (m) return parseFloat(m[2]) <= 0;
+    m = /^polygon\(([^)]*)\)/.exec(value);
+    if (m) return new Set(m[1].split(",").map((p) => p.trim())).size <= 2;
+    return false;
+  }
+
+  function clipHides(value) {
+    const m = /^rect\(([^)]*)\)/.exec(value || "");
+    if (!m) return false;
+    const v = m[1].split(/[\s,]+/).filter(Boolean).map(parseFloat);
+    return v.length === 4 && (v[2] - v[0] <= 1 || v[1] - v[3] <= 1);
+  }
+
+  function hitTestOk(el, rect, win) {
+    // Inside the viewport the browser's own hit test tells whether something else covers the
+    // field, or a clip leaves nothing of it: the point must land on the field or on its label.
+    const doc = el.ownerDocument;
+    const x = rect.left + rect.width / 2, y = rect.top + rect.height / 2;
+    if (x < 0 || y < 0 || x >= win.innerWidth || y >= win.innerHeight) return true;  // not on screen now
+    const hit = doc.elementFromPoint(x, y);
+    if (!hit || hit === el || el.contains(hit)) return true;
+    if (ui && (hit === ui.host || ui.host.contains(hit))) return true;  // memex's own button
+    if (el.labels && Array.from(el.labels).some((l) => l === hit || l.contains(hit))) return true;
+    return false;
+  }
+
+  function frameVisible(win) {
+    // a field inside a hidden, zero-size or transparent frame is as hidden as the frame
+    for (let w = win; w && w !== w.parent; w = w.parent) {
+      let frame = null;
+      try { frame = w.frameElement; } catch (e) { return false; }
+      if (!frame) return true;
+      const v = visibility(frame, w.parent, true);
+      // the frame's own viewport (borders excluded): a 0x0 frame still has a 4px border box
+      if (!v.visible || v.opacity < OPACITY_FLOOR || frame.clientWidth <= 1 || frame.clientHeight <= 1) return false;
+    }
+    return true;
+  }
+
+  function visibility(el, win, isFrame) {
     const rect = el.getBoundingClientRect();
     let opacity = 1;
     let visible = typeof el.checkVisibility === "function"
-      ? el.checkVisibility({ checkVisibilityCSS: true }) : el.offsetParent !== null;
+      ? el.checkVisibility({ checkVisibilityCSS: true, visibilityProperty: true, contentVisibilityAuto: true })
+      : el.offsetParent !== null;
     for (let n = el; n && n.nodeType === Node.ELEMENT_NODE; n = n.parentElement) {
       const style = win.getComputedStyle(n);
       opacity *= parseFloat(style.opacity || "1");
-      if (style.display === "none") visible = false;
+      if (style.display === "none" || style.visibility === "hidden" || style.visibility === "collapse") visible = false;
+      if (clipPathHides(style.clipPath) || (style.position === "absolute" || style.position === "fixed") && clipHides(style.clip)) visible = false;
+      if (n !== el && /(hidden|clip)/.test(style.overflowX + style.overflowY)) {
+        // clipped away by an ancestor that hides its overflow (a collapsed accordion)
+        const box = n.getBoundingClientRect();
+        const w = Math.min(rect.right, box.right) - Math.max(rect.left, box.left);
+        const h = Math.min(rect.bottom, box.bottom) - Math.max(rect.top, box.top);
+        if (w < 1 || h < 1) visible = false;
+      }
+      if (n.inert) visible = false;
     }
     const doc = el.ownerDocument;
     const pageW = Math.max(doc.documentElement.scrollWidth, win.innerWidth);
     const pageH = Math.max(doc.documentElement.scrollHeight, win.innerHeight);
     const sx = win.scrollX, sy = win.scrollY;
     if (rect.right + sx <= 0 || rect.bottom + sy <= 0 || rect.left + sx >= pageW || rect.top + sy >= pageH) visible = false;
+    if (rect.left + sx > win.innerWidth + OFFSCREEN_PX) visible = false;  // pushed far to the right
+    if (visible && !isFrame && !hitTestOk(el, rect, win)) visible = false;
+    if (visible && !isFrame && !frameVisible(win)) visible = false;
     return { visible, opacity, width: rect.width, height: rect.height };
+  }
+
+  function groupOf(el) {
+    const form = el.closest("form");
+    if (!form) return "page";
+    return `form-${Array.prototype.indexOf.call(el.ownerDocument.forms, form)}`;
+  }
+
+  function contextOf(el) {
+    const parts = [];
+    const fs = el.closest("fieldset");
+    const legend = fs && fs.querySelector("legend");
+    if (legend) parts.push(clean(legend.textContent).slice(0, 80));
+    else {
+      // the nearest heading above the field in document order
+      const heads = el.ownerDocument.querySelectorAll("h1, h2, h3, h4, h5, h6");
+      let last = null;
+      for (const h of heads) {
+        if (h.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) last = h; else break;
+      }
+      if (last) parts.push(clean(last.textContent).slice(0, 80));
+    }
+    let depth = 0;
+    for (let n = el.parentElement; n && depth < 12 && n.tagName !== "BODY"; n = n.parentElement, depth++) {
+      if (n.tagName.includes("-")) parts.push(n.tagName.toLowerCase());
+      for (const k of ["id", "name", "type", "aria-label"]) { const v = n.getAttribute(k); if (v) parts.push(v); }
+    }
+    return parts.join(" ").slice(0, 300);
+  }
+
+  function optionsOf(el) {
+    if (el.tagName !== "SELECT") return [];
+    return Array.from(el.options).slice(0, 400).map((o) => [o.value.slice(0, 120), clean(o.text).slice(0, 120)]);
   }
 
   function collectFrom(doc, win, origin, out) {
@@ -92,6 +194,10 @@
         aria_hidden: !!el.closest("[aria-hidden='true']"),
         tabindex: tabindex !== null && /^-?\d+$/.test(tabindex) ? parseInt(tabindex, 10) : null,
         frame_origin: origin,
+        maxlength: tag === "input" && el.maxLength > 0 ? el.maxLength : null,
+        inputmode: el.getAttribute("inputmode") || "",
+        options: optionsOf(el), group: `${origin}|${groupOf(el)}`, context: contextOf(el),
+        lang: (doc.documentElement.getAttribute("lang") || "").slice(0, 20),
       });
     }
     for (const frame of doc.querySelectorAll("iframe, frame")) {
@@ -115,7 +221,10 @@
     // defence in depth: whatever the host says, never write secrets or invisible fields
     if (tag === "input" && ["password", "hidden", "file", "checkbox", "radio", "submit", "button"].includes(type)) return false;
     if (el.disabled || el.readOnly) return false;
-    if (!visibility(el, el.ownerDocument.defaultView).visible) return false;
+    if (/(^|\s)(cc-|current-password|new-password|one-time-code|username)/.test((el.getAttribute("autocomplete") || "").toLowerCase())) return false;
+    // checked again now, not when the fields were listed: the page may have hidden it since
+    const vis = visibility(el, el.ownerDocument.defaultView);
+    if (!vis.visible || vis.opacity < OPACITY_FLOOR || vis.width <= 1 || vis.height <= 1) return false;
     if (tag === "select") {
       const want = String(value).toLowerCase();
       const opt = Array.from(el.options).find((o) => o.value.toLowerCase() === want || clean(o.text).toLowerCase() === want);

@@ -113,8 +113,9 @@ def set_profile(home: Path, profile: dict[str, str]) -> None:
 
 @contextmanager
 def browser_session(tmp: Path, *, pair: bool = True, permit: bool = True,
-                    profile: dict[str, str] | None = None) -> Iterator[Session]:
-    """Chromium + extension + host for a fresh MEMEX_HOME under tmp, on a served form page."""
+                    profile: dict[str, str] | None = None, page_html: str | None = None) -> Iterator[Session]:
+    """Chromium + extension + host for a fresh MEMEX_HOME under tmp, on a served form page
+    (FORM_PAGE, or `page_html`)."""
     from playwright.sync_api import sync_playwright
 
     from app.bridge.install import install
@@ -129,7 +130,8 @@ def browser_session(tmp: Path, *, pair: bool = True, permit: bool = True,
     install(settings, ["chromium"], user_data_dir=user_data)
     (site / "frame.html").write_text(FRAME_PAGE, encoding="utf-8")
     with serve_dir(site) as base, serve_dir(site) as foreign_base:
-        (site / "form.html").write_text(FORM_PAGE.replace("{frame_url}", f"{foreign_base}/frame.html"),
+        html = FORM_PAGE if page_html is None else page_html
+        (site / "form.html").write_text(html.replace("{frame_url}", f"{foreign_base}/frame.html"),
                                         encoding="utf-8")
         ext = str(EXTENSION_DIR)
         with sync_playwright() as pw:

@@ -1,0 +1,65 @@
+"""Fields a person cannot see are never filled: statically in `autofill analyze` (the page's
+own CSS, iframe attributes) and live in real Chromium (computed style and geometry at fill
+time, including what only layout can tell: clipped by a collapsed container, covered by
+another element, hidden after the fields were listed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.bridge.analyze import analyze_html
+from tests.bridge.bridge_browser import CHROMIUM, PROFILE, browser_session
+from tests.bridge.bridge_forms import FORMS_DIR
+
+PAGE = (FORMS_DIR / "hidden_css_en.html").read_text(encoding="utf-8")
+VISIBLE = {"v_email": PROFILE["email"], "v_city": PROFILE["address-level2"]}
+HIDDEN_STATIC = ["h_attr", "h_desc", "h_child", "h_translate", "h_scale", "h_clip_inset", "h_clip_circle",
+                 "h_clip", "h_offscreen", "h_opacity", "h_details"]
+# need layout: only the live extension can tell (documented in app/bridge/pagestyle.py)
+HIDDEN_LAYOUT = ["h_collapsed", "h_covered"]
+FRAMES = {"fr_none": "fi_none", "fr_zero": "fi_zero", "fr_vis": "fi_vis", "fr_sandbox": "fi_sandbox"}
+
+
+def test_analyze_resolves_hidden_fields_from_the_pages_own_css() -> None:
+    rows = {r["ref"]: r for r in analyze_html(PAGE, "https://forms.example", PROFILE)}
+    assert {ref: rows[ref]["value"] for ref in VISIBLE} == VISIBLE
+    assert rows["fi_ok"]["value"] == PROFILE["email"]  # a visible same-origin frame is the page's own
+    for ref in HIDDEN_STATIC + list(FRAMES.values()):
+        assert rows[ref]["kind"] is None and rows[ref]["value"] is None, ref
+    assert rows["fi_sandbox"]["source"] == "excluded:cross-origin-frame"  # a bare sandbox is opaque
+    for ref in ("fi_none", "fi_zero", "fi_vis"):
+        assert rows[ref]["source"] == "excluded:invisible"
+
+
+@pytest.mark.parametrize("sandbox, foreign", [("sandbox", True), ('sandbox=""', True),
+                                              ('sandbox="allow-scripts"', True),
+                                              ('sandbox="allow-same-origin allow-forms"', False)])
+def test_sandboxed_frames_are_foreign_unless_allowed_same_origin(sandbox: str, foreign: bool) -> None:
+    html = f"""<iframe {sandbox} width=300 height=90 srcdoc="<label for='e'>Email</label><input id='e'>"></iframe>"""
+    row = analyze_html(html, "https://forms.example", PROFILE)[0]
+    assert (row["source"] == "excluded:cross-origin-frame") is foreign
+    assert (row["value"] is None) is foreign
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
+def test_chromium_fills_only_what_a_person_can_see(tmp_path: Path, home) -> None:
+    pytest.importorskip("playwright")
+    with browser_session(tmp_path, page_html=PAGE) as s:
+        s.wait_state("idle")
+        s.click_memex()
+        assert s.wait_state("confirm", "error") == "confirm"
+        # the page hides a listed field between the listing and the fill: still never filled
+        s.page.evaluate("() => { document.getElementById('v_city').style.transform = 'translateX(-9999px)'; }")
+        s.page.keyboard.press("Enter")
+        assert s.wait_state("filled", "error") == "filled"
+        v = s.values()
+        assert v["v_email"] == PROFILE["email"]
+        assert v["v_city"] == ""
+        assert s.page.frame_locator("#fr_ok").locator("#fi_ok").input_value() == PROFILE["email"]
+        for ref in HIDDEN_STATIC + HIDDEN_LAYOUT:
+            assert v[ref] == "", ref
+        for frame, ref in FRAMES.items():
+            assert s.page.frame_locator(f"#{frame}").locator(f"#{ref}").input_value() == "", ref
