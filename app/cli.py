@@ -34,10 +34,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("app.commands.train:adapters", "List, activate or roll back adapters."),
     "moe": ("app.commands.moe:moe", "MoE expert-offloading engine tools."),
     "doctor": ("app.commands.doctor:doctor", "Check what is installed and the data folder's health."),
+    "service": ("app.commands.service:service", "The resident service the CLI, GUI, bridge and API share."),
     "mcp": ("app.commands.mcp:mcp", "Stdio MCP server: memory tools for other AI apps."),
     "models": ("app.commands.models:models", "GGUF models on disk (bundled, Ollama, LM Studio, own)."),
     "vault": ("app.commands.vault:vault", "Encryption at rest: enable, lock, unlock, change the passphrase."),
 }
+
+# Commands that run inside the resident service when it can run (warm models, one writer).
+# Any command can be hosted there; the rest stay in-process because they own a terminal,
+# a window or a browser port of their own, or manage the service itself.
+SERVICE_COMMANDS: frozenset[str] = frozenset({
+    "remember", "import", "search", "forget", "memories", "profile", "ask", "chat", "inbox",
+    "autofill", "adapters", "serve",
+})
 
 
 class LazyGroup(click.Group):
@@ -94,8 +103,19 @@ def cli(ctx: click.Context, home: str | None, json_: bool, passphrase_file: str 
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point: click usage errors honour --json."""
+    """Console-script entry point: a thin client of the service for SERVICE_COMMANDS (see
+    app/service/route.py), else the command in this process."""
     args = list(sys.argv[1:] if argv is None else argv)
+    from app.service.route import route
+
+    code = route(args, SERVICE_COMMANDS)
+    if code is not None:
+        sys.exit(code)
+    return run_in_process(args)
+
+
+def run_in_process(args: list[str]) -> Any:
+    """Run `memex ARGS` in this process; click usage errors honour --json."""
     want_json = "--json" in args
     try:
         return cli.main(args=args, prog_name="memex", standalone_mode=False)

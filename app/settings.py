@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(
         cls,
+
+    # the resident service (app/service)
+    service_idle_minutes: float = Field(30.0, ge=0, description="stop the service after this long "
+                                        "without a request; 0 = never")
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,

@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Commands run in-process unless a test opts into the resident service (tests/app/test_service*.py).
+os.environ.setdefault("MEMEX_NO_SERVICE", "1")
 
 PERSONA = Path(__file__).parent / "fixtures" / "persona"
 

@@ -11,6 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Set by the resident service around each command it runs (app/service/runner.py): commands
+# then share its warm Runtime instead of opening the store and loading the models again.
+HOSTED_RUNTIME: ContextVar[Callable[[], Runtime] | None] = ContextVar("memex_hosted_runtime", default=None)
 
 
 class AppContext:
@@ -46,6 +51,11 @@ class AppContext:
     @property
     def runtime(self) -> "Runtime":
         if self._runtime is None:
+            hosted = HOSTED_RUNTIME.get()
+            if hosted is not None:  # inside the service: the warm shared Runtime, never closed here
+                self._runtime = hosted()
+                self._borrowed = True
+                return self._runtime
             from app.runtime import Runtime
 
             self._runtime = Runtime(self.settings)
@@ -53,7 +63,8 @@ class AppContext:
 
     def close(self) -> None:
         if self._runtime is not None:
-            self._runtime.close()
+            if not getattr(self, "_borrowed", False):
+                self._runtime.close()
             self._runtime = None
 
 

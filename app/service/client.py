@@ -181,11 +181,31 @@ def relay(argv: Sequence[str], home: Path, *, autostart: bool = True,
 
 
 def _pump(sock: socket.socket, argv: Sequence[str], out: Any, err: Any) -> int | str:
+    """Relay frames until the command's exit status; Ctrl-C cancels it there, twice quits here."""
     interrupted = False
     started = False
     while True:
         try:
-            frame = protocol.recv(sock)
+            try:
+                frame = protocol.recv(sock)
+            except (OSError, protocol.ProtocolError):
+                frame = None
+            if frame is None:
+                return _died(argv, out, err)
+            kind = frame.get("t")
+            if kind == "restart" and not started:
+                return "restart"
+            started = True
+            if kind == "out" or kind == "err":
+                stream = out if kind == "out" else err
+                stream.write(frame.get("data", ""))
+                stream.flush()
+            elif kind == "read":
+                protocol.send(sock, {"op": "stdin", "data": sys.stdin.readline()})
+            elif kind == "exit":
+                return int(frame.get("code", 0))
+            elif kind == "error":
+                return _report(argv, out, err, str(frame.get("error")), str(frame.get("kind", "service")), 1)
         except KeyboardInterrupt:
             if interrupted:
                 return 130
@@ -194,31 +214,6 @@ def _pump(sock: socket.socket, argv: Sequence[str], out: Any, err: Any) -> int |
                 protocol.send(sock, {"op": "cancel"})
             except OSError:
                 return 130
-            continue
-        except (OSError, protocol.ProtocolError):
-            frame = None
-        if frame is None:
-            return _died(argv, out, err)
-        kind = frame.get("t")
-        if kind == "restart" and not started:
-            return "restart"
-        started = True
-        if kind == "out" or kind == "err":
-            stream = out if kind == "out" else err
-            stream.write(frame.get("data", ""))
-            stream.flush()
-        elif kind == "read":
-            try:
-                line = sys.stdin.readline()
-            except KeyboardInterrupt:
-                line = ""
-                interrupted = True
-                protocol.send(sock, {"op": "cancel"})
-            protocol.send(sock, {"op": "stdin", "data": line})
-        elif kind == "exit":
-            return int(frame.get("code", 0))
-        elif kind == "error":
-            return _report(argv, out, err, str(frame.get("error")), str(frame.get("kind", "service")), 1)
 
 
 def _died(argv: Sequence[str], out: Any, err: Any) -> int:

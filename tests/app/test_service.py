@@ -1,0 +1,178 @@
+"""The resident service: start on first need, idle shutdown, kill -9, stale files, two CLIs,
+version skew, socket permissions, a light client path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.service import client
+from app.service.lock import lock_held, read_owner
+from app.service.paths import lock_path, socket_path
+from app.service.server import peer_uid
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ["torch", "transformers", "chromadb", "sentence_transformers", "llama_cpp", "PySide6", "peft"]
+
+
+@pytest.fixture
+def service_env(monkeypatch: pytest.MonkeyPatch, memex_home: Path, tmp_path: Path):
+    """Opt into the service (tests default to MEMEX_NO_SERVICE=1); stop every service after."""
+    monkeypatch.delenv("MEMEX_NO_SERVICE", raising=False)
+    monkeypatch.setenv("MEMEX_SERVICE_WARM_UP", "0")  # these tests need no model
+    yield memex_home
+    stop_services(tmp_path)
+
+
+def stop_services(root: Path) -> None:
+    for lock in root.rglob("service.lock"):
+        owner = read_owner(lock)
+        if not client.stop(lock.parent, wait=True) and owner is not None:
+            os.kill(owner.pid, signal.SIGKILL)
+        if owner is not None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and owner.alive():
+                time.sleep(0.05)
+
+
+def memex(*args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def pid_of(home: Path) -> int:
+    info = client.status(home)
+    assert info is not None, "no service answers"
+    return int(info["pid"])
+
+
+def wait_until(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_first_command_starts_the_service_and_it_stops_when_idle(service_env: Path, monkeypatch):
+    monkeypatch.setenv("MEMEX_SERVICE_IDLE_MINUTES", "0.03")  # ~2 s
+    res = memex("profile", "set", "email", "ana@example.org", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["key"] == "email"
+    assert lock_held(lock_path(service_env))
+    assert wait_until(lambda: not lock_held(lock_path(service_env)), timeout=90)
+    assert not socket_path(service_env).exists()
+    res = memex("profile", "show", "--json")  # the next command starts a fresh one and sees the value
+    assert [f["value"] for f in json.loads(res.stdout)["fields"]] == ["ana@example.org"]
+
+
+def test_status_start_stop_and_socket_permissions(service_env: Path):
+    res = memex("service", "status", "--json")
+    assert json.loads(res.stdout) == {"running": False, "home": str(service_env)}
+    res = memex("service", "start", "--json")
+    started = json.loads(res.stdout)
+    assert res.returncode == 0 and started["started"] is True
+    assert stat.S_IMODE(socket_path(service_env).stat().st_mode) == 0o600
+    assert stat.S_IMODE(service_env.stat().st_mode) == 0o700
+    status = json.loads(memex("service", "status", "--json").stdout)
+    assert status["running"] is True and status["pid"] == started["pid"]
+    res = memex("service", "stop", "--json")
+    assert json.loads(res.stdout) == {"stopped": True, "pid": started["pid"]}
+    assert not lock_held(lock_path(service_env))
+    res = memex("service", "stop")
+    assert res.returncode == 0 and "No memex service" in res.stdout
+
+
+def test_peer_credentials_name_this_user():
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        assert peer_uid(a) == os.getuid()
+
+
+def test_killed_mid_request_one_sentence_then_a_fresh_service(service_env: Path):
+    assert memex("service", "start").returncode == 0
+    old = pid_of(service_env)
+    # `chat --json` waits in the service for the next stdin line: a request surely in flight
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--json"], cwd=ROOT, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: (client.status(service_env) or {}).get("in_flight") == 1)
+    os.kill(old, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    reply = json.loads(out.strip().splitlines()[-1])
+    assert reply["kind"] == "service_unavailable" and reply["error"].count(".") == 1
+    assert "Traceback" not in err
+    # the killed service left its socket and lock file behind: both are recognised as stale
+    assert socket_path(service_env).exists() and lock_path(service_env).exists()
+    assert read_owner(lock_path(service_env)) is None
+    assert json.loads(memex("service", "status", "--json").stdout)["running"] is False
+    res = memex("memories", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["total"] == 0
+    assert pid_of(service_env) != old
+
+
+def test_ctrl_c_on_the_client_interrupts_the_command_in_the_service(service_env: Path):
+    assert memex("service", "start").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--json"], cwd=ROOT, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: (client.status(service_env) or {}).get("in_flight") == 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    # as in-process: Ctrl-C ends the chat, which prints its one JSON object
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["turns"] == []
+    assert wait_until(lambda: (client.status(service_env) or {}).get("in_flight") == 0)
+
+
+def test_two_clis_at_once_share_one_service(service_env: Path):
+    procs = [subprocess.Popen([sys.executable, "-m", "app.cli", "profile", "set", key, value, "--json"],
+                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for key, value in (("email", "ana@example.org"), ("tel", "+31 6 1234 5678"))]
+    results = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    fields = json.loads(memex("profile", "show", "--json").stdout)["fields"]
+    assert sorted(f["key"] for f in fields) == ["email", "tel"]
+    assert len(list(service_env.glob("service.sock"))) == 1
+    info = client.status(service_env)
+    assert info is not None and info["requests"] == 3  # all three ran in the one service
+
+
+def test_a_newer_client_restarts_an_older_service(service_env: Path, monkeypatch):
+    monkeypatch.setenv("MEMEX_SERVICE_VERSION", "0.0.1-old")
+    assert memex("service", "start").returncode == 0
+    old = client.status(service_env)
+    assert old is not None and old["version"] == "0.0.1-old"
+    monkeypatch.delenv("MEMEX_SERVICE_VERSION")
+    res = memex("memories", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["total"] == 0
+    new = client.status(service_env)
+    assert new is not None and new["version"] != "0.0.1-old" and new["pid"] != old["pid"]
+
+
+def test_service_that_cannot_start_falls_back_in_process(service_env: Path):
+    service_env.mkdir(parents=True, exist_ok=True)
+    (service_env / "settings.json").write_text("{not json")
+    res = memex("memories", "--json")
+    assert res.returncode == 1 and json.loads(res.stdout)["kind"] == "bad_settings"
+    assert not lock_held(lock_path(service_env))
+
+
+def test_client_path_loads_no_heavy_library(service_env: Path):
+    assert memex("service", "start").returncode == 0
+    code = ("import sys\nfrom app.cli import main\n"
+            "try:\n    main(['memories', '--json'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            f"print(sorted(m for m in {HEAVY!r} + ['pydantic', 'sqlalchemy', 'app.runtime'] if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert json.loads(lines[0])["total"] == 0 and lines[-1] == "[]"
