@@ -95,3 +95,25 @@ def test_bench_cli_testbed(testbed, trace, memex_home):
     bad = CliRunner(env=env).invoke(cli, [*args, "--routing", "sideways"])
     assert bad.exit_code != 0
     assert "Unknown --routing" in json.loads(bad.stdout.strip().splitlines()[-1])["error"]
+
+
+def test_gguf_export_runs_in_llama_cpp_with_the_same_logits(testbed):
+    np = pytest.importorskip("numpy")
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from inference.moe.gguf_export import write_testbed_gguf
+
+    path = write_testbed_gguf(testbed)
+    assert write_testbed_gguf(testbed) == path  # reused
+    loaded = load_testbed(testbed, routing="model")  # llama.cpp routes with the same routers
+    try:
+        model = loaded.build("resident")
+        ours = model.forward(PROMPT, model.new_kv()).float()
+        model.close()
+    finally:
+        loaded.close()
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=1, logits_all=True,
+                          verbose=False, use_mmap=False)
+    llm.eval(PROMPT)
+    ref = torch.tensor(np.array(llm.scores[: len(PROMPT)]))
+    assert float((ours - ref).abs().max()) < 0.02 * float(ref.abs().max())  # bf16 rounding only
+    assert torch.equal(ours.argmax(-1), ref.argmax(-1))
