@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from app.errors import MemexError
-from memory import MemoryError_
+from memory import MemoryStoreError
 from memory.extract import MODEL_PROMPT, Extracted, extract, parse_model_reply
 from memory.inbox import Inbox, InboxItem
 
@@ -72,7 +72,7 @@ def propose(store: MemoryStore, mems: Sequence[Memory], generate: Generate | Non
                 item = inbox.propose(value.key, value.value, current, confidence=value.confidence,
                                      method="model" if value.confidence < 0.6 else "pattern",
                                      evidence=value.evidence)
-            except MemoryError_ as exc:  # one bad value (e.g. too long) must not lose the others
+            except MemoryStoreError as exc:  # one bad value (e.g. too long) must not lose the others
                 log.warning("inbox: skipped %s=%r (%s)", value.key, value.value, exc)
                 continue
             if item is not None:

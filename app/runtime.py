@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.adapters import Served, served_model
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.answer import Answer, AnswerStream
     from app.chat import ChatSession
-    from app.training import Served
     from inference.base import Backend, ChatMessage, GenerationParams
     from memory import ImportProgress, ImportReport, Memory, MemoryStore
 
@@ -98,9 +98,7 @@ class Runtime:
         one unless it is served merged into the model (`served_model`)."""
         return self._served().adapter_path
 
-    def _served(self) -> "Served":
-        from app.training import served_model
-
+    def _served(self) -> Served:
         return served_model(self.settings)
 
     @property

@@ -11,7 +11,9 @@ A benchmark prints one JSON object:
 Ratios compare a variant with a baseline measured in the same run, named
 `<variant>_vs_<baseline>` and always computed as variant / baseline of the figure the benchmark
 reports (a speed: above 1 is faster; a latency, a block or a memory peak: below 1 is smaller).
-Never the other way round, so a reader never has to ask which side is on top.
+Never the other way round, so a reader never has to ask which side is on top. A benchmark with
+several figures groups its ratios by figure: {"peak_rss": {"disk_vs_none": 0.3}, ...}; a
+target then names it "peak_rss.disk_vs_none".
 
 Scripts import this after putting the repository root first on sys.path (run as a script,
 benchmarks/ itself comes first and its memory.py would shadow the `memory` package):

@@ -8,12 +8,14 @@ Same run, same settings, ratios against the baseline:
 - export fidelity: torch (peft) vs llama.cpp (GGUF LoRA) greedy token agreement, 32 tokens, on an
   F32 copy of the base (the export alone) and on the served Q4_1 base (plus llama.cpp's rounding);
 - serving: chat decode speed of base, base + runtime LoRA, and the merged re-quantized model.
-Prints one JSON object. Usage: python benchmarks/finetune.py [--qa-steps 100] [--mem-steps 1] [--seq-len 512] [--work DIR --reuse]
+Prints one JSON object (benchmarks/_common.py's layout); ratios grouped by figure, each
+`<variant>_vs_<baseline>`: peak_rss / train_tok_s {disk_vs_none, cpu_vs_none}, decode_tok_s
+{lora_vs_base, merged_auto_vs_base, merged_same_vs_base}.
+Usage: python benchmarks/finetune.py --json [--qa-steps 100] [--mem-steps 1] [--seq-len 512] [--work DIR --reuse]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +27,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, benchmarks/ comes first on sys.path and its memory.py would shadow the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
+from benchmarks._common import emit, parser, ratio, target  # noqa: E402
+
 PERSONA = ROOT / "tests" / "fixtures" / "persona"
 
 
@@ -116,8 +122,8 @@ def decode_speeds(load, runs: dict, prompts, n_tokens=64, rounds=8) -> tuple[dic
             llm.close()
     first = next(iter(runs))
     med = {k: statistics.median(v) for k, v in tok_s.items()}
-    ratio = {k: statistics.median(x / b for x, b in zip(v, tok_s[first])) for k, v in tok_s.items()}
-    return med, ratio
+    rel = {k: statistics.median(x / b for x, b in zip(v, tok_s[first])) for k, v in tok_s.items()}
+    return med, rel
 
 
 DECODE_PASSAGE = (
@@ -128,7 +134,7 @@ DECODE_PASSAGE = (
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--qa-steps", type=int, default=100, help="~5 epochs of the persona's dataset")
     ap.add_argument("--qa-seq-len", type=int, default=512)
     ap.add_argument("--qa-offload", default="none", help="policies train alike; `none` is the fastest")
@@ -176,9 +182,11 @@ def main() -> None:
                   "loss_first": res.loss_first}
         save(work, "memory", mem)
     out["memory"] = mem
-    out["disk_vs_none"] = {
-        "peak_rss_ratio": round(mem["disk"]["peak_rss_mb"] / mem["none"]["peak_rss_mb"], 3),
-        "throughput_ratio": round(mem["disk"]["train_tok_s"] / mem["none"]["train_tok_s"], 3),
+    ratios: dict[str, dict] = {
+        "peak_rss": {f"{p}_vs_none": ratio(mem[p]["peak_rss_mb"], mem["none"]["peak_rss_mb"])
+                     for p in policies if p != "none"},
+        "train_tok_s": {f"{p}_vs_none": ratio(mem[p]["train_tok_s"], mem["none"]["train_tok_s"])
+                        for p in policies if p != "none"},
     }
 
     # -- QA training ---------------------------------------------------------------------
@@ -256,24 +264,25 @@ def main() -> None:
             "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n"]
     runs = {"base": (base, None), "lora": (base, lora), "merged_auto": (merged["auto"], None),
             "merged_same": (merged["same"], None)}
-    med, ratio = decode_speeds(load_llama, runs, chat)
+    med, decode_ratio = decode_speeds(load_llama, runs, chat)
     out["decode_tok_s"] = {k: round(v, 1) for k, v in med.items()}
-    out["decode_ratio"] = {f"{k}_vs_base": round(v, 3) for k, v in ratio.items() if k != "base"}
+    ratios["decode_tok_s"] = {f"{k}_vs_base": round(v, 3) for k, v in decode_ratio.items() if k != "base"}
     # serve the fastest form that answers like the adapter itself (within one question)
     n = max(1, report.n)
     faithful = ["lora"] + [f"merged_{q}" for q, m in out["merged"].items()
                            if m["qa_accuracy"] >= report.adapter["qa_accuracy"] - 1 / n
                            and m["abstention"] >= report.abstention["base"]]
-    out["served"] = max(faithful, key=lambda k: ratio[k])
-    out["targets"] = {
-        "disk_rss_le_0.35x": out["disk_vs_none"]["peak_rss_ratio"] <= 0.35,
-        "disk_speed_ge_0.7x": out["disk_vs_none"]["throughput_ratio"] >= 0.7,
-        "qa_gain_ge_50_points": out["qa_gain_points"] >= 50,
-        "abstention_not_worse": report.abstention["adapter"] >= report.abstention["base"],
-        "token_agreement_ge_0.99": out["token_agreement"]["export_f32"] >= 0.99,
-        "served_decode_ge_0.95x": out["decode_ratio"][f"{out['served']}_vs_base"] >= 0.95,
+    out["served"] = max(faithful, key=lambda k: decode_ratio[k])
+    targets = {
+        "peak_rss.disk_vs_none": target(ratios["peak_rss"]["disk_vs_none"], "<=", 0.35),
+        "train_tok_s.disk_vs_none": target(ratios["train_tok_s"]["disk_vs_none"], ">=", 0.7),
+        "qa_gain_points": target(out["qa_gain_points"], ">=", 50),
+        "abstention_adapter_minus_base": target(
+            round(report.abstention["adapter"] - report.abstention["base"], 4), ">=", 0),
+        "token_agreement_export_f32": target(out["token_agreement"]["export_f32"], ">=", 0.99),
+        f"decode_tok_s.{out['served']}_vs_base": target(ratios["decode_tok_s"][f"{out['served']}_vs_base"], ">=", 0.95),
     }
-    print(json.dumps(out))
+    emit("finetune", out, ratios, targets, as_json=args.json)
 
 
 if __name__ == "__main__":

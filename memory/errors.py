@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 
-class MemoryError_(Exception):
+class MemoryStoreError(Exception):
+    """Base of every error the memory package raises on purpose (named so it never reads as the
+    builtin MemoryError, which means the interpreter ran out of memory)."""
+
     kind = "memory_error"
 
 
-class NotFound(MemoryError_):
+class NotFound(MemoryStoreError):
     kind = "not_found"
 
 
-class BadInput(MemoryError_):
+class BadInput(MemoryStoreError):
     kind = "bad_input"
+
+
+# The former name, kept while callers move to MemoryStoreError; new code must not use it.
+MemoryError_ = MemoryStoreError

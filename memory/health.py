@@ -10,14 +10,14 @@ if TYPE_CHECKING:
     from memory.store import MemoryStore
 
 
-def check(store: "MemoryStore", *, repair: bool = False) -> dict[str, object]:
+def check(store: MemoryStore, *, repair: bool = False) -> dict[str, object]:
     with store.read() as conn:
         integrity = conn.execute(text("PRAGMA quick_check")).scalar()
         memories = conn.execute(text("SELECT count(*) FROM memories")).scalar_one()
         chunks = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
         pending = conn.execute(text("SELECT count(*) FROM vector_outbox")).scalar_one()
         chunk_ids = {f"{r[0]}:{r[1]}" for r in conn.execute(text("SELECT memory_id, ord FROM chunks"))}
-    replayed = store._replay_outbox(force=True) if repair else 0
+    replayed = store.replay_vector_outbox() if repair else 0
     vector_ids = store.vectors.all_ids()
     orphans = sorted(vector_ids - chunk_ids)
     missing = sorted(chunk_ids - vector_ids)

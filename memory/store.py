@@ -88,6 +88,11 @@ class MemoryStore:
                 conn.execute(text(f"DELETE FROM vector_outbox WHERE vector_id IN ({marks})"),
                              {f"v{j}": v for j, v in enumerate(part)})
 
+    def replay_vector_outbox(self) -> int:
+        """Repair: finish every vector operation still pending in the outbox now, even when this
+        store has replayed it once already; returns how many were replayed."""
+        return self._replay_outbox(force=True)
+
     def _replay_outbox(self, force: bool = False) -> int:
         """Finish vector operations a crash interrupted; returns how many were replayed."""
         if self._outbox_replayed and not force:

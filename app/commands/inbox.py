@@ -33,11 +33,11 @@ def _open(obj: AppContext) -> Any:
 
 
 def _run(fn: Any) -> Any:
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     try:
         return fn()
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise MemexError(str(exc), kind=getattr(exc, "kind", "error")) from exc
 
 

@@ -57,7 +57,9 @@ def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_l
     if max_gpu_gb and offload != "cpu":
         raise click.BadParameter("it applies to --offload cpu only.", param_hint="--max-gpu-gb")
     if prepare:
-        path, examples = training.prepare_dataset(obj.runtime)
+        from app.training_set import prepare_dataset
+
+        path, examples = prepare_dataset(obj.runtime)
         splits: dict[str, int] = {}
         for e in examples:
             splits[e.split] = splits.get(e.split, 0) + 1
@@ -108,7 +110,7 @@ def _human_list(p: dict[str, Any]) -> str:
 @memex_command("list", group=adapters, human=_human_list)
 def list_(obj: AppContext) -> dict[str, Any]:
     """Show adapter versions; * marks the active one."""
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     store = AdapterStore(obj.settings)
     active = store.active()
@@ -125,7 +127,7 @@ def list_(obj: AppContext) -> dict[str, Any]:
 @click.argument("version")
 def activate(obj: AppContext, version: str) -> dict[str, Any]:
     """Make VERSION the adapter chat answers with."""
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     return {"active": AdapterStore(obj.settings).activate(version)}
 
@@ -133,6 +135,6 @@ def activate(obj: AppContext, version: str) -> dict[str, Any]:
 @memex_command("rollback", group=adapters)
 def rollback(obj: AppContext) -> dict[str, Any]:
     """Go back to the previously active adapter (or to none)."""
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     return {"active": AdapterStore(obj.settings).rollback()}

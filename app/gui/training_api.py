@@ -1,4 +1,5 @@
-"""The Training screen's calls into app/training.py; worker threads only, plain data out.
+"""The Training screen's calls into app/training.py, adapters.py and training_set.py; worker
+threads only, plain data out.
 
 Training runs in a child process (finetune.runner). Cancelling raises `Cancelled` from the
 progress callback: the runner's context manager then asks the child to stop after its
@@ -17,7 +18,7 @@ class Cancelled(Exception):
 
 
 def adapters(settings: Any) -> dict[str, Any]:
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     store = AdapterStore(settings)
     versions = []
@@ -30,19 +31,19 @@ def adapters(settings: Any) -> dict[str, Any]:
 
 
 def activate(settings: Any, version: str) -> str:
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     return str(AdapterStore(settings).activate(version))
 
 
 def rollback(settings: Any) -> str | None:
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     return AdapterStore(settings).rollback()
 
 
 def preview(services: Any, limit: int = 200) -> dict[str, Any]:
-    from app.training import prepare_dataset
+    from app.training_set import prepare_dataset
 
     services.memory()
     path, examples = prepare_dataset(services.runtime)

@@ -89,6 +89,9 @@ class JobRunner(QObject):
     """Starts jobs and keeps them referenced until they finish; knows when all are idle."""
 
     idle_changed = Signal(bool)
+    # Emitted on the GUI thread with the new Job before it is queued on the pool, so a
+    # listener (a status line, a test) can connect to its signals before anything is emitted.
+    started = Signal(object)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
         super().__init__(parent)
@@ -123,6 +126,7 @@ class JobRunner(QObject):
         self._running.add(job)
         if was_idle:
             self.idle_changed.emit(False)
+        self.started.emit(job)
         self.pool.start(job)
         return job
 

@@ -54,7 +54,7 @@ def with_v1(home: Path, trained_v1: dict[str, Path]) -> None:
     import shutil
 
     from app.settings import load_settings
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     if "v0001" not in trained_v1:
         code, out = memex("train", *FAST, "--no-merge")
@@ -77,7 +77,7 @@ def memex(*args: str) -> tuple[int, dict]:
 
 def active(home: Path) -> str | None:
     from app.settings import load_settings
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     return AdapterStore(load_settings(home=home)).active()
 
@@ -97,7 +97,7 @@ def test_max_gpu_gb_needs_the_cpu_policy(memex_home: Path) -> None:
 
 def test_train_eval_activate_rollback(home: Path, trained_v1: dict[str, Path]) -> None:
     from app.settings import load_settings
-    from app.training import AdapterStore, active_adapter_path, active_merged_model_path
+    from app.adapters import AdapterStore, active_adapter_path, active_merged_model_path
 
     code, out = memex("train", *FAST)
     assert code == 0, out
@@ -179,7 +179,7 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
     import torch
     from transformers import AutoModelForCausalLM
 
-    from app import training
+    from app import adapters
     from app.runtime import Runtime
     from app.settings import load_settings
     from finetune.export import export_gguf_lora, save_hf_adapter
@@ -197,7 +197,7 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
     lora = export_gguf_lora(hf, prepare_base(str(tiny.hf_dir), shared_cache), home.parent / "random.gguf")
     merged = merge_lora(tiny.gguf, lora, home.parent / "merged.gguf")
     settings = load_settings(home=home)
-    store = training.AdapterStore(settings)
+    store = adapters.AdapterStore(settings)
     version = store.add({"adapter.gguf": lora, "adapter_hf": hf, "merged.gguf": merged},
                         {"base_model": str(tiny.gguf)})
     runtime = Runtime(settings)
@@ -209,16 +209,16 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
         before = ask()
         assert runtime.adapter_path() == ""
         store.activate(version)
-        served = training.served_model(settings)  # merged: it decodes faster than a runtime LoRA
+        served = adapters.served_model(settings)  # merged: it decodes faster than a runtime LoRA
         assert served.model_path == str(home / "adapters" / version / "merged.gguf") and not served.adapter_path
         with_adapter = ask()
         assert with_adapter != before
-        monkeypatch.setattr(training, "SERVE_MERGED", False)  # the runtime LoRA answers alike
+        monkeypatch.setattr(adapters, "SERVE_MERGED", False)  # the runtime LoRA answers alike
         assert runtime.adapter_path() == str(home / "adapters" / version / "adapter.gguf")
         assert ask() == with_adapter
-        monkeypatch.setattr(training, "SERVE_MERGED", True)
+        monkeypatch.setattr(adapters, "SERVE_MERGED", True)
         store.update_metrics(version, base_model=str(home.parent / "another-base.gguf"))
-        assert training.served_model(settings).adapter_path.endswith("adapter.gguf")  # stale merge unused
+        assert adapters.served_model(settings).adapter_path.endswith("adapter.gguf")  # stale merge unused
         store.rollback()
         assert ask() == before
     finally:

@@ -27,7 +27,7 @@ def tiny_runtime(runtime, tiny):
 
 @pytest.mark.slow
 def test_start_and_cancel_then_train_and_activate(qtbot, window, tiny_runtime) -> None:
-    from app.training import AdapterStore
+    from app.adapters import AdapterStore
 
     page = window.select("training")
     assert page.feature.available, page.feature.reason
