@@ -20,11 +20,12 @@ def _protocol_stdout() -> None:
 @memex_command("mcp", human=lambda p: "")
 def mcp(obj: AppContext) -> dict[str, object] | None:
     """Stdio MCP server: tools remember, search, ask, forget, profile; the profile and recent memories as resources."""
-    try:
-        from app.mcp.server import build_server
-    except ModuleNotFoundError as exc:  # pragma: no cover - the SDK is a core dependency
-        raise NotInstalledError("`memex mcp` needs the mcp package: pip install 'mcp>=1.20,<2'.") from exc
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:  # pragma: no cover - the SDK is a core dependency
+        raise NotInstalledError("`memex mcp` needs the mcp package: pip install 'mcp>=1.20,<2'.")
     from app.mcp.engine import open_engine
+    from app.mcp.server import build_server
 
     engine = open_engine(obj.settings)
     try:

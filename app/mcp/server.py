@@ -46,7 +46,7 @@ def build_server(engine: "MemoryEngine") -> "FastMCP":
     from mcp.server.fastmcp import FastMCP
     from mcp.server.fastmcp.exceptions import ToolError
 
-    server = FastMCP("memex", instructions=INSTRUCTIONS)
+    server = FastMCP("memex", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def call(tool: str, fn: Callable[[], T]) -> T:
         try:
