@@ -177,15 +177,13 @@ def _secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
 
 
 def _card_secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
-    phrases = kind_phrases()
-    for text in _own_texts(d, title=False):
-        toks = tokens(text)
-        lengths = {k: find_phrases(toks, p) for k, p in phrases.items()}
-        best = max(lengths.values(), default=0)
-        for kind in _STRONG_CARD:
-            if lengths.get(kind) and lengths[kind] >= best:
-                return _Secret(kind, "keyword:payment", kind)
-    return None
+    # the field's words taken together ("Card type" on name=cc_brand is a card type, not a
+    # number); the title alone never makes a billing name a card field
+    scores, _ = score_kinds(d, ctx, title=False)
+    if not scores:
+        return None
+    kind = max(scores, key=lambda k: (scores[k], _RANK.get(k, 0)))
+    return _Secret(kind, "keyword:payment", kind) if kind in _STRONG_CARD else None
 
 
 def _csc_only(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
@@ -330,10 +328,12 @@ def _best_kind(toks: tuple[str, ...], table: dict[str, PhraseSet]) -> tuple[str,
     return (best[2], best[0]) if best else None
 
 
-def score_kinds(d: FieldDescriptor, ctx: FormContext) -> tuple[dict[str, float], dict[str, str]]:
+def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
+                ) -> tuple[dict[str, float], dict[str, str]]:
     """kind -> weighted evidence from the field's texts, and the first signal naming each kind."""
     primary, every = _phrase_tables(d, ctx)
-    signals = {s: getattr(d, s) for s in SIGNAL_WEIGHTS if s != "nearby" and getattr(d, s)}
+    signals = {s: getattr(d, s) for s in SIGNAL_WEIGHTS
+               if s != "nearby" and getattr(d, s) and (title or s != "title")}
     if not (d.label or d.aria_label or d.aria_labelledby) and d.nearby:
         signals["nearby"] = d.nearby  # unlabelled field: fall back on the text beside it
     scores: dict[str, float] = {}
@@ -344,6 +344,8 @@ def score_kinds(d: FieldDescriptor, ctx: FormContext) -> tuple[dict[str, float],
         if hit is None:
             continue
         kind, length = hit
+        if signal == "nearby" and kind == "name" and length == 1 and len(toks) > 6:
+            continue  # help text ("type the name of the offer") does not name the field
         scores[kind] = scores.get(kind, 0.0) + SIGNAL_WEIGHTS[signal] * (1 + 0.5 * (length - 1))
         first_signal.setdefault(kind, signal)
     return scores, first_signal

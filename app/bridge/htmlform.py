@@ -63,7 +63,7 @@ class _Document:
         self.forms = {f.mem_id: i for i, f in enumerate(tree.css("form"))}
         self.context: dict[int, str] = {}
         heading = ""
-        for node in tree.css("h1, h2, h3, h4, h5, h6, legend, input, select, textarea"):
+        for node in tree.css("h1, h2, h3, h4, h5, h6, input, select, textarea"):
             if node.tag in _HEADINGS:
                 heading = _text(node)[:80]
             else:
@@ -195,21 +195,21 @@ def _prev_text(node: Any) -> list[str]:
 
 
 def _nearby(node: Any) -> str:
-    """Text just before the field: preceding siblings, else those of its containers (a table
-    cell, a wrapper div) up to three levels, else a label right after it (floating labels)."""
+    """Text just before the field: preceding siblings, else a label right after it (floating
+    labels), else the text before its containers (a table cell, a wrapper div), three levels up."""
     parts = _prev_text(node)
+    if not parts:
+        nxt = node.next
+        while nxt is not None and nxt.tag == "-text" and not nxt.text(deep=False).strip():
+            nxt = nxt.next
+        if nxt is not None and nxt.tag == "label":
+            return " ".join(_text(nxt).split())[:_NEARBY_CHARS]
     current, depth = node, 0
     while not parts and depth < 3 and current.parent is not None and current.parent.tag not in ("form", "body"):
         current, depth = current.parent, depth + 1
         if current.css(_CONTROLS) and len(current.css(_CONTROLS)) > 1:
             break  # the container holds other fields: its neighbours label them, not this one
         parts = _prev_text(current)
-    if not parts:
-        nxt = node.next
-        while nxt is not None and nxt.tag == "-text" and not nxt.text(deep=False).strip():
-            nxt = nxt.next
-        if nxt is not None and nxt.tag == "label":
-            parts = [_text(nxt)]
     return " ".join(" ".join(parts).split())[-_NEARBY_CHARS:]
 
 

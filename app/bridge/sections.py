@@ -53,15 +53,21 @@ def assign_sections(descriptors: list[FieldDescriptor], verdicts: list[Classific
     blocks: list[list[int]] = []
     seen: set[str] = set()
     group: str | None = None
+    block_hint: str | None = None
+    block_card = False
     for i, (d, v) in enumerate(zip(descriptors, verdicts, strict=True)):
         if v.kind is None:
             continue
-        new_group = d.group != group
-        repeated = v.kind in seen and v.kind not in _REPEATABLE
-        if not blocks or new_group or repeated:
+        hint = _hint(d, v)
+        card = v.kind in CARD_KINDS
+        boundary = (not blocks or d.group != group or (v.kind in seen and v.kind not in _REPEATABLE)
+                    or (hint is not None and block_hint is not None and hint != block_hint)
+                    or card != block_card)
+        if boundary:
             blocks.append([])
-            seen = set()
-            group = d.group
+            seen, group, block_hint, block_card = set(), d.group, hint, card
+        elif block_hint is None:
+            block_hint = hint
         blocks[-1].append(i)
         seen.add(v.kind)
     used: dict[str, int] = {}

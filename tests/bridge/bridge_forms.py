@@ -3,7 +3,8 @@
 Secrets have their kind too (cc-number, current-password, ...); SENSITIVE_REFS lists them: they
 must come out sensitive and never get a value.
 
-Shared by the classifier tests and benchmarks/bridge.py. Languages: en, de, pt (BR, PT), es, fr.
+Shared by the classifier tests and benchmarks (bridge.py, forms.py). Languages: en, de, pt (BR,
+PT), es, fr, it, nl.
 """
 
 from __future__ import annotations
@@ -87,6 +88,35 @@ EXPECTED: dict[str, dict[str, str | None]] = {
         "facturacion": "street-address", "cp_fr": "postal-code", "empresa_es": "organization",
         "tel_empresa": "tel", "sms": "one-time-code",
     },
+    "checkout_parts_en.html": {
+        "ship_first": "given-name", "ship_last": "family-name", "ship_street": "address-line1",
+        "ship_apt": "address-line2", "ship_city": "address-level2", "ship_state": "address-level1",
+        "ship_zip": "postal-code", "ship_country": "country", "phone1": "tel-area-code",
+        "phone2": "tel-local-prefix", "phone3": "tel-local-suffix", "phone4": "tel-extension",
+        "contact_email": "email", "dob_m": "bday-month", "dob_d": "bday-day", "dob_y": "bday-year",
+        "ctl00_Main_txtCompanyName": "organization", "cc_name": "cc-name", "cc_num": "cc-number",
+        "exp_m": "cc-exp-month", "exp_y": "cc-exp-year", "cc_cvv": "cc-csc", "cc_brand": "cc-type",
+        "bill_first": "given-name", "bill_last": "family-name", "bill_street": "street-address",
+        "bill_zip": "postal-code", "promo": None, "offer": None, "comments": None,
+        "fl_city": "address-level2", "member": None,
+    },
+    "registrazione_it.html": {
+        "nome": "given-name", "cognome": "family-name", "email_it": "email", "cell": "tel",
+        "via": "street-address", "cap": "postal-code", "citta": "address-level2",
+        "prov": "address-level1", "cf": None, "pw_it": "current-password", "sconto": None,
+    },
+    "aanmelden_nl.html": {
+        "vnaam": "given-name", "tv": "additional-name", "anaam": "family-name",
+        "straat": "street-address", "pc": "postal-code", "wpl": "address-level2",
+        "land_nl": "country", "tel_nl": "tel", "gebdat": "bday", "ww": "current-password", "kc": None,
+    },
+    "hidden_css_en.html": {
+        "v_email": "email", "v_city": "address-level2", "h_attr": None, "h_desc": None,
+        "h_child": None, "h_translate": None, "h_scale": None, "h_clip_inset": None,
+        "h_clip_circle": None, "h_clip": None, "h_offscreen": None, "h_opacity": None,
+        "h_details": None, "h_collapsed": "email", "h_covered": "address-level2",  # need layout
+        "fi_ok": "email", "fi_none": None, "fi_zero": None, "fi_vis": None, "fi_sandbox": None,
+    },
 }
 
 # Fields that hold secrets or identity numbers: they must come out sensitive and never get a value.
@@ -101,4 +131,7 @@ SENSITIVE_REFS: dict[str, set[str]] = {
     "inscription_fr.html": {"mdp"},
     "login_en.html": {"username", "password", "otp"},
     "pago_mixed.html": {"titular", "numtarjeta", "caducidad", "cvv", "iban", "sms"},
+    "checkout_parts_en.html": {"cc_name", "cc_num", "exp_m", "exp_y", "cc_cvv", "cc_brand"},
+    "registrazione_it.html": {"cf", "pw_it"},
+    "aanmelden_nl.html": {"ww"},
 }
