@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     embed_batch: int = Field(64, ge=1, le=4096, description="texts embedded per batch")
     chroma_url: str = Field("", description="Chroma server URL; empty = embedded PersistentClient")
     chunk_chars: int = Field(1200, ge=200, le=20000, description="target characters per chunk")
+    import_max_memories_per_file: int = Field(
+        5000, ge=1, description="a file that would become more memories is refused (`--max-memories-per-file`)")
 
     # inference
     backend: str = Field("llamacpp", description="inference backend name (llamacpp, moe)")
@@ -77,19 +79,17 @@ class Settings(BaseSettings):
     n_ctx: int = Field(4096, ge=256, le=131072, description="context window in tokens")
     threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = physical cores")
     max_answer_tokens: int = Field(256, ge=8, le=8192)
+    answer_strategy: str = Field(
+        "extract", description="how answers are worded: extract (evidence spans, no model), "
+        "constrained (the model picks a span under a grammar), generate (free text, verified)")
+    prompt_lookup_tokens: int = Field(
+        10, ge=0, le=64, description="prompt-lookup speculative decoding draft length; 0 = off")
     save_chats: bool = Field(False, description="store terminal/GUI conversations as chat memories")
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")
     llama_extra_buffers: str = Field(
         "auto", description="llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on AMX CPUs"
     )
     inbox_use_model: bool = Field(True, description="let the local model propose profile values too")
-
-    # MoE engine
-    moe_model: str = Field("", description="MoE checkpoint folder, 'moefied' or 'tiny'")
-    moe_budget: str = Field("2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)")
-    moe_policy: str = Field("lru", description="expert cache policy")
-    moe_device: Literal["cpu", "cuda", "auto"] = "auto"
-    moe_quant: Literal["none", "int8", "int4", "fate"] = Field(
     model_paths: list[str] = Field(default_factory=list,
                                    description="GGUF files added with `memex models add` (used in place)")
 
@@ -100,8 +100,17 @@ class Settings(BaseSettings):
     openai_timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds to wait for the server")
     allow_remote_backend: bool = Field(
         False, description="allow sending memories to a model server that is not on this computer")
+
+    # MoE engine
+    moe_model: str = Field("", description="MoE checkpoint folder, 'moefied' or 'tiny'")
+    moe_budget: str = Field("2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)")
+    moe_policy: str = Field("lru", description="expert cache policy")
+    moe_device: Literal["cpu", "cuda", "auto"] = "auto"
+    moe_quant: Literal["none", "int8", "int4", "fate"] = Field(
         "none", description="how MoE experts are stored and moved (none = exact fp32)"
     )
+    moe_testbed_dir: str = Field(
+        "", description="where real-size MoE testbeds (GBs) are written; empty = the user cache folder")
 
     # local API
     api_port: int = Field(8765, ge=1, le=65535)
@@ -114,6 +123,10 @@ class Settings(BaseSettings):
     vault_auto_lock_minutes: float = Field(
         30.0, ge=0, description="lock the vault after this long unused; 0 = only at logout or `memex vault lock`")
 
+    # the resident service (app/service)
+    service_idle_minutes: float = Field(30.0, ge=0, description="stop the service after this long "
+                                        "without a request; 0 = never")
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, v: Any) -> Any:
@@ -122,10 +135,6 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(
         cls,
-
-    # the resident service (app/service)
-    service_idle_minutes: float = Field(30.0, ge=0, description="stop the service after this long "
-                                        "without a request; 0 = never")
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
