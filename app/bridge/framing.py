@@ -51,6 +51,8 @@ def read_frame(stream: BinaryIO, max_size: int = MAX_FRAME) -> dict[str, Any] | 
         message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FrameError(f"Message is not valid UTF-8 JSON ({exc.__class__.__name__}).", "malformed") from exc
+    except RecursionError as exc:  # a hostile peer's [[[[...]]]]: refuse it, keep serving
+        raise FrameError("Message is nested too deeply.", "malformed") from exc
     if not isinstance(message, dict):
         raise FrameError("Message must be a JSON object.", "malformed")
     return message

@@ -39,7 +39,7 @@ from app.bridge.confirm import (
 )
 from app.bridge.crypto import KEY_SIZE, NONCE_SIZE, CryptoError, HostKey, b64d, b64e, fingerprint
 from app.bridge.fields import FREETEXT, Classification, FieldDescriptor, FormContext
-from app.bridge.state import NONCE_WINDOW_S, BridgeState, SiteError, normalize_site
+from app.bridge.state import MAX_PENDING, NONCE_WINDOW_S, BridgeState, SiteError, normalize_site
 from app.bridge.values import fill_values
 
 MAX_FIELDS = 500
@@ -129,8 +129,9 @@ class BridgeService:
         key = _client_key(hello.client_key)
         code = fingerprint(key)
         pairing = self.state.pairing(hello.client_key)
-        if pairing is None:
-            self.state.request_pairing(hello.client_key, code, hello.client_name)
+        if pairing is None and not self.state.request_pairing(hello.client_key, code, hello.client_name):
+            raise BridgeFault(f"{MAX_PENDING} pairing requests are already waiting; approve yours with "
+                              "`memex bridge pair CODE --name NAME` or try again in 15 minutes.", "pairing_full")
         return {"action": "hello", "host_key": b64e(self.host_key.public), "paired": pairing is not None,
                 "code": code, "name": pairing.name if pairing else None}
 

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS audit (
 
 NONCE_WINDOW_S = 120.0  # requests older than this are refused, so older nonces can be pruned
 MAX_PENDING = 20
+PENDING_TTL_S = 15 * 60.0  # a pairing request the user did not approve in this time is dropped
 PRUNE_EVERY = 256
 
 
@@ -112,22 +113,34 @@ class BridgeState:
         return row
 
     # -- pairing -------------------------------------------------------------------------------
-    def request_pairing(self, client_key: str, code: str, label: str) -> None:
+    def request_pairing(self, client_key: str, code: str, label: str) -> bool:
+        """Record a pairing request; False when MAX_PENDING live requests already wait.
+
+        Requests stay until approved or PENDING_TTL_S old, and a full list refuses newcomers
+        instead of dropping old entries: a flood of fresh keys cannot push out the request the
+        user is about to approve. A key that is already waiting is always accepted.
+        """
+        now = time.time()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR IGNORE INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
-                (client_key, code, label[:80], time.time()))
-            # keep the approval list short: a flood of keys cannot bury the real request
-            self._db.execute("DELETE FROM pending WHERE client_key NOT IN "
-                             "(SELECT client_key FROM pending ORDER BY created_at DESC LIMIT ?)", (MAX_PENDING,))
+            self._db.execute("DELETE FROM pending WHERE created_at < ?", (now - PENDING_TTL_S,))
+            if self._one("SELECT 1 FROM pending WHERE client_key = ?", (client_key,)) is not None:
+                return True
+            waiting: int = self._db.execute("SELECT count(*) FROM pending").fetchone()[0]
+            if waiting >= MAX_PENDING:
+                return False
+            self._db.execute("INSERT INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
+                             (client_key, code, label[:80], now))
+        return True
 
     def pending(self) -> list[PendingPairing]:
-        rows = self._db.execute("SELECT client_key, code, label, created_at FROM pending ORDER BY created_at")
+        rows = self._db.execute("SELECT client_key, code, label, created_at FROM pending WHERE created_at >= ? "
+                                "ORDER BY created_at", (time.time() - PENDING_TTL_S,))
         return [PendingPairing(*r) for r in rows]
 
     def approve(self, code: str, name: str) -> Pairing | None:
-        row = self._one("SELECT client_key, code FROM pending WHERE upper(code) = upper(?)", (code,))
+        row = self._one("SELECT client_key, code FROM pending WHERE upper(code) = upper(?) AND created_at >= ?",
+                        (code, time.time() - PENDING_TTL_S))
         if row is None:
             return None
         client_key, real_code = str(row[0]), str(row[1])

@@ -38,6 +38,9 @@ def remember(obj: AppContext, text: str, source: str | None, at_: str | None, ki
     from memory import MemoryError_
     from memory.store import parse_at
 
+    if not _utf8(text) or not _utf8(source):
+        raise MemexError("The text is not valid UTF-8 (it holds undecodable bytes); fix its encoding and try again.",
+                         kind="bad_input")
     try:
         mem, created = obj.runtime.remember(text, source=source, at=parse_at(at_), kind=kind)
     except MemoryError_ as exc:
@@ -45,8 +48,21 @@ def remember(obj: AppContext, text: str, source: str | None, at_: str | None, ki
     return {"id": mem.id, "created": created, "superseded_by": mem.superseded_by}
 
 
+def _utf8(value: str | None) -> bool:
+    try:
+        (value or "").encode("utf-8")
+    except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
+        return False
+    return True
+
+
+# Skips that mean "already done", not "nothing to do": an import of only these still succeeds.
+_ALREADY_DONE = frozenset({"unchanged", "duplicate", "cancelled"})
+
+
 def _human_import(p: dict[str, Any]) -> str:
-    lines = [f"Imported {p['imported']} memories ({p['chunks']} chunks)."]
+    lines = [p["error"]] if p.get("kind") == "nothing_imported" else \
+        [f"Imported {p['imported']} memories ({p['chunks']} chunks)."]
     for s in p["skipped"]:
         lines.append(f"  skipped {s['path']}: {s['reason']}")
     for e in p["errors"]:
@@ -56,7 +72,10 @@ def _human_import(p: dict[str, Any]) -> str:
 
 @memex_command("import", human=_human_import)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def import_(obj: AppContext, paths: tuple[Path, ...]) -> dict[str, Any]:
+@click.option("--max-memories-per-file", "max_per_file", type=click.IntRange(min=1), default=None,
+              help="Refuse a file that would become more memories than this (default: the "
+                   "import_max_memories_per_file setting, 5000).")
+def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) -> dict[str, Any]:
     """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are skipped."""
     from memory import MemoryError_
 
@@ -65,16 +84,18 @@ def import_(obj: AppContext, paths: tuple[Path, ...]) -> dict[str, Any]:
             click.echo(f"\r  {p.done}/{p.total} {Path(p.path).name[:50]:<50}", nl=False, err=True)
 
     try:
-        report = obj.runtime.import_paths(list(paths), progress=progress)
+        report = obj.runtime.import_paths(list(paths), progress=progress, max_memories_per_file=max_per_file)
     except MemoryError_ as exc:
         raise memory_errors(exc) from exc
     if not obj.json and len(paths) and report.imported + len(report.skipped) + len(report.errors) > 1:
         click.echo("", err=True)
     payload = report.to_json()
-    if report.errors and report.imported == 0:
-        payload["error"] = report.errors[0]["reason"]
-        payload["kind"] = "import_failed"
-        payload["_exit"] = 1
+    if report.imported == 0 and not report.cancelled and report.errors:
+        payload.update(error=report.errors[0]["reason"], kind="import_failed", _exit=1)
+    elif report.imported == 0 and not report.cancelled \
+            and not any(s.get("kind") in _ALREADY_DONE for s in report.skipped):
+        reason = report.skipped[0]["reason"] if report.skipped else "no files were found."
+        payload.update(error=f"Nothing was imported: {reason}", kind="nothing_imported", _exit=1)
     return payload
 
 
@@ -98,13 +119,14 @@ def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
 def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[str, Any]:
     """Forget memories everywhere: SQLite, the keyword index, the vector store, future training data."""
     from memory import MemoryError_
+    from memory.importer import source_key
 
     if bool(ids) == bool(source):
         raise MemexError("Give memory ids or --source, not both and not neither.", kind="usage", exit_code=2)
     try:
         if source:
             path = Path(source).expanduser()
-            key = str(path.resolve()) if path.exists() else source
+            key = source_key(path) if path.exists() else source
             n = obj.runtime.forget_source(key)
         else:
             n = obj.runtime.forget(list(ids))

@@ -1,8 +1,9 @@
 """The HTTP server: standard library ThreadingHTTPServer (no extra dependency, no event loop
 to share with llama.cpp's blocking calls), bound to 127.0.0.1 only.
 
-Every request passes, in order: Host (DNS rebinding) -> Origin (CSRF) -> rate limit ->
-bearer token -> content type -> body size -> JSON -> request schema. Generation is
+Every request passes, in order: Host (DNS rebinding) -> Origin (CSRF) -> bearer token ->
+rate limit (token holders and strangers in separate buckets, so strangers cannot lock the
+owner out) -> content type -> body size -> JSON (nesting bounded) -> request schema. Generation is
 serialized by the backend's lock; a client that disconnects mid-stream only ends its own
 stream (the generator is closed, which releases the model for the next request).
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import MemexError
 from app.server import openai as wire
 from app.server.security import (
-    RateLimiter,
+    ClientLimits,
     bearer_ok,
     ensure_token,
     host_ok,
@@ -48,7 +49,7 @@ class MemexAPIServer(ThreadingHTTPServer):
         self.token = token or ensure_token(s.home)
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in s.api_allowed_origins)
         self.max_body = s.api_max_body_bytes
-        self.limiter = RateLimiter(s.api_rate_per_minute)
+        self.limiter = ClientLimits(s.api_rate_per_minute)
         super().__init__((BIND_HOST, port), _Handler)
 
     @property
@@ -94,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._guard()
             route()
         except _Refused as exc:
+            self.close_connection = True  # a body we did not read must not be parsed as the next request
             self._send_json(exc.status, wire.error(exc.message, exc.kind, exc.status), exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             log.info("api: client went away")
@@ -113,10 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(403, "Host header not allowed.", "forbidden_host")
         if not origin_ok(self.headers.get("Origin"), srv.allowed_origins):
             self._refuse(403, "Origin not allowed.", "forbidden_origin")
-        ok, wait = srv.limiter.allow()
+        authenticated = bearer_ok(self.headers.get("Authorization"), srv.token)
+        ok, wait = srv.limiter.allow(authenticated)
         if not ok:
             self._refuse(429, "Too many requests; slow down.", "rate_limited", {"Retry-After": str(int(wait) + 1)})
-        if not bearer_ok(self.headers.get("Authorization"), srv.token):
+        if not authenticated:
             self._refuse(401, "Missing or wrong bearer token (see $MEMEX_HOME/api-token).", "unauthorized",
                          {"WWW-Authenticate": "Bearer"})
 
@@ -163,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._refuse(400, f"The body is not valid JSON ({exc}).", "invalid_json")
+        except RecursionError:
+            self._refuse(400, "The JSON body is nested too deeply to be a chat request.", "invalid_json")
 
     def _drain(self, length: int) -> None:
         left = length

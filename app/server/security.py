@@ -3,7 +3,9 @@
 Designed against the localhost incidents in ANCHORS.md: DNS rebinding (a page on an
 attacker's domain that resolves to 127.0.0.1 sends `Host: attacker.example`), cross-site
 requests (a browser always sends `Origin` on cross-origin fetches and form POSTs), and
-token brute force (the rate limit runs before authentication).
+token guessing. Requests without the right token draw from their own bucket, so a page
+that fires hundreds of token-less image requests is refused 429 itself but never uses up
+the token holder's allowance (the 43-character token cannot be guessed at any rate).
 """
 
 from __future__ import annotations
@@ -95,3 +97,17 @@ class RateLimiter:
                 self._tokens -= 1.0
                 return True, 0.0
             return False, (1.0 - self._tokens) / rate
+
+
+@dataclass
+class ClientLimits:
+    """One bucket for requests that carry the right token and one for all the others."""
+
+    per_minute: int
+
+    def __post_init__(self) -> None:
+        self.authenticated = RateLimiter(self.per_minute)
+        self.strangers = RateLimiter(self.per_minute)
+
+    def allow(self, authenticated: bool) -> tuple[bool, float]:
+        return (self.authenticated if authenticated else self.strangers).allow()

@@ -231,7 +231,10 @@ def test_pending_pairings_are_capped(service: BridgeService) -> None:
     from app.bridge.state import MAX_PENDING
 
     exts = [FakeExtension(service.handle) for _ in range(MAX_PENDING + 5)]
-    for e in exts:
+    for e in exts[:MAX_PENDING]:
         e.hello()
+    late = [service.handle({"action": "hello", "client_key": e.public}) for e in exts[MAX_PENDING:]]
     codes = {p.code for p in service.state.pending()}
-    assert len(codes) == MAX_PENDING and exts[-1].code in codes
+    # a full list refuses newcomers rather than dropping the oldest (the real request)
+    assert len(codes) == MAX_PENDING and exts[0].code in codes
+    assert {r["kind"] for r in late} == {"pairing_full"}
