@@ -211,6 +211,15 @@
     refs = new Map();
     const out = [];
     collectFrom(document, window, window.origin, out);
+    // messages are capped at 1 MB: long option lists go first (the host then matches no option)
+    const MAX_BYTES = 600000;
+    if (JSON.stringify(out).length > MAX_BYTES) {
+      const bySize = out.filter((f) => f.options.length).sort((a, b) => b.options.length - a.options.length);
+      for (const f of bySize) {
+        f.options = [];
+        if (JSON.stringify(out).length <= MAX_BYTES) break;
+      }
+    }
     return out;
   }
 

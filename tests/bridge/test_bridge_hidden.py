@@ -63,3 +63,30 @@ def test_chromium_fills_only_what_a_person_can_see(tmp_path: Path, home) -> None
             assert v[ref] == "", ref
         for frame, ref in FRAMES.items():
             assert s.page.frame_locator(f"#{frame}").locator(f"#{ref}").input_value() == "", ref
+
+
+CHECKOUT = (FORMS_DIR / "checkout_parts_en.html").read_text(encoding="utf-8")
+CHECKOUT_PROFILE = {"given-name": "Ada", "family-name": "Lovelace", "email": "ada@example.org",
+                    "tel": "+1 415 555 0100 x12", "bday": "1990-07-04", "address-level1": "New York",
+                    "country": "Germany", "street-address": "12 Main St\nApt 4", "postal-code": "94066-1234",
+                    "address-level2": "San Bruno"}
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
+def test_chromium_fills_parts_and_selects_and_never_card_fields(tmp_path: Path, home) -> None:
+    pytest.importorskip("playwright")
+    with browser_session(tmp_path, page_html=CHECKOUT, profile=CHECKOUT_PROFILE) as s:
+        s.wait_state("idle")
+        s.click_memex()
+        assert s.wait_state("confirm", "error") == "confirm"
+        s.page.keyboard.press("Enter")
+        assert s.wait_state("filled", "error") == "filled"
+        v = dict(s.page.evaluate("() => Object.fromEntries(Array.from(document.querySelectorAll("
+                                 "'input, select, textarea')).map(e => [e.id, e.value]))"))
+        assert (v["phone1"], v["phone2"], v["phone3"], v["phone4"]) == ("415", "555", "0100", "12")
+        assert (v["dob_m"], v["dob_d"], v["dob_y"]) == ("7", "4", "1990")
+        assert (v["ship_state"], v["ship_country"], v["ship_zip"]) == ("NY", "DE", "94066")
+        assert (v["ship_street"], v["ship_apt"], v["bill_street"]) == ("12 Main St", "Apt 4", "12 Main St, Apt 4")
+        assert all(v[r] == "" for r in ("cc_name", "cc_num", "cc_cvv", "promo", "offer", "comments", "member"))
+        assert v["exp_m"] == "01" and v["exp_y"] == "2026"  # untouched first options
