@@ -75,8 +75,11 @@ class Runtime:
 
     def import_paths(self, paths: Sequence[Path], *,
                      progress: Callable[["ImportProgress"], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> "ImportReport":
-        report = self.memory.import_paths(paths, progress=progress, cancel=cancel)
+                     cancel: Callable[[], bool] | None = None,
+                     max_memories_per_file: int | None = None) -> "ImportReport":
+        report = self.memory.import_paths(
+            paths, progress=progress, cancel=cancel,
+            max_memories_per_file=max_memories_per_file or self.settings.import_max_memories_per_file)
         if report.memory_ids and self.on_new_memories:
             mems = [m for m in (self.memory.get(i) for i in report.memory_ids) if m is not None]
             self._notify(mems)
@@ -123,6 +126,7 @@ class Runtime:
         config = BackendConfig(
             model_path=served.model_path, adapter_path=served.adapter_path, n_ctx=s.n_ctx, threads=s.threads,
             options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
+                     "prompt_lookup": str(s.prompt_lookup_tokens),
                      "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
                      "moe_device": s.moe_device, "moe_quant": s.moe_quant,
                      "models_dir": str(s.models_dir),
@@ -147,17 +151,20 @@ class Runtime:
         return "".join(self.backend.stream([ChatMessage("user", prompt)], self.generation_params(max_tokens)))
 
     def ask_stream(self, question: str, *, history: "Sequence[ChatMessage]" = (),
-                   now: datetime | None = None, max_tokens: int | None = None) -> "AnswerStream":
-        """Retrieve + pack now; iterate the result for reply pieces, then `.result()`."""
-        from app.answer import ABSTAIN_ANSWER, AnswerStream, prepare_answer
+                   now: datetime | None = None, max_tokens: int | None = None,
+                   strategy: str | None = None) -> "AnswerStream":
+        """Retrieve + find the evidence now; iterate the result for reply pieces, then `.result()`.
 
+        The default strategy answers from evidence spans without loading the model."""
+        from app.answer import prepare_answer
+        from app.answer import strategy as answer_strategy
+
+        chosen = answer_strategy(strategy or self.settings.answer_strategy)
         params = self.generation_params(max_tokens)
-        prepared = prepare_answer(self.memory, question, tokenizer=lambda: self.backend,
+        prepared = prepare_answer(self.memory, question,
+                                  tokenizer=(lambda: self.backend) if chosen.name == "generate" else None,
                                   answer_tokens=params.max_tokens, history=history, now=now)
-        if prepared.abstain:
-            return AnswerStream(prepared, iter([ABSTAIN_ANSWER]))
-        pieces = self.backend.stream(prepared.messages, params)
-        return AnswerStream(prepared, pieces)
+        return chosen.stream(prepared, lambda: self.backend, params)
 
     def ask(self, question: str, *, history: "Sequence[ChatMessage]" = (),
             now: datetime | None = None) -> "Answer":

@@ -26,6 +26,9 @@ class GenerationParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int = 0
+    # GBNF grammar the reply must match (constrained decoding); empty: free text. Backends
+    # that cannot constrain raise BackendError rather than ignore it.
+    grammar: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,10 @@ class BackendError(Exception):
 BACKENDS: dict[str, str] = {
     "llamacpp": "inference.llamacpp:LlamaCppBackend",
     "moe": "inference.moe.backend:MoEBackend",
+    "openai": "inference.openai_backend:OpenAIBackend",
 }
 
 
-    "openai": "inference.openai_backend:OpenAIBackend",
 def create_backend(name: str, config: BackendConfig) -> Backend:
     target = BACKENDS.get(name)
     if target is None:

@@ -96,6 +96,7 @@ def load_llama(
     lora_scale: float = 1.0,
     extra_buffers: str = "auto",
     seed: int = 0,
+    prompt_lookup: int = 0,
 ) -> Llama:
     """Create a `Llama` with memex's settings; the benchmark uses it for the raw baseline too."""
     try:
@@ -108,6 +109,12 @@ def load_llama(
     }
     if lora_path:
         kwargs.update(lora_path=str(lora_path), lora_scale=float(lora_scale))
+    if prompt_lookup > 0:
+        # Prompt-lookup (n-gram) drafts: answers that copy the evidence verify several tokens a
+        # step; greedy output is unchanged.
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
     try:
         with _model_params(use_extra_bufts=use_extra_buffers(extra_buffers)):
             return Llama(**kwargs)
@@ -137,6 +144,7 @@ class LlamaCppBackend:
             lora_path=self.adapter_path,
             lora_scale=float(config.options.get("lora_scale", "1.0")),
             extra_buffers=config.options.get("extra_buffers", "auto"),
+            prompt_lookup=int(config.options.get("prompt_lookup", "0") or 0),
         )
 
     # -- Backend protocol ------------------------------------------------------------
@@ -144,6 +152,7 @@ class LlamaCppBackend:
         """Yield reply pieces; the lock is held from the first piece until the generator ends."""
         with self._lock:
             llm = self._require()
+            grammar = _grammar(params.grammar) if params.grammar else None
             chunks = llm.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
                 stream=True,
@@ -152,6 +161,7 @@ class LlamaCppBackend:
                 top_p=params.top_p,
                 stop=list(params.stop),
                 seed=params.seed,
+                grammar=grammar,
             )
             try:
                 for chunk in chunks:
@@ -214,3 +224,12 @@ class LlamaCppBackend:
         if self._llm is None:
             raise BackendError("The model was closed; create a new backend.")
         return self._llm
+
+
+def _grammar(gbnf: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_string(gbnf, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise BackendError(f"The answer grammar could not be parsed ({exc}).") from exc
