@@ -53,6 +53,14 @@ class _Document:
             target = lab.attributes.get("for") or ""
             for_counts[target] = for_counts.get(target, 0) + 1
             self.label_for.setdefault(target, _text(lab))
+        # `for` naming a wrapper (a custom element) around exactly one control: that control
+        self.label_inside: dict[int, str] = {}
+        for target, text in self.label_for.items():
+            node = self.by_id.get(target)
+            if node is not None and node.tag not in _CONTROL_TAGS:
+                inner = node.css(_CONTROLS)
+                if len(inner) == 1:
+                    self.label_inside[inner[0].mem_id] = text
         names: dict[str, int] = {}
         for ctl in tree.css(_CONTROLS):
             n = ctl.attributes.get("name") or ""
@@ -75,6 +83,8 @@ class _Document:
         label = self.label_for.get(ident, "") if ident else ""
         if not label and not ident and name in self.label_by_name:
             label = self.label_by_name[name]
+        if not label:
+            label = self.label_inside.get(node.mem_id, "")
         wrapping = _ancestor(node, "label")
         if not label and wrapping is not None:
             label = _text(wrapping)

@@ -223,6 +223,40 @@ def _date_runs(pairs: list[Pair], family: str) -> None:
         i = j
 
 
+def _words_of(d: FieldDescriptor) -> tuple[str, ...]:
+    return tokens(" ".join((d.label, d.aria_label, d.aria_labelledby, d.nearby, d.context)))
+
+
+@refinement("date-parts-from-context")
+def _unnamed_dates(pairs: list[Pair], ctx: FormContext) -> None:
+    # "Birthday" above three selects labelled only Month / Day / Year; a month and a year
+    # select right after a card number: the run's neighbourhood says whose date it is.
+    from app.bridge.keywords import kind_phrases
+
+    phrases = kind_phrases()
+    i = 0
+    while i < len(pairs):
+        if pairs[i][1].kind is not None or date_part(pairs[i][0]) is None:
+            i += 1
+            continue
+        j = i
+        while j < len(pairs) and j - i < 3 and pairs[j][1].kind is None and date_part(pairs[j][0]) is not None:
+            j += 1
+        words = _words_of(pairs[i][0])
+        prev = pairs[i - 1][1].kind if i > 0 else None
+        family = None
+        if find_phrases(words, phrases["bday"]):
+            family = "bday"
+        elif (prev or "").startswith("cc-") or find_phrases(words, phrases["cc-exp"]):
+            family = "cc-exp"
+        if family is not None and (j - i >= 2 or family == "cc-exp"):
+            for k in range(i, j):
+                part = date_part(pairs[k][0])
+                if part in _PART_KINDS[family]:
+                    _set(pairs, k, _PART_KINDS[family][part], "date-context")
+        i = max(j, i + 1)
+
+
 @refinement("date-parts")
 def _dates(pairs: list[Pair], ctx: FormContext) -> None:
     _date_runs(pairs, "bday")

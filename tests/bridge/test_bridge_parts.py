@@ -139,3 +139,30 @@ def test_phone_and_date_parsing() -> None:
     assert split_phone("415-555-0100 ext. 7").extension == "7"  # type: ignore[union-attr]
     assert parse_date("04.07.1990") == (1990, 7, 4) and parse_date("1990-07-04") == (1990, 7, 4)
     assert parse_date("July 4") is None
+
+
+def _months() -> list[tuple[str, str]]:
+    return [("", "Month")] + [(f"{i:02d}", f"{i:02d}") for i in range(1, 13)]
+
+
+def test_selects_named_only_month_day_year_under_a_birthday_label() -> None:
+    days = [("", "Day")] + [(str(i), str(i)) for i in range(1, 32)]
+    years = [("", "Year")] + [(str(y), str(y)) for y in range(2008, 1919, -1)]
+    got = _form(dict(tag="select", type="select", aria_label="Month", nearby="Birthday", options=_months()),
+                dict(tag="select", type="select", aria_label="Day", options=days),
+                dict(tag="select", type="select", aria_label="Year", options=years))
+    assert [c.kind for c in got] == ["bday-month", "bday-day", "bday-year"]
+
+
+def test_month_and_year_selects_after_a_card_number_are_the_expiry() -> None:
+    years = [(str(y), str(y)) for y in range(2026, 2037)]
+    got = _form(dict(label="Card number"), dict(tag="select", type="select", options=_months()),
+                dict(tag="select", type="select", options=years))
+    assert [(c.kind, c.sensitive) for c in got] == [("cc-number", True), ("cc-exp-month", True),
+                                                    ("cc-exp-year", True)]
+    assert fill_values(got, {"bday": "1990-07-04"}) == {}
+
+
+def test_confirm_email_and_newsletter_email_are_email() -> None:
+    got = _form(dict(label="Confirm email"), dict(label="Newsletter email"))
+    assert [c.kind for c in got] == ["email", "email"]
