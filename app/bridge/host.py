@@ -27,10 +27,14 @@ def build_service(settings: Settings, memory: MemoryAccess | None = None) -> Bri
     from app.bridge.service import BridgeService
     from app.bridge.state import BridgeState
 
+    from app.service.access import ServiceAccess
+
     settings.ensure_home()
     state = BridgeState(settings.bridge_dir)
+    # the resident service (one writer, warm model) when it runs; else the app or the store
+    memory = memory or ServiceAccess(settings.home, AutoAccess(settings))
     return BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                         memory=memory or AutoAccess(settings), desktop=AppConfirmer(settings))
+                         memory=memory, desktop=AppConfirmer(settings))
 
 
 def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:

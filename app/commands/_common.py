@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from app.errors import MemexError
+from app.errors import MemexError, as_memex_error
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -127,6 +127,13 @@ def memex_command(
                 payload = func(obj, *args, **kwargs)
             except MemexError as exc:
                 emit_error(obj, exc)
+                return
+            except Exception as exc:
+                # the core packages' own errors (memory, inference, finetune, bridge), in one place
+                translated = as_memex_error(exc)
+                if translated is None:
+                    raise
+                emit_error(obj, translated)
                 return
             except KeyboardInterrupt:
                 emit_error(obj, MemexError("Interrupted.", kind="interrupted", exit_code=130))

@@ -62,9 +62,11 @@ def run_app(runtime: Runtime, tab: str | None = None) -> int:
     pulse.start(250)
     QTimer.singleShot(50, win.services.warm_up)
     QTimer.singleShot(100, win.services.start_bridge_agent)
+    QTimer.singleShot(150, win.services.start_service)
     try:
         code = app.exec()
     finally:
+        win.services.stop_service()
         win.services.stop_bridge_agent()
         win.services.jobs.cancel_all()
         win.services.jobs.wait(60000)

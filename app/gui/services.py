@@ -84,6 +84,7 @@ class Services(QObject):
         self.jobs = JobRunner(self)
         self._open_lock = threading.Lock()
         self._agent: Any = None
+        self._service: Any = None  # the resident memex service, hosted here while the app is open
         self.confirms = ConfirmBroker(self)  # first-fill questions from browser hosts
 
     @property
@@ -163,6 +164,25 @@ class Services(QObject):
         if self._agent is not None:
             self._agent.close()
             self._agent = None
+
+    # -- the memex service: CLI commands, the bridge host and `memex serve` use this app's Runtime
+    def start_service(self) -> None:
+        """Host the service while the app is open (off the GUI thread: a running one drains first)."""
+
+        def host() -> None:
+            try:
+                from app.service.host import host_service
+
+                self._service = host_service(self.runtime, open_store=self.memory)
+            except (ImportError, OSError) as exc:  # no Unix sockets here: the CLI works in-process
+                sys.stderr.write(f"memex: the app does not host the service ({exc}).\n")
+
+        threading.Thread(target=host, name="memex-service-host", daemon=True).start()
+
+    def stop_service(self) -> None:
+        if self._service is not None:
+            self._service.stop(wait=True)
+            self._service = None
 
     # -- warm-up: load heavy libraries after the first paint -----------------------------
     def warm_up(self, heavy: bool = True) -> None:

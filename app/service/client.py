@@ -24,6 +24,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from app.errors import MemexError
 from app.service import protocol
 from app.service.lock import lock_held, read_owner
 from app.service.paths import (
@@ -41,12 +42,12 @@ START_TIMEOUT_S = 30.0
 DIED = "The memex service stopped before answering; run the command again (a fresh service will start)."
 
 
-class ServiceCallError(Exception):
-    """A command run through `call` failed: its one-sentence message, kind and exit status."""
+class ServiceCallError(MemexError):
+    """A command run through `call` failed: its one-sentence message, kind and exit status
+    (a MemexError, so front-ends show it like any other)."""
 
     def __init__(self, message: str, kind: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.message, self.kind, self.exit_code = message, kind, exit_code
+        super().__init__(message, kind=kind, exit_code=exit_code)
 
 
 def connect(home: Path) -> socket.socket | None:
@@ -61,6 +62,15 @@ def connect(home: Path) -> socket.socket | None:
         sock.close()
         return None
     return sock
+
+
+def connect_ok(home: Path) -> bool:
+    """Whether a service answers on the folder's socket now (starts nothing)."""
+    sock = connect(home)
+    if sock is None:
+        return False
+    sock.close()
+    return True
 
 
 def start_detached(home: Path) -> subprocess.Popen[bytes]:
@@ -139,6 +149,8 @@ def status(home: Path) -> dict[str, Any] | None:
 def stop(home: Path, *, wait: bool = True) -> bool:
     """Ask the service to stop (after its requests in flight); False when none ran."""
     reply = request(home, {"op": "stop"})
+    if reply is not None and reply.get("t") == "error":  # the desktop app hosts it
+        raise ServiceCallError(str(reply.get("error")), str(reply.get("kind", "service")), 1)
     if reply is None:
         owner = read_owner(lock_path(home))
         return False if owner is None else (wait_stopped(home) if wait else True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,11 @@ class RuntimeHolder:
     A hosted service (the desktop app) borrows the app's Runtime and never closes it.
     """
 
-    def __init__(self, home: Path, runtime: Runtime | None = None) -> None:
+    def __init__(self, home: Path, runtime: Runtime | None = None,
+                 opener: Callable[[], Any] | None = None) -> None:
         self.home = home
         self.owned = runtime is None
+        self._opener = opener  # the host's own locked way to open the store (the app's Services)
         self._lock = threading.Lock()
         self._runtime = runtime
         self._settings_stamp: Any = self._stamp() if runtime is not None else None
@@ -48,6 +51,11 @@ class RuntimeHolder:
         return load_settings(home=self.home)
 
     def get(self) -> Runtime:
+        if not self.owned:
+            assert self._runtime is not None
+            if self._opener is not None:
+                self._opener()
+            return self._runtime
         with self._lock:
             if self._runtime is None:
                 from app.runtime import Runtime

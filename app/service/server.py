@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,9 @@ def peer_uid(conn: socket.socket) -> int:
 
 class Service:
     def __init__(self, home: Path, *, runtime: Runtime | None = None, idle_s: float | None = None,
-                 hosted_by: str = "service") -> None:
+                 hosted_by: str = "service", opener: Callable[[], Any] | None = None) -> None:
         self.home = home
-        self.holder = RuntimeHolder(home, runtime)
+        self.holder = RuntimeHolder(home, runtime, opener)
         self.idle_s = idle_s
         self.hosted_by = hosted_by
         self.version = service_version()
@@ -174,6 +175,9 @@ class Service:
                 op = request.get("op")
                 if op == "status":
                     protocol.send(conn, {"t": "status", **self.status()})
+                elif op == "stop" and self.hosted_by != "service":
+                    protocol.send(conn, {"t": "error", "kind": "service_hosted", "error":
+                                         f"The {self.hosted_by} hosts the memex service; close it to stop the service."})
                 elif op == "stop":
                     protocol.send(conn, {"t": "stopping"})
                     self._stopping.set()
@@ -185,7 +189,13 @@ class Service:
                 log.debug("connection dropped: %s", exc)
 
     def _run(self, conn: socket.socket, request: dict[str, Any]) -> None:
-        if request.get("version") != self.version or request.get("fingerprint") != self.fingerprint:
+        skew = request.get("version") != self.version
+        if self.hosted_by != "service":
+            if skew:  # the app keeps its Runtime: a second writer must not start beside it
+                protocol.send(conn, {"t": "error", "kind": "service_version", "error":
+                                     f"The {self.hosted_by} runs memex {self.version}; restart it to use this version."})
+                return
+        elif skew or request.get("fingerprint") != self.fingerprint:
             # a newer client (or other MEMEX_* settings): finish what runs, then make way
             protocol.send(conn, {"t": "restart", "version": self.version})
             self._stopping.set()

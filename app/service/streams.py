@@ -98,8 +98,8 @@ class _Router(io.TextIOBase):
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         req = self._io()
-        if req is None:
-            return ""  # the service has no terminal of its own
+        if req is None:  # not a request: the hosting process's own stdin
+            return str(self._fallback.readline()) if self._fallback is not None else ""
         return req.readline()
 
     def isatty(self) -> bool:
@@ -121,4 +121,4 @@ def install_routers() -> None:
         return
     sys.stdout = _Router(sys.stdout, "out")
     sys.stderr = _Router(sys.stderr, "err")
-    sys.stdin = _Router(None, "in")
+    sys.stdin = _Router(sys.stdin, "in")

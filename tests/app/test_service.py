@@ -176,3 +176,64 @@ def test_client_path_loads_no_heavy_library(service_env: Path):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     assert json.loads(lines[0])["total"] == 0 and lines[-1] == "[]"
+
+
+class _Refuse:
+    def profile(self) -> dict[str, str]:
+        raise AssertionError("the running service should have answered")
+
+    def draft(self, question: str) -> dict:
+        raise AssertionError("the running service should have answered")
+
+
+def test_bridge_host_reads_the_profile_through_the_running_service(service_env: Path):
+    from app.service.access import ServiceAccess
+
+    assert memex("profile", "set", "email", "ada@example.org").returncode == 0
+    access = ServiceAccess(service_env, _Refuse())
+    assert access.profile() == {"email": "ada@example.org"} and access.last_route == "service"
+    assert memex("service", "stop").returncode == 0
+
+    class Direct(_Refuse):
+        def profile(self) -> dict[str, str]:
+            return {"email": "direct"}
+
+    access = ServiceAccess(service_env, Direct())  # no service: the host's own route, none started
+    assert access.profile() == {"email": "direct"} and not lock_held(lock_path(service_env))
+
+
+HOST_SCRIPT = """
+import sys
+from app.runtime import Runtime
+from app.service.host import host_service
+from app.settings import load_settings
+rt = Runtime(load_settings())
+service = host_service(rt, hosted_by="desktop app", open_store=lambda: rt.memory)
+print("hosting" if service else "not hosting", flush=True)
+sys.stdin.readline()
+service.stop()
+rt.close()
+"""
+
+
+def test_the_desktop_app_hosts_the_service_and_keeps_it(service_env: Path, monkeypatch):
+    assert memex("service", "start").returncode == 0
+    standalone = pid_of(service_env)
+    app = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT], cwd=ROOT, text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert app.stdout.readline().strip() == "hosting"  # the standalone one made way
+        info = client.status(service_env)
+        assert info is not None and info["hosted_by"] == "desktop app" and info["pid"] == app.pid != standalone
+        res = memex("profile", "set", "tel", "+44 20 7946 0000", "--json")
+        assert res.returncode == 0 and json.loads(res.stdout)["key"] == "tel"
+        res = memex("service", "stop", "--json")
+        assert res.returncode == 1 and json.loads(res.stdout)["kind"] == "service_hosted"
+        monkeypatch.setenv("MEMEX_SERVICE_VERSION", "99.0-newer")
+        res = memex("profile", "show", "--json")
+        assert res.returncode == 1 and json.loads(res.stdout)["kind"] == "service_version"
+        assert client.status(service_env)["pid"] == app.pid  # still the app's
+    finally:
+        app.communicate("\n", timeout=60)
+    assert app.returncode == 0
+    assert not lock_held(lock_path(service_env))
