@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issues 5 and 8), one call on a lent CUDA machine:
 #   bash benchmarks/gpu_device.sh OUTDIR [SHAPE_DIR]
-# 1. the CUDA test of the MoE engine and a tiny MoE model on CUDA (does the stream/event path work), 2. benchmarks/gpu_finetune.py
+# 1. the CUDA test of the MoE engine and a tiny MoE model on CUDA (does the stream/event path work; fused and
+# loop expert compute), 2. benchmarks/gpu_finetune.py
 # (`--offload cpu` vs `none`), 3. benchmarks/gpu_moe.py at OLMoE sizes, slow tier in pinned CPU
-# memory, bf16 and INT4 experts. Each part has its own time limit and writes OUTDIR/<part>.json
+# memory, bf16 and INT4 experts (fused grouped-GEMM compute; `moe_loop`: the per-expert loop). Each part has its own time limit and writes OUTDIR/<part>.json
 # and .log, so a failing part leaves the others' figures. Where the bundled GGUF is not
 # installed, SHAPE_DIR (made with `python benchmarks/gpu_finetune.py --write-shape DIR`) gives
 # the model shape for the fine-tuning part; EXTRA_SITE names a folder of pure-Python packages
@@ -27,10 +28,14 @@ part() {  # name, seconds, command...: stdout -> name.json (name.log for a *_che
 
 part cuda_check 60 "$py" -m pytest -q -p no:cacheprovider tests/inference/moe/test_moe_exactness.py -k cuda
 part moe_check 60 "$py" benchmarks/gpu_moe.py --layers 2 --experts 8 --hidden 256 --expert-dim 128 \
-    --top-k 2 --vocab 512 --heads 4 --kv-heads 4 --tokens 4 --prompt-tokens 8 --budgets 2x --quants none,int4
+    --top-k 2 --vocab 512 --heads 4 --kv-heads 4 --tokens 4 --prompt-tokens 8 --budgets 2x --quants none,int4 \
+    --computes auto,loop
 smoke=$?  # the OLMoE-sized run only after the tiny one worked
 part finetune 240 "$py" benchmarks/gpu_finetune.py --steps 8 --rounds 2 ${shape:+--shape "$shape"} \
     || tail -n 40 "${TMPDIR:-/tmp}"/memex-gpu-ft-*/*/child.log >"$out/finetune_child.log" 2>&1
 if [ "$smoke" -eq 0 ]; then
     part moe 260 "$py" benchmarks/gpu_moe.py --budgets 2x,4x --tokens 32 --prompt-tokens 64 --quants none,int4
+    # the fused path (grouped GEMM per wave; auto above) against the per-expert loop, bf16 2x only
+    part moe_loop 120 "$py" benchmarks/gpu_moe.py --budgets 2x --tokens 32 --prompt-tokens 64 --quants none \
+        --computes loop --policies lru,fate_plus,resident
 fi

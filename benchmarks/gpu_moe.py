@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--budgets", default="1x,2x,4x")
     ap.add_argument("--policies", default="on_demand,lru,fate,fate_plus,resident")
     ap.add_argument("--quants", default="none", help="comma list of none|int8|int4, one run each")
+    ap.add_argument("--computes", default="auto",
+                    help="comma list of expert compute paths (auto|fused|loop), one run each")
     args = ap.parse_args(argv)
 
     from inference.moe.bench import run_bench
@@ -147,8 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
 
             out["gpu"] = torch.cuda.get_device_name()
         try:
-            for budget in args.budgets.split(","):
-                key = f"{quant}/{budget}"
+            for compute, budget in [(c, b) for c in args.computes.split(",") if c
+                                    for b in args.budgets.split(",")]:
+                loaded.compute = compute
+                key = f"{quant}/{budget}" if compute == "auto" else f"{quant}/{compute}/{budget}"
                 res = run_bench(
                     loaded,
                     budget=budget,

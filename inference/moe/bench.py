@@ -224,6 +224,7 @@ def run_policy(
                 "stall_ms": 1000.0 * (pre["stall"] + st.stall_s),
                 "stall_ms_per_token": 1000.0 * st.stall_s / decode_steps,
                 "fast_tier_bytes": model.cache.fast_tier_bytes,
+                "compute": model.compute,  # fused grouped GEMMs or the per-expert loop
                 "per_layer_hit_rate": {
                     str(layer): round(h / max(h + m, 1), 4)
                     for layer, (h, m) in sorted(st.per_layer.items())
