@@ -19,7 +19,6 @@ from memory.extract import MODEL_PROMPT, Extracted, extract, parse_model_reply
 from memory.inbox import Inbox, InboxItem
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
     from memory import Memory, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -79,9 +78,3 @@ def propose(store: MemoryStore, mems: Sequence[Memory], generate: Generate | Non
                 created.append(item)
     inbox.sweep_superseded()
     return created
-
-
-def propose_for_memories(runtime: Runtime, mems: Sequence[Memory]) -> list[InboxItem]:
-    """Runtime hook: called with the memories that were just stored."""
-    generate = runtime.generate if runtime.settings.inbox_use_model else None
-    return propose(runtime.memory, mems, generate)

@@ -186,9 +186,10 @@ class Runtime:
 
 def _propose_profile_values(runtime: Runtime, mems: "Sequence[Memory]") -> None:
     """New memories -> profile proposals in the review inbox (app/inbox.py)."""
-    from app.inbox import propose_for_memories
+    from app.inbox import propose  # loads memory.extract only once memories arrive
 
+    generate = runtime.generate if runtime.settings.inbox_use_model else None
     try:
-        propose_for_memories(runtime, mems)
+        propose(runtime.memory, mems, generate)
     except Exception:  # a side feature must never fail the write that already succeeded
         logging.getLogger(__name__).warning("profile proposals failed", exc_info=True)

@@ -16,6 +16,25 @@ def test_import_linter_contracts_hold():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_the_layers_and_qt_contracts_are_configured():
+    """The contracts the suite relies on stay in pyproject (deleting one would pass silently)."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    by_type: dict[str, list[dict]] = {}
+    for c in contracts:
+        by_type.setdefault(c["type"], []).append(c)
+    qt = [c for c in by_type.get("protected", []) if c["protected_modules"] == ["PySide6"]]
+    assert qt and qt[0]["allowed_importers"] == ["app.gui"]
+    layers = [c for c in by_type.get("layers", []) if c["layers"][0].startswith("app.cli")]
+    assert layers, "the app layers contract is missing"
+    named = {m.strip() for layer in layers[0]["layers"] for m in layer.replace("|", ":").split(":")}
+    app_modules = {p.stem if p.suffix else p.name for p in (ROOT / "app").iterdir()
+                   if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    # every module of app/ has a layer, so a new one cannot slip past the contract
+    assert {f"app.{m}" for m in app_modules} <= named, sorted({f"app.{m}" for m in app_modules} - named)
+
+
 def test_help_and_cli_import_load_no_heavy_library():
     code = ("import sys, app.cli\n"
             "from app.cli import main\n"

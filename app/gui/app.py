@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
+from app.gui import gcguard
+from app.gui.main_window import MainWindow
 from app.gui.services import Services
 from app.gui.theme import app_icon, apply_theme, follow_os_scheme
 
 if TYPE_CHECKING:
-    from app.gui.main_window import MainWindow
     from app.runtime import Runtime
 
 
@@ -39,9 +40,6 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
 
 
 def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWindow:
-    from app.gui import gcguard
-    from app.gui.main_window import MainWindow
-
     gcguard.install()  # cycles holding Qt objects are freed on this thread, never in a worker
     services = Services(runtime)
     return MainWindow(services, remember_geometry=remember_geometry)

@@ -97,7 +97,7 @@ def test_import_cancel_keeps_what_was_stored_and_nothing_half(qtbot, window, run
     cancel = page.progress.findChild(QPushButton)
     assert cancel is not None and cancel.text() == "Cancel"
     qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
-    watch.wait(qtbot, timeout=120000)
+    watch.wait(qtbot)
     assert page.import_job is None
     report = watch.done[0]
     assert report.cancelled
