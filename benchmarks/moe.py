@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
-    from inference.moe.bench import prompt_ids, resolve_model, run_bench
+    from inference.moe.bench import prompt_ids, run_bench
+    from inference.moe.resolve import resolve_model
     from inference.moe.engine import configure_threads, load_model
     from inference.moe.store import parse_budget
 

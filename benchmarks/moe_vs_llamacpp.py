@@ -44,13 +44,21 @@ def _peak_rss_mb() -> float:
 
 
 # -- children ----------------------------------------------------------------------------
-def child_llama(gguf: str, tokens: int, prompt: list[int], rounds: int, threads: int, mmap: bool) -> dict:
+def child_llama(
+    gguf: str, tokens: int, prompt: list[int], rounds: int, threads: int, mmap: bool
+) -> dict:
     import numpy as np
     from llama_cpp import Llama
 
     t0 = time.perf_counter()
-    llm = Llama(model_path=gguf, n_ctx=len(prompt) + tokens + 8, n_threads=threads,
-                n_threads_batch=threads, use_mmap=mmap, verbose=False)
+    llm = Llama(
+        model_path=gguf,
+        n_ctx=len(prompt) + tokens + 8,
+        n_threads=threads,
+        n_threads_batch=threads,
+        use_mmap=mmap,
+        verbose=False,
+    )
     load_s = time.perf_counter() - t0
     speeds = []
     for _ in range(rounds):
@@ -62,12 +70,26 @@ def child_llama(gguf: str, tokens: int, prompt: list[int], rounds: int, threads:
             llm.eval([tok])
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         speeds.append((tokens - 1) / (time.perf_counter() - t1))
-    return {"decode_tok_s": statistics.median(speeds), "decode_tok_s_rounds": [round(s, 3) for s in speeds],
-            "load_s": round(load_s, 1), "peak_rss_mb": _peak_rss_mb(), "mmap": mmap}
+    return {
+        "decode_tok_s": statistics.median(speeds),
+        "decode_tok_s_rounds": [round(s, 3) for s in speeds],
+        "load_s": round(load_s, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+        "mmap": mmap,
+    }
 
 
-def child_memex(testbed: str, root: str, tokens: int, prompt: list[int], rounds: int, threads: int,
-                policies: list[str], budget: str, routing: str) -> dict:
+def child_memex(
+    testbed: str,
+    root: str,
+    tokens: int,
+    prompt: list[int],
+    rounds: int,
+    threads: int,
+    policies: list[str],
+    budget: str,
+    routing: str,
+) -> dict:
     from inference.moe.bench import run_bench
     from inference.moe.engine import configure_threads
     from inference.moe.testbed import load_testbed
@@ -76,12 +98,27 @@ def child_memex(testbed: str, root: str, tokens: int, prompt: list[int], rounds:
     kind, _, trace = routing.partition(":")
     loaded = load_testbed(Path(root) / testbed, routing=kind, trace=Path(trace) if trace else None)
     try:
-        res = run_bench(loaded, budget=budget, tokens=tokens, policies=policies, prompt=prompt,
-                        reference="none", rounds=rounds, progress=_say)
+        loaded.slow.verify_all()  # checksums before timing, as `memex moe bench --testbed`
+        res = run_bench(
+            loaded,
+            budget=budget,
+            tokens=tokens,
+            policies=policies,
+            prompt=prompt,
+            reference="none",
+            rounds=rounds,
+            progress=_say,
+        )
     finally:
         loaded.close()
-    keep = ("decode_tok_s", "decode_tok_s_rounds", "hit_rate", "bytes_moved_per_token",
-            "peak_rss_mb", "prediction_accuracy")
+    keep = (
+        "decode_tok_s",
+        "decode_tok_s_rounds",
+        "hit_rate",
+        "bytes_moved_per_token",
+        "peak_rss_mb",
+        "prediction_accuracy",
+    )
     return {name: {k: m[k] for k in keep if k in m} for name, m in res["policies"].items()}
 
 
@@ -124,11 +161,18 @@ def _run_child(args: list[str], group: Path | None, timeout: int) -> dict:
             (group / "cgroup.procs").write_text(str(os.getpid()))
 
     _say("child: " + " ".join(args[:3]) + (f" (capped by {group.name})" if group else ""))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=enter)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=enter,
+    )
     if proc.returncode != 0:
-        return {"error": (proc.stderr or "").strip().splitlines()[-1:] or ["exit %d" % proc.returncode],
-                "returncode": proc.returncode}
+        return {
+            "error": (proc.stderr or "").strip().splitlines()[-1:] or [f"exit {proc.returncode}"],
+            "returncode": proc.returncode,
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -164,19 +208,46 @@ def main(argv: list[str] | None = None) -> dict:
     gguf = write_testbed_gguf(folder)
     meta = json.loads((folder / "testbed.json").read_text())
     prompt = [(17 + 31 * i) % meta["shape"]["vocab"] for i in range(args.prompt_tokens)]
-    common = {"tokens": args.tokens, "prompt": prompt, "rounds": args.rounds, "threads": args.threads}
-    mem = {**common, "testbed": args.testbed, "root": str(root), "budget": args.budget,
-           "routing": "model"}
-    results: dict = {"testbed": meta, "gguf_bytes": gguf.stat().st_size, "threads": args.threads,
-                     "decode_tokens": args.tokens, "rounds": args.rounds, "routing": "model"}
+    common = {
+        "tokens": args.tokens,
+        "prompt": prompt,
+        "rounds": args.rounds,
+        "threads": args.threads,
+    }
+    mem = {
+        **common,
+        "testbed": args.testbed,
+        "root": str(root),
+        "budget": args.budget,
+        "routing": "model",
+    }
+    results: dict = {
+        "testbed": meta,
+        "gguf_bytes": gguf.stat().st_size,
+        "threads": args.threads,
+        "decode_tokens": args.tokens,
+        "rounds": args.rounds,
+        "routing": "model",
+    }
     ratios: dict = {}
     targets: dict = {}
     limit = 3600
     if not args.skip_resident:
-        llama = _run_child(["--child", "llama", "--spec", json.dumps({**common, "gguf": str(gguf),
-                                                                        "mmap": False})], None, limit)
-        memex = _run_child(["--child", "memex", "--spec", json.dumps({**mem, "policies": ["resident"]})],
-                           None, limit)
+        llama = _run_child(
+            [
+                "--child",
+                "llama",
+                "--spec",
+                json.dumps({**common, "gguf": str(gguf), "mmap": False}),
+            ],
+            None,
+            limit,
+        )
+        memex = _run_child(
+            ["--child", "memex", "--spec", json.dumps({**mem, "policies": ["resident"]})],
+            None,
+            limit,
+        )
         results["resident"] = {"llamacpp": llama, "memex": memex.get("resident", memex)}
         r = ratio(results["resident"]["memex"].get("decode_tok_s"), llama.get("decode_tok_s"))
         ratios["memex_resident_vs_llamacpp_resident"] = r
@@ -184,21 +255,36 @@ def main(argv: list[str] | None = None) -> dict:
     cap = int(args.cap_gb * 2**30)
     group = cgroup_for(cap) if os.geteuid() == 0 else None
     if group is None:
-        results["capped"] = {"skipped": "no memory cgroup can be created here (needs root and "
-                                        "cgroup v1/v2 with the memory controller)"}
+        results["capped"] = {
+            "skipped": "no memory cgroup can be created here (needs root and "
+            "cgroup v1/v2 with the memory controller)"
+        }
     else:
         try:
-            llama = _run_child(["--child", "llama", "--spec", json.dumps({**common, "gguf": str(gguf),
-                                                                            "mmap": True})], group, limit)
+            llama = _run_child(
+                [
+                    "--child",
+                    "llama",
+                    "--spec",
+                    json.dumps({**common, "gguf": str(gguf), "mmap": True}),
+                ],
+                group,
+                limit,
+            )
             policies = [p for p in args.capped_policies.split(",") if p]
-            memex = _run_child(["--child", "memex", "--spec", json.dumps({**mem, "policies": policies})],
-                               group, limit)
+            memex = _run_child(
+                ["--child", "memex", "--spec", json.dumps({**mem, "policies": policies})],
+                group,
+                limit,
+            )
             results["capped"] = {"cap_gb": args.cap_gb, "llamacpp_mmap": llama, "memex": memex}
             for name in policies:
                 r = ratio((memex.get(name) or {}).get("decode_tok_s"), llama.get("decode_tok_s"))
                 ratios[f"memex_{name}_vs_llamacpp_mmap"] = r
-            best = max((v for k, v in ratios.items() if k.endswith("_vs_llamacpp_mmap") and v),
-                       default=None)
+            best = max(
+                (v for k, v in ratios.items() if k.endswith("_vs_llamacpp_mmap") and v),
+                default=None,
+            )
             targets["capped_memex_vs_llamacpp_mmap"] = target(best, ">=", 2.0)
         finally:
             try:

@@ -142,7 +142,8 @@ def _human_bench(p: dict[str, Any]) -> str:
               help="Testbed routing: trace (the MoEfied model's recorded routing), trace:FILE, "
               "random, or model (the testbed's own routers).")
 @click.option("--compute", type=click.Choice(["auto", "fused", "loop"]), default="auto",
-              show_default=True, help="Expert compute: fused grouped GEMMs or one loop step per expert.")
+              show_default=True,
+              help="Expert compute: fused grouped GEMMs or one loop step per expert.")
 def bench(
     obj: AppContext,
     model_spec: str,
@@ -173,9 +174,10 @@ def bench(
             kind="bad_input",
         )
     with moe_errors():
-        from inference.moe.bench import prompt_ids, resolve_model, run_bench
+        from inference.moe.bench import prompt_ids, run_bench
         from inference.moe.cache import create_policy
         from inference.moe.engine import configure_threads, load_model
+        from inference.moe.resolve import resolve_model
 
         for name in names:
             create_policy(name)  # unknown names fail before any loading
@@ -185,7 +187,8 @@ def bench(
             return _bench_testbed(obj, testbed, routing, device, budget, tokens, prompt_tokens,
                                   names, prefill_chunk, rounds, compute, n_threads)
         if routing != "model":
-            raise MemexError("--routing needs --testbed (a checkpoint routes with its own routers).",
+            raise MemexError("--routing needs --testbed (a checkpoint routes with its own "
+                             "routers).",
                              kind="bad_input")
         folder = resolve_model(model_spec, settings.models_dir)
         _progress(f"loading {folder}")
@@ -245,6 +248,9 @@ def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget
     loaded = load_testbed(folder, device=device, routing=kind, trace=trace)
     loaded.compute = compute
     try:
+        # checksums once, before any timing: else the first policy to read a blob pays for it
+        _progress("verifying the expert file's checksums")
+        loaded.slow.verify_all()
         prompt = [(17 + 31 * i) % loaded.cfg.vocab_size for i in range(prompt_tokens)]
         result = run_bench(loaded, budget=budget, tokens=tokens, policies=names, prompt=prompt,
                            reference="resident", progress=_progress, prefill_chunk=prefill_chunk,
@@ -313,7 +319,7 @@ def _human_lrc(p: dict[str, Any]) -> str:
 
 
 def _traced_model(obj: AppContext, model_spec: str) -> Any:
-    from inference.moe.bench import resolve_model
+    from inference.moe.resolve import resolve_model
 
     if model_spec == "moefied":
         from inference.moe.moefy import ensure_moefied

@@ -75,5 +75,6 @@ class WidthController:
             "miss_ms": round(1000 * self.miss_s, 3),
             "loads_per_layer": round(self.loads, 2),
             "modes": {m: round(self._modes[m] / total, 3) for m in MODES if self._modes[m]}
-            if total else {},
+            if total
+            else {},
         }

@@ -29,8 +29,8 @@ class MoEBackend:
     name = "moe"
 
     def __init__(self, config: BackendConfig) -> None:
-        from inference.moe.bench import resolve_model
         from inference.moe.engine import configure_threads, load_model
+        from inference.moe.resolve import resolve_model
 
         opts = config.options
         self.config = config

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from inference.moe.cache import CacheGeometry, ExpertCache, create_policy
 from inference.moe.checkpoint import Checkpoint
 from inference.moe.config import MoEConfig, from_hf_config, load_hf_config
-from inference.moe.errors import MoEError
+from inference.moe.errors import MoEError, unknown
 from inference.moe.loader import make_loader
 from inference.moe.store import (
     DiskSlowTier,
@@ -187,9 +187,7 @@ def load_model(
     from inference.moe.quant import QUANT_SCHEMES
 
     if quant not in QUANT_SCHEMES:
-        raise MoEError(
-            f"Unknown expert quantization {quant!r}; choose one of: {', '.join(QUANT_SCHEMES)}."
-        )
+        raise unknown("expert quantization", quant, QUANT_SCHEMES)
     folder = Path(folder)
     device = resolve_device(device)
     hf = load_hf_config(folder)
@@ -197,7 +195,7 @@ def load_model(
     if slow_tier == "auto":
         slow_tier = "pinned" if device != "cpu" else "disk"
     if slow_tier not in SLOW_TIERS:
-        raise MoEError(f"Unknown slow tier {slow_tier!r}; choose one of: {', '.join(SLOW_TIERS)}.")
+        raise unknown("slow tier", slow_tier, SLOW_TIERS)
     tmpdir = None
     with Checkpoint(folder) as ckpt:
         if dtype == "auto":

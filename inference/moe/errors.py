@@ -32,3 +32,22 @@ class CorruptExpertFile(MoEError):
 
 class ModelNotBuilt(MoEError):
     kind = "model_missing"
+
+
+class MoefyError(MoEError):
+    """MoEfication (or the text it reads) failed."""
+
+    kind = "moefy_failed"
+
+
+class UnknownName(MoEError, ValueError):
+    """A name that is not in its registry (policy, predictor, quant scheme, testbed, routing,
+    compute path); the message lists the known ones. Also a ValueError, as before."""
+
+    kind = "bad_input"
+
+
+def unknown(what: str, name: str, known: object) -> UnknownName:
+    """`UnknownName` with the one message shape every registry uses."""
+    names = ", ".join(str(n) for n in known)  # type: ignore[attr-defined]
+    return UnknownName(f"Unknown {what} {name!r}; choose one of: {names}.")

@@ -104,7 +104,9 @@ class FusedExperts:
         device = x.device
         if stored.bits:
             gate_up_t, down_t = self._decoded(slots, stored, x.dtype)
-            offs = torch.tensor(counts, device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+            offs = torch.tensor(counts, device=device, dtype=torch.int32).cumsum(
+                0, dtype=torch.int32
+            )
             xs, perm = x, None
         else:
             all_gu, all_down = self._slab()

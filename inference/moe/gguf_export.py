@@ -76,13 +76,22 @@ def write_testbed_gguf(folder: Path, out: Path | None = None) -> Path:
     w.add_eos_token_id(2)
     w.add_add_bos_token(False)
 
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.weight": "ffn_norm",
-                 "self_attn.q_proj.weight": "attn_q", "self_attn.k_proj.weight": "attn_k",
-                 "self_attn.v_proj.weight": "attn_v", "self_attn.o_proj.weight": "attn_output",
-                 "self_attn.q_norm.weight": "attn_q_norm", "self_attn.k_norm.weight": "attn_k_norm",
-                 "mlp.gate.weight": "ffn_gate_inp"}
+    names = {
+        "model.embed_tokens.weight": "token_embd.weight",
+        "model.norm.weight": "output_norm.weight",
+        "lm_head.weight": "output.weight",
+    }
+    per_layer = {
+        "input_layernorm.weight": "attn_norm",
+        "post_attention_layernorm.weight": "ffn_norm",
+        "self_attn.q_proj.weight": "attn_q",
+        "self_attn.k_proj.weight": "attn_k",
+        "self_attn.v_proj.weight": "attn_v",
+        "self_attn.o_proj.weight": "attn_output",
+        "self_attn.q_norm.weight": "attn_q_norm",
+        "self_attn.k_norm.weight": "attn_k_norm",
+        "mlp.gate.weight": "ffn_gate_inp",
+    }
     plan: list[tuple[str, tuple[int, ...], Any]] = []  # (name, numpy shape, data producer)
     for src, dst in names.items():
         plan.append((dst, tuple(dense[src].shape), lambda src=src: _bf16(dense[src])))
@@ -96,18 +105,28 @@ def write_testbed_gguf(folder: Path, out: Path | None = None) -> Path:
         for x in range(e):
             slow.read_into(layer * e + x, blob)
             flat = blob[: slow.layout.nbytes].view(torch.bfloat16)
-            arr[x] = _bf16(flat[part * i * h:(part + 1) * i * h]).reshape(shape[1:])
+            arr[x] = _bf16(flat[part * i * h : (part + 1) * i * h]).reshape(shape[1:])
         return arr
 
     for layer in range(n_layers):
         for src, dst in per_layer.items():
             key = f"model.layers.{layer}.{src}"
-            plan.append((f"blk.{layer}.{dst}.weight", tuple(dense[key].shape),
-                         lambda key=key: _bf16(dense[key])))
+            plan.append(
+                (
+                    f"blk.{layer}.{dst}.weight",
+                    tuple(dense[key].shape),
+                    lambda key=key: _bf16(dense[key]),
+                )
+            )
         for part, dst in enumerate(("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")):
             shape = (e, i, h) if part < 2 else (e, h, i)
-            plan.append((f"blk.{layer}.{dst}.weight", shape,
-                         lambda layer=layer, part=part: experts(layer, part)))
+            plan.append(
+                (
+                    f"blk.{layer}.{dst}.weight",
+                    shape,
+                    lambda layer=layer, part=part: experts(layer, part),
+                )
+            )
     import numpy as np
 
     # 1-D tensors (the norms) as F32, as llama.cpp's own converter writes them: its CPU
@@ -117,9 +136,13 @@ def write_testbed_gguf(folder: Path, out: Path | None = None) -> Path:
             plan[n] = (name, shape, lambda make=make: _widen(make()))
     for name, shape, _ in plan:
         f32 = len(shape) == 1
-        w.add_tensor_info(name, shape, np.dtype(np.float32 if f32 else np.uint16),
-                          int(np.prod(shape)) * (4 if f32 else 2),
-                          raw_dtype=gguf.GGMLQuantizationType.F32 if f32 else gguf.GGMLQuantizationType.BF16)
+        w.add_tensor_info(
+            name,
+            shape,
+            np.dtype(np.float32 if f32 else np.uint16),
+            int(np.prod(shape)) * (4 if f32 else 2),
+            raw_dtype=gguf.GGMLQuantizationType.F32 if f32 else gguf.GGMLQuantizationType.BF16,
+        )
     try:
         w.write_header_to_file()
         w.write_kv_data_to_file()

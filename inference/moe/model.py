@@ -102,15 +102,15 @@ class MoEModel:
         self._moe = set(cfg.moe_layers)
         self.prefill_chunk = prefill_chunk  # tokens per MoE chunk in prefill; 0: whole prompt
         if compute not in COMPUTE_PATHS:
-            from inference.moe.errors import MoEError
+            from inference.moe.errors import unknown
 
-            raise MoEError(f"Unknown expert compute path {compute!r}; choose one of: "
-                           f"{', '.join(COMPUTE_PATHS)}.")
+            raise unknown("expert compute path", compute, COMPUTE_PATHS)
         fused = compute != "loop" and grouped_supported(device, dtype)
         if compute == "fused" and not fused:
             from inference.moe.errors import MoEError
 
-            raise MoEError(f"The fused expert path needs torch._grouped_mm for {dtype} on {device}.")
+            raise MoEError(
+                f"The fused expert path needs torch._grouped_mm for {dtype} on {device}.")
         # fused: one grouped GEMM per wave of ready experts (fused.py); loop: four ops per expert
         self.compute = "fused" if fused else "loop"
         self.routing: RoutingSource | None = None  # replayed routing (testbed.py), else routers

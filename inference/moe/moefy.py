@@ -22,15 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.moe.errors import MoEError
+from inference.moe.errors import MoefyError
+from inference.moe.text import TEXT_DIR, text_file, token_batch  # noqa: F401 - re-exported
 
 Progress = Callable[[str], None]
-TEXT_DIR = Path(__file__).resolve().parents[2] / "assets" / "moe-text"
 DEFAULT_DIRNAME = "moefied"
-
-
-class MoefyError(MoEError):
-    kind = "moefy_failed"
 
 
 @dataclass(frozen=True)
@@ -85,25 +81,6 @@ class MoefyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def text_file(split: str) -> Path:
-    """assets/moe-text/{train,eval}.txt: fitting and held-out text, from different sources."""
-    path = TEXT_DIR / f"{split}.txt"
-    if not path.is_file():
-        raise MoefyError(f"The MoEfication text {path} is missing; reinstall memex from its source tree.")
-    return path
-
-
-def token_batch(tokenizer: Any, split: str, n_tokens: int, seq_len: int) -> Any:
-    """The first n_tokens of a text split as a [B, seq_len] LongTensor."""
-    import torch
-
-    ids = tokenizer(text_file(split).read_text(encoding="utf-8"))["input_ids"]
-    n_seq = min(n_tokens, len(ids)) // seq_len
-    if n_seq < 1:
-        raise MoefyError(f"The {split} text has fewer than {seq_len} tokens.")
-    return torch.tensor(ids[: n_seq * seq_len], dtype=torch.long).view(n_seq, seq_len)
 
 
 def load_dense(gguf: Path | None = None) -> tuple[Any, Any]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inference.moe.predict import ridge_solve  # noqa: F401 - the fitted maps' owner; re-exported
+
 
 @dataclass
 class LayerFit:
@@ -111,19 +113,6 @@ def group_contributions(
         a = a[:, groups.reshape(-1)].reshape(a.shape[0], n_groups, size)  # [n, E, I/E]
         parts.append(torch.einsum("nes,hes->neh", a, w).norm(dim=2))  # [n, E]
     return torch.cat(parts)
-
-
-def ridge_solve(x: torch.Tensor, y: torch.Tensor, rel_lambda: float) -> torch.Tensor:
-    """argmin_W ||x W - y||^2 + lam ||W||^2 with lam = rel_lambda * mean diag(x^T x).
-
-    x [N, D], y [N, M] -> W [D, M] via the normal equations.
-    """
-    # float32 products (the N-sized work), float64 only for the small D x D solve
-    gram = (x.T @ x).double()  # [D, D]
-    lam = rel_lambda * float(gram.diagonal().mean()) + 1e-12
-    gram.diagonal().add_(lam)
-    rhs = (x.T @ y.float()).double()  # [D, M]
-    return torch.linalg.solve(gram, rhs).float()
 
 
 def fit_router(x: torch.Tensor, target: torch.Tensor, rel_lambda: float = 1e-3) -> torch.Tensor:

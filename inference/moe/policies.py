@@ -180,13 +180,11 @@ def policy_names() -> list[str]:
 
 
 def create_policy(name: str, **options: Any) -> CachePolicy:
-    from inference.moe.errors import MoEError
+    from inference.moe.errors import unknown
 
     if name not in POLICIES:
         _import_policy_modules()
     cls = POLICIES.get(name)
     if cls is None:
-        raise MoEError(
-            f"Unknown cache policy {name!r}; choose one of: {', '.join(policy_names())}."
-        )
+        raise unknown("cache policy", name, policy_names())
     return cls(**options)

@@ -85,6 +85,22 @@ class PrevTokenPredictor(Predictor):
         return out
 
 
+def ridge_solve(x: torch.Tensor, y: torch.Tensor, rel_lambda: float) -> torch.Tensor:
+    """argmin_W ||x W - y||^2 + lam ||W||^2 with lam = rel_lambda * mean diag(x^T x).
+
+    x [N, D], y [N, M] -> W [D, M] via the normal equations (the fitted maps here and the
+    routers MoEfication fits both use it).
+    """
+    import torch
+
+    # float32 products (the N-sized work), float64 only for the small D x D solve
+    gram = (x.T @ x).double()  # [D, D]
+    lam = rel_lambda * float(gram.diagonal().mean()) + 1e-12
+    gram.diagonal().add_(lam)
+    rhs = (x.T @ y.float()).double()  # [D, M]
+    return torch.linalg.solve(gram, rhs).float()
+
+
 def _standardize(s: torch.Tensor) -> torch.Tensor:
     return (s - s.mean(dim=1, keepdim=True)) / (s.std(dim=1, keepdim=True) + 1e-6)
 
@@ -103,8 +119,6 @@ class LinearMapPredictor(Predictor):
 
     def fit(self, trace: RoutingTrace) -> None:
         import torch
-
-        from inference.moe.moefy_fit import ridge_solve
 
         self.maps = []
         for i in range(trace.layers - 1):
@@ -208,17 +222,25 @@ def write_predictor_maps(folder: Path, maps: list[torch.Tensor]) -> None:
     save_file({f"maps.{i}": m.contiguous() for i, m in enumerate(maps)}, str(Path(folder) / SHIPPED_MAPS))
 
 
-PREDICTORS: dict[str, type[Predictor]] = {
-    cls.name: cls
-    for cls in (FatePredictor, PrevTokenPredictor, LinearMapPredictor, FatePlusPredictor)
-}
+PREDICTORS: dict[str, type[Predictor]] = {}
+
+
+def register_predictor(cls: type[Predictor]) -> type[Predictor]:
+    """Class decorator adding a predictor to the registry (like policies.register_policy)."""
+    PREDICTORS[cls.name] = cls
+    return cls
+
+
+for _cls in (FatePredictor, PrevTokenPredictor, LinearMapPredictor, FatePlusPredictor):
+    register_predictor(_cls)
 
 
 def create_predictor(name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> Predictor:
-    try:
-        cls = PREDICTORS[name]
-    except KeyError:
-        raise ValueError(f"Unknown predictor {name!r}; choose one of: {', '.join(PREDICTORS)}.") from None
+    from inference.moe.errors import unknown
+
+    cls = PREDICTORS.get(name)
+    if cls is None:
+        raise unknown("predictor", name, PREDICTORS)
     return cls(routers, top_k, extra)
 
 

@@ -242,7 +242,8 @@ class ExpertCodec:
         pos = n_codes
         for rows, group in ((w[:, : 2 * i], g1), (w[:, 2 * i:], g2)):
             m = rows.shape[1] * (h // group)
-            scale = blobs[:, pos: pos + 2 * m].view(torch.float16).unflatten(1, (rows.shape[1], -1, 1))
+            scale = blobs[:, pos: pos + 2 * m].view(torch.float16).unflatten(
+                1, (rows.shape[1], -1, 1))
             minimum = blobs[:, pos + 2 * m: pos + 4 * m].view(torch.float16).unflatten(
                 1, (rows.shape[1], -1, 1))
             pos += 4 * m
@@ -278,10 +279,12 @@ QUANT_SCHEMES: dict[str, QuantScheme] = {
 
 
 def get_scheme(name: str) -> QuantScheme:
-    try:
-        return QUANT_SCHEMES[name]
-    except KeyError:
-        raise QuantError(f"Unknown --quant {name!r}; choose one of: {', '.join(QUANT_SCHEMES)}.") from None
+    from inference.moe.errors import unknown
+
+    scheme = QUANT_SCHEMES.get(name)
+    if scheme is None:
+        raise unknown("--quant", name, QUANT_SCHEMES)
+    return scheme
 
 
 def roundtrip(weight: torch.Tensor, bits: int, group_size: int = 64) -> torch.Tensor:

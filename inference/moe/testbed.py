@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.moe.errors import MoEError
+from inference.moe.errors import MoEError, unknown
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +57,12 @@ class TestbedShape:
     def expert_bytes(self) -> int:
         import torch
 
-        return 3 * self.hidden * self.expert_dim * torch.empty((), dtype=getattr(torch, self.dtype)).element_size()
+        return (
+            3
+            * self.hidden
+            * self.expert_dim
+            * torch.empty((), dtype=getattr(torch, self.dtype)).element_size()
+        )
 
 
 TESTBEDS: dict[str, TestbedShape] = {
@@ -73,7 +78,7 @@ TRACE_FIRST_LAYER = 10  # trace layers first..first+L-1 (the MoEfied model has 3
 def testbed_shape(name: str) -> TestbedShape:
     shape = TESTBEDS.get(name)
     if shape is None:
-        raise MoEError(f"Unknown testbed {name!r}; choose one of: {', '.join(TESTBEDS)}.")
+        raise unknown("testbed", name, TESTBEDS)
     return shape
 
 
@@ -81,11 +86,21 @@ def _cfg(shape: TestbedShape, name: str) -> Any:
     from inference.moe.config import MoEConfig
 
     return MoEConfig(
-        family="olmoe", vocab_size=shape.vocab, hidden_size=shape.hidden, num_layers=shape.layers,
-        num_heads=shape.heads, num_kv_heads=shape.kv_heads, head_dim=shape.hidden // shape.heads,
-        num_experts=shape.experts, top_k=shape.top_k, expert_dim=shape.expert_dim,
-        norm_topk_prob=False, rms_eps=1e-5, moe_layers=tuple(range(shape.layers)),
-        max_position=4096, name=name,
+        family="olmoe",
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        num_layers=shape.layers,
+        num_heads=shape.heads,
+        num_kv_heads=shape.kv_heads,
+        head_dim=shape.hidden // shape.heads,
+        num_experts=shape.experts,
+        top_k=shape.top_k,
+        expert_dim=shape.expert_dim,
+        norm_topk_prob=False,
+        rms_eps=1e-5,
+        moe_layers=tuple(range(shape.layers)),
+        max_position=4096,
+        name=name,
     )
 
 
@@ -100,8 +115,11 @@ def _dense_tensors(shape: TestbedShape) -> dict[str, torch.Tensor]:
     def rnd(*dims: int, std: float = 0.02) -> torch.Tensor:
         return (torch.randn(*dims, generator=g) * std).to(dtype)
 
-    out = {"model.embed_tokens.weight": rnd(shape.vocab, h, std=1.0),
-           "model.norm.weight": torch.ones(h, dtype=dtype), "lm_head.weight": rnd(shape.vocab, h)}
+    out = {
+        "model.embed_tokens.weight": rnd(shape.vocab, h, std=1.0),
+        "model.norm.weight": torch.ones(h, dtype=dtype),
+        "lm_head.weight": rnd(shape.vocab, h),
+    }
     for i in range(shape.layers):
         p, a = f"model.layers.{i}.", f"model.layers.{i}.self_attn."
         out[p + "input_layernorm.weight"] = torch.ones(h, dtype=dtype)
@@ -143,22 +161,32 @@ def ensure_testbed(name: str, root: Path, progress: Any = None) -> Path:
     cfg = _cfg(shape, name)
     layout = expert_layout(cfg, getattr(torch, shape.dtype))
     if progress:
-        progress(f"writing testbed {name}: {layout.total_bytes / 1e9:.2f} GB of experts to {folder}")
+        progress(
+            f"writing testbed {name}: {layout.total_bytes / 1e9:.2f} GB of experts to {folder}"
+        )
     free = shutil.disk_usage(folder).free
     if free < layout.total_bytes * 1.05:
-        raise MoEError(f"Testbed {name} needs {layout.total_bytes / 1e9:.1f} GB in {folder}; "
-                       f"only {free / 1e9:.1f} GB are free.")
+        raise MoEError(
+            f"Testbed {name} needs {layout.total_bytes / 1e9:.1f} GB in {folder}; "
+            f"only {free / 1e9:.1f} GB are free."
+        )
     tmp = folder / f"dense.{os.getpid()}.tmp"
     save_file(_dense_tensors(shape), str(tmp))
     os.replace(tmp, folder / "dense.safetensors")
     write_expert_file(folder / "experts.bin", layout, lambda i: expert_blob(shape, i))
-    meta.write_text(json.dumps({"name": name, "shape": asdict(shape),
-                                "expert_bytes_total": layout.total_bytes}))
+    meta.write_text(
+        json.dumps({"name": name, "shape": asdict(shape), "expert_bytes_total": layout.total_bytes})
+    )
     return folder
 
 
-def load_testbed(folder: Path, device: str = "cpu", routing: str = "model",
-                 trace: Path | None = None, direct_io: bool = True) -> LoadedModel:
+def load_testbed(
+    folder: Path,
+    device: str = "cpu",
+    routing: str = "model",
+    trace: Path | None = None,
+    direct_io: bool = True,
+) -> LoadedModel:
     """A `LoadedModel` on the testbed's weights, expert slow tier on disk, the given routing."""
     import torch
     from safetensors.torch import load_file
@@ -176,16 +204,31 @@ def load_testbed(folder: Path, device: str = "cpu", routing: str = "model",
     layers = []
     for i in range(shape.layers):
         p, a = f"model.layers.{i}.", f"model.layers.{i}.self_attn."
-        layers.append(LayerWeights(
-            in_norm=w[p + "input_layernorm.weight"], post_norm=w[p + "post_attention_layernorm.weight"],
-            q=w[a + "q_proj.weight"], k=w[a + "k_proj.weight"], v=w[a + "v_proj.weight"],
-            o=w[a + "o_proj.weight"], q_norm=w[a + "q_norm.weight"], k_norm=w[a + "k_norm.weight"],
-            router=w[p + "mlp.gate.weight"]))
+        layers.append(
+            LayerWeights(
+                in_norm=w[p + "input_layernorm.weight"],
+                post_norm=w[p + "post_attention_layernorm.weight"],
+                q=w[a + "q_proj.weight"],
+                k=w[a + "k_proj.weight"],
+                v=w[a + "v_proj.weight"],
+                o=w[a + "o_proj.weight"],
+                q_norm=w[a + "q_norm.weight"],
+                k_norm=w[a + "k_norm.weight"],
+                router=w[p + "mlp.gate.weight"],
+            )
+        )
     d = cfg.head_dim
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2, dtype=torch.float) / d))
-    dense = DenseWeights(embed=w["model.embed_tokens.weight"], norm=w["model.norm.weight"],
-                         lm_head=w["lm_head.weight"], layers=layers, inv_freq=inv_freq.to(device))
-    slow = DiskSlowTier(folder / "experts.bin", expected=expert_layout(cfg, dtype), direct=direct_io)
+    dense = DenseWeights(
+        embed=w["model.embed_tokens.weight"],
+        norm=w["model.norm.weight"],
+        lm_head=w["lm_head.weight"],
+        layers=layers,
+        inv_freq=inv_freq.to(device),
+    )
+    slow = DiskSlowTier(
+        folder / "experts.bin", expected=expert_layout(cfg, dtype), direct=direct_io
+    )
     loaded = LoadedModel(cfg, dense, slow, device, dtype, direct_io=direct_io)
     if routing == "trace":
         src = TraceRouting(find_trace(trace), cfg, device)
@@ -195,7 +238,7 @@ def load_testbed(folder: Path, device: str = "cpu", routing: str = "model",
     elif routing == "random":
         loaded.routing = RandomRouting(cfg, device, seed=shape.seed)
     elif routing != "model":
-        raise MoEError(f"Unknown routing {routing!r}; choose one of: {', '.join(ROUTINGS)}.")
+        raise unknown("routing", routing, ROUTINGS)
     return loaded
 
 
@@ -240,12 +283,16 @@ class TraceRouting(_Table):
             meta = json.loads(f.metadata().get("memex", "{}"))
             layers = int(meta.get("layers", 0))
             if layers < cfg.num_moe_layers or int(meta.get("experts", 0)) != cfg.num_experts:
-                raise MoEError(f"The routing trace {path} has {layers} layers of "
-                               f"{meta.get('experts')} experts; the testbed needs "
-                               f"{cfg.num_moe_layers} of {cfg.num_experts}.")
+                raise MoEError(
+                    f"The routing trace {path} has {layers} layers of "
+                    f"{meta.get('experts')} experts; the testbed needs "
+                    f"{cfg.num_moe_layers} of {cfg.num_experts}."
+                )
             logits = [f.get_tensor(f"logits.{j}") for j in range(cfg.num_moe_layers)]
             gates = [f.get_tensor(f"gate_inputs.{j}").to(device) for j in range(cfg.num_moe_layers)]
-            self.routers = [f.get_tensor(f"routers.{j}").to(device) for j in range(cfg.num_moe_layers)]
+            self.routers = [
+                f.get_tensor(f"routers.{j}").to(device) for j in range(cfg.num_moe_layers)
+            ]
         self.meta = meta
         weights, ids = [], []
         for lg in logits:  # OLMoE routing: softmax over all experts, top-k, not renormalized
@@ -262,8 +309,12 @@ class RandomRouting(_Table):
         g = torch.Generator().manual_seed(seed + 12345)
         weights, ids = [], []
         for _ in range(cfg.num_moe_layers):
-            ids.append(torch.rand(length, cfg.num_experts, generator=g).argsort(dim=1)[:, : cfg.top_k]
-                       .contiguous().to(device))
+            ids.append(
+                torch.rand(length, cfg.num_experts, generator=g)
+                .argsort(dim=1)[:, : cfg.top_k]
+                .contiguous()
+                .to(device)
+            )
             w = torch.softmax(torch.randn(length, cfg.top_k, generator=g), dim=-1)
             weights.append(w.sort(dim=1, descending=True).values.to(device))
         super().__init__(weights, ids, None)
@@ -276,19 +327,21 @@ def find_trace(path: Path | None) -> Path:
     if path.is_dir():
         path = path / TRACE_FILE
     if not path.is_file():
-        raise MoEError(f"No routing trace at {path}; `memex moe bench --testbed NAME --routing "
-                       "trace` records the default one.")
+        raise MoEError(
+            f"No routing trace at {path}; `memex moe bench --testbed NAME --routing "
+            "trace` records the default one."
+        )
     return path
 
 
 TRACE_FILE = "routing.safetensors"
 
 
-def write_trace(moefied: Path, out: Path, tokens: int = 512, first: int = TRACE_FIRST_LAYER,
-                layers: int = 10) -> Path:
+def write_trace(
+    moefied: Path, out: Path, tokens: int = 512, first: int = TRACE_FIRST_LAYER, layers: int = 10
+) -> Path:
     """Record the MoEfied model's routing on `tokens` held-out tokens for testbed replay:
     layers first..first+layers-1 (logits, gate inputs, routers) and their fitted maps."""
-    import torch
     from safetensors.torch import save_file
 
     from inference.moe.predict import SHIPPED_MAPS, fitted_predictor
@@ -296,8 +349,10 @@ def write_trace(moefied: Path, out: Path, tokens: int = 512, first: int = TRACE_
 
     trace = trace_text(Path(moefied), "eval", tokens)
     if first + layers > trace.layers:
-        raise MoEError(f"The model in {moefied} has {trace.layers} MoE layers; layers "
-                       f"{first}..{first + layers - 1} were asked for.")
+        raise MoEError(
+            f"The model in {moefied} has {trace.layers} MoE layers; layers "
+            f"{first}..{first + layers - 1} were asked for."
+        )
     tensors: dict[str, torch.Tensor] = {}
     for j in range(layers):
         x, w = trace.gate_inputs[first + j], trace.routers[first + j]
@@ -306,15 +361,24 @@ def write_trace(moefied: Path, out: Path, tokens: int = 512, first: int = TRACE_
         tensors[f"routers.{j}"] = w.contiguous()  # [E, H_trace]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"source": Path(moefied).name, "layers": layers, "first_layer": first,
-            "experts": trace.num_experts, "source_top_k": trace.top_k, "tokens": trace.tokens,
-            "split": "eval"}
+    meta = {
+        "source": Path(moefied).name,
+        "layers": layers,
+        "first_layer": first,
+        "experts": trace.num_experts,
+        "source_top_k": trace.top_k,
+        "tokens": trace.tokens,
+        "split": "eval",
+    }
     save_file(tensors, str(out / TRACE_FILE), metadata={"memex": json.dumps(meta)})
     # the fitted cross-layer maps (layer i -> i+1) the source model's predictors use: shipped
     # with a MoEfied model, else fitted on its training text as `fitted_predictor` does
-    pred = fitted_predictor("fate_linear", Path(moefied), trace.routers, trace.top_k,
-                            cache_dir=out / "fit")
+    pred = fitted_predictor(
+        "fate_linear", Path(moefied), trace.routers, trace.top_k, cache_dir=out / "fit"
+    )
     maps = pred.maps  # type: ignore[attr-defined]
-    save_file({f"maps.{j}": maps[first + j].contiguous() for j in range(layers - 1)},
-              str(out / SHIPPED_MAPS))
+    save_file(
+        {f"maps.{j}": maps[first + j].contiguous() for j in range(layers - 1)},
+        str(out / SHIPPED_MAPS),
+    )
     return out / TRACE_FILE

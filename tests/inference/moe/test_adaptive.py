@@ -1,4 +1,5 @@
-"""The prefetch-width controller: narrow when misses are cheap, two layers ahead when loads dominate."""
+"""The prefetch-width controller: narrow when misses are cheap, two layers ahead when loads
+dominate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def _drive(monkeypatch, layer_s: float, miss_s: float, misses_per_layer: int) ->
     monkeypatch.setattr(adaptive.time, "perf_counter", lambda: clock["t"])
     ctl = WidthController()
     stats = SimpleNamespace(misses=0, late_hits=0, stall_s=0.0, loads=0)
-    for token in range(6):
+    for _token in range(6):
         for layer in range(4):
             ctl.observe(layer, stats, decoding=True)
             stall = misses_per_layer * miss_s

@@ -119,8 +119,8 @@ def test_moefied_not_built_yet_when_building_is_not_allowed(tmp_path):
     # paths (the MoE chat backend) never start a build and say what to run instead.
     import pytest
 
-    from inference.moe.bench import resolve_model
     from inference.moe.errors import ModelNotBuilt
+    from inference.moe.resolve import resolve_model
 
     with pytest.raises(ModelNotBuilt, match="memex moe moefy"):
         resolve_model("moefied", tmp_path / "models", build=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from inference.moe.errors import UnknownName
 from inference.moe.quant import (
     QUANT_SCHEMES,
     ExpertCodec,
@@ -75,7 +76,7 @@ def test_schemes_registry() -> None:
     fate = get_scheme("fate")
     assert fate.codec(128, 24).bits == 4 and fate.codec(128, 24, cold=True).bits == 2
     assert get_scheme("none").exact
-    with pytest.raises(QuantError, match="Unknown --quant 'int3'"):
+    with pytest.raises(UnknownName, match="Unknown --quant 'int3'"):
         get_scheme("int3")
 
 

@@ -1,4 +1,5 @@
-"""The real-size testbed's code path at tiny size: weights on disk, routing replayed, fused compute."""
+"""The real-size testbed's code path at tiny size: weights on disk, routing replayed, fused
+compute, the GGUF llama.cpp runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from inference.moe.errors import MoEError
-from inference.moe.testbed import TRACE_FILE, ensure_testbed, load_testbed, write_trace
+from inference.moe.testbed import ensure_testbed, load_testbed, write_trace
 
 PROMPT = [5, 40, 77, 123, 9, 250, 31, 64]
 
@@ -35,7 +36,9 @@ def testbed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trace(tiny_dir, tmp_path_factory):
     # the tiny OLMoE checkpoint stands in for the MoEfied model: 3 layers of 8 experts
-    return write_trace(tiny_dir["olmoe"], tmp_path_factory.mktemp("trace"), tokens=64, first=0, layers=3)
+    return write_trace(
+        tiny_dir["olmoe"], tmp_path_factory.mktemp("trace"), tokens=64, first=0, layers=3
+    )
 
 
 def test_testbed_is_written_once_and_policies_agree(testbed):
@@ -51,7 +54,9 @@ def test_testbed_is_written_once_and_policies_agree(testbed):
         loaded.compute = "loop"
         loop, _, _, compute = _run(loaded, "lru")
         assert compute == "loop"
-        assert float((loop.float() - ref.float()).abs().max()) <= 0.05 * float(ref.float().abs().max())
+        assert float((loop.float() - ref.float()).abs().max()) <= 0.05 * float(
+            ref.float().abs().max()
+        )
     finally:
         loaded.close()
 
@@ -83,8 +88,23 @@ def test_bad_routing_is_refused(testbed, tmp_path):
 
 def test_bench_cli_testbed(testbed, trace, memex_home):
     env = {"MEMEX_MOE_TESTBED_DIR": str(testbed.parent)}
-    args = ["--home", str(memex_home), "moe", "bench", "--testbed", "olmoe-tiny", "--tokens", "3",
-            "--prompt-tokens", "6", "--policies", "on_demand,lru,resident", "--rounds", "2", "--json"]
+    args = [
+        "--home",
+        str(memex_home),
+        "moe",
+        "bench",
+        "--testbed",
+        "olmoe-tiny",
+        "--tokens",
+        "3",
+        "--prompt-tokens",
+        "6",
+        "--policies",
+        "on_demand,lru,resident",
+        "--rounds",
+        "2",
+        "--json",
+    ]
     result = CliRunner(env=env).invoke(cli, [*args, "--routing", f"trace:{trace}"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -111,8 +131,9 @@ def test_gguf_export_runs_in_llama_cpp_with_the_same_logits(testbed):
         model.close()
     finally:
         loaded.close()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=1, logits_all=True,
-                          verbose=False, use_mmap=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path), n_ctx=64, n_threads=1, logits_all=True, verbose=False, use_mmap=False
+    )
     llm.eval(PROMPT)
     ref = torch.tensor(np.array(llm.scores[: len(PROMPT)]))
     assert float((ours - ref).abs().max()) < 0.02 * float(ref.abs().max())  # bf16 rounding only
