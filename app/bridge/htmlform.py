@@ -14,7 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from app.bridge.fields import MAX_OPTIONS, FieldDescriptor
-from app.bridge.pagestyle import StyleSheet, clip_hides, clip_path_hides, length, offscreen, transform_hides
+from app.bridge.pagestyle import (
+    StyleSheet,
+    clip_hides,
+    clip_path_hides,
+    length,
+    offscreen,
+    transform_hides,
+)
 
 _CONTROL_TAGS = ("input", "select", "textarea")
 _CONTROLS = "input, select, textarea"

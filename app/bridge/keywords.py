@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def _phrases(texts: list[str]) -> PhraseSet:
     return PhraseSet(tuple(tokens(t) for t in texts))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(lang: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DATA_DIR / f"keywords_{lang}.json").read_text(encoding="utf-8"))
     return data
@@ -103,7 +103,7 @@ def page_languages(lang: str | None) -> tuple[str, ...]:
     return ("en", primary) if primary in LANGUAGES and primary != "en" else ("en",) if primary == "en" else LANGUAGES
 
 
-@lru_cache(maxsize=None)
+@cache
 def kind_phrases(langs: tuple[str, ...] = LANGUAGES) -> dict[str, PhraseSet]:
     """kind -> phrases for the given languages (all by default)."""
     return _merged_groups("kinds", langs)

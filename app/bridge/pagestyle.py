@@ -119,12 +119,12 @@ def transform_hides(value: str | None) -> bool:
         nums = [length(p) for p in m.group(2).split(",")]
         if any(n is not None and abs(n) < 0.01 for n in nums):
             return True
-    m = re.search(r"matrix\(([^)]*)\)", value)
-    if m:
-        nums = [length(p) for p in m.group(1).split(",")]
-        if len(nums) == 6 and all(n is not None for n in nums):
-            a, b, c, d, tx, ty = nums  # type: ignore[misc]
-            if abs(a * d - b * c) < 1e-4 or abs(tx) >= OFFSCREEN_PX or abs(ty) >= OFFSCREEN_PX:  # type: ignore[operator]
+    matrix = re.search(r"matrix\(([^)]*)\)", value)
+    if matrix:
+        entries = [n for n in (length(p) for p in matrix.group(1).split(",")) if n is not None]
+        if len(entries) == 6:
+            a, b, c, d, tx, ty = entries
+            if abs(a * d - b * c) < 1e-4 or abs(tx) >= OFFSCREEN_PX or abs(ty) >= OFFSCREEN_PX:
                 return True
     return False
 

@@ -53,7 +53,7 @@ def refine_parts(descriptors: list[FieldDescriptor], verdicts: list[Classificati
     for pairs in groups.values():
         for rule in REFINEMENTS.values():
             rule(pairs, ctx)
-        for d, v in pairs:
+        for _d, v in pairs:
             out[index[v.ref]] = v
     return out
 

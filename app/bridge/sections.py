@@ -41,9 +41,9 @@ def _hint(d: FieldDescriptor, v: Classification) -> str | None:
                 return word
         return v.section
     for text in (d.name, d.id, d.context):
-        word = section_word(text)
-        if word:
-            return word
+        found = section_word(text)
+        if found:
+            return found
     return None
 
 
@@ -102,7 +102,7 @@ def fill_plan(fields: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for f in fields:
         if f.get("kind") is None:
             continue
-        section = f.get("section") or "contact"
+        section = str(f.get("section") or "contact")
         if not plan or plan[-1]["section"] != section:
             plan.append({"section": section, "fields": [], "values": {}})
         plan[-1]["fields"].append(f["ref"])
