@@ -291,7 +291,7 @@ def _question_textarea(d: FieldDescriptor, ctx: FormContext) -> Classification |
 # Higher first: breaks ties between equally long matches ("Business phone" is tel).
 KIND_PRIORITY: tuple[str, ...] = (
     "not-profile", "cc-csc", "cc-exp-month", "cc-exp-year", "cc-exp", "cc-type", "cc-name", "cc-number",
-    "username", "email", "tel-extension", "tel", "tel-country-code", "tel-area-code", "tel-local-prefix",
+    "email", "username", "tel-extension", "tel", "tel-country-code", "tel-area-code", "tel-local-prefix",
     "tel-local-suffix", "url", "postal-code", "bday", "address-line3", "address-line2",
     "address-line1", "address-level3", "address-level2", "address-level1", "country", "given-name",
     "additional-name", "family-name", "organization-title", "street-address", "organization", "sex",

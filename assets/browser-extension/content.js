@@ -324,7 +324,7 @@
     for (const f of fields) {
       if (!f.kind) continue;
       const li = document.createElement("li");
-      li.textContent = `${f.ref}: ${f.kind}`;
+      li.textContent = `${f.ref}: ${f.kind}${f.section ? ` (${f.section})` : ""}${f.sensitive ? " — never filled" : ""}`;
       ul.appendChild(li);
     }
     return ul;
