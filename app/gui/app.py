@@ -48,6 +48,10 @@ def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWin
 def run_app(runtime: Runtime, tab: str | None = None) -> int:
     """Open the main window and run the event loop until it closes."""
     app = ensure_app()
+    from app.gui.unlock import ensure_unlocked
+
+    if not ensure_unlocked(runtime):  # the vault is on and the user cancelled the unlock screen
+        return 1
     win = build_window(runtime)
     if tab:
         win.select(tab)

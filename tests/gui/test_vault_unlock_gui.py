@@ -1,0 +1,41 @@
+"""The unlock screen: a wrong passphrase says so and stays; the right one unlocks the Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PASS = "correct horse battery"
+
+
+def _locked_home(home: Path) -> None:
+    import sqlite3
+
+    from memory import vault
+    from memory.vault_db import encrypt_database
+
+    home.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(home / "memex.db").close()
+    key = vault.new_data_key()
+    encrypt_database(home, key, vault.wrap_key(key, PASS))
+
+
+def test_unlock_dialog(qtbot, runtime, home, monkeypatch):
+    from app.gui.unlock import UnlockDialog, ensure_unlocked, is_locked
+
+    monkeypatch.delenv("MEMEX_PASSPHRASE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    assert ensure_unlocked(runtime)  # vault off: nothing to ask
+    _locked_home(home)
+    assert is_locked(runtime)
+
+    dialog = UnlockDialog(runtime)
+    qtbot.addWidget(dialog)
+    dialog.passphrase.setText("not the passphrase")
+    dialog.try_unlock()
+    qtbot.waitUntil(lambda: dialog.buttons.isEnabled(), timeout=30000)
+    assert "wrong" in dialog.error.text() and dialog.result() == 0 and is_locked(runtime)
+
+    dialog.passphrase.setText(PASS)
+    with qtbot.waitSignal(dialog.accepted, timeout=30000):
+        dialog.try_unlock()
+    assert not is_locked(runtime)
