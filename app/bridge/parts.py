@@ -79,9 +79,12 @@ def _country_code_select(d: FieldDescriptor) -> bool:
 
 
 def _tel_candidate(d: FieldDescriptor, v: Classification) -> bool:
-    """An unclassified box right after a phone box: the next part of the same number."""
-    return v.kind is None and d.tag == "input" and d.type.lower() in ("tel", "text", "number") and (
-        _unlabelled(d) or (d.maxlength is not None and d.maxlength <= 4))
+    """An unclassified box right after a phone box: the next part of the same number (a small
+    box, or an unlabelled one typed as a phone)."""
+    if v.kind is not None or d.tag != "input" or d.type.lower() not in ("tel", "text", "number"):
+        return False
+    small = d.maxlength is not None and d.maxlength <= 4
+    return small or (_unlabelled(d) and d.type.lower() in ("tel", "number"))
 
 
 @refinement("country-code-select")
@@ -92,13 +95,15 @@ def _code_selects(pairs: list[Pair], ctx: FormContext) -> None:
             _set(pairs, i, "tel-country-code", "options")
 
 
-def _assign_run(lengths: list[int | None], explicit: list[str | None]) -> list[str]:
+def _assign_run(lengths: list[int | None], explicit: list[str | None]) -> list[str] | None:
     n = len(lengths)
     if n == 2:
         first = lengths[0]
         if explicit[0] == "tel-area-code" or (first == 3 and explicit[0] != "tel-country-code"):
             return ["tel-area-code", "tel-local"]
-        return ["tel-country-code", "tel-national"]
+        if explicit[0] == "tel-country-code" or (first is not None and first <= 4):
+            return ["tel-country-code", "tel-national"]
+        return None  # a whole number and something else: nothing says it is split
     if n == 3:
         if lengths[0] is not None and lengths[0] <= 2 or explicit[0] == "tel-country-code":
             return ["tel-country-code", "tel-area-code", "tel-local"]
@@ -141,10 +146,11 @@ def _phone_parts(pairs: list[Pair], ctx: FormContext) -> None:
             lengths = [dd.maxlength for dd, _ in run]
             explicit = [vv.kind if vv.kind in TEL_PARTS else None for _, vv in run]
             if explicit[-1] == "tel-extension" and len(run) >= 3:
-                kinds = _assign_run(lengths[:-1], explicit[:-1]) + ["tel-extension"]
+                head = _assign_run(lengths[:-1], explicit[:-1])
+                kinds = None if head is None else head + ["tel-extension"]
             else:
                 kinds = _assign_run(lengths, explicit)
-            for k, kind in enumerate(kinds):
+            for k, kind in enumerate(kinds or []):
                 if pairs[i + k][1].kind != "tel-extension" or kind == "tel-extension":
                     _set(pairs, i + k, kind, "phone-parts")
         i = j

@@ -166,3 +166,10 @@ def test_month_and_year_selects_after_a_card_number_are_the_expiry() -> None:
 def test_confirm_email_and_newsletter_email_are_email() -> None:
     got = _form(dict(label="Confirm email"), dict(label="Newsletter email"))
     assert [c.kind for c in got] == ["email", "email"]
+
+
+def test_a_phone_next_to_an_unrelated_box_stays_whole() -> None:
+    got = _form(dict(label="Phone", name="phone"), dict(name="x1"))
+    assert [c.kind for c in got] == ["tel", None]
+    got = _form(dict(label="Phone", name="phone", maxlength=4), dict(name="rest", type="tel", maxlength=10))
+    assert [c.kind for c in got] == ["tel-country-code", "tel-national"]
