@@ -224,8 +224,9 @@ def _nearby(node: Any) -> str:
     current, depth = node, 0
     while not parts and depth < 3 and current.parent is not None and current.parent.tag not in ("form", "body"):
         current, depth = current.parent, depth + 1
-        if current.css(_CONTROLS) and len(current.css(_CONTROLS)) > 1:
-            break  # the container holds other fields: its neighbours label them, not this one
+        inner = current.css(_CONTROLS)
+        if len(inner) > 1 and inner[0].mem_id != node.mem_id:
+            break  # a later field of a group: the text before the group labels its first field
         parts = _prev_text(current)
     return " ".join(" ".join(parts).split())[-_NEARBY_CHARS:]
 

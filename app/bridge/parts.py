@@ -116,6 +116,16 @@ def _assign_run(lengths: list[int | None], explicit: list[str | None]) -> list[s
         ["tel-extension"] * max(0, n - 5)
 
 
+def _part_named(d: FieldDescriptor) -> str | None:
+    """The phone part a box's visible words name ("Ext." on name=phone4), if any."""
+    from app.bridge.keywords import kind_phrases
+
+    phrases = kind_phrases()
+    words = tokens(" ".join((d.label, d.aria_label, d.placeholder, d.nearby)))
+    hits = [k for k in TEL_PARTS if k not in ("tel-local", "tel-national") and find_phrases(words, phrases[k])]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _is_split(run: list[Pair]) -> bool:
     if any(v.kind in TEL_PARTS and v.kind not in ("tel-extension", "tel-national") for _, v in run):
         return True
@@ -144,7 +154,7 @@ def _phone_parts(pairs: list[Pair], ctx: FormContext) -> None:
         run = pairs[i:j]
         if len(run) >= 2 and _is_split(run):
             lengths = [dd.maxlength for dd, _ in run]
-            explicit = [vv.kind if vv.kind in TEL_PARTS else None for _, vv in run]
+            explicit = [vv.kind if vv.kind in TEL_PARTS else _part_named(dd) for dd, vv in run]
             if explicit[-1] == "tel-extension" and len(run) >= 3:
                 head = _assign_run(lengths[:-1], explicit[:-1])
                 kinds = None if head is None else head + ["tel-extension"]

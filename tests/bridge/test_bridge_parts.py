@@ -173,3 +173,20 @@ def test_a_phone_next_to_an_unrelated_box_stays_whole() -> None:
     assert [c.kind for c in got] == ["tel", None]
     got = _form(dict(label="Phone", name="phone", maxlength=4), dict(name="rest", type="tel", maxlength=10))
     assert [c.kind for c in got] == ["tel-country-code", "tel-national"]
+
+
+def test_group_label_before_a_row_of_selects_reaches_the_first() -> None:
+    from app.bridge.analyze import analyze_html
+
+    days = "".join(f"<option>{i}</option>" for i in range(1, 32))
+    months = "".join(f"<option value={i}>{m}</option>" for i, m in enumerate(
+        "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1))
+    years = "".join(f"<option>{y}</option>" for y in range(2024, 1920, -1))
+    html = (f"<form><div>Date of birth</div><div><select id=bd aria-label=Day><option>DD</option>{days}</select>"
+            f"<select id=bm aria-label=Month><option>MM</option>{months}</select>"
+            f"<select id=by aria-label=Year><option>YYYY</option>{years}</select></div>"
+            "<label for=ff>Frequent flyer number</label><input id=ff></form>")
+    rows = {r["ref"]: r for r in analyze_html(html, ORIGIN, {"bday": "1990-07-04"})}
+    assert [(rows[r]["kind"], rows[r]["value"]) for r in ("bd", "bm", "by")] == [
+        ("bday-day", "4"), ("bday-month", "7"), ("bday-year", "1990")]
+    assert rows["ff"]["kind"] is None
