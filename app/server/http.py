@@ -139,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         except wire.BadRequest as exc:
             raise _Refused(400, str(exc), "invalid_request") from exc
         except MemexError as exc:
-            raise _Refused(503 if exc.kind == "model" else 400, exc.message, exc.kind) from exc
+            status = {"model": 503, "locked": 423}.get(exc.kind, 400)  # 423: the vault is locked
+            raise _Refused(status, exc.message, exc.kind) from exc
         if req.stream:
             self._stream(stream)
         else:

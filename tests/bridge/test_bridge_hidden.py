@@ -90,3 +90,15 @@ def test_chromium_fills_parts_and_selects_and_never_card_fields(tmp_path: Path, 
         assert (v["ship_street"], v["ship_apt"], v["bill_street"]) == ("12 Main St", "Apt 4", "12 Main St, Apt 4")
         assert all(v[r] == "" for r in ("cc_name", "cc_num", "cc_cvv", "promo", "offer", "comments", "member"))
         assert v["exp_m"] == "01" and v["exp_y"] == "2026"  # untouched first options
+
+
+def test_cli_analyze_reports_hidden_fields_as_excluded(capsys, home) -> None:
+    from tests.cli_support import run
+
+    code, r = run(capsys, "autofill", "analyze", str(FORMS_DIR / "hidden_css_en.html"), "--url",
+                  "https://forms.example", "--no-values", "--json")
+    assert code == 0
+    kinds = {f["ref"]: (f["kind"], f["source"]) for f in r["fields"]}
+    assert all(kinds[ref][0] is None for ref in HIDDEN_STATIC + list(FRAMES.values()))
+    assert kinds["fi_sandbox"][1] == "excluded:cross-origin-frame"
+    assert {b["section"] for b in r["plan"]} and all(not b["values"] for b in r["plan"])
