@@ -129,7 +129,33 @@ def test_local_api_refuses_when_locked(vault_env, memex_home, embedder):
     finally:
         server.stop()
         rt.close()
-    assert status >= 400 and "memex is locked" in json.dumps(body)
+    assert status == 423 and "memex is locked" in json.dumps(body)
+
+
+def test_long_lived_process_locks_itself_when_idle(vault_env, memex_home, embedder, monkeypatch):
+    """A server or the app that held the key closes the store after vault_auto_lock_minutes unused."""
+    import time
+
+    from app.errors import MemexError
+    from app.runtime import Runtime
+    from app.settings import load_settings
+    from memory import MemoryStore
+    from memory import vault
+    from memory.vault_db import encrypt_database
+
+    MemoryStore(memex_home, embedder=embedder).close()
+    key = vault.new_data_key()
+    encrypt_database(memex_home, key, vault.wrap_key(key, PASS))
+    rt = Runtime(load_settings(home=memex_home, vault_auto_lock_minutes=0.002))  # 0.12 s
+    try:
+        rt.vault.hold(key)
+        assert rt.memory.count() == 0
+        time.sleep(0.3)
+        with pytest.raises(MemexError) as err:
+            rt.memory.count()
+        assert err.value.kind == "locked" and rt._memory is None
+    finally:
+        rt.close()
 
 
 def _cli(home: Path, *args: str, kill_at: str = "", env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -133,3 +133,41 @@ def test_enable_interrupted_anywhere_loses_nothing(memex_home, fail_at):
     assert check_open(memex_home, key) is True
     assert verify(memex_home / "memex.db", key)["memories"] == 50
     assert _leaks(memex_home, [b"note 1"]) == []
+
+
+def test_keyring_store(memex_home, monkeypatch):
+    """The key in the OS keyring (an in-memory backend stands in for Secret Service/Keychain)."""
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.items: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.items.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.items[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.items.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        key = vault.new_data_key()
+        vf = vault.keyring_vault(key)
+        vault.keyring_put(vf.key_id, key)
+        memex_home.mkdir(parents=True)
+        encrypt_database(memex_home, key, vf)
+        assert vault.unlock_key(memex_home) == key  # no passphrase needed
+        backend.items.clear()
+        with pytest.raises(vault.VaultLocked, match="keyring does not hold"):
+            vault.unlock_key(memex_home)
+    finally:
+        keyring.set_keyring(previous)
