@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memex-service")
     parser.add_argument("--home", required=True)
     parser.add_argument("--no-warm-up", action="store_true")
+    parser.add_argument("--idle-minutes", type=float, default=None,
+                        help="override service_idle_minutes (0: stay until logout; login autostart)")
     args = parser.parse_args(argv)
     home = Path(args.home)
     os.environ["MEMEX_NO_SERVICE"] = "1"  # commands run here, and their children, never route back
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         idle_minutes = load_settings(home=home).service_idle_minutes
+        if args.idle_minutes is not None:
+            idle_minutes = args.idle_minutes
     except MemexError as exc:
         logging.error("cannot start: %s", exc.message)
         return 1

@@ -16,7 +16,8 @@ def autostart_dir() -> Path:
 
 
 def entry_text(home: Path) -> str:
-    command = shlex.join([sys.executable, "-m", "app.service", "--home", str(home)])
+    # resident until logout: the login start is for the first command of the day and all after
+    command = shlex.join([sys.executable, "-m", "app.service", "--home", str(home), "--idle-minutes", "0"])
     return "\n".join([
         "[Desktop Entry]",
         "Type=Application",

@@ -16,13 +16,11 @@ import io
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import MemexError
 from app.service import protocol
@@ -37,6 +35,9 @@ from app.service.paths import (
     short_address,
     socket_path,
 )
+
+if TYPE_CHECKING:
+    import subprocess
 
 START_TIMEOUT_S = 30.0
 DIED = "The memex service stopped before answering; run the command again (a fresh service will start)."
@@ -75,6 +76,8 @@ def connect_ok(home: Path) -> bool:
 
 def start_detached(home: Path) -> subprocess.Popen[bytes]:
     """Start `python -m app.service` in its own session, logging to MEMEX_HOME/service.log."""
+    import subprocess
+
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     env = dict(os.environ)
@@ -268,6 +271,8 @@ def call(command: str, args: Sequence[str] = (), *, home: str | Path | None = No
 
 
 def _in_process(argv: list[str], out: io.StringIO) -> int:
+    from contextlib import redirect_stdout
+
     from app.cli import run_in_process
 
     try:

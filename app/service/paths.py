@@ -6,9 +6,9 @@ before it knows whether it will run anything in-process.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +19,9 @@ LOG_NAME = "service.log"
 PROTOCOL = 1
 # Environment that never reaches the settings: it must not force a restart when it differs.
 _NOT_SETTINGS = ("MEMEX_HOME", "MEMEX_NO_SERVICE", "MEMEX_SERVICE_")
+# The code whose change makes a running service stale (its protocol and how it runs commands).
+# Not all of memex: in a working tree every edit would restart it; a release bump covers the rest.
+_PACKAGES = ("app/service",)
 
 
 def resolve_home(home: str | None) -> Path:
@@ -64,17 +67,43 @@ def log_path(home: Path) -> Path:
 
 
 def service_version() -> str:
-    """What a client and the service must agree on; a test may pose as another release."""
+    """What a client and the service must agree on: the release and a stamp of the code.
+
+    Read without importlib.metadata (its import alone costs more than a warm command): the
+    release from the installed dist-info's name, the stamp from the service's newest source
+    file, so a service still running code that was since upgraded or edited counts as older.
+    """
     override = os.environ.get("MEMEX_SERVICE_VERSION")
     if override:
         return override
-    from importlib.metadata import PackageNotFoundError, version
+    return f"{_release()}+{_code_stamp()}/p{PROTOCOL}"
 
-    try:
-        release = version("memex")
-    except PackageNotFoundError:  # a source checkout without an install
-        release = "0"
-    return f"{release}/p{PROTOCOL}"
+
+def _release() -> str:
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("memex-") and name.endswith(".dist-info"):
+                return name[len("memex-"):-len(".dist-info")]
+    return "0"
+
+
+def _code_stamp() -> str:
+    root = Path(__file__).resolve().parents[2]
+    newest = 0
+    for package in _PACKAGES:
+        for folder, dirs, files in os.walk(root / package):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if name.endswith(".py"):
+                    try:
+                        newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+                    except OSError:
+                        pass
+    return format(newest // 1_000_000, "x")
 
 
 def settings_fingerprint(env: dict[str, str] | None = None) -> str:
@@ -83,7 +112,7 @@ def settings_fingerprint(env: dict[str, str] | None = None) -> str:
     env = dict(os.environ if env is None else env)
     items = sorted((k, v) for k, v in env.items()
                    if k.startswith("MEMEX_") and not k.startswith(_NOT_SETTINGS))
-    return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+    return format(zlib.crc32(repr(items).encode()), "08x")
 
 
 def service_disabled() -> bool:

@@ -237,3 +237,15 @@ def test_the_desktop_app_hosts_the_service_and_keeps_it(service_env: Path, monke
         app.communicate("\n", timeout=60)
     assert app.returncode == 0
     assert not lock_held(lock_path(service_env))
+
+
+def test_login_autostart_entry_is_written_and_removed(memex_home: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    res = memex("service", "install", "--json")
+    entry = Path(json.loads(res.stdout)["path"])
+    assert res.returncode == 0 and entry.parent == tmp_path / "config" / "autostart"
+    text = entry.read_text()
+    assert "[Desktop Entry]" in text and f"--home {memex_home}" in text and "app.service" in text
+    assert json.loads(memex("service", "uninstall", "--json").stdout)["removed"] is True
+    assert not entry.exists()
+    assert json.loads(memex("service", "uninstall", "--json").stdout)["removed"] is False
