@@ -224,11 +224,48 @@ def _nearby(node: Any) -> str:
     current, depth = node, 0
     while not parts and depth < 3 and current.parent is not None and current.parent.tag not in ("form", "body"):
         current, depth = current.parent, depth + 1
+        if current.tag == "tr":
+            header = _column_header(node)  # the cell before it said nothing: the column's header
+            if header:
+                parts = [header]
+                break
         inner = current.css(_CONTROLS)
         if len(inner) > 1 and inner[0].mem_id != node.mem_id:
             break  # a later field of a group: the text before the group labels its first field
         parts = _prev_text(current)
+    if not parts:
+        header = _column_header(node)
+        if header:
+            parts = [header]
     return " ".join(" ".join(parts).split())[-_NEARBY_CHARS:]
+
+
+def _cells(row: Any) -> list[Any]:
+    return [c for c in row.iter() if c.tag in ("td", "th")]
+
+
+def _column_header(node: Any) -> str:
+    """A table whose header row names the columns: the header cell above the field's cell."""
+    cell = _ancestor(node, "td")
+    row = _ancestor(cell, "tr") if cell is not None else None
+    if cell is None or row is None:
+        return ""
+    cells = _cells(row)
+    index = next((i for i, c in enumerate(cells) if c.mem_id == cell.mem_id), -1)
+    prev = row.prev
+    while prev is not None and prev.tag != "tr":
+        prev = prev.prev
+    if prev is None and row.parent is not None and row.parent.tag == "tbody":
+        head = row.parent.prev
+        while head is not None and head.tag != "thead":
+            head = head.prev
+        prev = head.css_first("tr") if head is not None else None
+    if prev is None or index < 0:
+        return ""
+    above = _cells(prev)
+    if index >= len(above) or _has_control(above[index]):
+        return ""
+    return _text(above[index])
 
 
 def _frame_origin(iframe: Any, parent_origin: str | None) -> str | None:

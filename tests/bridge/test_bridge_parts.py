@@ -190,3 +190,13 @@ def test_group_label_before_a_row_of_selects_reaches_the_first() -> None:
     assert [(rows[r]["kind"], rows[r]["value"]) for r in ("bd", "bm", "by")] == [
         ("bday-day", "4"), ("bday-month", "7"), ("bday-year", "1990")]
     assert rows["ff"]["kind"] is None
+
+
+def test_table_header_row_labels_the_column() -> None:
+    from app.bridge.analyze import analyze_html
+
+    html = ("<form><table><thead><tr><th>First name</th><th>Last name</th><th>Email</th></tr></thead>"
+            "<tbody><tr><td><input id=a></td><td><input id=b></td><td><input id=c></td></tr></tbody>"
+            "</table></form>")
+    kinds = [r["kind"] for r in analyze_html(html, ORIGIN, {})]
+    assert kinds == ["given-name", "family-name", "email"]
