@@ -12,6 +12,7 @@ The same classifier runs in the native host (for the live browser) and in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -328,6 +329,22 @@ def _best_kind(toks: tuple[str, ...], table: dict[str, PhraseSet]) -> tuple[str,
     return (best[2], best[0]) if best else None
 
 
+_PATH_SEP = re.compile(r"[.$\[\]:/]+")
+_CAMEL_SEGMENT = re.compile(r"[a-z][A-Z]")
+
+
+def identifier_tail(identifier: str) -> str:
+    """The last segment of a structured name: "passengers[0].firstName" -> "firstName",
+    "dwfrm_billing_billingAddress_addressFields_states_stateCode" -> "stateCode". The outer
+    segments name the form and the block; the last one names the field."""
+    segments = [x for x in _PATH_SEP.split(identifier) if x and not x.isdigit()]
+    if len(segments) <= 1:
+        parts = identifier.split("_")
+        if len(parts) >= 3 and any(_CAMEL_SEGMENT.search(x) for x in parts):
+            segments = [x for x in parts if x and not x.isdigit()]
+    return segments[-1] if segments else identifier
+
+
 def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
                 ) -> tuple[dict[str, float], dict[str, str]]:
     """kind -> weighted evidence from the field's texts, and the first signal naming each kind."""
@@ -340,7 +357,11 @@ def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
     first_signal: dict[str, str] = {}
     for signal, text in signals.items():
         toks = tokens(text)
-        hit = _best_kind(toks, primary) or _best_kind(toks, every)
+        hit = None
+        if signal in ("name", "id"):
+            tail = tokens(identifier_tail(text))
+            hit = _best_kind(tail, primary) or _best_kind(tail, every) if tail != toks else None
+        hit = hit or _best_kind(toks, primary) or _best_kind(toks, every)
         if hit is None:
             continue
         kind, length = hit

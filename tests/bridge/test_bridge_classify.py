@@ -180,3 +180,15 @@ def test_question_in_textarea_is_freetext_even_if_it_names_a_field_kind() -> Non
     assert c.kind == "freetext"
     # freetext is drafted on request, never filled
     assert fill_values([c], {"freetext": "x", "address-level2": "Lisbon"}) == {}
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("dwfrm_billing_billingAddress_addressFields_states_stateCode", "address-level1"),
+    ("dwfrm_shipping_shippingAddress_addressFields_postalCode", "postal-code"),
+    ("passengers[0].firstName", "given-name"),
+    ("ctl00$MainContent$txtLastName", "family-name"),
+    ("checkout.shippingAddress.city", "address-level2"),
+    ("shipping_first_name", "given-name"),
+])
+def test_framework_names_are_read_by_their_last_segment(name: str, kind: str) -> None:
+    assert classify_field(FieldDescriptor(ref="f", name=name)).kind == kind
