@@ -84,14 +84,20 @@
   function hitTestOk(el, rect, win) {
     // Inside the viewport the browser's own hit test tells whether something else covers the
     // field, or a clip leaves nothing of it: the point must land on the field or on its label.
+    // Three points across the field, so an icon inside it (a card logo, a "show" eye) is no cover.
     const doc = el.ownerDocument;
-    const x = rect.left + rect.width / 2, y = rect.top + rect.height / 2;
-    if (x < 0 || y < 0 || x >= win.innerWidth || y >= win.innerHeight) return true;  // not on screen now
-    const hit = doc.elementFromPoint(x, y);
-    if (!hit || hit === el || el.contains(hit)) return true;
-    if (ui && (hit === ui.host || ui.host.contains(hit))) return true;  // memex's own button
-    if (el.labels && Array.from(el.labels).some((l) => l === hit || l.contains(hit))) return true;
-    return false;
+    const y = rect.top + rect.height / 2;
+    let onScreen = false;
+    for (const fx of [0.5, 0.2, 0.8]) {
+      const x = rect.left + rect.width * fx;
+      if (x < 0 || y < 0 || x >= win.innerWidth || y >= win.innerHeight) continue;
+      onScreen = true;
+      const hit = doc.elementFromPoint(x, y);
+      if (!hit || hit === el || el.contains(hit)) return true;
+      if (ui && (hit === ui.host || ui.host.contains(hit))) return true;  // memex's own button
+      if (el.labels && Array.from(el.labels).some((l) => l === hit || l.contains(hit))) return true;
+    }
+    return !onScreen;  // not on screen now: geometry and style decide
   }
 
   function frameVisible(win) {
