@@ -47,6 +47,9 @@ SERVICE_COMMANDS: frozenset[str] = frozenset({
     "remember", "import", "search", "forget", "memories", "profile", "ask", "chat", "inbox",
     "autofill", "adapters", "serve",
 })
+# Commands that change how the store is opened (encrypt it, lock it): a running service stops
+# first, so it neither keeps a key nor holds the old file open; the next command starts a fresh one.
+EXCLUSIVE_COMMANDS: frozenset[str] = frozenset({"vault"})
 
 
 class LazyGroup(click.Group):
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> Any:
     args = list(sys.argv[1:] if argv is None else argv)
     from app.service.route import route
 
-    code = route(args, SERVICE_COMMANDS)
+    code = route(args, SERVICE_COMMANDS, EXCLUSIVE_COMMANDS)
     if code is not None:
         sys.exit(code)
     return run_in_process(args)

@@ -249,3 +249,24 @@ def test_login_autostart_entry_is_written_and_removed(memex_home: Path, tmp_path
     assert json.loads(memex("service", "uninstall", "--json").stdout)["removed"] is True
     assert not entry.exists()
     assert json.loads(memex("service", "uninstall", "--json").stdout)["removed"] is False
+
+
+def test_typed_client_call_through_the_service_and_in_process(service_env: Path, monkeypatch):
+    """`call` is what other front-ends (the MCP server) use: one object back, or ServiceCallError."""
+    assert client.call("profile", ["set", "email", "bo@example.org"])["key"] == "email"
+    assert client.status(service_env) is not None  # it ran in the service it started
+    with pytest.raises(client.ServiceCallError) as bad:
+        client.call("profile", ["set", "shoe-size", "44"])
+    assert bad.value.exit_code == 1 and "WHATWG" in bad.value.message
+    stop_services(service_env.parent)
+    monkeypatch.setenv("MEMEX_NO_SERVICE", "1")  # the same call, in this process
+    fields = client.call("profile", ["show"])["fields"]
+    assert [f["value"] for f in fields] == ["bo@example.org"] and client.status(service_env) is None
+
+
+def test_an_exclusive_command_stops_the_service_first(service_env: Path):
+    from app.service.route import route
+
+    assert memex("service", "start").returncode == 0
+    assert route(["vault", "status", "--json"], {"remember"}, {"vault"}) is None  # runs in-process
+    assert not lock_held(lock_path(service_env))
