@@ -200,3 +200,17 @@ def test_table_header_row_labels_the_column() -> None:
             "</table></form>")
     kinds = [r["kind"] for r in analyze_html(html, ORIGIN, {})]
     assert kinds == ["given-name", "family-name", "email"]
+
+
+def test_no_profile_key_smuggles_a_secret_into_a_field() -> None:
+    from app.bridge.fields import SENSITIVE_KINDS
+
+    profile = {f"{prefix}{k}": "secret-value" for k in SENSITIVE_KINDS for prefix in ("", "billing ", "shipping ")}
+    # ("webauthn" alone is no autofill token: it only ever follows a field name)
+    fields = [FieldDescriptor(ref=k, autocomplete=k, group="g") for k in sorted(SENSITIVE_KINDS - {"webauthn"})]
+    fields += [FieldDescriptor(ref="wa", autocomplete="email webauthn", group="g")]
+    fields += [FieldDescriptor(ref="name", label="Name on card", group="g")]
+    got = classify_form(fields, FormContext(ORIGIN))
+    assert all(c.sensitive for c in got)
+    assert fill_values(got, profile) == {}
+    assert all(value_for(k, profile) is None for k in SENSITIVE_KINDS)
