@@ -158,8 +158,6 @@ def _secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
     ac = parse_autocomplete(d.autocomplete)
     if ac is not None and (ac.field in SENSITIVE_KINDS or ac.webauthn):
         kind = ac.field if ac.field in SENSITIVE_KINDS else None
-        if ac.field in ("current-password", "new-password") and d.type.lower() != "password":
-            kind = ac.field
         return _Secret(kind, "autocomplete", "webauthn" if kind is None else ac.field)
     if d.type.lower() == "password":
         card = _card_secret(d, ctx)

@@ -237,6 +237,14 @@ def _postal(kind: str, value: str, d: FieldDescriptor | None) -> str | None:
     return value
 
 
+@formats("bday")
+def _bday(kind: str, value: str, d: FieldDescriptor | None) -> str | None:
+    date = parse_date(value)
+    if d is not None and d.type == "date":  # a date input takes ISO only
+        return f"{date[0]:04d}-{date[1]:02d}-{date[2]:02d}" if date else None
+    return value
+
+
 @formats("street-address")
 def _street(kind: str, value: str, d: FieldDescriptor | None) -> str | None:
     if d is not None and d.tag == "textarea":

@@ -214,3 +214,9 @@ def test_no_profile_key_smuggles_a_secret_into_a_field() -> None:
     assert all(c.sensitive for c in got)
     assert fill_values(got, profile) == {}
     assert all(value_for(k, profile) is None for k in SENSITIVE_KINDS)
+
+
+def test_date_input_gets_iso_and_short_phone_box_gets_national_digits() -> None:
+    assert value_for("bday", {"bday": "04.07.1990"}, FieldDescriptor(ref="d", type="date")) == "1990-07-04"
+    assert value_for("bday", {"bday": "04.07.1990"}, FieldDescriptor(ref="d")) == "04.07.1990"
+    assert value_for("tel", {"tel": "+1 415 555 0100"}, FieldDescriptor(ref="t", maxlength=10)) == "4155550100"
