@@ -32,7 +32,7 @@ def as_memex_error(exc: Exception) -> MemexError:
     return MemexError(str(exc), kind=getattr(exc, "kind", "vault"))
 
 
-def session_cache(settings: "Settings") -> "SessionCache | None":
+def session_cache(settings: Settings) -> SessionCache | None:
     """The in-memory folder for unlocked keys, or None where the platform has none."""
     from memory.vault import SessionCache
 
@@ -56,7 +56,7 @@ def read_passphrase_file(path: str | Path) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def given_passphrase(settings: "Settings") -> str | None:
+def given_passphrase(settings: Settings) -> str | None:
     if settings.passphrase_file:
         return read_passphrase_file(settings.passphrase_file)
     env = os.environ.get(PASSPHRASE_ENV)
@@ -67,7 +67,7 @@ class VaultAccess:
     """The data key as this process knows it; `settings` is read through a callable so a
     GUI that swaps its settings object is followed."""
 
-    def __init__(self, settings: Callable[[], "Settings"]) -> None:
+    def __init__(self, settings: Callable[[], Settings]) -> None:
         self._settings = settings
         self._held: bytes | None = None
         self._last_use = time.monotonic()

@@ -19,7 +19,7 @@ import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from memory.errors import MemoryError_
@@ -80,7 +80,7 @@ class VaultFile:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> "VaultFile":
+    def from_json(cls, data: dict[str, object]) -> VaultFile:
         kdf = data.get("kdf")
         return cls(
             key_id=str(data["key_id"]), store=str(data["store"]), check=str(data["check"]),
@@ -256,7 +256,7 @@ def key_matches(vf: VaultFile, key: bytes) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- the OS keyring ------------------------------------------------------------------------

@@ -115,8 +115,10 @@ def _remember_unlocked(obj: AppContext, key_id: str, key: bytes) -> bool:
 def _vault_file(home: Path) -> Any:
     from memory.errors import MemoryError_
     from memory.vault import read_vault
+    from memory.vault_db import recover
 
     try:
+        recover(home)  # finish (or roll back) an enable that was interrupted
         vf = read_vault(home)
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc
@@ -130,10 +132,9 @@ def _vault_file(home: Path) -> Any:
               help="Read the passphrase from this file.")
 def unlock(obj: AppContext, file_: str | None) -> dict[str, Any]:
     """Unlock memex for this login session (until `memex vault lock` or the idle time)."""
+    from app.vault import session_cache
     from memory.errors import MemoryError_
     from memory.vault import unwrap_key
-
-    from app.vault import session_cache
 
     vf = _vault_file(obj.settings.home)
     if vf.store == "keyring":
@@ -196,14 +197,14 @@ def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) 
 @memex_command("status", group=vault)
 def status(obj: AppContext) -> dict[str, Any]:
     """Whether the vault is on, where its key lives, and whether memex is unlocked now."""
+    from app.vault import VaultAccess
     from memory.errors import MemoryError_
     from memory.vault import read_vault
-    from memory.vault_db import DB_FILE, is_plain_sqlite
-
-    from app.vault import VaultAccess
+    from memory.vault_db import DB_FILE, is_plain_sqlite, recover
 
     home = obj.settings.home
     try:
+        recover(home)
         vf = read_vault(home)
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc

@@ -112,8 +112,7 @@ def test_local_api_refuses_when_locked(vault_env, memex_home, embedder):
     from app.runtime import Runtime
     from app.server import MemexAPIServer
     from app.settings import load_settings
-    from memory import MemoryStore
-    from memory import vault
+    from memory import MemoryStore, vault
     from memory.vault_db import encrypt_database
     from tests.app.test_serve import CHAT, request
 
@@ -139,8 +138,7 @@ def test_long_lived_process_locks_itself_when_idle(vault_env, memex_home, embedd
     from app.errors import MemexError
     from app.runtime import Runtime
     from app.settings import load_settings
-    from memory import MemoryStore
-    from memory import vault
+    from memory import MemoryStore, vault
     from memory.vault_db import encrypt_database
 
     MemoryStore(memex_home, embedder=embedder).close()
