@@ -31,7 +31,12 @@ MAX_MODEL_TEXT = 1500
 # First-person cues that a note states a profile fact, so asking the model is worthwhile.
 _PERSONAL = re.compile(
     r"\b(?:my (?:name|e-?mail|phone|mobile|number|address|birthday|employer|company|title|job)|"
-    r"i (?:was born|live|moved|work|joined|started working)|call me)\b", re.IGNORECASE,
+    r"i (?:was born|live|moved|work|joined|started working)|call me|"
+    r"mein(?:e)? (?:name|e-?mail|nummer|handynummer|adresse|geburtstag|arbeitgeber)|ich (?:wohne|arbeite|bin am)|"
+    r"(?:o )?meu (?:nome|e-?mail|n[úu]mero|endere[çc]o|anivers[áa]rio)|a minha morada|(?:moro|trabalho|nasci)|"
+    r"mi (?:nombre|correo|n[úu]mero|direcci[óo]n|cumplea[ñn]os)|(?:vivo|trabajo|nac[íi])|"
+    r"(?:mon|ma) (?:nom|e-?mail|num[ée]ro|adresse|anniversaire)|j'habite|je travaille|je suis n[ée]e?)\b",
+    re.IGNORECASE,
 )
 
 Generate = Callable[[str], str]

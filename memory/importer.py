@@ -18,7 +18,9 @@ from sqlalchemy import text
 from memory import records
 from memory.db import to_iso, utcnow
 from memory.ingest import ParseError, SkipFile, chunk_text, parse_file
+from memory.ingest.parsers import ParsedDoc
 from memory.timeline import detect_topic
+from memory.turns import context_text
 from memory.types import ImportProgress, ImportReport
 
 if TYPE_CHECKING:
@@ -121,15 +123,22 @@ def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
         report.errors.append({"path": f"{key}:{line_no}", "reason": f"line {line_no}: {reason}"})
     now = utcnow()
     mems = []
+    last_turn: dict[str, ParsedDoc] = {}  # session -> its previous turn (context for embedding)
     for d in docs:
-        h = records.content_hash(d.text)
+        h = records.turn_hash(d.text, d.speaker, d.session, d.at)
+        prev = last_turn.get(d.session or "") if d.session else None
+        if d.session:
+            last_turn[d.session] = d
         if h in seen_hashes:
             continue
         seen_hashes.add(h)
         mems.append(records.NewMemory(
             id=records.new_id(), kind=d.kind, text=d.text, hash=h, at=d.at, created_at=now,
             source=d.source or key, source_id=None, topic=detect_topic(d.text),
-            chunks=chunk_text(d.text, store.chunk_chars),
+            chunks=chunk_text(d.text, store.chunk_chars), speaker=d.speaker, session=d.session,
+            context=context_text(d.text, speaker=d.speaker, session=d.session, at=d.at,
+                                 previous=prev.text if prev else None,
+                                 previous_speaker=prev.speaker if prev else None),
         ))
     return _FileWork(path=path, file_hash=fhash, mems=mems)
 

@@ -107,9 +107,61 @@ def m002_inbox_items(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_inbox_source ON inbox_items(source_memory)"))
 
 
+def m003_chat_turns(conn: Connection) -> None:
+    """Chat turns: who said it and in which conversation/session (both optional)."""
+    conn.execute(text("ALTER TABLE memories ADD COLUMN speaker TEXT"))
+    conn.execute(text("ALTER TABLE memories ADD COLUMN session TEXT"))
+    conn.execute(text("CREATE INDEX ix_memories_speaker ON memories(speaker)"))
+    conn.execute(text("CREATE INDEX ix_memories_session ON memories(session, at)"))
+
+
+def m004_session_units(conn: Connection) -> None:
+    """Session summaries: extractive units over consecutive chat turns (memory/summaries.py)."""
+    for stmt in (
+        """CREATE TABLE session_units (
+            id INTEGER PRIMARY KEY,
+            session TEXT NOT NULL,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            turn_ids TEXT NOT NULL,
+            at TEXT,
+            UNIQUE(session, ord)
+        )""",
+        """CREATE VIRTUAL TABLE session_units_fts USING fts5(
+            text, content='session_units', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER session_units_ai AFTER INSERT ON session_units BEGIN
+            INSERT INTO session_units_fts(rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TRIGGER session_units_ad AFTER DELETE ON session_units BEGIN
+            INSERT INTO session_units_fts(session_units_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END""",
+    ):
+        conn.execute(text(stmt))
+    # Chat turns stored before this migration get their units now.
+    from memory import summaries
+
+    summaries.rebuild(conn, [r[0] for r in conn.execute(
+        text("SELECT DISTINCT session FROM memories WHERE session IS NOT NULL"))])
+
+
+def m005_memory_dates(conn: Connection) -> None:
+    """Dates a memory's text mentions ("last Friday", "in May 2023"), resolved at write time."""
+    conn.execute(text("""CREATE TABLE memory_dates (
+        memory_id TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+        start_date TEXT NOT NULL,
+        end_date TEXT NOT NULL
+    )"""))
+    conn.execute(text("CREATE INDEX ix_memory_dates_memory ON memory_dates(memory_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_core_tables", m001_core_tables),
     ("m002_inbox_items", m002_inbox_items),
+    ("m003_chat_turns", m003_chat_turns),
+    ("m004_session_units", m004_session_units),
+    ("m005_memory_dates", m005_memory_dates),
 ]
 
 

@@ -111,15 +111,26 @@ def _season(year: int, season: str) -> TimeWindow:
 
 def time_window(query: str, now: datetime) -> TimeWindow | None:
     """An event-time window the query asks about, or None."""
-    m = _IN_MONTH_YEAR.search(query)
-    if m:
+    found = _time_window_span(query, now)
+    return found[0] if found else None
+
+
+def _time_window_span(query: str, now: datetime) -> tuple[TimeWindow, tuple[int, int]] | None:
+    for pattern in (_IN_MONTH_YEAR, _IN_YEAR, _LAST, _DAYS_AGO):
+        m = pattern.search(query)
+        if m:
+            window = _window_of(m, pattern, now)
+            return (window, m.span()) if window else None
+    return None
+
+
+def _window_of(m: re.Match[str], pattern: re.Pattern[str], now: datetime) -> TimeWindow | None:
+    if pattern is _IN_MONTH_YEAR:
         return _month_window(int(m.group("y")), _MONTHS[m.group("m").lower()])
-    m = _IN_YEAR.search(query)
-    if m:
+    if pattern is _IN_YEAR:
         y = int(m.group("y"))
         return TimeWindow(datetime(y, 1, 1, tzinfo=timezone.utc), datetime(y + 1, 1, 1, tzinfo=timezone.utc))
-    m = _LAST.search(query)
-    if m:
+    if pattern is _LAST:
         which, unit = m.group("w").lower(), m.group("u").lower()
         if unit in _SEASONS:
             if which == "this":
@@ -137,8 +148,7 @@ def time_window(query: str, now: datetime) -> TimeWindow | None:
             return _month_window(prev.year, prev.month)
         days = 7 if unit == "week" else 3
         return TimeWindow(now - timedelta(days=days * (1 if which == "this" else 2)), now)
-    m = _DAYS_AGO.search(query)
-    if m:
+    if pattern is _DAYS_AGO:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if m.group("w").lower() == "yesterday":
             day -= timedelta(days=1)
@@ -146,12 +156,27 @@ def time_window(query: str, now: datetime) -> TimeWindow | None:
     return None
 
 
+def _mentioned(query: str, now: datetime) -> tuple[TimeWindow, tuple[int, int]] | None:
+    """The first time expression memory.dates resolves ("two weeks ago", "on 7 May 2023")."""
+    from memory.dates import resolve_mentions
+
+    for m in resolve_mentions(query, now):
+        start = datetime(m.start_date.year, m.start_date.month, m.start_date.day, tzinfo=timezone.utc)
+        end = datetime(m.end_date.year, m.end_date.month, m.end_date.day, tzinfo=timezone.utc) + timedelta(days=1)
+        return TimeWindow(start, end), (m.start, m.end)
+    return None
+
+
 def analyze(query: str, speakers: Iterable[str] = (), now: datetime | None = None) -> QueryPlan:
     now = now or datetime.now(timezone.utc)
     named = match_speakers(query, speakers)
     name_words = {w for sp in named for w in _WORD.findall(sp.lower())}
-    terms = content_terms(query, drop=name_words) or content_terms(query)
-    plan = QueryPlan(text=query, terms=terms, speakers=named, window=time_window(query, now))
+    found = _mentioned(query, now) or _time_window_span(query, now)
+    window = found[0] if found else None
+    # The time expression is matched by event time, not by its words ("two weeks ago").
+    rest = query[:found[1][0]] + " " + query[found[1][1]:] if found else query
+    terms = content_terms(rest, drop=name_words) or content_terms(query, drop=name_words) or content_terms(query)
+    plan = QueryPlan(text=query, terms=terms, speakers=named, window=window)
     m = _BEFORE_AFTER.search(query)
     if m and plan.window is None:
         event = " ".join(content_terms(m.group("event")))

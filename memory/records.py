@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from memory import summaries
 from memory.db import from_iso, to_iso, utcnow
 from memory.types import Memory
 
@@ -48,16 +49,27 @@ class NewMemory:
     chunks: list[str]
     embeddings: list[list[float]] | None = None
     sensitivity: str = "normal"
+    speaker: str | None = None
+    session: str | None = None
+    # What is embedded instead of the bare chunk (chat turns: date, speaker, previous turn).
+    context: str | None = None
 
 
-MEMORY_COLUMNS = "id, kind, text, at, created_at, source, sensitivity, superseded_by, topic"
+MEMORY_COLUMNS = "id, kind, text, at, created_at, source, sensitivity, superseded_by, topic, speaker, session"
 
 
 def row_to_memory(r: Any) -> Memory:
     return Memory(
         id=r[0], kind=r[1], text=r[2], at=from_iso(r[3]), created_at=from_iso(r[4]) or utcnow(),
-        source=r[5], sensitivity=r[6], superseded_by=r[7], topic=r[8],
+        source=r[5], sensitivity=r[6], superseded_by=r[7], topic=r[8], speaker=r[9], session=r[10],
     )
+
+
+def turn_hash(text_: str, speaker: str | None, session: str | None, at: datetime | None) -> str:
+    """Chat turns repeat ("Thanks!"): the same words said in another session are another memory."""
+    if not speaker and not session:
+        return content_hash(text_)
+    return content_hash(f"{text_}\x1f{speaker or ''}\x1f{session or ''}\x1f{to_iso(at) or ''}")
 
 
 def existing_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, str]:
@@ -89,11 +101,11 @@ def insert_memories(conn: Connection, mems: Sequence[NewMemory]) -> int:
         return 0
     conn.execute(
         text("""INSERT INTO memories(id, kind, text, content_hash, at, created_at, source, source_id,
-                sensitivity, topic) VALUES (:id, :kind, :text, :hash, :at, :created, :source, :source_id,
-                :sens, :topic)"""),
+                sensitivity, topic, speaker, session) VALUES (:id, :kind, :text, :hash, :at, :created, :source,
+                :source_id, :sens, :topic, :speaker, :session)"""),
         [{"id": m.id, "kind": m.kind, "text": m.text, "hash": m.hash, "at": to_iso(m.at),
           "created": to_iso(m.created_at), "source": m.source, "source_id": m.source_id,
-          "sens": m.sensitivity, "topic": m.topic} for m in mems],
+          "sens": m.sensitivity, "topic": m.topic, "speaker": m.speaker, "session": m.session} for m in mems],
     )
     pairs = [(m.id, i, c) for m in mems for i, c in enumerate(m.chunks)]
     conn.execute(text("INSERT INTO chunks(memory_id, ord, text) VALUES (:m, :o, :t)"),
@@ -105,13 +117,29 @@ def insert_memories(conn: Connection, mems: Sequence[NewMemory]) -> int:
     conn.execute(text("DELETE FROM tombstones WHERE content_hash IN (SELECT content_hash FROM memories "
                       "WHERE id IN (" + ",".join(f":i{j}" for j in range(len(mems))) + "))"),
                  {f"i{j}": m.id for j, m in enumerate(mems)})
+    dates = [{"m": m.id, "s": d.start_date.isoformat(), "e": d.end_date.isoformat()}
+             for m in mems for d in _mentions(m)]
+    if dates:
+        conn.execute(text("INSERT INTO memory_dates(memory_id, start_date, end_date) VALUES (:m, :s, :e)"), dates)
+    summaries.rebuild(conn, {m.session for m in mems if m.session})
     return len(pairs)
+
+
+def _mentions(m: NewMemory) -> list[Any]:
+    """Dates the text mentions, resolved against the memory's own event time (first 2,000 chars)."""
+    from memory.dates import resolve_mentions
+
+    try:
+        return resolve_mentions(m.text[:2000], m.at or m.created_at)
+    except (ValueError, OverflowError):
+        return []
 
 
 def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) -> list[Memory]:
     """Delete memories (chunks and FTS rows follow by cascade/trigger); queue vector deletes."""
     removed: list[Memory] = []
     topics: set[str] = set()
+    sessions: set[str] = set()
     for i in range(0, len(ids), 500):
         part = list(ids[i:i + 500])
         marks = ",".join(f":i{j}" for j in range(len(part)))
@@ -122,6 +150,7 @@ def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) ->
             continue
         removed.extend(row_to_memory(r) for r in rows)
         topics.update(t for r in rows if r[8] for t in r[8].split())
+        sessions.update(r[10] for r in rows if r[10])
         conn.execute(
             text(f"""INSERT OR REPLACE INTO vector_outbox(vector_id, op)
                      SELECT memory_id || ':' || ord, 'delete' FROM chunks WHERE memory_id IN ({marks})"""),
@@ -130,13 +159,14 @@ def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) ->
         if tombstone:
             now = to_iso(utcnow())
             conn.execute(text("INSERT OR REPLACE INTO tombstones(content_hash, forgotten_at) VALUES (:h, :t)"),
-                         [{"h": r[9], "t": now} for r in rows])
+                         [{"h": r[-1], "t": now} for r in rows])
         conn.execute(text(f"DELETE FROM memories WHERE id IN ({marks})"), params)
         # Profile values drawn from a forgotten memory lose their link, not their value.
         conn.execute(text(f"UPDATE profile_fields SET source_memory=NULL WHERE source_memory IN ({marks})"),
                      params)
     for topic in topics:
         recompute_topic(conn, topic)
+    summaries.rebuild(conn, sessions)
     return removed
 
 

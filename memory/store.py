@@ -25,8 +25,9 @@ from memory.embeddings import Embedder
 from memory.errors import BadInput, NotFound
 from memory.ingest import chunk_text
 from memory.ingest.parsers import MAX_FILE_BYTES
-from memory.retrieval import hybrid_search
+from memory.retrieval import RetrievalOptions, hybrid_search
 from memory.timeline import detect_topic
+from memory.turns import context_text
 from memory.types import MEMORY_KINDS, ImportProgress, ImportReport, Memory, ProfileField, SearchHit
 from memory.vectors import VectorStore
 
@@ -63,7 +64,8 @@ class MemoryStore:
             yield conn
 
     def embed_new(self, mems: Sequence[records.NewMemory]) -> None:
-        chunks = [c for m in mems for c in m.chunks]
+        # Chat turns embed their first chunk with its context (date, speaker, previous turn).
+        chunks = [m.context if (i == 0 and m.context) else c for m in mems for i, c in enumerate(m.chunks)]
         vecs = self.embedder.embed(chunks)
         i = 0
         for m in mems:
@@ -128,7 +130,8 @@ class MemoryStore:
 
     # writes ---------------------------------------------------------------------------
     def remember(self, text_: str, *, source: str | None = None, at: datetime | None = None,
-                 kind: str = "note") -> tuple[Memory, bool]:
+                 kind: str = "note", speaker: str | None = None,
+                 session: str | None = None) -> tuple[Memory, bool]:
         """Store one memory; returns (memory, created). created=False: duplicate content."""
         body = (text_ or "").strip()
         if not body:
@@ -138,7 +141,7 @@ class MemoryStore:
         if kind not in MEMORY_KINDS:
             raise BadInput(f"Unknown kind {kind!r}; use one of: {', '.join(MEMORY_KINDS)}.")
         self._replay_outbox()
-        h = records.content_hash(body)
+        h = records.turn_hash(body, speaker, session, at)
         with self.read() as conn:
             dup = records.existing_hashes(conn, [h]).get(h)
         if dup:
@@ -148,6 +151,8 @@ class MemoryStore:
         mem = records.NewMemory(
             id=records.new_id(), kind=kind, text=body, hash=h, at=at, created_at=utcnow(),
             source=source, source_id=None, topic=detect_topic(body), chunks=chunk_text(body, self.chunk_chars),
+            speaker=speaker, session=session,
+            context=context_text(body, speaker=speaker, session=session, at=at),
         )
         self.embed_new([mem])
         with self.write() as conn:
@@ -179,6 +184,8 @@ class MemoryStore:
             id=memory_id, kind=old.kind, text=body, hash=records.content_hash(body), at=old.at,
             created_at=old.created_at, source=old.source, source_id=None, topic=detect_topic(body),
             chunks=chunk_text(body, self.chunk_chars), sensitivity=old.sensitivity,
+            speaker=old.speaker, session=old.session,
+            context=context_text(body, speaker=old.speaker, session=old.session, at=old.at),
         )
         self.embed_new([mem])
         with self.write() as conn:
@@ -238,6 +245,8 @@ class MemoryStore:
             id=m.id, kind=m.kind, text=m.text, hash=records.content_hash(m.text), at=m.at,
             created_at=m.created_at, source=m.source, source_id=None, topic=m.topic,
             chunks=chunk_text(m.text, self.chunk_chars), sensitivity=m.sensitivity,
+            speaker=m.speaker, session=m.session,
+            context=context_text(m.text, speaker=m.speaker, session=m.session, at=m.at),
         ) for m in memories]
         self._replay_outbox()
         self.embed_new(mems)
@@ -277,7 +286,9 @@ class MemoryStore:
         with self.read() as conn:
             return int(conn.execute(text("SELECT count(*) FROM memories")).scalar_one())
 
-    def search(self, query: str, k: int = 5) -> builtins.list[SearchHit]:
+    def search(self, query: str, k: int = 5, *, speaker: str | None = None,
+               options: RetrievalOptions | None = None) -> builtins.list[SearchHit]:
+        """Hybrid search. `speaker`: only turns said by that speaker (case-insensitive)."""
         q = (query or "").strip()
         if not q:
             raise BadInput("The search query is empty.")
@@ -287,7 +298,7 @@ class MemoryStore:
         with self.read() as conn:
             if not conn.execute(text("SELECT 1 FROM memories LIMIT 1")).first():
                 return []
-            return hybrid_search(conn, q[:2000], k, self._vector_query)
+            return hybrid_search(conn, q[:2000], k, _VectorAccess(self), speaker=speaker, options=options)
 
     def _vector_query(self, query: str, n: int) -> builtins.list[tuple[str, float]]:
         return self.vectors.query(self.embedder.embed_one(query), n)
@@ -332,6 +343,22 @@ class MemoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _VectorAccess:
+    """What retrieval needs from the vector side: embed a query, nearest chunks, stored vectors."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def embed(self, text_: str) -> builtins.list[float]:
+        return self.store.embedder.embed_one(text_)
+
+    def query(self, embedding: Sequence[float], n: int) -> builtins.list[tuple[str, float]]:
+        return self.store.vectors.query(embedding, n)
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, builtins.list[float]]:
+        return self.store.vectors.embeddings(ids)
 
 
 def parse_at(value: str | None) -> datetime | None:

@@ -1,54 +1,72 @@
-"""Time awareness: which life "slot" a memory updates (home, employer, phone, ...).
+"""Time awareness: which life "slot" a memory updates (home, employer, manager, phone, ...).
 
-A memory that states the user's current home, job, phone or email gets a topic. Among the
-memories of one topic the newest (by event time) is current and every older one is marked
-superseded by it: kept, searchable, but ranked below what replaced it.
+A memory that states the writer's current home, job, manager, phone, partner, pet, diet, ...
+gets a topic. Among the memories of one topic the newest (by event time) is current and every
+older one is marked superseded by it: kept, searchable, but ranked below what replaced it.
+
+The vocabulary is data (memory/slots.json): per slot, the statements that set it in several
+languages and the questions that ask for its current value. Phrasings that announce a change
+("my new X is", "I switched to", "no longer", "instead") open slots the file does not list;
+their topic is "open_<word>".
 """
 
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
+from pathlib import Path
 
-# topic -> first-person statements that set it. Order matters: the first match wins.
+SLOTS_FILE = Path(__file__).with_name("slots.json")
+HEAD_CHARS = 600
+
+
+@lru_cache(maxsize=1)
+def _vocab() -> dict:
+    return json.loads(SLOTS_FILE.read_text(encoding="utf-8"))
+
+
+def _compile_sets() -> dict[str, list[re.Pattern[str]]]:
+    return {slot: [re.compile(p, re.IGNORECASE) for ps in spec["set"].values() for p in ps]
+            for slot, spec in _vocab()["slots"].items()}
+
+
+# slot -> patterns of statements that set it (all languages). Order: the first match is primary.
 TOPIC_PATTERNS: dict[str, list[str]] = {
-    "phone": [
-        r"\bmy (?:new )?(?:phone|mobile|cell)(?: phone)?(?: number)? (?:is|was|has changed|changed|:)",
-        r"\bmy new (?:phone |mobile )?number\b",
-        r"\b(?:i|we) (?:got|have) a new (?:phone|mobile) number\b",
-    ],
-    "email": [
-        r"\bmy (?:new )?(?:personal )?e-?mail(?: address)? (?:is|has changed|changed|:)",
-        r"\bmy new e-?mail\b",
-    ],
-    "residence": [
-        r"\b(?:i|we) (?:have |had |just |finally )?(?:moved|relocated)\b",
-        r"\b(?:i|we) (?:now |currently )?live (?:in|at|on)\b",
-        r"\bmy (?:new |home |current )*address (?:is|:)",
-        r"\b(?:i|we) (?:bought|rented|rent) (?:a|an|our) (?:new )?(?:house|flat|apartment|home)\b",
-    ],
-    "employer": [
-        r"\b(?:i|i've|i have) (?:just )?(?:started|began|start|joined|join)\b.{0,40}\b(?:job|work|working|position|role)?\b.{0,20}\b(?:at|with|for)\b",
-        r"\b(?:i|i've) (?:now )?work(?:ed)? (?:at|for)\b",
-        r"\b(?:i|i've|i have) (?:just |now )?joined (?!a |an |the |my |our )\w+",
-        r"\bmy (?:new )?(?:job|employer|company) (?:is|at)\b",
-        r"\b(?:i|i've|i have) (?:got|accepted|taken) (?:a|an|the) (?:new )?(?:job|offer|position)\b",
-        r"\b(?:i was|i've been|i got) hired\b",
-    ],
-    "job_title": [
-        r"\b(?:i was|i've been|i got|i have been) promoted\b",
-        r"\b(?:joined|started|start|hired|working|work|began)\b.{0,60}\bas (?:a |an |the |our |their )?(?:new )?[a-z]+",
-        r"\bmy (?:new )?(?:job )?title (?:is|:)",
-        r"\bmy new role\b",
-    ],
+    slot: [p for ps in spec["set"].values() for p in ps] for slot, spec in _vocab()["slots"].items()
 }
+_COMPILED = _compile_sets()
+_OPEN = [re.compile(p, re.IGNORECASE) for ps in _vocab()["open"].values() for p in ps]
+# Questions that ask for the current value of a slot.
+QUERY_TOPICS: dict[str, re.Pattern[str]] = {
+    slot: re.compile("|".join(spec["ask"]), re.IGNORECASE) for slot, spec in _vocab()["slots"].items()
+}
+# Asked in this order: "what is my job title" names a title before it names work.
+_ASK_ORDER = ("phone", "email", "residence", "job_title", "employer", "manager", "partner", "pet",
+              "instrument", "diet")
+_PAST = re.compile(_vocab()["past"], re.IGNORECASE)
+_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+_SLOT_WORD = re.compile(r"[^\w]+")
+# Open-slot words too vague to name a slot ("my new one is", "I now think").
+_VAGUE = frozenset("one thing way time day think feel know guess believe see am is are have had do can "
+                   "want need hope love like really also just still even".split())
 
-_COMPILED = {t: [re.compile(p, re.IGNORECASE) for p in ps] for t, ps in TOPIC_PATTERNS.items()}
+
+def _open_slots(head: str) -> list[str]:
+    out = []
+    for p in _OPEN:
+        for m in p.finditer(head):
+            word = _SLOT_WORD.sub("_", m.group("slot").lower()).strip("_")
+            if word and word not in _VAGUE and len(word) >= 3:
+                out.append(f"open_{word}")
+    return list(dict.fromkeys(out))
 
 
 def detect_topics(text: str) -> list[str]:
     """The life slots a first-person memory sets, primary (first matched) first."""
-    head = text[:600]
-    return [topic for topic, patterns in _COMPILED.items() if any(p.search(head) for p in patterns)]
+    head = text[:HEAD_CHARS]
+    named = [topic for topic, patterns in _COMPILED.items() if any(p.search(head) for p in patterns)]
+    return named or _open_slots(head)
 
 
 def detect_topic(text: str) -> str | None:
@@ -57,26 +75,13 @@ def detect_topic(text: str) -> str | None:
     return " ".join(topics) if topics else None
 
 
-# Questions that ask for the current value of a slot.
-QUERY_TOPICS: dict[str, re.Pattern[str]] = {
-    "phone": re.compile(r"\b(phone|mobile|cell)\b|\bnumber\b", re.I),
-    "email": re.compile(r"\be-?mail\b", re.I),
-    "residence": re.compile(r"\bwhere (?:do|does) (?:i|we) live\b|\b(?:home )?address\b|\bwhich city\b|\bwhere.{0,20}\blive\b|\bhometown\b", re.I),
-    "job_title": re.compile(r"\b(?:job )?title\b|\bposition\b|\brole\b", re.I),
-    "employer": re.compile(r"\bwhere (?:do|does) (?:i|we) work\b|\bemployer\b|\bwhich company\b|\bwho do i work for\b|\bwork(?:ing)? (?:at|for)\b", re.I),
-}
-
-_PAST = re.compile(
-    r"\b(before|previous(?:ly)?|used to|former(?:ly)?|old|first|earlier|originally|back in|in (?:19|20)\d\d|"
-    r"when did|did i (?:live|work)|was my|were my|history)\b",
-    re.I,
-)
-_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
-
-
 def query_topic(query: str) -> str | None:
+    for topic in _ASK_ORDER:
+        pattern = QUERY_TOPICS.get(topic)
+        if pattern is not None and pattern.search(query):
+            return topic
     for topic, pattern in QUERY_TOPICS.items():
-        if pattern.search(query):
+        if topic not in _ASK_ORDER and pattern.search(query):
             return topic
     return None
 

@@ -23,6 +23,9 @@ class Memory:
     sensitivity: str = "normal"
     superseded_by: str | None = None
     topic: str | None = None
+    # Chat turns: who said it and which conversation/session it belongs to (None elsewhere).
+    speaker: str | None = None
+    session: str | None = None
 
     @property
     def when(self) -> datetime:
@@ -46,6 +49,8 @@ class SearchHit:
     # RRF scores are rank-based; callers that must judge absolute relevance (abstention) use this.
     similarity: float | None = None
     keyword_match: bool = False
+    speaker: str | None = None
+    session: str | None = None
 
     @property
     def when(self) -> datetime:
@@ -62,6 +67,8 @@ class SearchHit:
             "kind": self.kind,
             "superseded_by": self.superseded_by,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "speaker": self.speaker,
+            "session": self.session,
         }
 
 

@@ -71,6 +71,13 @@ class VectorStore:
         dists = res["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists)]
 
+    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Stored vectors by id (those the store has)."""
+        if not ids:
+            return {}
+        res = self._coll().get(ids=list(ids), include=["embeddings"])
+        return {i: list(map(float, e)) for i, e in zip(res["ids"], res["embeddings"])}
+
     def all_ids(self) -> set[str]:
         coll = self._coll()
         out: set[str] = set()

@@ -23,6 +23,8 @@ class ParsedDoc:
     at: datetime | None = None
     source: str | None = None  # overrides the file path as the memory's source (jsonl)
     title: str | None = None
+    speaker: str | None = None  # chat turns: who said it
+    session: str | None = None  # chat turns: the conversation or session it belongs to
 
 
 class SkipFile(Exception):
@@ -91,6 +93,12 @@ def parse_md(path: Path) -> list[ParsedDoc]:
     matches = list(_HEADING.finditer(text))
     if not matches:
         return parse_txt(path)
+    from memory.ingest import whatsapp
+
+    if whatsapp.looks_like_whatsapp(text):
+        chat = whatsapp.chat_name(path)
+        return [ParsedDoc(text=m.text, kind="chat", at=m.at, speaker=m.speaker,
+                          session=f"{chat} {m.at.date().isoformat()}") for m in whatsapp.parse_messages(text)]
     docs: list[ParsedDoc] = []
     preamble = text[: matches[0].start()].strip()
     if preamble:
@@ -214,7 +222,9 @@ def parse_jsonl(path: Path) -> list[ParsedDoc]:
                 continue
         source = obj.get("source")
         out.append(ParsedDoc(text=obj["text"].strip(), kind=kind, at=at,
-                             source=str(source) if source else None))
+                             source=str(source) if source else None,
+                             speaker=str(speaker).strip() or None if speaker else None,
+                             session=str(session).strip() or None if session else None))
     if not out and not out.bad_lines:
         raise SkipFile(f"{path.name} is empty.")
     return out
@@ -228,7 +238,8 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
         raise ParseError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
     docs: list[ParsedDoc] = []
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        by_day: dict[str, list[str]] = {}
+        speaker, session = obj.get("speaker"), obj.get("session")
+        # One memory per message (a chat turn: speaker, session = the chat and day).
         chat = str(data.get("name") or path.stem)
         for m in data["messages"]:
             if not isinstance(m, dict):
@@ -238,15 +249,16 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
                 body = "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in body)
             if not isinstance(body, str) or not body.strip():
                 continue
-            day = str(m.get("date", ""))[:10]
-            by_day.setdefault(day, []).append(f"{m.get('from') or m.get('author') or '?'}: {body.strip()}")
-        for day, lines in sorted(by_day.items()):
+            stamp = str(m.get("date", ""))
             at = None
             try:
-                at = parse_datetime(day) if day else None
+                at = parse_datetime(stamp) if stamp else None
             except ValueError:
                 pass
-            docs.append(ParsedDoc(text=f"Chat {chat} on {day}:\n" + "\n".join(lines), kind="chat", at=at))
+            speaker = str(m.get("from") or m.get("author") or "").strip() or None
+            docs.append(ParsedDoc(text=body.strip(), kind="chat", at=at, speaker=speaker,
+                                  session=f"{chat} {stamp[:10]}".strip()))
+        docs.sort(key=lambda d: d.at or datetime.min.replace(tzinfo=timezone.utc))
     elif isinstance(data, list) and data and isinstance(data[0], dict) and "mapping" in data[0]:
         for conv in data:
             msgs = []
@@ -256,13 +268,15 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
                 role = ((msg.get("author") or {}).get("role")) or "?"
                 txt = " ".join(p for p in parts if isinstance(p, str)).strip()
                 if txt and role in ("user", "assistant"):
-                    msgs.append((msg.get("create_time") or 0, f"{role}: {txt}"))
+                    msgs.append((msg.get("create_time") or 0, role, txt))
             if msgs:
-                msgs.sort()
+                msgs.sort(key=lambda m: m[0])
                 ts = conv.get("create_time")
-                at = datetime.fromtimestamp(ts, tz=timezone.utc) if isinstance(ts, (int, float)) else None
-                docs.append(ParsedDoc(text=f"Chat: {conv.get('title') or 'conversation'}\n"
-                                      + "\n".join(t for _, t in msgs), kind="chat", at=at))
+                start = datetime.fromtimestamp(ts, tz=timezone.utc) if isinstance(ts, (int, float)) else None
+                title = str(conv.get("title") or "conversation")
+                for when, role, txt in msgs:
+                    at = datetime.fromtimestamp(when, tz=timezone.utc) if when else start
+                    docs.append(ParsedDoc(text=txt, kind="chat", at=at, speaker=role, session=title))
     else:
         raise SkipFile(f"{path.name} is JSON but not a known chat export.")
     if not docs:

@@ -37,7 +37,7 @@ def test_whatsapp_android_export_becomes_turns(store, tmp_path):
     assert turns[0].at.isoformat().startswith("2023-12-30T21:41")
     assert turns[0].session == "Ana Lima 2023-12-30" and turns[2].session == "Ana Lima 2023-12-31"
     assert all(t.kind == "chat" for t in turns)
-    hit = store.search("ferry cabin", k=1)[0]
+    hit = store.search("a cabin with a window", k=1)[0]
     assert hit.speaker == "Ben" and hit.session == "Ana Lima 2023-12-30"
 
 
@@ -111,6 +111,29 @@ def test_migration_adds_columns_to_an_older_database(tmp_path, embedder):
         assert old is not None and old.speaker is None and old.session is None
         with store.read() as conn:
             names = [r[0] for r in conn.execute(text("SELECT name FROM _migrations ORDER BY name"))]
-        assert names[-1] == "m003_chat_turns"
+        assert {"m003_chat_turns", "m004_session_units"} <= set(names)
     finally:
         store.close()
+
+
+def test_session_units_point_to_turns_and_follow_forget(store, tmp_path):
+    rows = [{"text": t, "kind": "chat", "speaker": sp, "session": "camping", "at": "2023-07-01"} for sp, t in [
+        ("Ana", "We finally went camping by the lake."), ("Ben", "How was the weather?"),
+        ("Ana", "Rainy on Saturday, but the kids loved the canoe."), ("Ben", "Did you cook outside?"),
+        ("Ana", "Yes, marshmallows over the fire every night."), ("Ben", "Sounds perfect."),
+        ("Ana", "Next year we want to try the mountains."),
+    ]]
+    report = store.import_paths([_jsonl(tmp_path / "camp.jsonl", rows)])
+    assert report.imported == 7
+    with store.read() as conn:
+        units = conn.execute(text("SELECT turn_ids, text FROM session_units WHERE session='camping' ORDER BY ord")).all()
+    covered = [i for r in units for i in json.loads(r[0])]
+    assert sorted(covered) == sorted(report.memory_ids) and "Ana: We finally went camping" in units[0][1]
+    # words spread over several turns of one exchange: every hit is a stored turn
+    hits = store.search("canoe and marshmallows on the camping trip", k=5)
+    assert hits and all(store.get(h.id) is not None for h in hits)
+    assert {h.text for h in hits[:3]} & {"Rainy on Saturday, but the kids loved the canoe.",
+                                         "Yes, marshmallows over the fire every night."}
+    store.forget(report.memory_ids)
+    with store.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM session_units")).scalar() == 0
