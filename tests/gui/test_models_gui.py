@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.gui.conftest import JobWatch, wait_idle
+
 
 def test_save_model_settings_writes_settings_json(qtbot, window, runtime, home) -> None:
     page = window.select("models")
@@ -13,7 +15,8 @@ def test_save_model_settings_writes_settings_json(qtbot, window, runtime, home) 
     page.moe_budget.setText("0.5")
     page.moe_policy.setCurrentText("lfu")
     page.save_btn.click()
-    qtbot.waitUntil(lambda: "Saved" in page.saved_label.text(), timeout=30000)
+    wait_idle(qtbot, window)
+    assert "Saved" in page.saved_label.text()
     saved = json.loads((home / "settings.json").read_text())
     assert (saved["threads"], saved["moe_budget"], saved["moe_policy"]) == (2, "0.5", "lfu")
     assert window.services.settings.threads == 2
@@ -25,11 +28,14 @@ def test_bad_model_file_is_reported_when_answering(qtbot, window, runtime, tmp_p
     bogus.write_text("hello")
     page.model_path.setText(str(bogus))
     page.save_btn.click()
-    qtbot.waitUntil(lambda: "Saved" in page.saved_label.text(), timeout=30000)
+    wait_idle(qtbot, window)
+    assert "Saved" in page.saved_label.text()
     runtime.memory.remember("My sister Elsa lives in Gothenburg.")
     chat = window.select("chat")
+    answer = JobWatch(window, "ask")
     chat.ask("Where does Elsa live?")
-    qtbot.waitUntil(lambda: chat.job is None, timeout=120000)
+    answer.wait(qtbot)
+    assert chat.job is None
     assert chat.turns[-1].status.startswith("error: ")
     assert "not-a-model.gguf" in chat.turns[-1].status
     assert chat.send_btn.isEnabled()
@@ -52,9 +58,10 @@ def test_llamacpp_answer_plots_speed_and_explains_hit_rate(qtbot, window, runtim
     runtime.memory.remember("My cat is called Miso.")
     page = window.pages["models"]
     chat = window.select("chat")
+    answer = JobWatch(window, "ask")
     chat.ask("What is my cat called?")
-    qtbot.waitUntil(lambda: chat.job is None, timeout=180000)
-    assert not chat.turns[-1].status, chat.turns[-1].status
+    answer.wait(qtbot)
+    assert chat.job is None and not chat.turns[-1].status, chat.turns[-1].status
     assert page.speed_plot.values and all(v > 0 for v in page.speed_plot.values)
     assert "tokens/s on llama.cpp" in page.last_answer.text()
     assert page.hit_plot.values == []
@@ -73,8 +80,10 @@ def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(qtbot, windo
     window.services.generation_stats.connect(seen.append)
     chat = window.select("chat")
     for _ in range(2):  # the second answer runs on the already loaded backend: counters are deltas
+        answer = JobWatch(window, "ask")
         chat.ask("What is my cat called?")
-        qtbot.waitUntil(lambda: chat.job is None, timeout=300000)
+        answer.wait(qtbot)
+        assert chat.job is None
         assert not chat.turns[-1].status.startswith("error"), chat.turns[-1].status
     finals = [s for s in seen if s.get("final")]
     live = [s for s in seen if s.get("live")]
