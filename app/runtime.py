@@ -95,7 +95,7 @@ class Runtime:
         for hook in list(self.on_new_memories):
             hook(self, mems)
 
-    # inference (issue 3) --------------------------------------------------------------
+    # inference ------------------------------------------------------------------------
     def adapter_path(self) -> str:
         """The LoRA adapter applied at run time: settings.adapter_path, else the active trained
         one unless it is served merged into the model (`served_model`)."""

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issues 5 and 8), one call on a lent CUDA machine:
+# The prepared GPU check (MoE expert offloading, fine-tuning with --offload cpu), one call on a
+# lent CUDA machine:
 #   bash benchmarks/gpu_device.sh OUTDIR [SHAPE_DIR]
 # 1. the CUDA test of the MoE engine and a tiny MoE model on CUDA (does the stream/event path work; fused and
 # loop expert compute), 2. benchmarks/gpu_finetune.py

@@ -48,7 +48,8 @@ def rss_mb() -> float:
 
 
 def find_tcmalloc() -> str | None:
-    """tcmalloc returns freed blocks to the OS; glibc keeps them on the heap (issue 8)."""
+    """tcmalloc returns freed blocks to the OS; glibc keeps them on the heap, so with glibc a
+    training child's peak RSS stays at its high-water mark and offloading would not show."""
     for name in ("tcmalloc_minimal", "tcmalloc"):
         found = ctypes.util.find_library(name)
         if found:
