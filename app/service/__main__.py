@@ -7,7 +7,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+
+_T0 = time.perf_counter()  # as close to process start as this module gets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, lambda *_: service.stop(wait=False))
     signal.signal(signal.SIGINT, lambda *_: service.stop(wait=False))
+    listening = time.perf_counter()
     try:
         service.holder.open_store()
+        opened = time.perf_counter()
         if not args.no_warm_up and os.environ.get("MEMEX_SERVICE_WARM_UP", "1") != "0":
             service.holder.warm_up()
+        # where a cold start goes (process start -> listening -> store open -> models warm)
+        logging.info("cold start: listening %.2f s, store open %.2f s, warm %.2f s after process start",
+                     listening - _T0, opened - _T0, time.perf_counter() - _T0)
     except Exception:  # noqa: BLE001 - each request then reports the error as its own
         logging.warning("warm-up failed", exc_info=True)
     while not service.wait(0.5):

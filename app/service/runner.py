@@ -69,7 +69,7 @@ def patch_relative_paths() -> None:
         return original(self, value, param, ctx)
 
     convert._memex_cwd = True  # type: ignore[attr-defined]
-    click.Path.convert = convert  # type: ignore[method-assign]
+    click.Path.convert = convert  # type: ignore[method-assign, assignment]
 
 
 def run_argv(argv: list[str], runtime: Callable[[], Runtime], cwd: str, cancel: Cancel) -> int:

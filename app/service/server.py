@@ -201,7 +201,10 @@ class Service:
             self._stopping.set()
             return
         argv = [str(a) for a in request.get("argv", [])]
-        rio = RequestIO(conn, request.get("tty") or {"stdin": False, "stdout": False, "stderr": False})
+        tty = request.get("tty") or {}
+        flags: protocol.TtyFlags = {"stdin": bool(tty.get("stdin")), "stdout": bool(tty.get("stdout")),
+                                    "stderr": bool(tty.get("stderr"))}
+        rio = RequestIO(conn, flags)
         cancel = Cancel()
         key = threading.get_ident()
         with self._state:
