@@ -41,6 +41,7 @@ from app.bridge.crypto import KEY_SIZE, NONCE_SIZE, CryptoError, HostKey, b64d, 
 from app.bridge.fields import FREETEXT, Classification, FieldDescriptor, FormContext
 from app.bridge.state import MAX_PENDING, NONCE_WINDOW_S, BridgeState, SiteError, normalize_site
 from app.bridge.values import fill_values
+from app.errors import MemexError
 
 MAX_FIELDS = 500
 CONFIRM_TTL_S = 300.0
@@ -124,6 +125,8 @@ class BridgeService:
             return _error(req_id, f"Malformed message: {exc.errors()[0].get('msg', 'invalid')}.", "malformed")
         except BridgeFault as exc:
             return _error(req_id, str(exc), exc.kind)
+        except MemexError as exc:  # from the memory route, e.g. "memex is locked" (the vault)
+            return _error(req_id, exc.message, exc.kind)
 
     def _hello(self, hello: _Hello) -> dict[str, Any]:
         key = _client_key(hello.client_key)
