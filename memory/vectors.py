@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,47 @@ class VectorStore:
     def count(self) -> int:
         return int(self._coll().count())
 
+    def batches(self, size: int = 2000) -> Iterator[tuple[list[str], list[list[float]], list[str]]]:
+        """Every stored vector as (chunk ids, embeddings, memory ids), `size` at a time."""
+        coll, offset = self._coll(), 0
+        while True:
+            got = coll.get(include=["embeddings", "metadatas"], limit=size, offset=offset)
+            ids = list(got["ids"])
+            if not ids:
+                return
+            owners = [str((m or {}).get("memory_id", i.rpartition(":")[0])) for i, m in zip(ids, got["metadatas"])]
+            yield ids, [list(map(float, e)) for e in got["embeddings"]], owners
+            if len(ids) < size:
+                return
+            offset += size
+
+    def drop(self) -> None:
+        """Remove the whole collection (after its vectors moved elsewhere)."""
+        self._coll()
+        self._client.delete_collection(COLLECTION)
+        self._collection = None
+
     def close(self) -> None:
         self._collection = None
         self._client = None
+
+
+def move_vectors(src: VectorStore, dst: VectorStore) -> int:
+    """Copy every vector from `src` to `dst`, check `dst` holds them all, then empty `src`.
+
+    Nothing is removed from `src` unless the copy is complete, so an interrupted move can be
+    run again (upserts are idempotent)."""
+    moved = 0
+    want: set[str] = set()
+    for ids, embs, owners in src.batches():
+        dst.upsert(ids, embs, owners)
+        want.update(ids)
+        moved += len(ids)
+    missing = want - dst.all_ids()
+    if missing:
+        from memory.errors import MemoryError_
+
+        raise MemoryError_(f"{len(missing)} vectors did not arrive at the destination; "
+                           "the source was left as it was, so run the move again.")
+    src.drop()
+    return moved

@@ -45,6 +45,9 @@ def _models() -> dict[str, Any]:
 
 
 def _human(p: dict[str, Any]) -> str:
+    if "moved" in p:
+        where = f"the Chroma server at {p['chroma_url']}" if p["to"] == "server" else "the embedded store"
+        return f"Moved {p['moved']} vectors to {where}."
     lines = [f"memex data folder: {p['home']}"]
     for name, ok in p["extras"].items():
         lines.append(f"  extra {name:<7} {'installed' if ok else 'missing (pip install memex[' + name + '])'}")
@@ -63,11 +66,44 @@ def _human(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
+    """Vectors from the embedded store to a Chroma server or back; chroma_url follows them."""
+    from app.errors import MemexError
+    from memory import MemoryError_
+    from memory.vectors import VectorStore, move_vectors
+
+    s = obj.settings
+    server_url = url or s.chroma_url
+    if not server_url:
+        raise MemexError("Moving vectors needs a Chroma server: give --chroma-url http://HOST:PORT "
+                         "or set chroma_url.", kind="bad_input")
+    embedded, server = VectorStore(s.chroma_dir), VectorStore(s.chroma_dir, server_url)
+    src, dst = (embedded, server) if to == "server" else (server, embedded)
+    try:
+        moved = move_vectors(src, dst)
+    except MemoryError_ as exc:
+        raise MemexError(str(exc), kind="vectors") from exc
+    except Exception as exc:  # chromadb raises its own and httpx's types for an unreachable server
+        raise MemexError(f"The Chroma server at {server_url} cannot be used ({exc.__class__.__name__}); "
+                         "start it with `chroma run` or fix chroma_url.", kind="chroma") from exc
+    finally:
+        embedded.close()
+        server.close()
+    s.save(chroma_url=server_url if to == "server" else "")
+    return {"moved": moved, "to": to, "chroma_url": server_url if to == "server" else ""}
+
+
 @memex_command("doctor", human=_human)
 @click.option("--repair", is_flag=True, help="Make SQLite, the keyword index and the vector store agree.")
-def doctor(obj: AppContext, repair: bool) -> dict[str, Any]:
+@click.option("--move-vectors", type=click.Choice(["embedded", "server"]), default=None,
+              help="Move the vectors to the embedded store or to the Chroma server (chroma_url).")
+@click.option("--chroma-url", default=None, help="The Chroma server for --move-vectors server.")
+def doctor(obj: AppContext, repair: bool, move_vectors: str | None, chroma_url: str | None) -> dict[str, Any]:
     """Check what is installed, which models load, and the data folder's health."""
     from memory import MemoryError_
+
+    if move_vectors:
+        return _move_vectors(obj, move_vectors, chroma_url)
 
     try:
         data = obj.runtime.memory.health(repair=repair)
