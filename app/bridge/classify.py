@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from app.bridge.fields import (
     FILLABLE_KINDS,
@@ -308,10 +309,11 @@ SELECT_KINDS = frozenset({"country", "address-level1", "address-level2", "sex", 
 TEXTAREA_KINDS = frozenset({"street-address", "not-profile"})
 
 
-def _phrase_tables(d: FieldDescriptor, ctx: FormContext) -> tuple[dict[str, PhraseSet], dict[str, PhraseSet]]:
+@lru_cache(maxsize=64)
+def _phrase_tables(lang: str) -> tuple[dict[str, PhraseSet], dict[str, PhraseSet]]:
     """The page's language (with English) first; every language when that finds nothing, since
     pages mix languages and often declare the wrong one."""
-    primary = dict(kind_phrases(page_languages(d.lang or ctx.extra.get("lang"))))
+    primary = dict(kind_phrases(page_languages(lang)))
     primary["not-profile"] = NOT_PROFILE_PHRASES
     every = dict(kind_phrases())
     every["not-profile"] = NOT_PROFILE_PHRASES
@@ -346,14 +348,21 @@ def identifier_tail(identifier: str) -> str:
 def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
                 ) -> tuple[dict[str, float], dict[str, str]]:
     """kind -> weighted evidence from the field's texts, and the first signal naming each kind."""
-    primary, every = _phrase_tables(d, ctx)
-    signals = {s: getattr(d, s) for s in SIGNAL_WEIGHTS
-               if s != "nearby" and getattr(d, s) and (title or s != "title")}
+    signals = tuple((s, getattr(d, s)) for s in SIGNAL_WEIGHTS
+                    if s != "nearby" and getattr(d, s) and (title or s != "title"))
     if not (d.label or d.aria_label or d.aria_labelledby) and d.nearby:
-        signals["nearby"] = d.nearby  # unlabelled field: fall back on the text beside it
+        signals += (("nearby", d.nearby),)  # unlabelled field: fall back on the text beside it
+    scores, first = _scores(signals, d.lang or str(ctx.extra.get("lang") or ""))
+    return dict(scores), dict(first)
+
+
+@lru_cache(maxsize=4096)
+def _scores(signals: tuple[tuple[str, str], ...], lang: str
+            ) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]]:
+    primary, every = _phrase_tables(lang)
     scores: dict[str, float] = {}
     first_signal: dict[str, str] = {}
-    for signal, text in signals.items():
+    for signal, text in signals:
         toks = tokens(text)
         hit = None
         if signal in ("name", "id"):
@@ -367,7 +376,7 @@ def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
             continue  # help text ("type the name of the offer") does not name the field
         scores[kind] = scores.get(kind, 0.0) + SIGNAL_WEIGHTS[signal] * (1 + 0.5 * (length - 1))
         first_signal.setdefault(kind, signal)
-    return scores, first_signal
+    return tuple(scores.items()), tuple(first_signal.items())
 
 
 @positive("heuristics")
@@ -398,7 +407,7 @@ SCHEMA_FAMILIES: tuple[frozenset[str], ...] = (
 
 
 def _schema_kind(d: FieldDescriptor, ctx: FormContext, family: frozenset[str]) -> str | None:
-    primary, every = _phrase_tables(d, ctx)
+    primary, every = _phrase_tables(d.lang or str(ctx.extra.get("lang") or ""))
     for text in (d.name, d.id):
         toks = tokens(text)
         hit = _best_kind(toks, primary) or _best_kind(toks, every)

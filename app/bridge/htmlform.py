@@ -29,6 +29,7 @@ _NEARBY_CHARS = 120
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6", "legend")
 LOCAL_ORIGIN = "file://"  # origin of a saved page analyzed without --url
 MAX_FRAME_DEPTH = 3
+MAX_DEPTH = 512  # element nesting walked up from a field; real pages stay far below
 
 
 def _text(node: Any) -> str:
@@ -154,7 +155,12 @@ class _Document:
         opacity, aria_hidden, visibility = 1.0, False, None
         current: Any = node
         child: Any = None
+        depth = 0
         while current is not None and current.tag not in ("html", "-undef", None):
+            depth += 1
+            if depth > MAX_DEPTH:
+                visible = False  # nested deeper than any real form: too deep to vouch for
+                break
             attrs = current.attributes
             style = own if current is node else self.sheet.style_for(current)
             if "hidden" in attrs or "inert" in attrs or style.get("display") == "none":
@@ -185,11 +191,11 @@ def _options(node: Any) -> list[tuple[str, str]]:
 
 
 def _ancestor(node: Any, tag: str) -> Any:
-    current = node.parent
-    while current is not None:
+    current, depth = node.parent, 0
+    while current is not None and depth < MAX_DEPTH:
         if current.tag == tag:
             return current
-        current = current.parent
+        current, depth = current.parent, depth + 1
     return None
 
 

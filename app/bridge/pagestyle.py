@@ -26,7 +26,7 @@ _AT_BLOCK = re.compile(r"@(media|supports|keyframes|font-face|page|-webkit-keyfr
 _LENGTH = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(px|em|rem|%|vw|vh|pt)?\s*$")
 _DYNAMIC = re.compile(r":(hover|focus|active|visited|focus-within|focus-visible|target|checked)|::|:before|:after")
 OFFSCREEN_PX = 500.0
-MAX_RULES = 4000
+MAX_RULES = 4000  # rules that can hide something; beyond that a page is not resolved further
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,16 @@ def parse_decls(text: str) -> dict[str, _Decl]:
             important = "!important" in value.lower()
             out[key.strip().lower()] = _Decl(value.lower().replace("!important", "").strip(), important)
     return out
+
+
+# Only these properties can hide a field; rules that set nothing else (colours, fonts) are skipped.
+VISIBILITY_PROPERTIES = frozenset({
+    "display", "visibility", "opacity", "position", "left", "top", "right", "margin-left", "margin-top",
+    "transform", "clip", "clip-path", "width", "height", "max-width", "max-height", "content-visibility"})
+
+
+def _visibility_decls(body: str) -> dict[str, _Decl]:
+    return {k: v for k, v in parse_decls(body).items() if k in VISIBILITY_PROPERTIES}
 
 
 def length(value: str | None) -> float | None:
@@ -71,10 +81,9 @@ class StyleSheet:
         css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
         css = _AT_BLOCK.sub("", css)  # media queries etc.: depend on the viewport, not resolved
         rules: list[tuple[tuple[int, int, int], int, str, dict[str, _Decl]]] = []
-        for order, (selectors, body) in enumerate(_RULE.findall(css)[:MAX_RULES]):
-            decls = parse_decls(body)
-            if not decls:
-                continue
+        relevant = [(sel, decls) for sel, decls in ((m[0], _visibility_decls(m[1])) for m in _RULE.findall(css))
+                    if decls]
+        for order, (selectors, decls) in enumerate(relevant[:MAX_RULES]):
             for sel in selectors.split(","):
                 sel = sel.strip()
                 if sel and not sel.startswith("@") and not _DYNAMIC.search(sel):

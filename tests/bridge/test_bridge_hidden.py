@@ -102,3 +102,9 @@ def test_cli_analyze_reports_hidden_fields_as_excluded(capsys, home) -> None:
     assert all(kinds[ref][0] is None for ref in HIDDEN_STATIC + list(FRAMES.values()))
     assert kinds["fi_sandbox"][1] == "excluded:cross-origin-frame"
     assert {b["section"] for b in r["plan"]} and all(not b["values"] for b in r["plan"])
+
+
+def test_hostile_nesting_is_bounded_and_never_filled() -> None:
+    deep = "<form>" + "<div>" * 5000 + "<label>Email<input id=deep></label>" + "</div>" * 5000 + "</form>"
+    row = analyze_html(deep, "https://forms.example", PROFILE)[0]
+    assert row["kind"] is None and row["value"] is None
