@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,15 @@ from finetune.types import TrainConfig, TrainResult
 
 OnEvent = Callable[[dict[str, Any]], None]
 CONFIG_NAME = "train_config.json"
+STOP_WAIT_S = 30.0  # the child checkpoints and exits within seconds of SIGTERM; then SIGKILL
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the process running a job: unwinds like Ctrl-C, so the child is stopped first."""
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise Terminated()
 
 
 class TrainingJob:
@@ -29,6 +39,8 @@ class TrainingJob:
         self.result: TrainResult | None = None
         self.last: dict[str, Any] = {}
         self.allocator = ""
+        self._old_sigterm: Any = None
+        self._sigterm_installed = False
 
     def start(self) -> TrainingJob:
         work = Path(self.cfg.work_dir)
@@ -91,13 +103,30 @@ class TrainingJob:
         )
 
     def __enter__(self) -> TrainingJob:
+        # Without this a SIGTERM ends us at once and leaves the child training alone (it
+        # would notice the orphaning and stop, but seconds later and unasked).
+        if threading.current_thread() is threading.main_thread() and not self._sigterm_installed:
+            self._old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+            self._sigterm_installed = True
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            if self._sigterm_installed:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the wait short
+            self.stop()
+        finally:
+            if self._sigterm_installed:
+                old = self._old_sigterm
+                signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+                self._sigterm_installed = False
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> None:
+        """Cancel the child if it still runs and wait for it (SIGKILL after `timeout`)."""
         if self.proc is not None and self.proc.poll() is None:
             self.cancel()
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -77,6 +77,9 @@ class TrainConfig:
     threads: int = 0
     system_prompt: str = ""
     lora_kind: str = "auto"  # plain | block (merges losslessly into Q4_1/Q5_1) | auto: block when it can
+    # A run whose length comes from `epochs` is cut to the steps that fit in this many seconds,
+    # measured on its first step (0: no bound); explicit `steps` are run as asked.
+    max_seconds: float = 1800.0
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOAD_CHOICES:
@@ -86,6 +89,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
         if self.lora_kind not in LORA_KINDS:
             raise ValueError(f"lora_kind must be one of {', '.join(LORA_KINDS)}, not {self.lora_kind!r}")
+        if self.max_seconds < 0:
+            raise ValueError(f"max_seconds must be >= 0, not {self.max_seconds!r}")
         if self.steps < 0 or self.epochs <= 0:
             raise ValueError("steps must be >= 0 and epochs > 0")
         if self.max_gpu_gb < 0 or (self.max_gpu_gb > 0 and self.offload != "cpu"):

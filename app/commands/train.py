@@ -20,6 +20,20 @@ def _progress(event: dict[str, Any]) -> None:
     click.echo(json.dumps(event), err=True)
 
 
+def _progress_for(obj: AppContext) -> Any:
+    """JSON lines on stderr; in a terminal the plan and the estimate also as a sentence, since
+    they are what decides whether to let a long run go on."""
+    if obj.json:
+        return _progress
+
+    def progress(event: dict[str, Any]) -> None:
+        _progress(event)
+        if event.get("phase") == "note" and event.get("kind") in ("plan", "estimate"):
+            click.echo(f"memex train: {event['message']}.", err=True)
+
+    return progress
+
+
 def _human_train(p: dict[str, Any]) -> str:
     return (f"Trained adapter {p['version']} in {p['steps']} steps: loss {p['loss_first']:.3f} -> "
             f"{p['loss_last']:.3f}, peak RSS {p['peak_rss_mb']:.0f} MB, {p['train_tok_s']:.0f} tokens/s.\n"
@@ -29,7 +43,9 @@ def _human_train(p: dict[str, Any]) -> str:
 @memex_command("train", human=_human_train)
 @click.option("--offload", type=OFFLOAD, default="disk", show_default=True,
               help="none: baseline; cpu: ZeRO-Offload on a GPU; disk: low-memory laptop mode.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default: from --epochs).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimizer steps (default: from --epochs, cut to what fits in 30 minutes at the pace of "
+                   "the first step; the estimate is printed before the run goes on).")
 @click.option("--epochs", type=click.FloatRange(min=0.1, max=100), default=5.0, show_default=True,
               help="Passes over the dataset; each memory is asked ~10 ways per pass.")
 @click.option("--seq-len", type=click.IntRange(min=32, max=8192), default=512, show_default=True)
@@ -69,7 +85,7 @@ def train(obj: AppContext, offload: str, steps: int | None, epochs: float, seq_l
         max_rss_gb=max_rss_gb, max_gpu_gb=max_gpu_gb, lr=lr, rank=rank, dataset=dataset or "", merge=not no_merge,
         lora_kind=lora_kind,
     )
-    return training.train(obj.runtime, opts, _progress)
+    return training.train(obj.runtime, opts, _progress_for(obj))
 
 
 def _human_eval(p: dict[str, Any]) -> str:
