@@ -125,12 +125,17 @@ def unseal(key: bytes, blob: bytes, aad: bytes = b"") -> bytes:
         raise WrongPassphrase("The key does not open this sealed data (wrong key or damaged file).") from exc
 
 
-def is_sealed(path: Path) -> bool:
+def starts_with(path: Path, magic: bytes) -> bool:
+    """Whether the file begins with `magic` (False when it cannot be read)."""
     try:
         with open(path, "rb") as f:
-            return f.read(len(SEALED_MAGIC)) == SEALED_MAGIC
+            return f.read(len(magic)) == magic
     except OSError:
         return False
+
+
+def is_sealed(path: Path) -> bool:
+    return starts_with(path, SEALED_MAGIC)
 
 
 def write_sealed(path: Path, key: bytes, data: bytes) -> None:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memory.vault import VaultError, VaultFile, fsync_dir, read_vault, vault_path, write_vault
+from memory.vault import VaultError, VaultFile, fsync_dir, read_vault, starts_with, vault_path, write_vault
 
 DB_FILE = "memex.db"
 PENDING_FILE = "vault.pending.json"
@@ -65,11 +65,7 @@ def dbapi_module() -> Any:
 
 
 def is_plain_sqlite(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(PLAIN_HEADER)) == PLAIN_HEADER
-    except OSError:
-        return False
+    return starts_with(path, PLAIN_HEADER)
 
 
 @contextmanager

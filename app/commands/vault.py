@@ -194,6 +194,20 @@ def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) 
     return {"changed": True}
 
 
+# Files that can hold memory text and that the vault does not encrypt yet (training work,
+# per-version training sets, bridge state, logs): status names them so nothing is implied.
+NOT_YET_SEALED = ("adapters/**/dataset.jsonl", "adapters/.work/**/*", "bridge/bridge.db", "*.log")
+
+
+def unencrypted_files(home: Path, limit: int = 20) -> list[str]:
+    found: list[str] = []
+    for pattern in NOT_YET_SEALED:
+        for p in sorted(home.glob(pattern)):
+            if p.is_file() and p.stat().st_size and len(found) < limit:
+                found.append(str(p.relative_to(home)))
+    return found
+
+
 @memex_command("status", group=vault)
 def status(obj: AppContext) -> dict[str, Any]:
     """Whether the vault is on, where its key lives, and whether memex is unlocked now."""
@@ -221,5 +235,6 @@ def status(obj: AppContext) -> dict[str, Any]:
         locked = True
     return {"enabled": True, "store": vf.store, "locked": locked, "database": database,
             "auto_lock_minutes": obj.settings.vault_auto_lock_minutes, "created_at": vf.created_at,
+            "unencrypted": unencrypted_files(home),
             "kdf": None if vf.kdf is None else {"name": "argon2id", "time_cost": vf.kdf.time_cost,
                                                   "memory_kib": vf.kdf.memory_kib}}

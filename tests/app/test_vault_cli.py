@@ -71,6 +71,7 @@ def test_vault_end_to_end_leaves_no_plaintext(capsys, vault_env, memex_home, tmp
 
     code, out = run(capsys, "vault", "status", "--json")
     assert code == 0 and out["enabled"] and not out["locked"] and out["kdf"]["memory_kib"] >= 65536
+    assert out["unencrypted"] == []
 
 
 def test_locked_wrong_and_changed_passphrase(capsys, vault_env, memex_home, tmp_path, monkeypatch):
