@@ -112,7 +112,8 @@ def timed(label: str, runs: int, fn: Any) -> list[float]:
     out = []
     for i in range(runs):
         out.append(fn(i))
-        log(f"{label} {i + 1}/{runs}: {out[-1]:.3f} s")
+        shown = out[-1] if isinstance(out[-1], tuple) else (out[-1],)
+        log(f"{label} {i + 1}/{runs}: " + " / ".join(f"{v:.3f}" for v in shown) + " s")
     return out
 
 
@@ -201,26 +202,36 @@ def main() -> None:
 
 
 def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
-    for text in SEED:  # in-process: nothing of the service is warm yet
-        b.run("remember", text, "--json", cold=True)
-    cold_remember = timed("cold remember", runs, lambda i: b.run("remember", f"Cold note {i}: tea with Ana.",
-                                                                   "--json", cold=True)[0])
-    cold_search = timed("cold search", runs, lambda i: b.run("search", "where is the car", "--json", cold=True)[0])
-    cold_ask = timed("cold ask", runs, lambda i: b.first_token(QUESTION, cold=True))
-    cold_import = timed("cold import", runs, lambda i: b.run(
-        "import", str(notes_dir(base, f"cold{i}", args.import_notes)), "--json", cold=True)[0])
-    # the service from nothing: `memex ask` starts it and answers (process start -> first token)
-    cold_first: list[float] = []
-    for i in range(runs):
-        b.stop_service()
-        cold_first.append(b.first_token(QUESTION)[0])
-        log(f"cold first ask through a fresh service {i + 1}/{runs}: {cold_first[-1]:.3f} s")
+    seed = base / "seed.jsonl"  # one in-process import: nothing of the service is warm yet
+    seed.write_text("".join(json.dumps({"text": t, "source": "seed"}) + "\n" for t in SEED), encoding="utf-8")
+    b.run("import", str(seed), "--json", cold=True)
+    b.run("service", "start")  # then one untimed search and ask: the warm figures start warm
+    b.run("search", "warm up", "--json")
+    b.first_token(QUESTION)
     warm_remember = timed("warm remember", runs, lambda i: b.run("remember", f"Warm note {i}: tea with Bo.",
                                                                    "--json")[0])
     warm_search = timed("warm search", runs, lambda i: b.run("search", "where is the car", "--json")[0])
     warm_ask = timed("warm ask", runs, lambda i: b.first_token(QUESTION))
     warm_import = timed("warm import", runs, lambda i: b.run(
         "import", str(notes_dir(base, f"warm{i}", args.import_notes)), "--json")[0])
+    soak_result = None
+    if args.soak_s > 0:
+        log(f"soak: {args.soak_s:.0f} s, 2 writers + 2 askers")
+        soak_result = soak(b, args.soak_s)
+    # the service from nothing: `memex ask` starts it and answers (process start -> first token)
+    cold_first: list[float] = []
+    for i in range(runs):
+        b.stop_service()
+        cold_first.append(b.first_token(QUESTION)[0])
+        log(f"cold first ask through a fresh service {i + 1}/{runs}: {cold_first[-1]:.3f} s")
+    b.stop_service()
+    # the baseline: the same commands in-process, each a cold process as before the service
+    cold_remember = timed("cold remember", runs, lambda i: b.run("remember", f"Cold note {i}: tea with Ana.",
+                                                                   "--json", cold=True)[0])
+    cold_search = timed("cold search", runs, lambda i: b.run("search", "where is the car", "--json", cold=True)[0])
+    cold_ask = timed("cold ask", runs, lambda i: b.first_token(QUESTION, cold=True))
+    cold_import = timed("cold import", runs, lambda i: b.run(
+        "import", str(notes_dir(base, f"cold{i}", args.import_notes)), "--json", cold=True)[0])
     results: dict[str, Any] = {
         "runs": runs,
         "remember_s": {"warm": round(median(warm_remember), 3), "cold": round(median(cold_remember), 3)},
@@ -235,9 +246,8 @@ def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
         "load_average": os.getloadavg()[0],
         "answered_then_failed": b.failures,
     }
-    if args.soak_s > 0:
-        log(f"soak: {args.soak_s:.0f} s, 2 writers + 2 askers")
-        results["soak"] = soak(b, args.soak_s)
+    if soak_result is not None:
+        results["soak"] = soak_result
     return results
 
 

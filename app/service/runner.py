@@ -93,6 +93,11 @@ def run_argv(argv: list[str], runtime: Callable[[], Runtime], cwd: str, cancel: 
     except KeyboardInterrupt:
         sys.stderr.write("Aborted.\n")
         code = 130
+    except Exception:  # a bug: the client sees the traceback an in-process run would print
+        import traceback
+
+        sys.stderr.write(traceback.format_exc())
+        code = 1
     finally:
         HOSTED_RUNTIME.reset(rt_token)
         REQUEST_CWD.reset(cwd_token)
