@@ -296,10 +296,29 @@ PARSERS: dict[str, Callable[[Path], list[ParsedDoc]]] = {
 }
 
 
+# Formats known by where a file lies or what it holds, tried before the extension:
+# "module:detect", detect(path) -> a parser or None; imported only when an import runs.
+FORMAT_DETECTORS: tuple[str, ...] = (
+    "memory.ingest.obsidian:detect", "memory.ingest.keep:detect", "memory.ingest.mbox:detect",
+)
+
+
+def detect_format(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
+    import importlib
+
+    for target in FORMAT_DETECTORS:
+        module_name, attr = target.split(":")
+        parser = getattr(importlib.import_module(module_name), attr)(path)
+        if parser is not None:
+            return parser  # type: ignore[no-any-return]
+    return None
+
+
 def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[ParsedDoc]:
-    parser = PARSERS.get(path.suffix.lower())
+    parser = detect_format(path) or PARSERS.get(path.suffix.lower())
     if parser is None:
         raise SkipFile(f"{path.name}: unsupported file type {path.suffix or '(none)'}.")
+    max_bytes = max(max_bytes, getattr(parser, "max_bytes", 0))  # mailboxes may be larger
     size = path.stat().st_size
     if size == 0:
         raise SkipFile(f"{path.name} is empty.")
