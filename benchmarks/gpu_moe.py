@@ -27,8 +27,8 @@ def build(args: argparse.Namespace, quant: str = "none"):  # -> LoadedModel
 
     from inference.moe.config import MoEConfig
     from inference.moe.engine import LoadedModel, resolve_device
-    from inference.moe.quant import get_scheme
-    from inference.moe.store import MemorySlowTier, expert_layout
+    from inference.moe.storage.quant import get_scheme
+    from inference.moe.storage.store import MemorySlowTier, expert_layout
     from inference.moe.weights import DenseWeights, LayerWeights
 
     device = resolve_device(args.device)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="comma list of expert compute paths (auto|fused|loop), one run each")
     args = ap.parse_args(argv)
 
-    from inference.moe.bench import run_bench
+    from inference.moe.tools.bench import run_bench
 
     out: dict = {"args": vars(args), "runs": {}, "summary": {}}
     prompt = [(17 + 31 * i) % args.vocab for i in range(args.prompt_tokens)]

@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
-    from inference.moe.bench import prompt_ids, run_bench
-    from inference.moe.resolve import resolve_model
     from inference.moe.engine import configure_threads, load_model
-    from inference.moe.store import parse_budget
+    from inference.moe.resolve import resolve_model
+    from inference.moe.storage.store import parse_budget
+    from inference.moe.tools.bench import prompt_ids, run_bench
 
     settings = load_settings(home=args.home)
     threads = configure_threads(args.threads)

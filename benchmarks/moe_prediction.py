@@ -30,8 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _quantized_perplexity(model, ids, scheme, usage, top_k) -> float:  # type: ignore[no-untyped-def]
     import torch
 
-    from inference.moe.moefy import perplexity
-    from inference.moe.quant import get_scheme
+    from inference.moe.storage.quant import get_scheme
+    from inference.moe.tools.moefy import perplexity
 
     spec = get_scheme(scheme)
     saved = []
@@ -86,11 +86,11 @@ def _expert_output_error(model, trace, codec) -> float:  # type: ignore[no-untyp
 def main() -> None:
     import torch
 
-    from inference.moe.lrc import lrc_metrics
-    from inference.moe.moefy import ensure_moefied, token_batch
-    from inference.moe.predict import evaluate, fitted_predictor
-    from inference.moe.quant import QUANT_SCHEMES, ExpertCodec
-    from inference.moe.routing_trace import load_reference, record_trace
+    from inference.moe.predictors.predict import evaluate, fitted_predictor
+    from inference.moe.predictors.routing_trace import load_reference, record_trace
+    from inference.moe.storage.quant import QUANT_SCHEMES, ExpertCodec
+    from inference.moe.tools.lrc import lrc_metrics
+    from inference.moe.tools.moefy import ensure_moefied, token_batch
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="")

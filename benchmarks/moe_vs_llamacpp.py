@@ -90,9 +90,9 @@ def child_memex(
     budget: str,
     routing: str,
 ) -> dict:
-    from inference.moe.bench import run_bench
     from inference.moe.engine import configure_threads
-    from inference.moe.testbed import load_testbed
+    from inference.moe.tools.bench import run_bench
+    from inference.moe.tools.testbed import load_testbed
 
     configure_threads(threads)
     kind, _, trace = routing.partition(":")
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from app.commands.moe import testbed_root
     from app.settings import load_settings
-    from inference.moe.gguf_export import write_testbed_gguf
-    from inference.moe.testbed import ensure_testbed
+    from inference.moe.tools.gguf_export import write_testbed_gguf
+    from inference.moe.tools.testbed import ensure_testbed
 
     root = Path(args.root) if args.root else testbed_root(load_settings())
     folder = ensure_testbed(args.testbed, root, _say)

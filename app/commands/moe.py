@@ -163,7 +163,7 @@ def bench(
     compute: str,
 ) -> dict[str, Any]:
     """Benchmark cache policies on one model, budget and prompt."""
-    from inference.moe.quant import QUANT_SCHEMES
+    from inference.moe.storage.quant import QUANT_SCHEMES
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
@@ -174,10 +174,10 @@ def bench(
             kind="bad_input",
         )
     with moe_errors():
-        from inference.moe.bench import prompt_ids, run_bench
         from inference.moe.cache import create_policy
         from inference.moe.engine import configure_threads, load_model
         from inference.moe.resolve import resolve_model
+        from inference.moe.tools.bench import prompt_ids, run_bench
 
         for name in names:
             create_policy(name)  # unknown names fail before any loading
@@ -233,8 +233,8 @@ def testbed_root(settings: Any) -> Any:
 def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget: str, tokens: int,
                    prompt_tokens: int, names: list[str], prefill_chunk: int, rounds: int,
                    compute: str, n_threads: int) -> dict[str, Any]:
-    from inference.moe.bench import run_bench
-    from inference.moe.testbed import ROUTINGS, ensure_testbed, load_testbed
+    from inference.moe.tools.bench import run_bench
+    from inference.moe.tools.testbed import ROUTINGS, ensure_testbed, load_testbed
 
     kind, _, trace_arg = routing.partition(":")
     if kind not in ROUTINGS or (trace_arg and kind != "trace"):
@@ -265,11 +265,11 @@ def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget
 
 def _default_trace(obj: AppContext, root: Any) -> Any:
     """The default routing trace (the MoEfied model on held-out text), recorded on first use."""
-    from inference.moe.testbed import TRACE_FILE, write_trace
+    from inference.moe.tools.testbed import TRACE_FILE, write_trace
 
     path = root / "traces" / "moefied" / TRACE_FILE
     if not path.is_file():
-        from inference.moe.moefy import ensure_moefied
+        from inference.moe.tools.moefy import ensure_moefied
 
         moefied = ensure_moefied(obj.settings.models_dir, progress=_progress)
         _progress(f"recording the routing trace of {moefied} on held-out text")
@@ -305,7 +305,7 @@ def moefy_cmd(obj: AppContext, out: str | None, experts: int, top_k: int, train_
     from pathlib import Path
 
     with moe_errors():
-        from inference.moe.moefy import MoefyOptions, moefy
+        from inference.moe.tools.moefy import MoefyOptions, moefy
 
         options = MoefyOptions(experts=experts, top_k=top_k, train_tokens=train_tokens,
                                eval_tokens=eval_tokens, layers=layers)
@@ -322,7 +322,7 @@ def _traced_model(obj: AppContext, model_spec: str) -> Any:
     from inference.moe.resolve import resolve_model
 
     if model_spec == "moefied":
-        from inference.moe.moefy import ensure_moefied
+        from inference.moe.tools.moefy import ensure_moefied
 
         return ensure_moefied(obj.settings.models_dir, progress=_progress)
     return resolve_model(model_spec, obj.settings.models_dir)
@@ -341,8 +341,8 @@ def lrc_cmd(obj: AppContext, model_spec: str, segment: int, tokens: int) -> dict
     if segment > tokens:
         raise MemexError(f"--segment {segment} is longer than the {tokens} traced tokens.", kind="bad_input")
     with moe_errors():
-        from inference.moe.lrc import lrc_metrics
-        from inference.moe.routing_trace import trace_text
+        from inference.moe.predictors.routing_trace import trace_text
+        from inference.moe.tools.lrc import lrc_metrics
 
         folder = _traced_model(obj, model_spec)
         _progress(f"tracing {tokens} held-out tokens through {folder}")
@@ -369,8 +369,8 @@ def predict_cmd(obj: AppContext, model_spec: str, tokens: int, extra: int, predi
     """Offline accuracy of next-layer expert predictors on routing traces of held-out text."""
     names = [n.strip() for n in predictors.split(",") if n.strip()]
     with moe_errors():
-        from inference.moe.predict import PREDICTORS, evaluate, fitted_predictor
-        from inference.moe.routing_trace import trace_text
+        from inference.moe.predictors.predict import PREDICTORS, evaluate, fitted_predictor
+        from inference.moe.predictors.routing_trace import trace_text
 
         unknown = [n for n in names if n not in PREDICTORS]
         if unknown or not names:

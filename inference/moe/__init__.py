@@ -1,9 +1,13 @@
 """The MoE expert-offloading engine (PyTorch).
 
-Re-exports only, resolved lazily so that importing `inference.moe` loads no torch:
-config (MoEConfig, load_hf_config), store (ExpertLayout, parse_budget), cache
-(ExpertCache, CachePolicy, POLICIES, register_policy), engine (load_model, LoadedModel),
-model (MoEModel), backend (MoEBackend), tiny (build_tiny), bench (run_bench), errors.
+Layout: the engine itself here (config, checkpoint, weights, model + fused expert compute,
+cache, engine, backend, resolve, errors); `storage/` where experts live and how they move
+(store, loader, procloader + readworker, quant); `policies/` the cache policies (the registry
+and built-ins in its __init__, fate, fate_plus, adaptive prefetch width); `predictors/` the
+next-layer predictors and routing traces; `tools/` moefy, bench, lrc, the real-size testbed
+and its GGUF export, tiny checkpoints.
+
+Re-exports only, resolved lazily so that importing `inference.moe` loads no torch.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ _EXPORTS = {
     "FAMILIES": "config",
     "load_hf_config": "config",
     "from_hf_config": "config",
-    "ExpertLayout": "store",
-    "parse_budget": "store",
-    "FastTier": "store",
-    "DiskSlowTier": "store",
-    "MemorySlowTier": "store",
+    "ExpertLayout": "storage.store",
+    "parse_budget": "storage.store",
+    "FastTier": "storage.store",
+    "DiskSlowTier": "storage.store",
+    "MemorySlowTier": "storage.store",
     "ExpertCache": "cache",
     "CacheStats": "cache",
     "CacheGeometry": "cache",
@@ -33,9 +37,9 @@ _EXPORTS = {
     "MoEModel": "model",
     "KVCache": "model",
     "MoEBackend": "backend",
-    "build_tiny": "tiny",
-    "ensure_tiny": "tiny",
-    "run_bench": "bench",
+    "build_tiny": "tools.tiny",
+    "ensure_tiny": "tools.tiny",
+    "run_bench": "tools.bench",
     "resolve_model": "resolve",
     "UnknownName": "errors",
     "MoEError": "errors",

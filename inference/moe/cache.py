@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from inference.moe.loader import DEMAND, PREFETCH, Loader, Ticket, record_use
 from inference.moe.policies import (  # re-exported: the public face of the cache
     POLICIES,
     POLICY_MODULES,
@@ -31,11 +30,12 @@ from inference.moe.policies import (  # re-exported: the public face of the cach
     policy_names,
     register_policy,
 )
+from inference.moe.storage.loader import DEMAND, PREFETCH, Loader, Ticket, record_use
 
 if TYPE_CHECKING:
     import torch
 
-    from inference.moe.store import ExpertLayout, FastTier
+    from inference.moe.storage.store import ExpertLayout, FastTier
 
 __all__ = [
     "POLICIES",

@@ -19,8 +19,8 @@ from inference.moe.cache import CacheGeometry, ExpertCache, create_policy
 from inference.moe.checkpoint import Checkpoint
 from inference.moe.config import MoEConfig, from_hf_config, load_hf_config
 from inference.moe.errors import MoEError, unknown
-from inference.moe.loader import make_loader
-from inference.moe.store import (
+from inference.moe.storage.loader import make_loader
+from inference.moe.storage.store import (
     DiskSlowTier,
     ExpertLayout,
     FastTier,
@@ -184,7 +184,7 @@ def load_model(
     """
     import torch
 
-    from inference.moe.quant import QUANT_SCHEMES
+    from inference.moe.storage.quant import QUANT_SCHEMES
 
     if quant not in QUANT_SCHEMES:
         raise unknown("expert quantization", quant, QUANT_SCHEMES)
@@ -228,7 +228,7 @@ def _open_slow_tiers(
     direct_io: bool,
 ) -> tuple[SlowTier, SlowTier | None]:
     """(the cached form, the cold form or None) of the experts, building missing files."""
-    from inference.moe.quant import CODEC_VERSION, get_scheme
+    from inference.moe.storage.quant import CODEC_VERSION, get_scheme
 
     scheme = get_scheme(quant)
     bits = [0 if scheme.cached_bits == 32 else scheme.cached_bits]

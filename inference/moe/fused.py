@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from inference.moe.store import ExpertLayout, FastTier
+    from inference.moe.storage.store import ExpertLayout, FastTier
 
 _SUPPORT: dict[tuple[str, str], bool] = {}
 

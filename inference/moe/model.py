@@ -22,7 +22,7 @@ from inference.moe.weights import DenseWeights, LayerWeights
 
 if TYPE_CHECKING:
     from inference.moe.cache import ExpertCache
-    from inference.moe.testbed import RoutingSource
+    from inference.moe.tools.testbed import RoutingSource
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

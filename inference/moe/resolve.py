@@ -13,7 +13,7 @@ from inference.moe.errors import ModelNotBuilt, MoEError
 def resolve_model(spec: str, models_dir: Path, *, build: bool = True) -> Path:
     """tiny[-family] | moefied | a checkpoint folder. `build=False`: never start a MoEfication."""
     if spec == "tiny" or spec.startswith("tiny-"):
-        from inference.moe.tiny import FAMILY_NAMES, ensure_tiny
+        from inference.moe.tools.tiny import FAMILY_NAMES, ensure_tiny
 
         family = spec.split("-", 1)[1] if "-" in spec else "mixtral"
         if family not in FAMILY_NAMES:
@@ -34,7 +34,7 @@ def resolve_model(spec: str, models_dir: Path, *, build: bool = True) -> Path:
         # Built on first use (a few minutes on 2 cores), cached under models_dir afterwards.
         import sys
 
-        from inference.moe.moefy import ensure_moefied
+        from inference.moe.tools.moefy import ensure_moefied
 
         return ensure_moefied(
             Path(models_dir), progress=lambda msg: print(f"moefy: {msg}", file=sys.stderr)

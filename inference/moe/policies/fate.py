@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from inference.moe.cache import ExpertCache
-    from inference.moe.predict import Predictor
+    from inference.moe.predictors.predict import Predictor
 
 
 class _Arc:
@@ -133,7 +133,7 @@ class FatePolicy(CachePolicy):
             self.predictor = self._make_predictor(geometry)
 
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
-        from inference.moe.predict import create_predictor
+        from inference.moe.predictors.predict import create_predictor
 
         # Fate's cross-layer gate is one small matmul: it runs where the routers are (on a GPU,
         # only the [T, w] expert ids come back); the other predictors compute on the CPU
@@ -226,7 +226,7 @@ class FateLinearPolicy(FatePolicy):
     predictor_name = "fate_linear"
 
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
-        from inference.moe.predict import FatePredictor, fitted_predictor
+        from inference.moe.predictors.predict import FatePredictor, fitted_predictor
 
         routers = [r.float().cpu() for r in geometry.routers]
         if self.folder is None:  # nothing to fit on: plain Fate prediction

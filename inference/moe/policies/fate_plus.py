@@ -37,16 +37,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from inference.moe.adaptive import WidthController
-from inference.moe.fate import FateLinearPolicy
 from inference.moe.policies import CacheGeometry, Key, register_policy
+from inference.moe.policies.adaptive import WidthController
+from inference.moe.policies.fate import FateLinearPolicy
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from inference.moe.cache import ExpertCache
-    from inference.moe.predict import FatePlusPredictor, Predictor
+    from inference.moe.predictors.predict import FatePlusPredictor, Predictor
 
 
 class FatePlusPolicy(FateLinearPolicy):
@@ -82,7 +82,7 @@ class FatePlusPolicy(FateLinearPolicy):
         self._plus: FatePlusPredictor | None = None  # = self.predictor, typed
 
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
-        from inference.moe.predict import FatePlusPredictor
+        from inference.moe.predictors.predict import FatePlusPredictor
 
         self._index = {layer: i for i, layer in enumerate(geometry.moe_layers)}
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from inference.moe.routing_trace import RoutingTrace
+    from inference.moe.predictors.routing_trace import RoutingTrace
 
 
 class Predictor:
@@ -281,7 +281,7 @@ def fitted_predictor(name: str, folder: Path, routers: list[torch.Tensor], top_k
 
     from safetensors.torch import load_file, save_file
 
-    from inference.moe.routing_trace import trace_text
+    from inference.moe.predictors.routing_trace import trace_text
 
     pred = create_predictor(name, routers, top_k, extra)
     if not pred.needs_fit:

@@ -102,7 +102,7 @@ def load_reference(folder: Path) -> tuple[Any, Any, int]:
 
 def trace_text(folder: Path, split: str = "eval", tokens: int = 2048, seq_len: int = 256) -> RoutingTrace:
     """Trace `tokens` tokens of the held-out (or training) text through the checkpoint."""
-    from inference.moe.text import token_batch
+    from inference.moe.tools.text import token_batch
 
     model, tokenizer, top_k = load_reference(folder)
     vocab = int(model.config.vocab_size)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import torch
 
-    from inference.moe.store import FastTier, SlowTier
+    from inference.moe.storage.store import FastTier, SlowTier
 
 DEMAND = 0
 PREFETCH = 1
@@ -206,7 +206,7 @@ def make_loader(slow: SlowTier | Sequence[SlowTier], fast: FastTier, kind: str =
     if fast.device != "cpu":
         return CudaLoader(slow, fast)
     if kind != "thread":
-        from inference.moe.procloader import ProcessLoader
+        from inference.moe.storage.procloader import ProcessLoader
 
         slows = _as_list(slow)
         if ProcessLoader.usable(slows, fast):

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from inference.moe.loader import Job, Ticket
-from inference.moe.readworker import DONE, JOB
+from inference.moe.storage.loader import Job, Ticket
+from inference.moe.storage.readworker import DONE, JOB
 
 if TYPE_CHECKING:
-    from inference.moe.store import DiskSlowTier, FastTier, SlowTier
+    from inference.moe.storage.store import DiskSlowTier, FastTier, SlowTier
 
 _WORKER = Path(__file__).with_name("readworker.py")
 _MAX_MESSAGE = 4096 // JOB.size  # records per write: pipe writes up to PIPE_BUF are atomic

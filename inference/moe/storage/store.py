@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from inference.moe.checkpoint import Checkpoint
     from inference.moe.config import MoEConfig
-    from inference.moe.quant import ExpertCodec
+    from inference.moe.storage.quant import ExpertCodec
 
 ALIGN = 4096
 MAGIC = b"MEMEXMOE"
@@ -76,7 +76,7 @@ class ExpertLayout:
         return self.numel * self.itemsize
 
     def codec(self) -> ExpertCodec:
-        from inference.moe.quant import ExpertCodec
+        from inference.moe.storage.quant import ExpertCodec
 
         return ExpertCodec(self.hidden, self.expert_dim, self.bits, self.group_size,
                            self.down_group_size)

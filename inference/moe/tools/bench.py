@@ -246,7 +246,7 @@ def run_bench(
     rounds: int = 1,
 ) -> dict[str, Any]:
     """The `memex moe bench` JSON object (see the module docstring)."""
-    from inference.moe.store import parse_budget
+    from inference.moe.storage.store import parse_budget
 
     if tokens < 1:
         raise MoEError("--tokens must be at least 1.")

@@ -39,7 +39,7 @@ def write_testbed_gguf(folder: Path, out: Path | None = None) -> Path:
     import torch
     from safetensors.torch import load_file
 
-    from inference.moe.store import DiskSlowTier, aligned_empty
+    from inference.moe.storage.store import DiskSlowTier, aligned_empty
 
     folder = Path(folder)
     meta = json.loads((folder / "testbed.json").read_text())

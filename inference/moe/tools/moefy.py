@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.moe.errors import MoefyError
-from inference.moe.text import TEXT_DIR, text_file, token_batch  # noqa: F401 - re-exported
+from inference.moe.tools.text import TEXT_DIR, text_file, token_batch  # noqa: F401 - re-exported
 
 Progress = Callable[[str], None]
 DEFAULT_DIRNAME = "moefied"
@@ -121,8 +121,8 @@ def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progre
     Returns the layer fits and the fitted cross-layer prediction maps (see predict.py)."""
     import torch
 
-    from inference.moe.moefy_fit import fit_layer, ridge_solve
-    from inference.moe.predict import LinearMapPredictor
+    from inference.moe.predictors.predict import LinearMapPredictor
+    from inference.moe.tools.moefy_fit import fit_layer, ridge_solve
 
     layers = dense.model.layers[: options.layers or len(dense.model.layers)]
     fits = []
@@ -187,8 +187,8 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
     """Build the MoEfied checkpoint into `out` (written to a temp folder, then renamed)."""
     from transformers import AutoModelForCausalLM
 
-    from inference.moe.moefy_export import write_checkpoint
-    from inference.moe.predict import write_predictor_maps
+    from inference.moe.predictors.predict import write_predictor_maps
+    from inference.moe.tools.moefy_export import write_checkpoint
 
     options = options or MoefyOptions()
     say = progress or (lambda _msg: None)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from inference.moe.moefy_fit import LayerFit
+    from inference.moe.tools.moefy_fit import LayerFit
 
 ROUTER_TEMPERATURE = 1e-4  # exported logits = raw * this: top-k weights within ~1e-3 of 1/k
 ROUTERS_RAW = "routers_raw.safetensors"

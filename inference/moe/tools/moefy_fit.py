@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inference.moe.predict import ridge_solve  # noqa: F401 - the fitted maps' owner; re-exported
+from inference.moe.predictors.predict import ridge_solve  # noqa: F401 - the fitted maps' owner; re-exported
 
 
 @dataclass

@@ -148,7 +148,7 @@ def ensure_testbed(name: str, root: Path, progress: Any = None) -> Path:
     written on first use (minutes for olmoe-real) and reused afterwards."""
     from safetensors.torch import save_file
 
-    from inference.moe.store import expert_layout, write_expert_file
+    from inference.moe.storage.store import expert_layout, write_expert_file
 
     shape = testbed_shape(name)
     folder = Path(root) / name
@@ -192,7 +192,7 @@ def load_testbed(
     from safetensors.torch import load_file
 
     from inference.moe.engine import LoadedModel
-    from inference.moe.store import DiskSlowTier, expert_layout
+    from inference.moe.storage.store import DiskSlowTier, expert_layout
     from inference.moe.weights import DenseWeights, LayerWeights
 
     folder = Path(folder)
@@ -344,8 +344,8 @@ def write_trace(
     layers first..first+layers-1 (logits, gate inputs, routers) and their fitted maps."""
     from safetensors.torch import save_file
 
-    from inference.moe.predict import SHIPPED_MAPS, fitted_predictor
-    from inference.moe.routing_trace import trace_text
+    from inference.moe.predictors.predict import SHIPPED_MAPS, fitted_predictor
+    from inference.moe.predictors.routing_trace import trace_text
 
     trace = trace_text(Path(moefied), "eval", tokens)
     if first + layers > trace.layers:

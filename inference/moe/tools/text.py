@@ -12,7 +12,7 @@ from typing import Any
 
 from inference.moe.errors import MoefyError
 
-TEXT_DIR = Path(__file__).resolve().parents[2] / "assets" / "moe-text"
+TEXT_DIR = Path(__file__).resolve().parents[3] / "assets" / "moe-text"
 
 
 def text_file(split: str) -> Path:

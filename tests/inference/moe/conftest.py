@@ -11,7 +11,7 @@ FAMILIES = ("mixtral", "olmoe", "qwen2_moe")
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from inference.moe.tiny import build_tiny
+    from inference.moe.tools.tiny import build_tiny
 
     root = tmp_path_factory.mktemp("moe-tiny")
     return {family: build_tiny(root / family, family, "test", seed=1) for family in FAMILIES}

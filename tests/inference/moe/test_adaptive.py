@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from inference.moe import adaptive
-from inference.moe.adaptive import WidthController
+from inference.moe.policies import adaptive
+from inference.moe.policies.adaptive import WidthController
 
 
 def _drive(monkeypatch, layer_s: float, miss_s: float, misses_per_layer: int) -> WidthController:

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from inference.moe.engine import load_model
-from inference.moe.fate_plus import FatePlusPolicy
 from inference.moe.policies import CacheGeometry, create_policy, policy_names
-from inference.moe.predict import create_predictor, evaluate
-from inference.moe.routing_trace import RoutingTrace
+from inference.moe.policies.fate_plus import FatePlusPolicy
+from inference.moe.predictors.predict import create_predictor, evaluate
+from inference.moe.predictors.routing_trace import RoutingTrace
 
 PROMPT = [5, 40, 77, 123, 9, 250, 31, 64, 200, 3, 17, 88, 5, 40, 77, 123]
 

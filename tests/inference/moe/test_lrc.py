@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.moe.lrc import lrc_metrics, segment_cache_hit_rate, segment_srp
+from inference.moe.tools.lrc import lrc_metrics, segment_cache_hit_rate, segment_srp
 
 
 def test_constant_routing_is_perfectly_consistent() -> None:

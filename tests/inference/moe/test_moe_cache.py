@@ -7,8 +7,8 @@ import torch
 
 from inference.moe.cache import POLICIES, CacheGeometry, CachePolicy, ExpertCache, create_policy
 from inference.moe.errors import CorruptExpertFile, MoEError
-from inference.moe.loader import ThreadLoader
-from inference.moe.store import (
+from inference.moe.storage.loader import ThreadLoader
+from inference.moe.storage.store import (
     DiskSlowTier,
     ExpertLayout,
     FastTier,

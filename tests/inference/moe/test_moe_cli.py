@@ -96,7 +96,7 @@ def test_moe_group_help_loads_no_torch():
 
 
 def test_model_tiny_is_built_on_first_use(memex_home, monkeypatch):
-    from inference.moe import tiny
+    from inference.moe.tools import tiny
 
     monkeypatch.setitem(tiny.SIZES, "bench", tiny.SIZES["test"])  # keep the test small
     args = [

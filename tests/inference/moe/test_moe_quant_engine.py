@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from app.cli import cli
 from inference.moe.engine import load_model
 from inference.moe.errors import MoEError
-from inference.moe.quant import ExpertCodec
-from inference.moe.store import ALIGN, read_header
+from inference.moe.storage.quant import ExpertCodec
+from inference.moe.storage.store import ALIGN, read_header
 
 PROMPT = [5, 40, 77, 123, 9, 250, 31, 64, 200, 3, 17, 88]
 

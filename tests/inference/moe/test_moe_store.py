@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inference.moe.errors import BudgetError, CorruptExpertFile
-from inference.moe.store import (
+from inference.moe.storage.store import (
     ALIGN,
     DiskSlowTier,
     ExpertLayout,

@@ -113,7 +113,7 @@ def test_moefy_refuses_a_non_empty_output_folder(memex_home: Path, tmp_path: Pat
 
 
 def test_ensure_moefied_reuses_a_built_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inference.moe.moefy as moefy_mod
+    import inference.moe.tools.moefy as moefy_mod
 
     folder = tmp_path / "moefied"
     folder.mkdir()

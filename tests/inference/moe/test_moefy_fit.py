@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.moe.moefy_fit import _balanced_assign, balanced_kmeans, fit_layer, ridge_solve
+from inference.moe.tools.moefy_fit import _balanced_assign, balanced_kmeans, fit_layer, ridge_solve
 
 
 def test_balanced_kmeans_recovers_planted_equal_groups() -> None:

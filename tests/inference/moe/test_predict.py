@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.moe.predict import PREDICTORS, create_predictor, evaluate
-from inference.moe.routing_trace import RoutingTrace
+from inference.moe.predictors.predict import PREDICTORS, create_predictor, evaluate
+from inference.moe.predictors.routing_trace import RoutingTrace
 
 H, E, K = 16, 8, 2
 

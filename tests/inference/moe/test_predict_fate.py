@@ -7,8 +7,8 @@ import json
 from click.testing import CliRunner
 
 from app.cli import cli
-from inference.moe.fate import FatePolicy, _Arc
 from inference.moe.policies import CacheGeometry, create_policy, policy_names
+from inference.moe.policies.fate import FatePolicy, _Arc
 
 
 def _geometry(layers: int, experts: int, top_k: int, slots: int) -> CacheGeometry:

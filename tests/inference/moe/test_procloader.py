@@ -10,9 +10,9 @@ import torch
 from inference.moe.cache import CacheGeometry, ExpertCache, create_policy
 from inference.moe.engine import load_model
 from inference.moe.errors import CorruptExpertFile
-from inference.moe.loader import DEMAND, PREFETCH, ThreadLoader, make_loader
-from inference.moe.procloader import ProcessLoader
-from inference.moe.store import DiskSlowTier, ExpertLayout, FastTier, write_expert_file
+from inference.moe.storage.loader import DEMAND, PREFETCH, ThreadLoader, make_loader
+from inference.moe.storage.procloader import ProcessLoader
+from inference.moe.storage.store import DiskSlowTier, ExpertLayout, FastTier, write_expert_file
 
 H, I = 8, 4  # hidden and expert dims
 LAYOUT = ExpertLayout(moe_layers=(0, 1), num_experts=6, numel=3 * H * I, dtype="float32", itemsize=4)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inference.moe.errors import UnknownName
-from inference.moe.quant import (
+from inference.moe.storage.quant import (
     QUANT_SCHEMES,
     ExpertCodec,
     QuantError,

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from inference.moe.errors import MoEError
-from inference.moe.testbed import ensure_testbed, load_testbed, write_trace
+from inference.moe.tools.testbed import ensure_testbed, load_testbed, write_trace
 
 PROMPT = [5, 40, 77, 123, 9, 250, 31, 64]
 
@@ -120,7 +120,7 @@ def test_bench_cli_testbed(testbed, trace, memex_home):
 def test_gguf_export_runs_in_llama_cpp_with_the_same_logits(testbed):
     np = pytest.importorskip("numpy")
     llama_cpp = pytest.importorskip("llama_cpp")
-    from inference.moe.gguf_export import write_testbed_gguf
+    from inference.moe.tools.gguf_export import write_testbed_gguf
 
     path = write_testbed_gguf(testbed)
     assert write_testbed_gguf(testbed) == path  # reused

@@ -1,0 +1,3 @@
+"""Next-layer expert predictors (a registry) and the routing traces they are fitted and
+evaluated on.
+"""
