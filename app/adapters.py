@@ -46,8 +46,10 @@ class AdapterStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise MemexError(f"The adapter state file {path} is damaged ({exc}); activate an adapter again.",
-                             kind="bad_state") from exc
+            raise MemexError(
+                f"The adapter state file {path} is damaged ({exc}); activate an adapter again.",
+                kind="bad_state",
+            ) from exc
         return data if isinstance(data, dict) else {"active": None, "history": []}
 
     def _write_state(self, state: dict[str, Any]) -> None:
@@ -59,8 +61,11 @@ class AdapterStore:
     def versions(self) -> list[str]:
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and p.name.startswith("v") and (p / "adapter.gguf").exists())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and p.name.startswith("v") and (p / "adapter.gguf").exists()
+        )
 
     def active(self) -> str | None:
         version = self._state().get("active")
@@ -68,7 +73,9 @@ class AdapterStore:
 
     def path(self, version: str) -> Path:
         if version not in self.versions():
-            raise MemexError(f"There is no adapter {version!r}; see `memex adapters list`.", kind="not_found")
+            raise MemexError(
+                f"There is no adapter {version!r}; see `memex adapters list`.", kind="not_found"
+            )
         return self.root / version
 
     def activate(self, version: str) -> str:
@@ -117,7 +124,11 @@ class AdapterStore:
                     shutil.copytree(src, tmp / name)
                 else:
                     shutil.copy2(src, tmp / name)
-            metrics = {**metrics, "version": version, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            metrics = {
+                **metrics,
+                "version": version,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             os.replace(tmp, self.root / version)
         except BaseException:
@@ -170,8 +181,12 @@ def served_model(settings: Settings) -> Served:
         return Served(settings.model_path)
     folder = settings.adapters_dir / version
     merged = folder / "merged.gguf"
-    if SERVE_MERGED and settings.backend == "llamacpp" and merged.exists() \
-            and _same_base(store.metrics(version).get("base_model"), settings):
+    if (
+        SERVE_MERGED
+        and settings.backend == "llamacpp"
+        and merged.exists()
+        and _same_base(store.metrics(version).get("base_model"), settings)
+    ):
         return Served(str(merged), "", version)
     return Served(settings.model_path, str(folder / "adapter.gguf"), version)
 
@@ -179,7 +194,10 @@ def served_model(settings: Settings) -> Served:
 def _same_base(trained_on: Any, settings: Settings) -> bool:
     """A merged model is stale once the user points memex at another base model."""
     try:
-        return bool(trained_on) and Path(str(trained_on)).resolve() == Path(base_model_path(settings)).resolve()
+        return (
+            bool(trained_on)
+            and Path(str(trained_on)).resolve() == Path(base_model_path(settings)).resolve()
+        )
     except MemexError:
         return False
 

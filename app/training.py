@@ -29,7 +29,9 @@ OnEvent = Callable[[dict[str, Any]], None]
 class TrainOptions:
     offload: str = "disk"
     steps: int = 0
-    epochs: float = 5.0  # persona held-out QA: 40% after 3 epochs, 47% after 5 (benchmarks/finetune.py)
+    epochs: float = (
+        5.0  # persona held-out QA: 40% after 3 epochs, 47% after 5 (benchmarks/finetune.py)
+    )
     seq_len: int = 512  # packed rows: 91% full at 512, 78% at 256
     batch: int = 4
     max_rss_gb: float = 0.0
@@ -60,10 +62,21 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
         dataset, _ = prepare_dataset(runtime)
     try:
         cfg = TrainConfig(
-            base_model=base, dataset=str(dataset), work_dir=str(work / "run"),
-            cache_dir=str(settings.adapters_dir / CACHE_DIR), offload=opts.offload, steps=opts.steps,
-            epochs=opts.epochs, seq_len=opts.seq_len, batch=opts.batch, max_rss_gb=opts.max_rss_gb,
-            max_gpu_gb=opts.max_gpu_gb, lr=opts.lr, rank=opts.rank, alpha=2.0 * opts.rank, threads=settings.threads,
+            base_model=base,
+            dataset=str(dataset),
+            work_dir=str(work / "run"),
+            cache_dir=str(settings.adapters_dir / CACHE_DIR),
+            offload=opts.offload,
+            steps=opts.steps,
+            epochs=opts.epochs,
+            seq_len=opts.seq_len,
+            batch=opts.batch,
+            max_rss_gb=opts.max_rss_gb,
+            max_gpu_gb=opts.max_gpu_gb,
+            lr=opts.lr,
+            rank=opts.rank,
+            alpha=2.0 * opts.rank,
+            threads=settings.threads,
             lora_kind=opts.lora_kind,
         )
     except ValueError as exc:
@@ -73,29 +86,43 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
     except FinetuneError as exc:
         raise MemexError(exc.message, kind=exc.kind) from exc
     run = Path(cfg.work_dir)
-    files = {"adapter.gguf": Path(result.adapter_gguf), "adapter_hf": Path(result.adapter_dir),
-             "dataset.jsonl": dataset}
+    files = {
+        "adapter.gguf": Path(result.adapter_gguf),
+        "adapter_hf": Path(result.adapter_dir),
+        "dataset.jsonl": dataset,
+    }
     merged_note = ""
     if opts.merge and base.endswith(".gguf"):
         merged_note = _merge(base, Path(result.adapter_gguf), run / "merged.gguf", on_event)
         if (run / "merged.gguf").exists():
             files["merged.gguf"] = run / "merged.gguf"
-    metrics = {**result.to_json(), "config": cfg.to_json(), "base_model": base, "merge": merged_note}
+    metrics = {
+        **result.to_json(),
+        "config": cfg.to_json(),
+        "base_model": base,
+        "merge": merged_note,
+    }
     store = AdapterStore(settings)
     try:
         version = store.add(files, metrics)
     except OSError as exc:
         raise MemexError(
-            f"Could not save the new adapter ({exc.strerror or exc}); the previous adapter stays active.",
+            f"Could not save the new adapter ({exc.strerror or exc}); "
+            "the previous adapter stays active.",
             kind="export_failed",
         ) from exc
     store.activate(version)
     shutil.rmtree(run, ignore_errors=True)  # checkpoints of a finished run are not needed
     return {
-        "adapter": str(settings.adapters_dir / version / "adapter.gguf"), "version": version,
-        "steps": result.steps, "loss_first": result.loss_first, "loss_last": result.loss_last,
-        "peak_rss_mb": result.peak_rss_mb, "peak_gpu_mb": result.peak_gpu_mb,
-        "train_tok_s": result.train_tok_s, "resumed_from": result.resumed_from,
+        "adapter": str(settings.adapters_dir / version / "adapter.gguf"),
+        "version": version,
+        "steps": result.steps,
+        "loss_first": result.loss_first,
+        "loss_last": result.loss_last,
+        "peak_rss_mb": result.peak_rss_mb,
+        "peak_gpu_mb": result.peak_gpu_mb,
+        "train_tok_s": result.train_tok_s,
+        "resumed_from": result.resumed_from,
         "notes": list(result.notes),
     }
 
@@ -118,8 +145,14 @@ def _llama_loader(settings: Settings) -> Callable[..., Any]:
     from inference.llamacpp import load_llama
 
     def load(model_path: str, *, n_ctx: int, threads: int, lora_path: str | None) -> Any:
-        return load_llama(model_path, n_ctx=n_ctx, threads=threads, lora_path=lora_path,
-                          lora_scale=settings.lora_scale, extra_buffers=settings.llama_extra_buffers)
+        return load_llama(
+            model_path,
+            n_ctx=n_ctx,
+            threads=threads,
+            lora_path=lora_path,
+            lora_scale=settings.lora_scale,
+            extra_buffers=settings.llama_extra_buffers,
+        )
 
     return load
 
@@ -146,7 +179,9 @@ def evaluate(runtime: Runtime, version: str | None = None) -> dict[str, Any]:
         examples = read_jsonl(dataset)
         with LlamaQA(base, threads=settings.threads, loader=loader) as base_qa:
             if version:
-                with LlamaQA(base, folder / "adapter.gguf", threads=settings.threads, loader=loader) as ad_qa:
+                with LlamaQA(
+                    base, folder / "adapter.gguf", threads=settings.threads, loader=loader
+                ) as ad_qa:
                     report = qa_report(examples, base_qa, ad_qa)
             else:
                 report = qa_report(examples, base_qa, None)
@@ -157,7 +192,9 @@ def evaluate(runtime: Runtime, version: str | None = None) -> dict[str, Any]:
     out = report.to_json()
     out["version"] = version
     if version:
-        store.update_metrics(version, eval={k: out[k] for k in ("n", "base", "adapter", "abstention")})
+        store.update_metrics(
+            version, eval={k: out[k] for k in ("n", "base", "adapter", "abstention")}
+        )
     else:
         out["adapter"] = {"qa_accuracy": None}
     return out

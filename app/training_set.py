@@ -23,8 +23,14 @@ def training_records(runtime: Runtime) -> tuple[list[MemoryRecord], list[Profile
     from finetune import MemoryRecord, ProfileRecord
 
     mems = [
-        MemoryRecord(id=m.id, text=m.text, when=m.when, kind=m.kind, superseded_by=m.superseded_by,
-                     topic=m.topic)
+        MemoryRecord(
+            id=m.id,
+            text=m.text,
+            when=m.when,
+            kind=m.kind,
+            superseded_by=m.superseded_by,
+            topic=m.topic,
+        )
         for m in runtime.memory.iter_memories(include_superseded=True)
         if m.text and m.text.strip()
     ]

@@ -39,15 +39,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 
 
 def parser(doc: str | None, **kwargs: Any) -> argparse.ArgumentParser:
     """An ArgumentParser described by the docstring's first line, with `--json` already added."""
-    ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
-    ap.add_argument("--json", action="store_true",
-                    help="print the JSON object on one line (default: indented)")
+    ap = argparse.ArgumentParser(
+        description=(doc or "").strip().splitlines()[0] if doc else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+    ap.add_argument(
+        "--json", action="store_true", help="print the JSON object on one line (default: indented)"
+    )
     return ap
 
 
@@ -63,7 +72,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def p50_p95(values: Sequence[float], digits: int = 2) -> dict[str, float]:
     """{"p50", "p95"} of the values, rounded: the summary every latency in a benchmark gets."""
-    return {"p50": round(percentile(values, 50), digits), "p95": round(percentile(values, 95), digits)}
+    return {
+        "p50": round(percentile(values, 50), digits),
+        "p95": round(percentile(values, 95), digits),
+    }
 
 
 def ratio_name(variant: str, baseline: str) -> str:
@@ -86,9 +98,13 @@ def target(value: float | None, op: str, threshold: float) -> dict[str, Any]:
 def machine(**extra: Any) -> dict[str, Any]:
     """Cores, RAM, CPU model, OS and Python of this machine (read from /proc where there is
     one; nothing heavy imported); `extra` adds e.g. the GPU a benchmark ran on."""
-    info: dict[str, Any] = {"cores": os.cpu_count(), "ram_gb": _ram_gb(), "cpu": _cpu_model(),
-                            "os": f"{platform.system()} {platform.release()}",
-                            "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "ram_gb": _ram_gb(),
+        "cpu": _cpu_model(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
     info.update(extra)
     return info
 
@@ -116,17 +132,32 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(name: str, results: Mapping[str, Any], ratios: Mapping[str, Any] | None = None,
-           targets: Mapping[str, Any] | None = None, machine_info: Mapping[str, Any] | None = None
-           ) -> dict[str, Any]:
+def report(
+    name: str,
+    results: Mapping[str, Any],
+    ratios: Mapping[str, Any] | None = None,
+    targets: Mapping[str, Any] | None = None,
+    machine_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The one layout, as a dict (tests and other benchmarks can read it without printing)."""
-    return {"name": name, "machine": dict(machine_info) if machine_info is not None else machine(),
-            "results": dict(results), "ratios": dict(ratios or {}), "targets": dict(targets or {})}
+    return {
+        "name": name,
+        "machine": dict(machine_info) if machine_info is not None else machine(),
+        "results": dict(results),
+        "ratios": dict(ratios or {}),
+        "targets": dict(targets or {}),
+    }
 
 
-def emit(name: str, results: Mapping[str, Any], ratios: Mapping[str, Any] | None = None,
-         targets: Mapping[str, Any] | None = None, *, as_json: bool = True,
-         machine_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def emit(
+    name: str,
+    results: Mapping[str, Any],
+    ratios: Mapping[str, Any] | None = None,
+    targets: Mapping[str, Any] | None = None,
+    *,
+    as_json: bool = True,
+    machine_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Print the benchmark's one JSON object on stdout (one line with --json, else indented)
     and return it. Progress and logs belong on stderr, so stdout stays parseable."""
     out = report(name, results, ratios, targets, machine_info)

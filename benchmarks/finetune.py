@@ -11,7 +11,8 @@ Same run, same settings, ratios against the baseline:
 Prints one JSON object (benchmarks/_common.py's layout); ratios grouped by figure, each
 `<variant>_vs_<baseline>`: peak_rss / train_tok_s {disk_vs_none, cpu_vs_none}, decode_tok_s
 {lora_vs_base, merged_auto_vs_base, merged_same_vs_base}.
-Usage: python benchmarks/finetune.py --json [--qa-steps 100] [--mem-steps 1] [--seq-len 512] [--work DIR --reuse]
+Usage: python benchmarks/finetune.py --json [--qa-steps 100] [--mem-steps 1] [--seq-len 512]
+                                     [--work DIR --reuse]
 """
 
 from __future__ import annotations
@@ -38,30 +39,74 @@ PERSONA = ROOT / "tests" / "fixtures" / "persona"
 def persona():
     from finetune import Example, MemoryRecord, ProfileRecord
 
-    notes = [json.loads(x) for x in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    notes = [
+        json.loads(x)
+        for x in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
     questions = json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))
     never = json.loads((PERSONA / "never_remembered.json").read_text(encoding="utf-8"))
     profile = json.loads((PERSONA / "profile.json").read_text(encoding="utf-8"))["current"]
     # the store marks supersession; here the persona's "stale" lists say which note replaced which
     newer = {s: q["expect"][0] for q in questions for s in q.get("stale", [])}
-    mems = [MemoryRecord(id=n["key"], text=n["text"], when=datetime.fromisoformat(n["at"]),
-                         superseded_by=newer.get(n["key"])) for n in notes]
+    mems = [
+        MemoryRecord(
+            id=n["key"],
+            text=n["text"],
+            when=datetime.fromisoformat(n["at"]),
+            superseded_by=newer.get(n["key"]),
+        )
+        for n in notes
+    ]
     prof = [ProfileRecord(k, v) for k, v in profile.items()]
-    evals = [Example(id=f"q{i}", question=q["q"], answer="", split="heldout_paraphrase", kind="fact",
-                     answer_keys=(q["answer_contains"],)) for i, q in enumerate(questions)]
-    evals += [Example(id=f"n{i}", question=q, answer="", split="abstain_eval", kind="abstain")
-              for i, q in enumerate(never)]
+    evals = [
+        Example(
+            id=f"q{i}",
+            question=q["q"],
+            answer="",
+            split="heldout_paraphrase",
+            kind="fact",
+            answer_keys=(q["answer_contains"],),
+        )
+        for i, q in enumerate(questions)
+    ]
+    evals += [
+        Example(id=f"n{i}", question=q, answer="", split="abstain_eval", kind="abstain")
+        for i, q in enumerate(never)
+    ]
     return mems, prof, evals
 
 
-def train_child(base, dataset, work, cache, offload, steps, batch, seq_len, log, checkpoint_every=10_000,
-                lora_kind="auto", **extra):
+def train_child(
+    base,
+    dataset,
+    work,
+    cache,
+    offload,
+    steps,
+    batch,
+    seq_len,
+    log,
+    checkpoint_every=10_000,
+    lora_kind="auto",
+    **extra,
+):
     from finetune import TrainConfig
     from finetune.runner import run_training
 
-    cfg = TrainConfig(base_model=str(base), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
-                      offload=offload, steps=steps, batch=batch, seq_len=seq_len,
-                      checkpoint_every=checkpoint_every, lora_kind=lora_kind, **extra)
+    cfg = TrainConfig(
+        base_model=str(base),
+        dataset=str(dataset),
+        work_dir=str(work),
+        cache_dir=str(cache),
+        offload=offload,
+        steps=steps,
+        batch=batch,
+        seq_len=seq_len,
+        checkpoint_every=checkpoint_every,
+        lora_kind=lora_kind,
+        **extra,
+    )
     t = time.perf_counter()
     seen: list[tuple[float, int]] = []  # (time, tokens so far) at each step
 
@@ -101,7 +146,10 @@ def decode_speeds(load, runs: dict, prompts, n_tokens=64, rounds=8) -> tuple[dic
     time, which cancels the drift of a shared VM. Returns (median tok/s, median ratio)."""
     import statistics
 
-    llms = {k: load(str(m), n_ctx=512, threads=0, lora_path=str(ad) if ad else None) for k, (m, ad) in runs.items()}
+    llms = {
+        k: load(str(m), n_ctx=512, threads=0, lora_path=str(ad) if ad else None)
+        for k, (m, ad) in runs.items()
+    }
     try:
         some = next(iter(llms.values()))
         passage = list(some.tokenize(DECODE_PASSAGE.encode(), add_bos=False))[:n_tokens]
@@ -128,8 +176,9 @@ def decode_speeds(load, runs: dict, prompts, n_tokens=64, rounds=8) -> tuple[dic
 
 DECODE_PASSAGE = (
     "The sea was calm that morning, and the old fishing boat left the harbour before sunrise. "
-    "Gulls followed it past the lighthouse, where the water turned from green to a deep, cold blue. "
-    "By noon the nets were full, and the crew sang as they pulled them in, one heavy rope at a time."
+    "Gulls followed it past the lighthouse, where the water turned from green to a deep, "
+    "cold blue. By noon the nets were full, and the crew sang as they pulled them in, one "
+    "heavy rope at a time."
 )
 
 
@@ -137,11 +186,17 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--qa-steps", type=int, default=100, help="~5 epochs of the persona's dataset")
     ap.add_argument("--qa-seq-len", type=int, default=512)
-    ap.add_argument("--qa-offload", default="none", help="policies train alike; `none` is the fastest")
-    ap.add_argument("--mem-steps", type=int, default=3, help="throughput counts the steps after the first")
+    ap.add_argument(
+        "--qa-offload", default="none", help="policies train alike; `none` is the fastest"
+    )
+    ap.add_argument(
+        "--mem-steps", type=int, default=3, help="throughput counts the steps after the first"
+    )
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=512, help="rows of the memory/throughput runs")
-    ap.add_argument("--lora-kind", default="auto", help="auto: block LoRA on the Q4_1 base (merges losslessly)")
+    ap.add_argument(
+        "--lora-kind", default="auto", help="auto: block LoRA on the Q4_1 base (merges losslessly)"
+    )
     ap.add_argument("--work", default="")
     ap.add_argument("--reuse", action="store_true", help="reuse finished phases saved in --work")
     args = ap.parse_args()
@@ -161,12 +216,19 @@ def main() -> None:
     base = bundled_path()
     cache = work / "cache"
     mems, prof, evals = persona()
-    dataset = write_jsonl(synthesize(mems, prof, heldout_memory_fraction=0.0), work / "dataset.jsonl")
+    dataset = write_jsonl(
+        synthesize(mems, prof, heldout_memory_fraction=0.0), work / "dataset.jsonl"
+    )
     t0 = time.perf_counter()
     prepare_base(str(base), cache)  # the one-time GGUF -> torch conversion, outside the timings
     convert_s = time.perf_counter() - t0
-    out: dict = {"model": base.name, "threads": torch.get_num_threads(), "convert_s": round(convert_s, 1),
-                 "batch": args.batch, "seq_len": args.seq_len}
+    out: dict = {
+        "model": base.name,
+        "threads": torch.get_num_threads(),
+        "convert_s": round(convert_s, 1),
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+    }
 
     # -- memory and throughput: each policy in its own child, interleaved -----------------
     policies = ["none", "disk"] + (["cpu"] if torch.cuda.is_available() else [])
@@ -174,44 +236,88 @@ def main() -> None:
     for p in policies:
         if p in mem:
             continue
-        shutil.rmtree(work / f"mem-{p}", ignore_errors=True)  # a left-over checkpoint would resume at the end
-        res, _, steady = train_child(base, dataset, work / f"mem-{p}", cache, p, args.mem_steps, args.batch,
-                                     args.seq_len, log)
-        mem[p] = {"peak_rss_mb": res.peak_rss_mb, "peak_gpu_mb": res.peak_gpu_mb,
-                  "train_tok_s": steady or res.train_tok_s, "train_tok_s_with_first_step": res.train_tok_s,
-                  "loss_first": res.loss_first}
+        shutil.rmtree(
+            work / f"mem-{p}", ignore_errors=True
+        )  # a left-over checkpoint would resume at the end
+        res, _, steady = train_child(
+            base,
+            dataset,
+            work / f"mem-{p}",
+            cache,
+            p,
+            args.mem_steps,
+            args.batch,
+            args.seq_len,
+            log,
+        )
+        mem[p] = {
+            "peak_rss_mb": res.peak_rss_mb,
+            "peak_gpu_mb": res.peak_gpu_mb,
+            "train_tok_s": steady or res.train_tok_s,
+            "train_tok_s_with_first_step": res.train_tok_s,
+            "loss_first": res.loss_first,
+        }
         save(work, "memory", mem)
     out["memory"] = mem
     ratios: dict[str, dict] = {
-        "peak_rss": {f"{p}_vs_none": ratio(mem[p]["peak_rss_mb"], mem["none"]["peak_rss_mb"])
-                     for p in policies if p != "none"},
-        "train_tok_s": {f"{p}_vs_none": ratio(mem[p]["train_tok_s"], mem["none"]["train_tok_s"])
-                        for p in policies if p != "none"},
+        "peak_rss": {
+            f"{p}_vs_none": ratio(mem[p]["peak_rss_mb"], mem["none"]["peak_rss_mb"])
+            for p in policies
+            if p != "none"
+        },
+        "train_tok_s": {
+            f"{p}_vs_none": ratio(mem[p]["train_tok_s"], mem["none"]["train_tok_s"])
+            for p in policies
+            if p != "none"
+        },
     }
 
     # -- QA training ---------------------------------------------------------------------
     qa_train = saved(work, "qa_train", args.reuse)
     if qa_train is None:
-        res, train_s, _ = train_child(base, dataset, work / "qa", cache, args.qa_offload, args.qa_steps,
-                                      args.batch, args.qa_seq_len, log, checkpoint_every=20,
-                                      lora_kind=args.lora_kind)
-        qa_train = {"steps": res.steps, "lora_kind": args.lora_kind, "seq_len": args.qa_seq_len, "offload": args.qa_offload,
-                    "seconds": round(train_s, 1),
-                    "loss_first": res.loss_first, "loss_last": res.loss_last, "train_tok_s": res.train_tok_s,
-                    "adapter_gguf": res.adapter_gguf, "adapter_dir": res.adapter_dir}
+        res, train_s, _ = train_child(
+            base,
+            dataset,
+            work / "qa",
+            cache,
+            args.qa_offload,
+            args.qa_steps,
+            args.batch,
+            args.qa_seq_len,
+            log,
+            checkpoint_every=20,
+            lora_kind=args.lora_kind,
+        )
+        qa_train = {
+            "steps": res.steps,
+            "lora_kind": args.lora_kind,
+            "seq_len": args.qa_seq_len,
+            "offload": args.qa_offload,
+            "seconds": round(train_s, 1),
+            "loss_first": res.loss_first,
+            "loss_last": res.loss_last,
+            "train_tok_s": res.train_tok_s,
+            "adapter_gguf": res.adapter_gguf,
+            "adapter_dir": res.adapter_dir,
+        }
         save(work, "qa_train", qa_train)
     out["qa_train"] = qa_train
     lora = Path(qa_train["adapter_gguf"])
     out["adapter_mb"] = round(lora.stat().st_size / 2**20, 2)
 
-    with LlamaQA(base, loader=load_llama) as base_qa, LlamaQA(base, lora, loader=load_llama) as ad_qa:
+    with (
+        LlamaQA(base, loader=load_llama) as base_qa,
+        LlamaQA(base, lora, loader=load_llama) as ad_qa,
+    ):
         report = qa_report(evals, base_qa, ad_qa)
         # torch vs llama.cpp on the same prompt tokens, 32-token greedy answers
         prompts = [ad_qa.prompt_tokens(e.question) for e in evals[:12]]
         cpp = [ad_qa.greedy_tokens(p, 32) for p in prompts]
         cpp_base = [base_qa.greedy_tokens(p, 32) for p in prompts]
     out["qa"] = report.to_json()
-    out["qa_gain_points"] = round(100 * (report.adapter["qa_accuracy"] - report.base["qa_accuracy"]), 1)
+    out["qa_gain_points"] = round(
+        100 * (report.adapter["qa_accuracy"] - report.base["qa_accuracy"]), 1
+    )
     log({"phase": "bench", "qa": out["qa"], "gain": out["qa_gain_points"]})
 
     from peft import PeftModel
@@ -237,7 +343,9 @@ def main() -> None:
     out["token_agreement"] = {
         "export_f32": round(token_agreement(cpp_f32, ref, 32), 4),
         "served_q4_1": round(token_agreement(cpp, ref, 32), 4),
-        "served_q4_1_teacher_forced": round(teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4),
+        "served_q4_1_teacher_forced": round(
+            teacher_forced_agreement(base, lora, peft_model, prompts, ref), 4
+        ),
         "base_only_q4_1": round(token_agreement(cpp_base, ref_base, 32), 4),
     }
     log({"phase": "bench", "token_agreement": out["token_agreement"]})
@@ -254,33 +362,49 @@ def main() -> None:
             m_report = qa_report(evals, m_qa, None).base
             m_tokens = [m_qa.greedy_tokens(p, 32) for p in prompts]
         out["merged"][qtype] = {
-            "merge_s": round(time.perf_counter() - t, 1), "mb": round(merged[qtype].stat().st_size / 2**20, 1),
-            "qa_accuracy": m_report["qa_accuracy"], "abstention": m_report["abstention_rate"],
+            "merge_s": round(time.perf_counter() - t, 1),
+            "mb": round(merged[qtype].stat().st_size / 2**20, 1),
+            "qa_accuracy": m_report["qa_accuracy"],
+            "abstention": m_report["abstention_rate"],
             "token_agreement_torch": round(token_agreement(m_tokens, ref, 32), 4),
             "token_agreement_lora": round(token_agreement(m_tokens, cpp, 32), 4),
         }
         log({"phase": "bench", "merged": qtype, **out["merged"][qtype]})
-    chat = ["<|im_start|>user\nTell me a long story about the sea.<|im_end|>\n<|im_start|>assistant\n",
-            "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n"]
-    runs = {"base": (base, None), "lora": (base, lora), "merged_auto": (merged["auto"], None),
-            "merged_same": (merged["same"], None)}
+    chat = [
+        "<|im_start|>user\nTell me a long story about the sea.<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>user\nDescribe Lisbon in detail.<|im_end|>\n<|im_start|>assistant\n",
+    ]
+    runs = {
+        "base": (base, None),
+        "lora": (base, lora),
+        "merged_auto": (merged["auto"], None),
+        "merged_same": (merged["same"], None),
+    }
     med, decode_ratio = decode_speeds(load_llama, runs, chat)
     out["decode_tok_s"] = {k: round(v, 1) for k, v in med.items()}
-    ratios["decode_tok_s"] = {f"{k}_vs_base": round(v, 3) for k, v in decode_ratio.items() if k != "base"}
+    ratios["decode_tok_s"] = {
+        f"{k}_vs_base": round(v, 3) for k, v in decode_ratio.items() if k != "base"
+    }
     # serve the fastest form that answers like the adapter itself (within one question)
     n = max(1, report.n)
-    faithful = ["lora"] + [f"merged_{q}" for q, m in out["merged"].items()
-                           if m["qa_accuracy"] >= report.adapter["qa_accuracy"] - 1 / n
-                           and m["abstention"] >= report.abstention["base"]]
+    faithful = ["lora"] + [
+        f"merged_{q}"
+        for q, m in out["merged"].items()
+        if m["qa_accuracy"] >= report.adapter["qa_accuracy"] - 1 / n
+        and m["abstention"] >= report.abstention["base"]
+    ]
     out["served"] = max(faithful, key=lambda k: decode_ratio[k])
     targets = {
         "peak_rss.disk_vs_none": target(ratios["peak_rss"]["disk_vs_none"], "<=", 0.35),
         "train_tok_s.disk_vs_none": target(ratios["train_tok_s"]["disk_vs_none"], ">=", 0.7),
         "qa_gain_points": target(out["qa_gain_points"], ">=", 50),
         "abstention_adapter_minus_base": target(
-            round(report.abstention["adapter"] - report.abstention["base"], 4), ">=", 0),
+            round(report.abstention["adapter"] - report.abstention["base"], 4), ">=", 0
+        ),
         "token_agreement_export_f32": target(out["token_agreement"]["export_f32"], ">=", 0.99),
-        f"decode_tok_s.{out['served']}_vs_base": target(ratios["decode_tok_s"][f"{out['served']}_vs_base"], ">=", 0.95),
+        f"decode_tok_s.{out['served']}_vs_base": target(
+            ratios["decode_tok_s"][f"{out['served']}_vs_base"], ">=", 0.95
+        ),
     }
     emit("finetune", out, ratios, targets, as_json=args.json)
 

@@ -1,17 +1,20 @@
 """GUI responsiveness benchmark: time to a visible window, and the longest GUI-thread block.
 
 Prints one JSON object (benchmarks/_common.py's layout); its results:
-  launch_to_first_paint_s    `memex gui` process start -> first paint of the main window (median of runs)
+  launch_to_first_paint_s    `memex gui` process start -> first paint of the main window
+                             (median of runs)
   heavy_modules_at_paint     heavy libraries already imported when the window painted (should be [])
   blocks_ms                  longest gap of a 10 ms event-loop timer (minus 10 ms) while the app
-                             {idles, warms up, imports a folder, answers a question, shows a browser's
-                             first-fill confirmation (host -> app socket -> dialog -> Allow once -> fill)}
+                             {idles, warms up, imports a folder, answers a question, shows a
+                             browser's first-fill confirmation (host -> app socket -> dialog
+                             -> Allow once -> fill)}
                              with work in workers
   baseline_blocking_import_ms  the same import run on the GUI thread (what a naive app does)
 and ratio `import_block_vs_blocking_import` = blocks_ms.import / baseline_blocking_import_ms
 (the longest block with the import in a worker over the block of the naive app: smaller is better).
 
-    HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen python benchmarks/gui.py --json [--runs 3] [--files 300]
+    HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen python benchmarks/gui.py --json [--runs 3]
+        [--files 300]
 """
 
 from __future__ import annotations
@@ -64,12 +67,23 @@ main(["--home", sys.argv[2], "gui"])
 
 
 def launch_times(home: Path, runs: int) -> tuple[list[float], list[str]]:
-    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"), HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+        HF_HUB_OFFLINE="1",
+    )
     times, heavy = [], []
     for _ in range(runs):
         t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", CHILD, repr(t0), str(home)], capture_output=True,
-                             check=False, text=True, timeout=120, env=env, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, repr(t0), str(home)],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=ROOT,
+        )
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("{")), None)
         if line is None:
             raise SystemExit(f"the app did not paint: {out.stderr[-2000:]}")
@@ -118,8 +132,11 @@ def notes(folder: Path, n: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         (folder / f"note-{i:04d}.md").write_text(
-            f"# Day {i}\n\nOn day {i} I walked {i % 7 + 1} km along the river and met friend number {i % 13}. "
-            "We talked about gardens, trains and the book I am reading.\n", encoding="utf-8")
+            f"# Day {i}\n\nOn day {i} I walked {i % 7 + 1} km along the river and met "
+            f"friend number {i % 13}. "
+            "We talked about gardens, trains and the book I am reading.\n",
+            encoding="utf-8",
+        )
     return folder
 
 
@@ -132,9 +149,22 @@ def responsiveness(tmp: Path, files: int) -> dict[str, Any]:
     # Seed the data folder in another process, so the warm-up below loads torch, chromadb and
     # the embedding model cold, in its worker, as at a real launch.
     env = dict(os.environ, HF_HUB_OFFLINE="1", MEMEX_INBOX_USE_MODEL="false")
-    subprocess.run([sys.executable, "-m", "app.cli", "--home", str(tmp / "home"), "remember",
-                    "My sister Elsa lives in Gothenburg and works as a botanist."],
-                   check=True, capture_output=True, env=env, cwd=ROOT, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--home",
+            str(tmp / "home"),
+            "remember",
+            "My sister Elsa lives in Gothenburg and works as a botanist.",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     app = ensure_app()
     runtime = Runtime(load_settings(home=tmp / "home"))
     runtime.settings = runtime.settings.model_copy(update={"inbox_use_model": False})
@@ -186,8 +216,11 @@ def responsiveness(tmp: Path, files: int) -> dict[str, Any]:
     runtime.close()
     return {
         "heavy_loaded_before_warm_up": heavy_before,
-        "blocks_ms": blocks, "import_s": round(import_s, 2), "imported": imported,
-        "answer_tokens_streamed": len(answer.answer.split()), "answer_citations": len(answer.citations),
+        "blocks_ms": blocks,
+        "import_s": round(import_s, 2),
+        "imported": imported,
+        "answer_tokens_streamed": len(answer.answer.split()),
+        "answer_citations": len(answer.citations),
         **confirm,
         "baseline_blocking_import_ms": round(baseline_ms, 1),
     }
@@ -212,8 +245,14 @@ def confirm_round_trip(app: Any, win: Any, runtime: Any, meter: BlockMeter) -> d
     reply: dict[str, Any] = {}
     meter.start()
     t0 = time.perf_counter()
-    thread = threading.Thread(target=lambda: reply.update(ext.request(
-        {"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS})), daemon=True)
+    thread = threading.Thread(
+        target=lambda: reply.update(
+            ext.request(
+                {"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS}
+            )
+        ),
+        daemon=True,
+    )
     thread.start()
     spin(app, lambda: bool(win.confirm_dialogs), 60)
     shown_ms = (time.perf_counter() - t0) * 1000.0
@@ -225,8 +264,11 @@ def confirm_round_trip(app: Any, win: Any, runtime: Any, meter: BlockMeter) -> d
     service.memory.close()
     service.state.close()
     win.services.stop_bridge_agent()
-    return {"block_ms": block, "confirm_dialog_shown_ms": round(shown_ms, 1),
-            "confirm_filled": reply.get("status") == "fill"}
+    return {
+        "block_ms": block,
+        "confirm_dialog_shown_ms": round(shown_ms, 1),
+        "confirm_filled": reply.get("status") == "fill",
+    }
 
 
 def main() -> None:
@@ -245,11 +287,16 @@ def main() -> None:
         }
         result.update(responsiveness(tmp, args.files))
     blocks = [v for v in result["blocks_ms"].values() if v is not None]
-    ratios = {"import_block_vs_blocking_import":
-              ratio(result["blocks_ms"]["import"], result["baseline_blocking_import_ms"], 4)}
-    targets = {"launch_to_first_paint_s": target(result["launch_to_first_paint_s"], "<=", 2.0),
-               "longest_block_ms": target(max(blocks, default=None), "<=", 100.0),
-               "heavy_modules_at_paint": target(len(heavy), "==", 0)}
+    ratios = {
+        "import_block_vs_blocking_import": ratio(
+            result["blocks_ms"]["import"], result["baseline_blocking_import_ms"], 4
+        )
+    }
+    targets = {
+        "launch_to_first_paint_s": target(result["launch_to_first_paint_s"], "<=", 2.0),
+        "longest_block_ms": target(max(blocks, default=None), "<=", 100.0),
+        "heavy_modules_at_paint": target(len(heavy), "==", 0),
+    }
     emit("gui", result, ratios, targets, as_json=args.json)
 
 

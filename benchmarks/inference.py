@@ -3,11 +3,12 @@
     python benchmarks/inference.py --json [--tokens 128] [--rounds 5] [--questions 10]
 
 Prints one JSON object:
-- decode: `memex_tok_s` (LlamaCppBackend.stream) vs `llama_cpp_tok_s` (Llama.create_chat_completion
-  with stream=True on a second, identically configured Llama: same model, prompt, n_ctx,
-  threads, greedy sampling) measured interleaved in one process; ratio `memex_vs_llama_cpp` =
-  memex / raw, from the best run of each side (`median_memex_vs_llama_cpp` from the medians). Decode speed excludes prompt processing (first
-  piece to last piece).
+- decode: `memex_tok_s` (LlamaCppBackend.stream) vs `llama_cpp_tok_s`
+  (Llama.create_chat_completion with stream=True on a second, identically configured Llama:
+  same model, prompt, n_ctx, threads, greedy sampling) measured interleaved in one process;
+  ratio `memex_vs_llama_cpp` = memex / raw, from the best run of each side
+  (`median_memex_vs_llama_cpp` from the medians). Decode speed excludes prompt processing
+  (first piece to last piece).
 - ask: time to first token of `Runtime.ask_stream` on the evaluation persona, split into
   retrieval, prompt building and model first token (p50/p95 over the questions, warm).
 - cold start: a fresh `memex ask` process, from process start to the first answer byte on stdout.
@@ -62,8 +63,14 @@ def bench_decode(tokens: int, rounds: int, n_ctx: int) -> dict[str, Any]:
 
     def run_raw() -> list[float]:
         stamps = []
-        for chunk in raw.create_chat_completion(messages=[{"role": "user", "content": PROMPT}], stream=True,
-                                                max_tokens=tokens, temperature=0.0, top_p=1.0, seed=0):
+        for chunk in raw.create_chat_completion(
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+            max_tokens=tokens,
+            temperature=0.0,
+            top_p=1.0,
+            seed=0,
+        ):
             if chunk["choices"][0]["delta"].get("content"):  # type: ignore[index]
                 stamps.append(time.perf_counter())
         return stamps
@@ -83,10 +90,17 @@ def bench_decode(tokens: int, rounds: int, n_ctx: int) -> dict[str, Any]:
     # so the fastest run of each side is the closest to its true speed. Medians are reported too.
     m, b = max(memex_rates), max(raw_rates)
     mm, bm = statistics.median(memex_rates), statistics.median(raw_rates)
-    return {"memex_tok_s": round(m, 2), "llama_cpp_tok_s": round(b, 2),
-            "median_memex_tok_s": round(mm, 2), "median_llama_cpp_tok_s": round(bm, 2),
-            "decode_tokens": n_tokens, "rounds": rounds, "threads": memex.threads,
-            "memex_tok_s_all": [round(x, 1) for x in memex_rates], "llama_cpp_tok_s_all": [round(x, 1) for x in raw_rates]}
+    return {
+        "memex_tok_s": round(m, 2),
+        "llama_cpp_tok_s": round(b, 2),
+        "median_memex_tok_s": round(mm, 2),
+        "median_llama_cpp_tok_s": round(bm, 2),
+        "decode_tokens": n_tokens,
+        "rounds": rounds,
+        "threads": memex.threads,
+        "memex_tok_s_all": [round(x, 1) for x in memex_rates],
+        "llama_cpp_tok_s_all": [round(x, 1) for x in raw_rates],
+    }
 
 
 def _persona_home(home: Path) -> None:
@@ -96,7 +110,9 @@ def _persona_home(home: Path) -> None:
     rt = Runtime(load_settings(home=home, inbox_use_model=False))
     for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines():
         d = json.loads(line)
-        rt.remember(d["text"], source=d["source"], at=datetime.fromisoformat(d["at"]), kind=d["kind"])
+        rt.remember(
+            d["text"], source=d["source"], at=datetime.fromisoformat(d["at"]), kind=d["kind"]
+        )
     rt.close()
 
 
@@ -105,7 +121,9 @@ def bench_ask(home: Path, n_questions: int) -> dict[str, Any]:
     from app.settings import load_settings
 
     rt = Runtime(load_settings(home=home, max_answer_tokens=8))
-    questions = [q["q"] for q in json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))]
+    questions = [
+        q["q"] for q in json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))
+    ]
     rt.ask(questions[0])  # warm: embedder, vector index, model
     retrieval, build, first, overhead = [], [], [], []
     for q in questions[:n_questions]:
@@ -123,25 +141,41 @@ def bench_ask(home: Path, n_questions: int) -> dict[str, Any]:
         first.append((t2 - t1) * 1000.0)
     rt.close()
 
-    return {"questions": len(retrieval), "retrieval_ms": p50_p95(retrieval), "prompt_build_ms": p50_p95(build),
-            "retrieval_plus_build_ms": p50_p95(overhead), "first_token_ms": p50_p95(first),
-            "ttft_ms": p50_p95([a + b for a, b in zip(overhead, first)])}
+    return {
+        "questions": len(retrieval),
+        "retrieval_ms": p50_p95(retrieval),
+        "prompt_build_ms": p50_p95(build),
+        "retrieval_plus_build_ms": p50_p95(overhead),
+        "first_token_ms": p50_p95(first),
+        "ttft_ms": p50_p95([a + b for a, b in zip(overhead, first)]),
+    }
 
 
 def bench_cold_start(home: Path) -> dict[str, object]:
     """Process start -> first answer byte of `memex ask` (embedder + model load included)."""
     env = dict(os.environ, MEMEX_HOME=str(home), MEMEX_MAX_ANSWER_TOKENS="8")
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "ask", "What is my cat's name?"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from app.cli import main; main()",
+        "ask",
+        "What is my cat's name?",
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     assert proc.stdout is not None
     first_byte = proc.stdout.read(1)
     t1 = time.perf_counter()
     proc.stdout.read()
     proc.wait(timeout=300)
     t2 = time.perf_counter()
-    return {"cold_start_first_token_s": round(t1 - t0, 3), "cold_start_total_s": round(t2 - t0, 3),
-            "cold_start_ok": bool(first_byte) and proc.returncode == 0}
+    return {
+        "cold_start_first_token_s": round(t1 - t0, 3),
+        "cold_start_total_s": round(t2 - t0, 3),
+        "cold_start_ok": bool(first_byte) and proc.returncode == 0,
+    }
 
 
 def main() -> None:
@@ -158,11 +192,22 @@ def main() -> None:
         _persona_home(home)
         ask = bench_ask(home, args.questions)
         cold = bench_cold_start(home)
-    ratios = {"memex_vs_llama_cpp": ratio(decode["memex_tok_s"], decode["llama_cpp_tok_s"], 4),
-              "median_memex_vs_llama_cpp": ratio(decode["median_memex_tok_s"], decode["median_llama_cpp_tok_s"], 4)}
-    targets = {"memex_vs_llama_cpp": target(ratios["memex_vs_llama_cpp"], ">=", 0.97),
-               "retrieval_plus_build_p50_ms": target(ask["retrieval_plus_build_ms"]["p50"], "<=", 60)}
-    results = {"model": "SmolLM2-135M-Instruct Q4_1 (bundled)", "decode": decode, "ask": ask, "cold_start": cold}
+    ratios = {
+        "memex_vs_llama_cpp": ratio(decode["memex_tok_s"], decode["llama_cpp_tok_s"], 4),
+        "median_memex_vs_llama_cpp": ratio(
+            decode["median_memex_tok_s"], decode["median_llama_cpp_tok_s"], 4
+        ),
+    }
+    targets = {
+        "memex_vs_llama_cpp": target(ratios["memex_vs_llama_cpp"], ">=", 0.97),
+        "retrieval_plus_build_p50_ms": target(ask["retrieval_plus_build_ms"]["p50"], "<=", 60),
+    }
+    results = {
+        "model": "SmolLM2-135M-Instruct Q4_1 (bundled)",
+        "decode": decode,
+        "ask": ask,
+        "cold_start": cold,
+    }
     emit("inference", results, ratios, targets, as_json=args.json)
 
 

@@ -29,19 +29,67 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks._common import emit, p50_p95, parser, ratio, target  # noqa: E402
 
-PEOPLE = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kemal", "Lena"]
-PLACES = ["Lisbon", "Berlin", "Kyoto", "Oslo", "Quito", "Accra", "Perth", "Tallinn", "Austin", "Porto"]
-THINGS = ["bike", "cello", "garden", "kayak", "laptop", "recipe", "novel", "camera", "tent", "piano"]
-VERBS = ["repaired", "borrowed", "sold", "painted", "bought", "lost", "found", "cleaned", "shipped", "tested"]
+PEOPLE = [
+    "Ana",
+    "Ben",
+    "Chen",
+    "Dara",
+    "Eli",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jo",
+    "Kemal",
+    "Lena",
+]
+PLACES = [
+    "Lisbon",
+    "Berlin",
+    "Kyoto",
+    "Oslo",
+    "Quito",
+    "Accra",
+    "Perth",
+    "Tallinn",
+    "Austin",
+    "Porto",
+]
+THINGS = [
+    "bike",
+    "cello",
+    "garden",
+    "kayak",
+    "laptop",
+    "recipe",
+    "novel",
+    "camera",
+    "tent",
+    "piano",
+]
+VERBS = [
+    "repaired",
+    "borrowed",
+    "sold",
+    "painted",
+    "bought",
+    "lost",
+    "found",
+    "cleaned",
+    "shipped",
+    "tested",
+]
 
 
 def synth(n: int, seed: int = 0) -> list[str]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        out.append(f"Note {i}: {rnd.choice(PEOPLE)} {rnd.choice(VERBS)} the {rnd.choice(THINGS)} in "
-                   f"{rnd.choice(PLACES)} on day {rnd.randint(1, 28)} of month {rnd.randint(1, 12)}; "
-                   f"it cost {rnd.randint(5, 900)} euros and took {rnd.randint(1, 9)} hours.")
+        out.append(
+            f"Note {i}: {rnd.choice(PEOPLE)} {rnd.choice(VERBS)} the {rnd.choice(THINGS)} in "
+            f"{rnd.choice(PLACES)} on day {rnd.randint(1, 28)} of month {rnd.randint(1, 12)}; "
+            f"it cost {rnd.randint(5, 900)} euros and took {rnd.randint(1, 9)} hours."
+        )
     return out
 
 
@@ -54,7 +102,9 @@ def bench_ingest(embedder, n: int) -> dict:
     raw_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "notes.jsonl"
-        src.write_text("\n".join(json.dumps({"text": t, "at": "2024-01-01"}) for t in synth(n, seed=2)))
+        src.write_text(
+            "\n".join(json.dumps({"text": t, "at": "2024-01-01"}) for t in synth(n, seed=2))
+        )
         store = MemoryStore(Path(d) / "home", embedder=embedder)
         store.vectors.count()  # open chromadb before timing, like a running app
         t0 = time.perf_counter()
@@ -78,14 +128,28 @@ def fill(store, n: int, pool: int, embedder) -> dict:
     now = utcnow()
     step = 5000
     for i in range(0, n, step):
-        part = texts[i:i + step]
-        mems = [records.NewMemory(id=records.new_id(), kind="note", text=t, hash=records.content_hash(t), at=None,
-                                  created_at=now, source="bench", source_id=None, topic=None, chunks=[t])
-                for t in part]
+        part = texts[i : i + step]
+        mems = [
+            records.NewMemory(
+                id=records.new_id(),
+                kind="note",
+                text=t,
+                hash=records.content_hash(t),
+                at=None,
+                created_at=now,
+                source="bench",
+                source_id=None,
+                topic=None,
+                chunks=[t],
+            )
+            for t in part
+        ]
         idx = np.arange(i, i + len(part))
         vecs = pool_vecs[idx % pool]
         jitter = idx >= pool
-        vecs[jitter] += rng.normal(0, 0.02, size=(int(jitter.sum()), vecs.shape[1])).astype(np.float32)
+        vecs[jitter] += rng.normal(0, 0.02, size=(int(jitter.sum()), vecs.shape[1])).astype(
+            np.float32
+        )
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         for m, v in zip(mems, vecs):
             m.embeddings = [v.tolist()]
@@ -104,8 +168,11 @@ def bench_search(embedder, n: int, pool: int, queries: int) -> dict:
         filled = fill(store, n, pool, embedder)
         build_s = time.perf_counter() - t0
         rnd = random.Random(7)
-        qs = [f"when did {rnd.choice(PEOPLE)} {rnd.choice(VERBS)} the {rnd.choice(THINGS)} in {rnd.choice(PLACES)}"
-              for _ in range(queries)]
+        qs = [
+            f"when did {rnd.choice(PEOPLE)} {rnd.choice(VERBS)} the {rnd.choice(THINGS)} "
+            f"in {rnd.choice(PLACES)}"
+            for _ in range(queries)
+        ]
         for q in qs[:5]:
             store.search(q, k=5)  # warm caches
         lat = []
@@ -120,8 +187,13 @@ def bench_search(embedder, n: int, pool: int, queries: int) -> dict:
             embedder.embed_one(q)
             emb.append((time.perf_counter() - t) * 1000)
         store.close()
-    return {"n": n, "build_s": round(build_s, 1), **filled, "search_ms": p50_p95(lat),
-            "query_embed_ms": p50_p95(emb)}
+    return {
+        "n": n,
+        "build_s": round(build_s, 1),
+        **filled,
+        "search_ms": p50_p95(lat),
+        "query_embed_ms": p50_p95(emb),
+    }
 
 
 def main() -> None:
@@ -137,8 +209,10 @@ def main() -> None:
     embedder = Embedder()
     embedder.embed(["warm up"] * 8)
     ingest = bench_ingest(embedder, args.ingest)
-    search = [bench_search(embedder, n, args.embed_pool, args.queries)
-              for n in (int(s) for s in args.sizes.split(",") if s)]
+    search = [
+        bench_search(embedder, n, args.embed_pool, args.queries)
+        for n in (int(s) for s in args.sizes.split(",") if s)
+    ]
     ratios = {"ingest_vs_raw_embed": ratio(ingest["ingest_per_s"], ingest["raw_embed_per_s"])}
     targets = {"ingest_vs_raw_embed": target(ratios["ingest_vs_raw_embed"], ">=", 0.8)}
     largest = max(search, key=lambda r: r["n"], default=None)

@@ -16,7 +16,9 @@ def check(store: MemoryStore, *, repair: bool = False) -> dict[str, object]:
         memories = conn.execute(text("SELECT count(*) FROM memories")).scalar_one()
         chunks = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
         pending = conn.execute(text("SELECT count(*) FROM vector_outbox")).scalar_one()
-        chunk_ids = {f"{r[0]}:{r[1]}" for r in conn.execute(text("SELECT memory_id, ord FROM chunks"))}
+        chunk_ids = {
+            f"{r[0]}:{r[1]}" for r in conn.execute(text("SELECT memory_id, ord FROM chunks"))
+        }
     replayed = store.replay_vector_outbox() if repair else 0
     vector_ids = store.vectors.all_ids()
     orphans = sorted(vector_ids - chunk_ids)
@@ -31,11 +33,16 @@ def check(store: MemoryStore, *, repair: bool = False) -> dict[str, object]:
                 texts: dict[str, str | None] = {}
                 for vid in missing:
                     mid, _, o = vid.rpartition(":")
-                    texts[vid] = conn.execute(text("SELECT text FROM chunks WHERE memory_id=:m AND ord=:o"),
-                                              {"m": mid, "o": int(o)}).scalar()
+                    texts[vid] = conn.execute(
+                        text("SELECT text FROM chunks WHERE memory_id=:m AND ord=:o"),
+                        {"m": mid, "o": int(o)},
+                    ).scalar()
             vids = [v for v in missing if texts.get(v)]
-            store.vectors.upsert(vids, store.embedder.embed([texts[v] or "" for v in vids]),
-                                 [v.rpartition(":")[0] for v in vids])
+            store.vectors.upsert(
+                vids,
+                store.embedder.embed([texts[v] or "" for v in vids]),
+                [v.rpartition(":")[0] for v in vids],
+            )
             fixed["vectors_added"] = len(vids)
         with store.write() as conn:
             conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))

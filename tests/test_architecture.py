@@ -7,12 +7,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ["torch", "transformers", "chromadb", "sentence_transformers", "llama_cpp", "PySide6", "peft"]
+HEAVY = [
+    "torch",
+    "transformers",
+    "chromadb",
+    "sentence_transformers",
+    "llama_cpp",
+    "PySide6",
+    "peft",
+]
 
 
 def test_import_linter_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
-    res = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -20,7 +30,9 @@ def test_the_layers_and_qt_contracts_are_configured():
     """The contracts the suite relies on stay in pyproject (deleting one would pass silently)."""
     import tomllib
 
-    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "importlinter"
+    ]["contracts"]
     by_type: dict[str, list[dict]] = {}
     for c in contracts:
         by_type.setdefault(c["type"], []).append(c)
@@ -29,18 +41,27 @@ def test_the_layers_and_qt_contracts_are_configured():
     layers = [c for c in by_type.get("layers", []) if c["layers"][0].startswith("app.cli")]
     assert layers, "the app layers contract is missing"
     named = {m.strip() for layer in layers[0]["layers"] for m in layer.replace("|", ":").split(":")}
-    app_modules = {p.stem if p.suffix else p.name for p in (ROOT / "app").iterdir()
-                   if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    app_modules = {
+        p.stem if p.suffix else p.name
+        for p in (ROOT / "app").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
     # every module of app/ has a layer, so a new one cannot slip past the contract
-    assert {f"app.{m}" for m in app_modules} <= named, sorted({f"app.{m}" for m in app_modules} - named)
+    assert {f"app.{m}" for m in app_modules} <= named, sorted(
+        {f"app.{m}" for m in app_modules} - named
+    )
 
 
 def test_help_and_cli_import_load_no_heavy_library():
-    code = ("import sys, app.cli\n"
-            "from app.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, app.cli\n"
+        "from app.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
 
@@ -48,10 +69,14 @@ def test_help_and_cli_import_load_no_heavy_library():
 def test_every_subcommand_help_is_light():
     from app.cli import COMMANDS
 
-    code = ("import sys\nfrom app.cli import main\n"
-            f"for name in {list(COMMANDS)!r}:\n"
-            "    try:\n        main([name, '--help'])\n    except SystemExit:\n        pass\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\nfrom app.cli import main\n"
+        f"for name in {list(COMMANDS)!r}:\n"
+        "    try:\n        main([name, '--help'])\n    except SystemExit:\n        pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"

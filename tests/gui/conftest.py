@@ -66,8 +66,11 @@ def wait_idle(qtbot: object, win: object, timeout: int = JOB_TIMEOUT_MS) -> None
     """Wait until no worker job is running (the runner says so with `idle_changed`)."""
     jobs = win.services.jobs  # type: ignore[attr-defined]
     if jobs.busy:
-        with qtbot.waitSignal(jobs.idle_changed, timeout=timeout,  # type: ignore[attr-defined]
-                              check_params_cb=lambda idle: bool(idle)):
+        with qtbot.waitSignal(
+            jobs.idle_changed,
+            timeout=timeout,  # type: ignore[attr-defined]
+            check_params_cb=lambda idle: bool(idle),
+        ):
             pass
 
 
@@ -115,8 +118,12 @@ class JobWatch(QObject):
         self.ended = True
         self.finished.emit()
 
-    def wait_progress(self, qtbot: object, until: Callable[[Any], bool] | None = None,
-                      timeout: int = JOB_TIMEOUT_MS) -> None:
+    def wait_progress(
+        self,
+        qtbot: object,
+        until: Callable[[Any], bool] | None = None,
+        timeout: int = JOB_TIMEOUT_MS,
+    ) -> None:
         """Wait until the job has reported a progress value `until` accepts (default: any)."""
         accept = until or (lambda _value: True)
         while not any(accept(v) for v in self.progress) and not self.ended:

@@ -1,4 +1,5 @@
-"""The first-fill dialog, end to end: a host asks the running app over its real socket, qtbot answers."""
+"""The first-fill dialog, end to end: a host asks the running app over its real socket, qtbot
+answers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 class Browser:
-    """A paired browser's host (the real BridgeService, as `memex bridge host` builds it) in a thread."""
+    """A paired browser's host (the real BridgeService, as `memex bridge host` builds it) in a
+    thread."""
 
     def __init__(self, window: Any, runtime: Any) -> None:
         from app.bridge.host import build_service
@@ -43,7 +45,9 @@ class Browser:
         fields = [*SIGNUP_FIELDS, field("phone", "Phone", type="tel")]
 
         def run() -> None:
-            self.reply = self.ext.request({"type": "fill", "origin": SITE, "top_origin": SITE, "fields": fields})
+            self.reply = self.ext.request(
+                {"type": "fill", "origin": SITE, "top_origin": SITE, "fields": fields}
+            )
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
@@ -76,8 +80,10 @@ def _dialog(qtbot, window):
 
 def _rows(dialog) -> dict[str, list[str]]:
     t = dialog.table
-    return {t.topLevelItem(i).text(0): [t.topLevelItem(i).text(c) for c in (1, 2)]
-            for i in range(t.topLevelItemCount())}
+    return {
+        t.topLevelItem(i).text(0): [t.topLevelItem(i).text(c) for c in (1, 2)]
+        for i in range(t.topLevelItemCount())
+    }
 
 
 def test_allow_once_fills_and_shows_masked_values(qtbot, window, browser) -> None:
@@ -88,14 +94,20 @@ def test_allow_once_fills_and_shows_masked_values(qtbot, window, browser) -> Non
     rows = _rows(dialog)
     assert rows["Email"] == ["email", "ada@example.org"]
     assert rows["Phone"][1] == "+44••••••••••000"  # masked on screen
-    assert rows["Password"] == ["secret", "never filled"] and rows["Card number"][1] == "never filled"
+    assert (
+        rows["Password"] == ["secret", "never filled"] and rows["Card number"][1] == "never filled"
+    )
     assert rows["Last name"][1].startswith("(not in your profile")
     # non-modal: the rest of the app keeps working while the question is open
     assert window.select("memories") is window.pages["memories"]
     qtbot.mouseClick(dialog.once_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: browser.reply is not None, timeout=30000)
     assert browser.reply["status"] == "fill"
-    assert browser.reply["values"] == {"given": "Ada", "email": "ada@example.org", "phone": "+44 20 7946 0000"}
+    assert browser.reply["values"] == {
+        "given": "Ada",
+        "email": "ada@example.org",
+        "phone": "+44 20 7946 0000",
+    }
     assert not browser.service.state.confirmed(SITE, browser.ext.public)
     assert browser.service.state.audit_log(2)[1]["outcome"] == "once"
     qtbot.waitUntil(lambda: not window.confirm_dialogs, timeout=10000)
@@ -109,8 +121,13 @@ def test_always_allow_records_the_site(qtbot, window, browser) -> None:
     assert browser.reply["values"]["given"] == "Ada"
     assert browser.service.state.confirmed(SITE, browser.ext.public)
     page = window.select("bridge")  # the Sites tab says which browser no longer asks there
-    qtbot.waitUntil(lambda: page.sites.topLevelItemCount() == 1 and page.sites.topLevelItem(0).text(1) == "Work laptop",
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: (
+            page.sites.topLevelItemCount() == 1
+            and page.sites.topLevelItem(0).text(1) == "Work laptop"
+        ),
+        timeout=30000,
+    )
 
 
 @pytest.mark.parametrize("how", ["deny button", "escape", "close window", "quit the app"])

@@ -1,4 +1,5 @@
-"""Memories screen: add in the UI and find by search; forget with undo; import with progress and cancel."""
+"""Memories screen: add in the UI and find by search; forget with undo; import with progress and
+cancel."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def test_add_memory_in_the_ui_then_find_it_by_search(qtbot, window, runtime) -> 
     editor = page.editor
     assert editor is not None and editor.isVisible()
     editor.text.setPlainText("My bicycle lock code is 4512, the blue lock in the hallway.")
-    qtbot.mouseClick(editor.buttons.button(QDialogButtonBox.StandardButton.Save), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        editor.buttons.button(QDialogButtonBox.StandardButton.Save), Qt.MouseButton.LeftButton
+    )
     wait_idle(qtbot, window)  # remember, then the list reloads (started before the first job ends)
     assert any("bicycle lock" in t for t in tree_texts(page.tree))
     runtime.remember("We adopted a cat called Pepper from the shelter.")
@@ -49,8 +52,9 @@ def test_forget_with_undo(qtbot, window, runtime) -> None:
     wait_idle(qtbot, window)
     assert page.tree.topLevelItemCount() == 1 and page.banner.isVisible()
     assert runtime.memory.get(gone.id) is None
-    assert [h.id for h in runtime.memory.search("locker number gym", k=5)] == [keep.id] or \
-        gone.id not in [h.id for h in runtime.memory.search("locker number gym", k=5)]
+    assert [h.id for h in runtime.memory.search("locker number gym", k=5)] == [
+        keep.id
+    ] or gone.id not in [h.id for h in runtime.memory.search("locker number gym", k=5)]
     assert "Undo" == page.banner.action.text() and page.banner.action.isVisible()
 
     page.banner.action.click()
@@ -64,7 +68,9 @@ def test_forget_with_undo(qtbot, window, runtime) -> None:
 def _notes(folder: Path, n: int) -> Path:
     folder.mkdir()
     for i in range(n):
-        (folder / f"note-{i:03d}.txt").write_text(f"Note {i}: on day {i} I planted tree number {i} by the river.\n")
+        (folder / f"note-{i:03d}.txt").write_text(
+            f"Note {i}: on day {i} I planted tree number {i} by the river.\n"
+        )
     return folder
 
 
@@ -86,7 +92,9 @@ def test_import_folder_with_progress(qtbot, window, runtime, tmp_path) -> None:
     assert page.tree.topLevelItemCount() == 6
 
 
-def test_import_cancel_keeps_what_was_stored_and_nothing_half(qtbot, window, runtime, tmp_path) -> None:
+def test_import_cancel_keeps_what_was_stored_and_nothing_half(
+    qtbot, window, runtime, tmp_path
+) -> None:
     folder = _notes(tmp_path / "many", 300)
     page = window.select("memories")
     wait_idle(qtbot, window)
@@ -115,8 +123,13 @@ def test_dropping_a_folder_imports_it(qtbot, window, runtime, tmp_path) -> None:
     wait_idle(qtbot, window)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     watch = JobWatch(window, "import")
     page.dropEvent(event)
     assert page.import_job is not None and watch.job is page.import_job

@@ -1,4 +1,5 @@
-"""Models screen: settings are saved for the next answer; the MoE benchmark runs in a child process."""
+"""Models screen: settings are saved for the next answer; the MoE benchmark runs in a child
+process."""
 
 from __future__ import annotations
 
@@ -68,13 +69,18 @@ def test_llamacpp_answer_plots_speed_and_explains_hit_rate(qtbot, window, runtim
     assert "Hit rate applies to MoE models" in page.hit_plot.empty_text
 
 
-def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(qtbot, window, runtime, monkeypatch) -> None:
-    monkeypatch.setattr("app.gui.answers.LIVE_EVERY_S", 0.0)  # a live sample per piece: the tiny model is fast
+def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(
+    qtbot, window, runtime, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        "app.gui.answers.LIVE_EVERY_S", 0.0
+    )  # a live sample per piece: the tiny model is fast
     page = window.pages["models"]
     if not page.moe.available:
         pytest.skip(page.moe.reason)
-    runtime.settings = runtime.settings.model_copy(update={
-        "backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48})
+    runtime.settings = runtime.settings.model_copy(
+        update={"backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48}
+    )
     runtime.memory.remember("My cat is called Miso.")
     seen: list[dict] = []
     window.services.generation_stats.connect(seen.append)

@@ -1,4 +1,5 @@
-"""Profile shows where each value came from; the review inbox accepts into the profile; bridge permissions."""
+"""Profile shows where each value came from; the review inbox accepts into the profile; bridge
+permissions."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ def patterns_only(runtime):
     return runtime
 
 
-def test_profile_shows_value_and_its_memory_then_edit_and_remove(qtbot, window, patterns_only) -> None:
+def test_profile_shows_value_and_its_memory_then_edit_and_remove(
+    qtbot, window, patterns_only
+) -> None:
     runtime = patterns_only
     mem, _ = runtime.memory.remember("We moved to 7 Castle Mews in Cardiff last week.")
     runtime.memory.profile_set("address-level2", "Cardiff", source_memory=mem.id)
@@ -55,7 +58,9 @@ def test_inbox_accept_moves_a_suggestion_into_the_profile(qtbot, window, pattern
     inbox.accept_btn.click()
     wait_idle(qtbot, window)
     assert "E-mail" not in tree_texts(inbox.tree, 0)
-    assert {f.key: f.value for f in runtime.memory.profile()}.get("email") == "maya.lindqvist@example.org"
+    assert {f.key: f.value for f in runtime.memory.profile()}.get(
+        "email"
+    ) == "maya.lindqvist@example.org"
     profile = window.select("profile")
     wait_idle(qtbot, window)
     assert "maya.lindqvist@example.org" in tree_texts(profile.tree, 1)

@@ -1,4 +1,5 @@
-"""Training screen: dataset preview, start and cancel a run of a tiny model, then a short run becomes active."""
+"""Training screen: dataset preview, start and cancel a run of a tiny model, then a short run
+becomes active."""
 
 from __future__ import annotations
 
@@ -19,10 +20,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def tiny_runtime(runtime, tiny):
-    runtime.settings = runtime.settings.model_copy(update={"model_path": str(tiny.gguf), "inbox_use_model": False})
-    for text in ("I moved to Hamburg and live in Altona.",
-                 "I started working at Nordlicht Logistics as a data analyst.",
-                 "We adopted a grey cat and named her Pixel."):
+    runtime.settings = runtime.settings.model_copy(
+        update={"model_path": str(tiny.gguf), "inbox_use_model": False}
+    )
+    for text in (
+        "I moved to Hamburg and live in Altona.",
+        "I started working at Nordlicht Logistics as a data analyst.",
+        "We adopted a grey cat and named her Pixel.",
+    ):
         runtime.memory.remember(text)
     return runtime
 
@@ -44,7 +49,9 @@ def test_start_and_cancel_then_train_and_activate(qtbot, window, tiny_runtime) -
     page.start_btn.click()
     assert page.job is not None and run.job is page.job
     assert page.cancel_btn.isEnabled() and not page.start_btn.isEnabled()
-    run.wait_progress(qtbot, until=lambda e: e.get("phase") == "train" and e.get("loss") is not None)
+    run.wait_progress(
+        qtbot, until=lambda e: e.get("phase") == "train" and e.get("loss") is not None
+    )
     assert len(page.loss_plot.values) >= 1
     assert page.progress.maximum() == 400 and "step" in page.progress.text()
     assert "loss" in page.status.text()

@@ -1,4 +1,5 @@
-"""Main window: remembered geometry under MEMEX_HOME, shortcuts, accessible names, never a dead screen."""
+"""Main window: remembered geometry under MEMEX_HOME, shortcuts, accessible names, never a dead
+screen."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_geometry_and_tab_are_remembered_under_memex_home(qtbot, runtime, home) 
 
 
 def test_every_screen_has_a_title_and_named_controls(qtbot, window) -> None:
-    assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == [v[0] for v in PAGES.values()]
+    assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == [
+        v[0] for v in PAGES.values()
+    ]
     for name in PAGES:
         page = window.select(name)
         wait_idle(qtbot, window)
@@ -48,7 +51,11 @@ def test_every_screen_has_a_title_and_named_controls(qtbot, window) -> None:
 
 
 def test_shortcuts_switch_screens(qtbot, window) -> None:
-    shortcuts = {a.shortcut().toString(): a for m in window.menuBar().findChildren(QWidget) for a in m.actions()}
+    shortcuts = {
+        a.shortcut().toString(): a
+        for m in window.menuBar().findChildren(QWidget)
+        for a in m.actions()
+    }
     assert {"Ctrl+1", "Ctrl+2", "Ctrl+6", "Ctrl+N", "Ctrl+I", "Ctrl+F"} <= set(shortcuts)
     shortcuts["Ctrl+3"].trigger()
     assert window.current_name == "profile"
