@@ -1,0 +1,48 @@
+"""ruff and mypy as configured in pyproject.toml, run by the suite like the import contracts.
+
+Both are expected to fail until the code base has been reflowed to the 100-column limit and
+the modules being rewritten now have settled; `xfail(strict=False)` keeps them visible in the
+report meanwhile. Delete the PENDING marks once both pass.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKED = ["app", "memory", "inference", "finetune", "benchmarks", "tests"]
+PENDING = pytest.mark.xfail(
+    reason="until the 100-column reflow and the rewrites land", strict=False
+)
+
+
+def _tool(name: str) -> Path:
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        pytest.skip(f"{name} is not installed (pip install 'memex[dev]')")
+    return path
+
+
+@PENDING
+def test_ruff_finds_nothing() -> None:
+    res = subprocess.run(
+        [str(_tool("ruff")), "check", "--output-format", "concise", *CHECKED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+@PENDING
+def test_mypy_finds_nothing() -> None:
+    # the files and the GUI exception come from [tool.mypy]
+    res = subprocess.run(
+        [str(_tool("mypy"))], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
