@@ -17,6 +17,11 @@ ran in (each group is its own GEMM), so every policy stays bit-identical to ever
 
 Where `torch._grouped_mm` is missing or refuses the dtype/device (CUDA wants bf16 on recent
 cards), `grouped_supported` says so once and the model uses the per-expert loop.
+
+Not done: capturing a CUDA graph per layer shape. A wave's size and slots change from token
+to token, so a graph would need fixed-size waves over padded slot lists; the grouped GEMM
+already makes a layer two GEMM launches, and benchmarks/gpu_device.sh measures it against
+the loop (`moe_loop`) when a GPU is lent.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ def grouped_supported(device: str, dtype: torch.dtype) -> bool:
         if ok:
             try:
                 a = torch.ones(2, 16, device=device, dtype=dtype)
-                b = torch.ones(2, 16, 16, device=device, dtype=dtype)
+                # B as the slab gives it: each matrix transposed (column-major)
+                b = torch.ones(2, 16, 16, device=device, dtype=dtype).transpose(1, 2)
                 offs = torch.tensor([1, 2], device=device, dtype=torch.int32)
                 out = torch._grouped_mm(a, b, offs=offs)
                 ok = bool(out.shape == (2, 16)) and float(out[1, 0]) == 16.0
