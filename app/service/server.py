@@ -152,9 +152,13 @@ class Service:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self._busy():
             time.sleep(0.05)
-        self.holder.close()
-        self._lock.release()
-        self._stopped.set()
+        try:
+            self.holder.close()
+        except Exception:  # noqa: BLE001 - a failing close must not keep the lock (and the folder)
+            log.warning("closing the Runtime failed", exc_info=True)
+        finally:
+            self._lock.release()
+            self._stopped.set()
         log.info("memex service stopped")
 
     def _busy(self) -> bool:
