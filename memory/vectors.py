@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,17 @@ class VectorStore:
         self.ids_only = ids_only
         self._client: Any = None
         self._collection: Any = None
+        # threads of one process (the resident service) may open it at once; chromadb's own
+        # client registry is not safe against two PersistentClient() calls racing
+        self._open_lock = threading.Lock()
 
     def _coll(self) -> Any:
+        if self._collection is not None:
+            return self._collection
+        with self._open_lock:
+            return self._open()
+
+    def _open(self) -> Any:
         if self._collection is None:
             import chromadb
             from chromadb.config import Settings as ChromaSettings

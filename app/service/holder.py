@@ -111,7 +111,10 @@ class RuntimeHolder:
         with self._lock:
             retired, self._retired = self._retired, []
         for rt in retired:
-            rt.close()
+            try:
+                rt.close()
+            except Exception:  # noqa: BLE001 - the request it followed has already succeeded
+                log.warning("closing a retired Runtime failed", exc_info=True)
 
     def close(self) -> None:
         self.release_retired()
