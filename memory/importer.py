@@ -8,6 +8,8 @@ pending vector ops), so a crash or kill -9 never leaves a half-imported file. Un
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from memory.store import MemoryStore
 
 BATCH_CHUNKS = 256
+# A file that would become more memories than this is refused with a report (the CLI's
+# --max-memories-per-file raises it): about a minute of embedding on two cores.
+MAX_MEMORIES_PER_FILE = 5000
 
 
 @dataclass
@@ -43,7 +48,11 @@ def expand(paths: Sequence[Path], report: ImportReport) -> list[Path]:
         if not p.exists():
             report.errors.append({"path": str(p), "reason": f"{p} does not exist."})
         elif p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and not _hidden(f, p)))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and not _hidden(f, p))
+            if not found:
+                report.skipped.append({"path": source_key(p), "kind": "nothing_to_import",
+                                       "reason": f"{p.name or p} holds no files to import."})
+            files.extend(found)
         else:
             files.append(p)
     return files
@@ -53,9 +62,37 @@ def _hidden(f: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in f.relative_to(root).parts)
 
 
+def printable(text_: str) -> str:
+    """`text_` with the undecodable bytes of a file name written as \\xNN: SQLite, JSON and the
+    terminal all need valid UTF-8, and the user needs to see which file it was."""
+    try:
+        text_.encode("utf-8")
+        return text_
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text_.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text_.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def source_key(path: Path) -> str:
+    """How a file is named in `sources` (and by `memex forget --source`)."""
+    return printable(str(Path(path).expanduser().resolve()))
+
+
+class _NotRegular(OSError):
+    pass
+
+
 def _file_hash(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused just below
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(f"{path.name} is not a regular file (a pipe, socket or device); "
+                              "memex imports only files.")
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -66,15 +103,17 @@ def run_import(
     paths: Sequence[Path],
     progress: Callable[[ImportProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    max_memories_per_file: int | None = None,
 ) -> ImportReport:
     report = ImportReport()
     files = expand(paths, report)
     pending: list[_FileWork] = []
     seen_hashes: set[str] = set()
+    limit = max_memories_per_file or MAX_MEMORIES_PER_FILE
 
-    for done, work in enumerate(_parse_all(store, files, report, seen_hashes), start=1):
+    for done, work in enumerate(_parse_all(store, files, report, seen_hashes, limit), start=1):
         if progress:
-            progress(ImportProgress(done=done, total=len(files), path=str(work.path) if work else ""))
+            progress(ImportProgress(done=done, total=len(files), path=printable(str(work.path)) if work else ""))
         if work is not None:
             pending.append(work)
             if sum(len(m.chunks) for w in pending for m in w.mems) >= BATCH_CHUNKS:
@@ -88,36 +127,47 @@ def run_import(
     elif pending:
         # Cancelled: files already parsed but not written are reported as skipped, not half-stored.
         for w in pending:
-            report.skipped.append({"path": str(w.path), "reason": "import cancelled"})
+            report.skipped.append({"path": source_key(w.path), "reason": "import cancelled", "kind": "cancelled"})
+    for entry in (*report.skipped, *report.errors):  # names and reasons quote file names
+        entry.update({k: printable(v) for k, v in entry.items()})
     return report
 
 
 def _parse_all(store: "MemoryStore", files: list[Path], report: ImportReport,
-               seen_hashes: set[str]) -> Iterator[_FileWork | None]:
+               seen_hashes: set[str], limit: int) -> Iterator[_FileWork | None]:
     for path in files:
-        yield _parse_one(store, path, report, seen_hashes)
+        yield _parse_one(store, path, report, seen_hashes, limit)
 
 
 def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
-               seen_hashes: set[str]) -> _FileWork | None:
-    key = str(path.resolve())
+               seen_hashes: set[str], limit: int = MAX_MEMORIES_PER_FILE) -> _FileWork | None:
+    key = source_key(path)
     try:
         fhash = _file_hash(path)
+    except _NotRegular as exc:
+        report.errors.append({"path": key, "reason": str(exc), "kind": "not_a_file"})
+        return None
     except OSError as exc:
         report.errors.append({"path": key, "reason": f"{path.name} could not be read ({exc.strerror})."})
         return None
     with store.read() as conn:
         old = conn.execute(text("SELECT content_hash FROM sources WHERE path=:p"), {"p": key}).scalar()
     if old == fhash:
-        report.skipped.append({"path": key, "reason": "unchanged since the last import"})
+        report.skipped.append({"path": key, "reason": "unchanged since the last import", "kind": "unchanged"})
         return None
     try:
         docs = parse_file(path, store.max_file_bytes)
     except SkipFile as exc:
-        report.skipped.append({"path": key, "reason": str(exc)})
+        report.skipped.append({"path": key, "reason": str(exc), "kind": "nothing_to_import"})
         return None
     except ParseError as exc:
         report.errors.append({"path": key, "reason": str(exc)})
+        return None
+    if len(docs) > limit:
+        # Refused before any embedding starts: 100k headings would be an hour of work nobody asked for.
+        report.errors.append({"path": key, "kind": "too_many_memories", "reason": (
+            f"{path.name} would become {len(docs):,} memories, over the limit of {limit:,} per file; "
+            f"import it with --max-memories-per-file {len(docs)} to allow it.")})
         return None
     for line_no, reason in getattr(docs, "bad_lines", ()):
         report.errors.append({"path": f"{key}:{line_no}", "reason": f"line {line_no}: {reason}"})
@@ -153,13 +203,13 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
         before = len(w.mems)
         w.mems = [m for m in w.mems if m.hash not in dead and m.hash not in dupes]
         if before and not w.mems:
-            report.skipped.append({"path": str(w.path.resolve()),
+            report.skipped.append({"path": source_key(w.path), "kind": "duplicate",
                                    "reason": "already in memory (duplicate or forgotten content)"})
     store.embed_new([m for w in batch for m in w.mems])
     with store.write() as conn:
         topics: set[str] = set()
         for w in batch:
-            key = str(w.path.resolve())
+            key = source_key(w.path)
             old_id = conn.execute(text("SELECT id FROM sources WHERE path=:p"), {"p": key}).scalar()
             if old_id is not None:
                 old_ids = [r[0] for r in conn.execute(text("SELECT id FROM memories WHERE source_id=:s"),
@@ -172,7 +222,7 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
                 source_id = conn.execute(
                     text("""INSERT INTO sources(path, content_hash, type, imported_at)
                             VALUES (:p, :h, :ty, :t) RETURNING id"""),
-                    {"p": key, "h": w.file_hash, "ty": w.path.suffix.lower().lstrip(".") or "file",
+                    {"p": key, "h": w.file_hash, "ty": printable(w.path.suffix.lower().lstrip(".")) or "file",
                      "t": to_iso(utcnow())},
                 ).scalar_one()
             for m in w.mems:

@@ -23,6 +23,7 @@ from memory import records
 from memory.db import open_engine, read_connection, to_iso, utcnow
 from memory.embeddings import Embedder
 from memory.errors import BadInput, NotFound
+from memory.importer import run_import
 from memory.ingest import chunk_text
 from memory.ingest.parsers import MAX_FILE_BYTES
 from memory.retrieval import RetrievalOptions, hybrid_search
@@ -140,6 +141,8 @@ class MemoryStore:
             raise BadInput(f"The text is longer than {MAX_MEMORY_CHARS:,} characters; import it as a file instead.")
         if kind not in MEMORY_KINDS:
             raise BadInput(f"Unknown kind {kind!r}; use one of: {', '.join(MEMORY_KINDS)}.")
+        if not all(_utf8_ok(v) for v in (body, source, speaker, session)):
+            raise BadInput("The text is not valid UTF-8 (it holds undecodable bytes); fix its encoding and try again.")
         self._replay_outbox()
         h = records.turn_hash(body, speaker, session, at)
         with self.read() as conn:
@@ -166,11 +169,11 @@ class MemoryStore:
         return stored, True
 
     def import_paths(self, paths: Sequence[Path], *, progress: Callable[[ImportProgress], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> ImportReport:
-        from memory.importer import run_import
-
+                     cancel: Callable[[], bool] | None = None,
+                     max_memories_per_file: int | None = None) -> ImportReport:
+        """`max_memories_per_file`: refuse a file that would become more memories (None: the default)."""
         self._replay_outbox()
-        return run_import(self, [Path(p) for p in paths], progress, cancel)
+        return run_import(self, [Path(p) for p in paths], progress, cancel, max_memories_per_file)
 
     def update_text(self, memory_id: str, text_: str) -> Memory:
         self._replay_outbox()
@@ -345,6 +348,15 @@ class MemoryStore:
         self.close()
 
 
+def _utf8_ok(value: str | None) -> bool:
+    """False for text with lone surrogates (undecodable bytes from argv or a JSON escape)."""
+    try:
+        (value or "").encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _VectorAccess:
     """What retrieval needs from the vector side: embed a query, nearest chunks, stored vectors."""
 
@@ -365,10 +377,12 @@ def parse_at(value: str | None) -> datetime | None:
     """Parse an ISO 8601 `--at` value; a clear BadInput otherwise."""
     if not value:
         return None
-    from memory.ingest.parsers import parse_datetime
+    from memory.ingest.parsers import DateOutOfRange, parse_datetime
 
     try:
         return parse_datetime(value)
+    except DateOutOfRange as exc:
+        raise BadInput(f"{exc} Give a date between those years.") from exc
     except ValueError as exc:
         raise BadInput(f"{value!r} is not an ISO 8601 date or time (e.g. 2024-05-01 or 2024-05-01T09:30).") from exc
 

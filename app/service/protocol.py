@@ -56,7 +56,8 @@ class ServiceStatus(TypedDict):
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    body = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8")
+    # ASCII escapes: argv may carry undecodable bytes as lone surrogates, which UTF-8 cannot encode
+    body = json.dumps(message, ensure_ascii=True, default=str).encode("utf-8")
     if len(body) > MAX_FRAME:
         raise ProtocolError("frame too large")
     sock.sendall(_HEADER.pack(len(body)) + body)
@@ -75,6 +76,8 @@ def recv(sock: socket.socket) -> dict[str, Any] | None:
         message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not a JSON frame ({exc})") from exc
+    except RecursionError as exc:
+        raise ProtocolError("a frame nested too deeply") from exc
     if not isinstance(message, dict):
         raise ProtocolError("a frame must be a JSON object")
     return message

@@ -44,7 +44,19 @@ def parse_datetime(value: str) -> datetime:
     if v.endswith("Z"):
         v = v[:-1] + "+00:00"
     dt = datetime.fromisoformat(v)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        raise DateOutOfRange(f"{value!r} is outside the years {MIN_YEAR}-{MAX_YEAR} memex keeps dates in.")
+    return dt
+
+
+# Far from datetime's limits (years 1 and 9999), so converting a time zone or adding a year
+# to a stored date can never overflow.
+MIN_YEAR, MAX_YEAR = 1000, 9000
+
+
+class DateOutOfRange(ValueError):
+    """A well-formed date too far in the past or future to store."""
 
 
 def find_date(text: str) -> datetime | None:
@@ -206,6 +218,9 @@ def parse_jsonl(path: Path) -> list[ParsedDoc]:
         except json.JSONDecodeError as exc:
             out.bad_lines.append((n, f"not valid JSON ({exc.msg})"))
             continue
+        except RecursionError:
+            out.bad_lines.append((n, "nested too deeply to be a memory"))
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
             out.bad_lines.append((n, 'needs an object with a non-empty "text" string'))
             continue
@@ -237,6 +252,8 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
     except json.JSONDecodeError as exc:
         raise ParseError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
     docs: list[ParsedDoc] = []
+    except RecursionError as exc:
+        raise ParseError(f"{path.name} is nested too deeply to be a chat export.") from exc
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         speaker, session = obj.get("speaker"), obj.get("session")
         # One memory per message (a chat turn: speaker, session = the chat and day).
@@ -332,3 +349,9 @@ def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[ParsedDoc]:
         raise
     except OSError as exc:
         raise ParseError(f"{path.name} could not be read ({exc.strerror or exc}).") from exc
+    except RecursionError as exc:
+        raise ParseError(f"{path.name} is nested too deeply to import.") from exc
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # odd shapes in a file (a list where a chat export has an object) must not end a folder import
+        raise ParseError(f"{path.name} could not be parsed ({exc.__class__.__name__}); "
+                         "is it the file type its name says?") from exc

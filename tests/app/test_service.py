@@ -270,3 +270,28 @@ def test_an_exclusive_command_stops_the_service_first(service_env: Path):
     assert memex("service", "start").returncode == 0
     assert route(["vault", "status", "--json"], {"remember"}, {"vault"}) is None  # runs in-process
     assert not lock_held(lock_path(service_env))
+
+
+def test_service_threads_open_the_vector_store_at_once(tmp_path: Path):
+    """Warm-up and the first request both open chromadb in one process: one client, no error."""
+    import threading
+
+    from memory.vectors import VectorStore
+
+    store = VectorStore(tmp_path / "chroma")
+    got: list[object] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            got.append(store._coll())
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 4 and all(c is got[0] for c in got)
+    store.close()
