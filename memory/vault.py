@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,7 +72,6 @@ class VaultFile:
     salt: str | None = None
     wrapped: str | None = None
     version: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)

@@ -30,7 +30,7 @@ from memory.vault import VaultError, VaultFile, fsync_dir, read_vault, starts_wi
 DB_FILE = "memex.db"
 PENDING_FILE = "vault.pending.json"
 ENC_TMP = "memex.db.vault-tmp"
-LOCK_FILE = "vault.lock"
+LOCK_FILE = ".vault-switch.lock"  # an flock for enable/recovery; not the vault's locked state
 PLAIN_HEADER = b"SQLite format 3\x00"
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
