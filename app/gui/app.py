@@ -48,11 +48,12 @@ def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWin
 def run_app(runtime: Runtime, tab: str | None = None) -> int:
     """Open the main window and run the event loop until it closes."""
     app = ensure_app()
-    from app.gui.unlock import ensure_unlocked
+    from app.gui.unlock import RelockWatch, ensure_unlocked
 
     if not ensure_unlocked(runtime):  # the vault is on and the user cancelled the unlock screen
         return 1
     win = build_window(runtime)
+    RelockWatch(win, runtime)  # idle auto-lock brings the unlock screen back
     if tab:
         win.select(tab)
     win.show()

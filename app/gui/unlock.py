@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
@@ -105,3 +105,31 @@ def ensure_unlocked(runtime: Runtime, parent: QWidget | None = None) -> bool:
         return True
     dialog = UnlockDialog(runtime, parent)
     return dialog.exec() == QDialog.DialogCode.Accepted
+
+
+class RelockWatch(QObject):
+    """Auto-lock for the open app: after `vault_auto_lock_minutes` without memory use (and no
+    job running) the store closes, the key is dropped and the unlock screen comes back over
+    the window; cancelling it closes the app."""
+
+    def __init__(self, window: QWidget, runtime: Runtime, interval_ms: int = 15000) -> None:
+        super().__init__(window)
+        self.window, self.runtime = window, runtime
+        self._asking = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    def check(self) -> None:
+        services = getattr(self.window, "services", None)
+        busy = services is not None and services.jobs.busy()
+        if self._asking or busy or not self.runtime.vault.idle_expired():
+            return
+        self.runtime.lock()
+        self._asking = True
+        try:
+            if not ensure_unlocked(self.runtime, self.window):
+                self.window.close()
+        finally:
+            self._asking = False

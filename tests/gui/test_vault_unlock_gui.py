@@ -39,3 +39,38 @@ def test_unlock_dialog(qtbot, runtime, home, monkeypatch):
     with qtbot.waitSignal(dialog.accepted, timeout=30000):
         dialog.try_unlock()
     assert not is_locked(runtime)
+
+
+def test_idle_app_locks_and_asks_again(qtbot, home, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from app.gui.unlock import RelockWatch, UnlockDialog, is_locked
+    from app.runtime import Runtime
+    from app.settings import load_settings
+    from memory import vault
+
+    monkeypatch.delenv("MEMEX_PASSPHRASE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    _locked_home(home)
+    rt = Runtime(load_settings(home=home, vault_auto_lock_minutes=0.001))  # 60 ms
+    rt.vault.hold(vault.unwrap_key(vault.read_vault(home), PASS))
+    window = QWidget()
+    qtbot.addWidget(window)
+    watch = RelockWatch(window, rt, interval_ms=3_600_000)
+    seen: list[bool] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, UnlockDialog):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(is_locked(rt))  # the key was dropped before the screen came back
+        dialog.passphrase.setText(PASS)
+        dialog.try_unlock()
+
+    qtbot.wait(100)
+    QTimer.singleShot(20, answer)
+    watch.check()  # returns once the unlock screen was answered
+    assert seen == [True] and not is_locked(rt)
+    rt.close()
