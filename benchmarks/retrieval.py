@@ -19,10 +19,8 @@ is reported on its own and left out of the overall figures, as in the paper's ev
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -31,8 +29,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks._common import emit, p50_p95, parser, ratio, target  # noqa: E402
 
 KS = (5, 10, 25)
 CATEGORIES = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop", 5: "adversarial"}
@@ -137,9 +139,7 @@ def summarize(rows: list[dict], lat: list[float]) -> dict:
         for c in sorted({r["category"] for r in rows})
         for rs in [[r for r in rows if r["category"] == c]]
     }
-    lat = sorted(lat)
-    out["search_p50_ms"] = round(statistics.median(lat), 2) if lat else None
-    out["search_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))], 2) if lat else None
+    out["search_ms"] = p50_p95(lat) if lat else None
     return out
 
 
@@ -210,8 +210,7 @@ class CachedEmbedder:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--json", action="store_true")
+    ap = parser(__doc__)
     ap.add_argument("--data", default=os.environ.get("MEMEX_LOCOMO_DIR") or str(DEFAULT_DATA))
     ap.add_argument("--variants", default="baseline,full")
     ap.add_argument("--questions", type=int, default=0, help="at most this many questions per conversation")
@@ -236,18 +235,23 @@ def main() -> None:
         results["persona"] = bench_persona(embedder)
     if isinstance(embedder, CachedEmbedder):
         embedder.save()
-    ratios: dict[str, float] = {}
+    ratios: dict[str, dict[str, float | None]] = {}
+    targets: dict[str, dict] = {}
     loco = results["locomo_dev"]
     if isinstance(loco, dict) and "baseline" in loco:
-        for v in variants:
-            if v != "baseline" and v in loco:
-                for k in KS:
-                    base = loco["baseline"][f"recall@{k}"] or 1e-9
-                    ratios[f"{v}_vs_baseline_recall@{k}"] = round(loco[v][f"recall@{k}"] / base, 3)
-    out = {"name": "retrieval", "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-           "results": results, "ratios": ratios,
-           "targets": {"locomo_recall@10_min": 0.85, "locomo_recall@25_min": 0.92, "persona_update_order": 1.0}}
-    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+        for v in (v for v in variants if v != "baseline" and v in loco):
+            for k in KS:
+                ratios.setdefault(f"recall@{k}", {})[f"{v}_vs_baseline"] = ratio(
+                    loco[v][f"recall@{k}"], loco["baseline"][f"recall@{k}"])
+            ratios.setdefault("search_p95_ms", {})[f"{v}_vs_baseline"] = ratio(
+                loco[v]["search_ms"]["p95"], loco["baseline"]["search_ms"]["p95"])
+    best = next((loco[v] for v in reversed(variants) if isinstance(loco, dict) and v in loco), None)
+    if best is not None:
+        targets["locomo_recall@10"] = target(best["recall@10"], ">=", 0.85)
+        targets["locomo_recall@25"] = target(best["recall@25"], ">=", 0.92)
+    if "persona" in results:
+        targets["persona_update_order"] = target(results["persona"]["update_order"], ">=", 1.0)
+    emit("retrieval", results, ratios, targets, as_json=args.json)
 
 
 if __name__ == "__main__":
