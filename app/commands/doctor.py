@@ -69,7 +69,7 @@ def _human(p: dict[str, Any]) -> str:
 def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
     """Vectors from the embedded store to a Chroma server or back; chroma_url follows them."""
     from app.errors import MemexError
-    from memory import MemoryError_
+    from memory import MemoryStoreError
     from memory.vectors import VectorStore, move_vectors
 
     s = obj.settings
@@ -81,7 +81,7 @@ def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
     src, dst = (embedded, server) if to == "server" else (server, embedded)
     try:
         moved = move_vectors(src, dst)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise MemexError(str(exc), kind="vectors") from exc
     except Exception as exc:  # chromadb raises its own and httpx's types for an unreachable server
         raise MemexError(f"The Chroma server at {server_url} cannot be used ({exc.__class__.__name__}); "
@@ -100,14 +100,14 @@ def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
 @click.option("--chroma-url", default=None, help="The Chroma server for --move-vectors server.")
 def doctor(obj: AppContext, repair: bool, move_vectors: str | None, chroma_url: str | None) -> dict[str, Any]:
     """Check what is installed, which models load, and the data folder's health."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     if move_vectors:
         return _move_vectors(obj, move_vectors, chroma_url)
 
     try:
         data = obj.runtime.memory.health(repair=repair)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         data = {"ok": False, "error": str(exc)}
     payload: dict[str, Any] = {
         "home": str(obj.settings.home),

@@ -33,7 +33,7 @@ def show(obj: AppContext) -> dict[str, Any]:
 @click.option("--source-memory", default=None, help="Id of the memory this value came from.")
 def set_(obj: AppContext, key: str, value: str, source_memory: str | None) -> dict[str, Any]:
     """Set one profile field."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     try:
         if source_memory and obj.runtime.memory.get(source_memory) is None:
@@ -41,7 +41,7 @@ def set_(obj: AppContext, key: str, value: str, source_memory: str | None) -> di
 
             raise NotFound(f"No memory has the id {source_memory!r}.")
         return obj.runtime.memory.profile_set(key, value, source_memory=source_memory).to_json()
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
 
 
@@ -49,9 +49,9 @@ def set_(obj: AppContext, key: str, value: str, source_memory: str | None) -> di
 @click.argument("key")
 def unset(obj: AppContext, key: str) -> dict[str, Any]:
     """Remove one profile field."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     try:
         return {"key": key, "removed": obj.runtime.memory.profile_unset(key)}
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
