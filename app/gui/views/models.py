@@ -37,6 +37,10 @@ POLICIES = ("lru", "lfu", "on_demand", "resident", "fate", "fate_plus")
 QUANTS = ("none", "int8", "int4", "fate")  # Settings.moe_quant
 
 
+BACKEND_LABELS = {"llamacpp": "llama.cpp (GGUF)", "moe": "MoE offloading engine",
+                  "openai": "OpenAI-compatible server (Ollama, LM Studio, vLLM, llama.cpp)"}
+
+
 def backend_names() -> list[str]:
     from inference.base import BACKENDS
 
@@ -59,7 +63,7 @@ class ModelsPage(Page):
         self.backend = QComboBox()
         self.backend.setAccessibleName("Backend")
         for name in backend_names():
-            self.backend.addItem({"llamacpp": "llama.cpp (GGUF)", "moe": "MoE offloading engine"}.get(name, name), name)
+            self.backend.addItem(BACKEND_LABELS.get(name, name), name)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("bundled SmolLM2-135M-Instruct")
         self.model_path.setAccessibleName("Model file")
@@ -81,7 +85,13 @@ class ModelsPage(Page):
         form.addRow("Model file", row)
         form.addRow("CPU threads", self.threads)
         form.addRow("Context (tokens)", self.n_ctx)
+        self.leaves = QLabel("")
+        self.leaves.setObjectName("muted")
+        self.leaves.setWordWrap(True)
+        self.leaves.setAccessibleName("What leaves this computer")
+        form.addRow(self.leaves)
         left.addWidget(box)
+        left.addWidget(self._found_box())
 
         moe_box = QGroupBox("MoE expert offloading")
         moe_form = QFormLayout(moe_box)
@@ -162,6 +172,7 @@ class ModelsPage(Page):
         self.proc: QProcess | None = None
         services.generation_stats.connect(self._on_stats)
         self._load_settings()
+        self.refresh_found()
 
     def _load_settings(self) -> None:
         s = self.services.settings
@@ -178,6 +189,89 @@ class ModelsPage(Page):
             i = self.moe_policy.count() - 1
         self.moe_policy.setCurrentIndex(i)
         self.moe_quant.setCurrentIndex(max(0, self.moe_quant.findText(s.moe_quant)))
+        self._say_what_leaves()
+
+    # -- models found on this computer (Ollama, LM Studio, MEMEX_HOME/models, bundled) ----
+    def _found_box(self) -> QGroupBox:
+        box = QGroupBox("Models on this computer")
+        lay = QVBoxLayout(box)
+        self.found = QTreeWidget()
+        self.found.setAccessibleName("Models found on this computer")
+        self.found.setHeaderLabels(["Model", "Architecture", "Size", "Quantisation", "Needs RAM", "From"])
+        self.found.setRootIsDecorated(False)
+        self.found.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.found.setFixedHeight(150)
+        self.found.itemDoubleClicked.connect(lambda item, _col: self.use_model(item))
+        lay.addWidget(self.found)
+        row = QHBoxLayout()
+        self.found_status = QLabel("Looking for models…")
+        self.found_status.setObjectName("muted")
+        self.found_status.setWordWrap(True)
+        self.use_btn = QPushButton("Use this model")
+        self.use_btn.setAccessibleName("Answer with the selected model")
+        self.use_btn.clicked.connect(lambda: self.use_model(self.found.currentItem()))
+        row.addWidget(self.found_status, 1)
+        row.addWidget(self.use_btn)
+        lay.addLayout(row)
+        return box
+
+    def refresh_found(self) -> None:
+        from app.commands.models import listing
+
+        settings = self.services.settings
+        self.services.jobs.start(lambda _ctx: listing(settings), name="find-models",
+                                 on_done=self.show_found, on_error=self.found_status.setText)
+
+    def show_found(self, payload: dict[str, Any]) -> None:
+        from PySide6.QtCore import Qt
+
+        self.found.clear()
+        for m in payload["models"]:
+            item = QTreeWidgetItem([
+                ("● " if m["active"] else "") + m["name"], m.get("architecture", ""), m.get("size", ""),
+                m.get("quantisation", ""), m.get("ram", ""), m["origin"]])
+            item.setData(0, Qt.ItemDataRole.UserRole, m)
+            item.setToolTip(0, m["problem"] or m["path"])
+            if not m["usable"]:
+                item.setDisabled(True)
+            self.found.addTopLevelItem(item)
+        usable = sum(m["usable"] for m in payload["models"])
+        note, self._found_note = getattr(self, "_found_note", ""), ""
+        self.found_status.setText(note or f"{usable} usable GGUF models found (used where they lie, never "
+                                  "copied). Double-click one to answer with it.")
+
+    def use_model(self, item: QTreeWidgetItem | None) -> None:
+        from PySide6.QtCore import Qt
+
+        if item is None:
+            self.found_status.setText("Select a model first.")
+            return
+        m = item.data(0, Qt.ItemDataRole.UserRole)
+        if not m["usable"]:
+            self.found_status.setText(m["problem"])
+            return
+        svc, path = self.services, ("" if m["origin"] == "bundled" else m["path"])
+
+        def done(_settings: Any) -> None:
+            self._load_settings()
+            self._found_note = f"Now answering with {m['name']}."
+            self.refresh_found()
+
+        svc.jobs.start(lambda _ctx: svc.apply_settings(model_path=path, backend="llamacpp"), name="use-model",
+                       on_done=done, on_error=self.found_status.setText)
+
+    def _say_what_leaves(self) -> None:
+        from inference.openai_backend import is_loopback
+
+        s = self.services.settings
+        if s.backend != "openai":
+            self.leaves.setText("Everything stays on this computer.")
+        elif not s.openai_base_url or is_loopback(s.openai_base_url):
+            self.leaves.setText("Questions and the memories they find go to the model server on this computer.")
+        else:
+            allowed = "allowed" if s.allow_remote_backend else "refused until you set allow_remote_backend"
+            self.leaves.setText(f"Questions and the memories they find would go to {s.openai_base_url} "
+                                f"(another computer: {allowed}).")
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
