@@ -109,3 +109,11 @@ def test_now_does_not_dominate_keywords(store):
     store.remember("Right now I'm reading a novel about whales.", at=_at(2024, 4))
     home, _ = store.remember("We moved into a flat on Rua das Flores in Lisbon.", at=_at(2023, 9))
     assert store.search("Where do I live now?", k=1)[0].id == home.id
+
+
+def test_time_constraints_boost_event_time(store):
+    old, _ = store.remember("Worked long shifts at the harbour warehouse.", at=_at(2021, 3))
+    store.remember("We moved to Porto, a flat near the river.", at=_at(2022, 6))
+    new, _ = store.remember("Worked from the new office at the harbour all week.", at=_at(2023, 5))
+    assert store.search("Where did I work before I moved?", k=1)[0].id == old.id
+    assert store.search("What did I work on in May 2023 at the harbour?", k=1)[0].id == new.id
