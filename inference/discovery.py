@@ -67,7 +67,7 @@ class SearchRoots:
     @classmethod
     def from_env(cls, models_dir: Path, added: Sequence[str] = (), *,
                  env: Mapping[str, str] | None = None, home: Path | None = None,
-                 include_bundled: bool = True) -> "SearchRoots":
+                 include_bundled: bool = True) -> SearchRoots:
         env = os.environ if env is None else env
         home = Path.home() if home is None else home
         return cls(ollama=ollama_roots(env, home), lmstudio=lmstudio_roots(home),

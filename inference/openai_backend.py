@@ -77,7 +77,7 @@ class OpenAIBackend:
             return urllib.request.urlopen(req, timeout=timeout or self.timeout)  # noqa: S310 - http(s) only
         except urllib.error.HTTPError as exc:
             raise BackendError(self._refusal(exc)) from exc
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise BackendError(f"The model server at {self.base_url} did not answer within "
                                f"{self.timeout:.0f} s; check that it is running and not overloaded.") from exc
         except urllib.error.URLError as exc:
@@ -190,5 +190,5 @@ def _sse_pieces(resp: Any, base_url: str, timeout: float) -> Iterator[str]:
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
                     yield str(piece)
-    except (socket.timeout, TimeoutError) as exc:
+    except TimeoutError as exc:
         raise BackendError(f"The model server at {base_url} went silent for {timeout:.0f} s mid-answer.") from exc

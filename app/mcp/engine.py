@@ -44,7 +44,7 @@ class RuntimeEngine:
     """Does the work in this process through Runtime (one call at a time: the model and the
     embedder are not shared between threads)."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
 
@@ -94,7 +94,7 @@ class RuntimeEngine:
             self.runtime.close()
 
 
-def open_engine(settings: "Settings") -> MemoryEngine:
+def open_engine(settings: Settings) -> MemoryEngine:
     """The memory engine for `settings` (in-process today; the service client later)."""
     from app.runtime import Runtime
 

@@ -41,7 +41,7 @@ def error_sentence(exc: BaseException) -> tuple[str, str]:
     return message, kind
 
 
-def build_server(engine: "MemoryEngine") -> "FastMCP":
+def build_server(engine: MemoryEngine) -> FastMCP:
     import anyio
     from mcp.server.fastmcp import FastMCP
     from mcp.server.fastmcp.exceptions import ToolError
@@ -104,7 +104,7 @@ def _bad(message: str) -> Any:
     raise MemexError(message, kind="bad_input")
 
 
-def _record(engine: "MemoryEngine", tool: str, ok: bool, kind: str) -> None:
+def _record(engine: MemoryEngine, tool: str, ok: bool, kind: str) -> None:
     try:
         engine.record(tool, ok=ok, error_kind=kind)
     except Exception:  # a locked vault cannot take the event either; the call's outcome stands

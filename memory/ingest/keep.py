@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def _time(usec: Any) -> datetime | None:
     if isinstance(usec, bool) or not isinstance(usec, (int, float)) or usec <= 0:
         return None
     try:
-        return datetime.fromtimestamp(usec / 1_000_000, tz=timezone.utc)
+        return datetime.fromtimestamp(usec / 1_000_000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 

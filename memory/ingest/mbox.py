@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 from memory.ingest.parsers import JsonlReport, ParsedDoc, SkipFile, _strip_html
@@ -38,7 +38,8 @@ def detect(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
 
 def split_messages(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(line number of the "From " separator, raw message without it)."""
-    start_line, current, prev_blank = 0, [], True
+    start_line, prev_blank = 0, True
+    current: list[bytes] = []
     for n, line in enumerate(data.splitlines(keepends=True), start=1):
         if line.startswith(b"From ") and prev_blank:
             if start_line:
@@ -83,7 +84,7 @@ def parse_message(raw: bytes) -> ParsedDoc | None:
     if msg.get("Date"):
         try:
             at = parsedate_to_datetime(str(msg["Date"]))
-            at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
         except (TypeError, ValueError, IndexError):
             at = None
     try:

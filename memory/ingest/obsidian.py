@@ -16,11 +16,18 @@ Re-importing is incremental through the importer: unchanged notes are skipped by
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memory.ingest.parsers import JsonlReport, ParsedDoc, SkipFile, find_date, parse_datetime, read_text
+from memory.ingest.parsers import (
+    JsonlReport,
+    ParsedDoc,
+    SkipFile,
+    find_date,
+    parse_datetime,
+    read_text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +49,7 @@ def vault_root(path: Path) -> Path | None:
     return None
 
 
-def detect(path: Path) -> "Callable[[Path], list[ParsedDoc]] | None":
+def detect(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
     if vault_root(path) is None:
         return None
     return parse_note if path.suffix.lower() in NOTE_SUFFIXES else skip_attachment
@@ -106,9 +113,9 @@ def _when(props: dict[str, Any], body: str) -> datetime | None:
     for key in ("date", "created", "created_at", "day"):
         value = props.get(key)
         if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         if isinstance(value, date):
-            return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if isinstance(value, str):
             try:
                 return parse_datetime(value)
@@ -144,7 +151,7 @@ def parse_note(path: Path) -> list[ParsedDoc]:
     return out
 
 
-def linked_notes(conn: "Connection", memory_text: str, vault: Path) -> dict[str, list[str]]:
+def linked_notes(conn: Connection, memory_text: str, vault: Path) -> dict[str, list[str]]:
     """Note name -> ids of the memories imported from that note of `vault` (empty: not imported)."""
     from sqlalchemy import text as sql
 

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from inference.base import BackendConfig, BackendError, ChatMessage, GenerationParams, create_backend
+from inference.base import (
+    BackendConfig,
+    BackendError,
+    ChatMessage,
+    GenerationParams,
+    create_backend,
+)
 
 PERSONA = Path(__file__).resolve().parents[1] / "fixtures" / "persona"
 KEY = "test-key-123"

@@ -4,7 +4,7 @@ each format's documentation: imported, bad parts reported by name, re-imports in
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ def test_obsidian_vault(store, vault: Path):
     assert "#not-a-tag" not in daily.split("\n\n")[0]
     assert wikilinks(daily) == ["Ana", "Garden plan"]
     daily_mem = next(m for m in store.list(limit=100) if m.text == daily)
-    assert daily_mem.at == datetime(2024, 3, 1, tzinfo=timezone.utc)
+    assert daily_mem.at == datetime(2024, 3, 1, tzinfo=UTC)
     ana = next(t for t in mems.values() if "Lisbon" in t)
     assert "Tags: #family/close" in ana
 
@@ -163,7 +163,7 @@ def test_mbox_mailboxes(store, tmp_path: Path):
     assert "Labels: Inbox, Important, Travel" in flight
     assert not any("You won" in t for t in mems)  # Takeout's Spam label is left out
     when = {m.text.split("\n")[0]: m.at for m in store.list(limit=10)}
-    assert when["Subject: Dinner on Friday"] == datetime(2024, 3, 4, 9, tzinfo=timezone.utc)
+    assert when["Subject: Dinner on Friday"] == datetime(2024, 3, 4, 9, tzinfo=UTC)
 
     bad = by_name(report, "Inbox")
     assert len(bad) == 1 and bad[0]["path"].endswith("Inbox:12")
@@ -209,7 +209,7 @@ def test_google_keep_takeout(store, tmp_path: Path):
     idea = next(t for t in mems if t.startswith("Gift idea"))
     assert "Link: Pottery studio (https://pottery.example/classes)" in idea
     at = next(m.at for m in store.list(limit=10) if m.text.startswith("Gift idea"))
-    assert at == datetime.fromtimestamp(1709540000, tz=timezone.utc)
+    assert at == datetime.fromtimestamp(1709540000, tz=UTC)
 
     assert "bad JSON" in by_name(report, "Broken.json")[0]["reason"]
     assert '"title" is not a string' in by_name(report, "Weird.json")[0]["reason"]

@@ -216,7 +216,7 @@ class ModelsPage(Page):
         return box
 
     def refresh_found(self) -> None:
-        from app.commands.models import listing
+        from app.model_choice import listing
 
         settings = self.services.settings
         self.services.jobs.start(lambda _ctx: listing(settings), name="find-models",
