@@ -47,7 +47,8 @@ def _arm_hard_stop(on_deadline: Callable[[], None]) -> None:
 
 
 def _watch_parent(parent: int) -> None:
-    """SIGTERM ourselves when the parent is gone (re-parented), e.g. after a kill -9 of `memex train`."""
+    """SIGTERM ourselves once the parent is gone (we were re-parented), e.g. after a kill -9
+    of `memex train`."""
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -82,8 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def hard_stop() -> None:
         try:
-            emit({"phase": "cancelled", "step": None, "kind": "cancelled",
-                  "error": "Training was stopped; run it again to resume from the last checkpoint."})
+            emit(
+                {
+                    "phase": "cancelled",
+                    "step": None,
+                    "kind": "cancelled",
+                    "error": "Training was stopped; run it again to resume from the last "
+                    "checkpoint.",
+                }
+            )
         finally:
             os._exit(EXIT_CANCELLED)
 
@@ -93,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     _arm_hard_stop(hard_stop)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     try:
         from finetune.types import TrainConfig
 
@@ -101,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg = TrainConfig.from_json(json.load(fh))
         result = train(cfg, emit, stop)
     except StopNow:  # stopped before the first step: there is nothing to checkpoint yet
-        emit({"phase": "cancelled", "step": 0, "kind": "cancelled",
-              "error": "Training was cancelled before it started; run it again to start over."})
+        emit(
+            {
+                "phase": "cancelled",
+                "step": 0,
+                "kind": "cancelled",
+                "error": "Training was cancelled before it started; run it again to start over.",
+            }
+        )
         return EXIT_CANCELLED
     except Cancelled as exc:
         emit({"phase": "cancelled", "step": exc.step, "error": exc.message, "kind": exc.kind})
@@ -111,12 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         emit({"phase": "error", "error": exc.message, "kind": exc.kind})
         return EXIT_USER
     except MemoryError:
-        emit({"phase": "error", "kind": "out_of_memory",
-              "error": "Training ran out of memory; use --offload disk or a lower --max-rss-gb/--seq-len."})
+        emit(
+            {
+                "phase": "error",
+                "kind": "out_of_memory",
+                "error": "Training ran out of memory; use --offload disk or a lower --max-rss-gb/--seq-len.",
+            }
+        )
         return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback in the log, one line for the user
         traceback.print_exc()
-        emit({"phase": "error", "kind": "internal", "error": f"Training failed: {type(exc).__name__}: {exc}"})
+        emit(
+            {
+                "phase": "error",
+                "kind": "internal",
+                "error": f"Training failed: {type(exc).__name__}: {exc}",
+            }
+        )
         return EXIT_BUG
     emit({"phase": "done", "result": result.to_json()})
     return EXIT_OK

@@ -54,8 +54,12 @@ class TrainingJob:
         log = open(work / "child.log", "a", encoding="utf-8")
         try:
             self.proc = subprocess.Popen(
-                [self.python, "-m", "finetune.child", str(cfg_path)], stdout=subprocess.PIPE,
-                stderr=log, text=True, env=env, bufsize=1,
+                [self.python, "-m", "finetune.child", str(cfg_path)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+                bufsize=1,
             )
         finally:
             log.close()
@@ -77,9 +81,13 @@ class TrainingJob:
                 continue
             self.last = event
             if event.get("phase") == "done":
-                self.result = TrainResult(**{**event["result"],
-                                             "losses": tuple(event["result"]["losses"]),
-                                             "notes": tuple(event["result"]["notes"])})
+                self.result = TrainResult(
+                    **{
+                        **event["result"],
+                        "losses": tuple(event["result"]["losses"]),
+                        "notes": tuple(event["result"]["notes"]),
+                    }
+                )
             yield event
 
     def cancel(self) -> None:
@@ -95,11 +103,14 @@ class TrainingJob:
         if self.result is not None and code == 0:
             return self.result
         if self.last.get("phase") in ("error", "cancelled"):
-            raise FinetuneError(str(self.last.get("error")), kind=str(self.last.get("kind", "finetune_error")))
+            raise FinetuneError(
+                str(self.last.get("error")), kind=str(self.last.get("kind", "finetune_error"))
+            )
         log = Path(self.cfg.work_dir) / "child.log"
         raise FinetuneError(
             f"Training stopped unexpectedly (exit status {code}); run it again to resume from the last "
-            f"checkpoint (details in {log}).", kind="training_crashed",
+            f"checkpoint (details in {log}).",
+            kind="training_crashed",
         )
 
     def __enter__(self) -> TrainingJob:
@@ -113,7 +124,9 @@ class TrainingJob:
     def __exit__(self, *exc: object) -> None:
         try:
             if self._sigterm_installed:
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the wait short
+                signal.signal(
+                    signal.SIGTERM, signal.SIG_IGN
+                )  # a second SIGTERM must not cut the wait short
             self.stop()
         finally:
             if self._sigterm_installed:

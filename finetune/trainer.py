@@ -31,7 +31,9 @@ Emit = Callable[[dict[str, Any]], None]
 
 class Cancelled(FinetuneError):
     def __init__(self, step: int) -> None:
-        super().__init__(f"Training was cancelled at step {step}; run it again to resume.", kind="cancelled")
+        super().__init__(
+            f"Training was cancelled at step {step}; run it again to resume.", kind="cancelled"
+        )
         self.step = step
 
 
@@ -73,7 +75,9 @@ class StopRequest:
 
 
 def _critical(should_stop: Callable[[], bool]) -> contextlib.AbstractContextManager[None]:
-    return should_stop.critical() if isinstance(should_stop, StopRequest) else contextlib.nullcontext()
+    return (
+        should_stop.critical() if isinstance(should_stop, StopRequest) else contextlib.nullcontext()
+    )
 
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
@@ -84,15 +88,30 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
 
 def fingerprint(cfg: TrainConfig, digest: str) -> str:
     """What must match for a checkpoint to be resumed (not: threads, max_rss, offload)."""
-    keys = ("base_model", "steps", "epochs", "seq_len", "batch", "pack", "lr", "rank", "alpha",
-            "target_modules", "seed", "system_prompt", "lora_kind")
+    keys = (
+        "base_model",
+        "steps",
+        "epochs",
+        "seq_len",
+        "batch",
+        "pack",
+        "lr",
+        "rank",
+        "alpha",
+        "target_modules",
+        "seed",
+        "system_prompt",
+        "lora_kind",
+    )
     raw = json.dumps({k: cfg.to_json()[k] for k in keys}, sort_keys=True) + digest
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def use_block_lora(cfg: TrainConfig) -> bool:
     """`auto`: block LoRA when the base GGUF stores its layers as Q4_1/Q5_1 (see blocklora)."""
-    return cfg.lora_kind == "block" or (cfg.lora_kind == "auto" and base_supports_blocks(cfg.base_model))
+    return cfg.lora_kind == "block" or (
+        cfg.lora_kind == "auto" and base_supports_blocks(cfg.base_model)
+    )
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -126,17 +145,29 @@ def _estimate(cfg: TrainConfig, total: int, planned: int, s_per_step: float) -> 
     left = planned * s_per_step
     msg = f"about {s_per_step:.1f} s a step: {planned} steps, about {_minutes(left)} in all"
     if planned < total:
-        msg += (f" (cut from {total} steps to fit the {_minutes(cfg.max_seconds)} bound; "
-                "pass --steps N to choose the length)")
-    return {"phase": "note", "kind": "estimate", "message": msg, "steps": planned, "planned_from": total,
-            "s_per_step": round(s_per_step, 3), "total_s": round(left, 1), "max_s": cfg.max_seconds}
+        msg += (
+            f" (cut from {total} steps to fit the {_minutes(cfg.max_seconds)} bound; "
+            "pass --steps N to choose the length)"
+        )
+    return {
+        "phase": "note",
+        "kind": "estimate",
+        "message": msg,
+        "steps": planned,
+        "planned_from": total,
+        "s_per_step": round(s_per_step, 3),
+        "total_s": round(left, 1),
+        "max_s": cfg.max_seconds,
+    }
 
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+def train(
+    cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda: False
+) -> TrainResult:
     import torch
 
     work = Path(cfg.work_dir)
@@ -160,7 +191,9 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     if cfg.pack:
         # shuffled first (seeded, so a resume packs the same rows): the dataset lists a
         # memory's paraphrases together, and a row of one memory's answers teaches little
-        order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        order = torch.randperm(
+            len(encoded), generator=torch.Generator().manual_seed(cfg.seed)
+        ).tolist()
         encoded = pack([encoded[i] for i in order], cfg.seq_len)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     total = total_steps(cfg, len(encoded))
@@ -168,8 +201,13 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     peft_model = add_lora(model, cfg.rank, cfg.alpha, cfg.target_modules)
     if use_block_lora(cfg):
         n_block = make_block_constant(peft_model)
-        emit({"phase": "note", "message": f"block LoRA on {n_block} modules: it merges into the "
-                                          "quantized base at the base's size and speed"})
+        emit(
+            {
+                "phase": "note",
+                "message": f"block LoRA on {n_block} modules: it merges into the "
+                "quantized base at the base's size and speed",
+            }
+        )
     peft_model.train()
     policy.prepare(peft_model)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -193,10 +231,22 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     if planned is None:
-        bound = f", at most {_minutes(cfg.max_seconds)} of it" if cfg.max_seconds and not cfg.steps else ""
-        emit({"phase": "note", "kind": "plan", "steps": total, "examples": len(examples), "rows": len(encoded),
-              "message": f"{len(examples)} examples in {len(encoded)} rows: {total} steps{bound}; "
-                         "the first step sets the estimate"})
+        bound = (
+            f", at most {_minutes(cfg.max_seconds)} of it"
+            if cfg.max_seconds and not cfg.steps
+            else ""
+        )
+        emit(
+            {
+                "phase": "note",
+                "kind": "plan",
+                "steps": total,
+                "examples": len(examples),
+                "rows": len(encoded),
+                "message": f"{len(examples)} examples in {len(encoded)} rows: "
+                f"{total} steps{bound}; the first step sets the estimate",
+            }
+        )
     t0, tokens_here = time.perf_counter(), 0
     try:
         step = state.step
@@ -204,7 +254,9 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
             while step < total:
                 if should_stop():
                     raise StopNow
-                step_loss, n_real_step = _forward_backward(cfg, policy, causal, opt, encoded, step, total, pad_id)
+                step_loss, n_real_step = _forward_backward(
+                    cfg, policy, causal, opt, encoded, step, total, pad_id
+                )
                 with _critical(should_stop):
                     opt.step()
                     tokens_here += n_real_step
@@ -214,15 +266,25 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
                     done_here = state.step - start_step
                     if planned is None:
                         planned = bounded_total(cfg, total, elapsed / done_here, state.step)
-                        (work / PLAN_FILE).write_text(json.dumps({"fingerprint": fp, "total": planned}))
+                        (work / PLAN_FILE).write_text(
+                            json.dumps({"fingerprint": fp, "total": planned})
+                        )
                         emit(_estimate(cfg, total, planned, elapsed / done_here))
                         total = planned
-                    emit({
-                        "phase": "train", "step": state.step, "total": total, "loss": round(step_loss, 4),
-                        "tokens": tokens_here, "tokens_s": round(tokens_here / elapsed, 1) if elapsed else 0.0,
-                        "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(),
-                        "eta_s": round(elapsed / done_here * (total - state.step), 1),
-                    })
+                    emit(
+                        {
+                            "phase": "train",
+                            "step": state.step,
+                            "total": total,
+                            "loss": round(step_loss, 4),
+                            "tokens": tokens_here,
+                            "tokens_s": round(tokens_here / elapsed, 1) if elapsed else 0.0,
+                            "rss_mb": rss_mb(),
+                            "peak_rss_mb": peak_rss_mb(),
+                            "peak_gpu_mb": peak_gpu_mb(),
+                            "eta_s": round(elapsed / done_here * (total - state.step), 1),
+                        }
+                    )
                     if state.step % cfg.checkpoint_every == 0 or state.step == total:
                         _save(work, state, named, opt)
                 step += 1
@@ -243,17 +305,30 @@ def train(cfg: TrainConfig, emit: Emit, should_stop: Callable[[], bool] = lambda
     finally:
         policy.close()
     return TrainResult(
-        steps=total, loss_first=state.losses[0] if state.losses else 0.0,
-        loss_last=state.losses[-1] if state.losses else 0.0, losses=tuple(state.losses),
-        peak_rss_mb=peak, peak_gpu_mb=gpu,
+        steps=total,
+        loss_first=state.losses[0] if state.losses else 0.0,
+        loss_last=state.losses[-1] if state.losses else 0.0,
+        losses=tuple(state.losses),
+        peak_rss_mb=peak,
+        peak_gpu_mb=gpu,
         train_tok_s=round(tokens_here / elapsed, 1) if elapsed and tokens_here else 0.0,
-        adapter_gguf=str(gguf_path), adapter_dir=str(adapter_dir), resumed_from=start_step,
+        adapter_gguf=str(gguf_path),
+        adapter_dir=str(adapter_dir),
+        resumed_from=start_step,
         notes=tuple(policy.notes),
     )
 
 
-def _forward_backward(cfg: TrainConfig, policy: Any, causal: Any, opt: Any, encoded: list[Any], step: int,
-                      total: int, pad_id: int) -> tuple[float, int]:
+def _forward_backward(
+    cfg: TrainConfig,
+    policy: Any,
+    causal: Any,
+    opt: Any,
+    encoded: list[Any],
+    step: int,
+    total: int,
+    pad_id: int,
+) -> tuple[float, int]:
     """Gradients of one step (no weight changes yet); (loss, real tokens seen)."""
     idx = batch_indices(step, cfg.batch, len(encoded), cfg.seed)
     items = [encoded[i] for i in idx]
@@ -264,7 +339,7 @@ def _forward_backward(cfg: TrainConfig, policy: Any, causal: Any, opt: Any, enco
     opt.zero_grad(set_to_none=True)
     step_loss, n_seen = 0.0, 0
     for m in range(0, len(items), cfg.micro_batch):
-        batch = collate(items[m:m + cfg.micro_batch], pad_id)
+        batch = collate(items[m : m + cfg.micro_batch], pad_id)
         n_real = batch.pop("n_real")
         batch = {k: v.to(policy.device) for k, v in batch.items()}
         with policy.forward_context():

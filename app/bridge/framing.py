@@ -43,14 +43,18 @@ def read_frame(stream: BinaryIO, max_size: int = MAX_FRAME) -> dict[str, Any] | 
     (length,) = _HEADER.unpack(header)
     if length > max_size:
         _drain(stream, length)
-        raise FrameError(f"Message of {length} bytes exceeds the {max_size}-byte limit.", "too_large")
+        raise FrameError(
+            f"Message of {length} bytes exceeds the {max_size}-byte limit.", "too_large"
+        )
     body = _read_exact(stream, length)
     if body is None:
         raise FrameError("The stream ended inside a message.", "truncated", fatal=True)
     try:
         message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FrameError(f"Message is not valid UTF-8 JSON ({exc.__class__.__name__}).", "malformed") from exc
+        raise FrameError(
+            f"Message is not valid UTF-8 JSON ({exc.__class__.__name__}).", "malformed"
+        ) from exc
     except RecursionError as exc:  # a hostile peer's [[[[...]]]]: refuse it, keep serving
         raise FrameError("Message is nested too deeply.", "malformed") from exc
     if not isinstance(message, dict):
@@ -63,14 +67,18 @@ def _drain(stream: BinaryIO, length: int) -> None:
     while left > 0:
         chunk = stream.read(min(_DRAIN_CHUNK, left))
         if not chunk:
-            raise FrameError("The stream ended inside an oversized message.", "too_large", fatal=True)
+            raise FrameError(
+                "The stream ended inside an oversized message.", "too_large", fatal=True
+            )
         left -= len(chunk)
 
 
 def encode_frame(message: dict[str, Any], max_size: int = MAX_FRAME) -> bytes:
     body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if len(body) > max_size:
-        raise FrameError(f"Reply of {len(body)} bytes exceeds the {max_size}-byte limit.", "too_large")
+        raise FrameError(
+            f"Reply of {len(body)} bytes exceeds the {max_size}-byte limit.", "too_large"
+        )
     return _HEADER.pack(len(body)) + body
 
 

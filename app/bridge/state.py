@@ -72,8 +72,12 @@ class Pairing:
     last_used_at: float | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "code": self.code, "created_at": self.created_at,
-                "last_used_at": self.last_used_at}
+        return {
+            "name": self.name,
+            "code": self.code,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,13 @@ class BridgeState:
             pass
         self.path = bridge_dir / "bridge.db"
         self._nonce_count = 0
-        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.path, timeout=10, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on commit order, no fsync per fill
+        self._db.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # WAL + NORMAL: durable on commit order, no fsync per fill
         self._db.executescript(_SCHEMA)
         try:
             os.chmod(self.path, 0o600)
@@ -129,18 +137,25 @@ class BridgeState:
             waiting: int = self._db.execute("SELECT count(*) FROM pending").fetchone()[0]
             if waiting >= MAX_PENDING:
                 return False
-            self._db.execute("INSERT INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
-                             (client_key, code, label[:80], now))
+            self._db.execute(
+                "INSERT INTO pending (client_key, code, label, created_at) VALUES (?,?,?,?)",
+                (client_key, code, label[:80], now),
+            )
         return True
 
     def pending(self) -> list[PendingPairing]:
-        rows = self._db.execute("SELECT client_key, code, label, created_at FROM pending WHERE created_at >= ? "
-                                "ORDER BY created_at", (time.time() - PENDING_TTL_S,))
+        rows = self._db.execute(
+            "SELECT client_key, code, label, created_at FROM pending WHERE created_at >= ? "
+            "ORDER BY created_at",
+            (time.time() - PENDING_TTL_S,),
+        )
         return [PendingPairing(*r) for r in rows]
 
     def approve(self, code: str, name: str) -> Pairing | None:
-        row = self._one("SELECT client_key, code FROM pending WHERE upper(code) = upper(?) AND created_at >= ?",
-                        (code, time.time() - PENDING_TTL_S))
+        row = self._one(
+            "SELECT client_key, code FROM pending WHERE upper(code) = upper(?) AND created_at >= ?",
+            (code, time.time() - PENDING_TTL_S),
+        )
         if row is None:
             return None
         client_key, real_code = str(row[0]), str(row[1])
@@ -149,36 +164,48 @@ class BridgeState:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) VALUES (?,?,?,?)",
-                (client_key, name, real_code, now))
+                (client_key, name, real_code, now),
+            )
             self._db.execute("DELETE FROM pending WHERE client_key = ?", (client_key,))
         self.audit("pair", None, [], pairing=name)
         return Pairing(client_key, name, real_code, now)
 
     def pairing(self, client_key: str) -> Pairing | None:
-        row = self._one("SELECT client_key, name, code, created_at, last_used_at FROM pairings "
-                        "WHERE client_key = ? AND revoked_at IS NULL", (client_key,))
+        row = self._one(
+            "SELECT client_key, name, code, created_at, last_used_at FROM pairings "
+            "WHERE client_key = ? AND revoked_at IS NULL",
+            (client_key,),
+        )
         return Pairing(*row) if row else None  # type: ignore[arg-type]
 
     def pairings(self) -> list[Pairing]:
-        rows = self._db.execute("SELECT client_key, name, code, created_at, last_used_at FROM pairings "
-                                "WHERE revoked_at IS NULL ORDER BY created_at")
+        rows = self._db.execute(
+            "SELECT client_key, name, code, created_at, last_used_at FROM pairings "
+            "WHERE revoked_at IS NULL ORDER BY created_at"
+        )
         return [Pairing(*r) for r in rows]
 
     def revoke_pairing(self, name_or_code: str) -> int:
         cur = self._db.execute(
             "UPDATE pairings SET revoked_at = ? WHERE revoked_at IS NULL AND (name = ? OR upper(code) = upper(?))",
-            (time.time(), name_or_code, name_or_code))
+            (time.time(), name_or_code, name_or_code),
+        )
         if cur.rowcount:
             self.audit("unpair", None, [], pairing=name_or_code)
         return cur.rowcount
 
     def touch(self, client_key: str) -> None:
-        self._db.execute("UPDATE pairings SET last_used_at = ? WHERE client_key = ?", (time.time(), client_key))
+        self._db.execute(
+            "UPDATE pairings SET last_used_at = ? WHERE client_key = ?", (time.time(), client_key)
+        )
 
     # -- sites ---------------------------------------------------------------------------------
     def permit(self, site: str) -> str:
         origin = normalize_site(site)
-        self._db.execute("INSERT OR IGNORE INTO permissions (site, granted_at) VALUES (?,?)", (origin, time.time()))
+        self._db.execute(
+            "INSERT OR IGNORE INTO permissions (site, granted_at) VALUES (?,?)",
+            (origin, time.time()),
+        )
         self.audit("permit", origin, [])
         return origin
 
@@ -199,45 +226,77 @@ class BridgeState:
         return [r[0] for r in self._db.execute("SELECT site FROM permissions ORDER BY site")]
 
     def confirmed(self, origin: str, client_key: str) -> bool:
-        return self._one("SELECT 1 FROM confirmations WHERE site = ? AND client_key = ?",
-                         (origin, client_key)) is not None
+        return (
+            self._one(
+                "SELECT 1 FROM confirmations WHERE site = ? AND client_key = ?",
+                (origin, client_key),
+            )
+            is not None
+        )
 
     def confirmations(self) -> dict[str, list[str]]:
         """site -> names of the paired browsers allowed to fill there without asking again."""
         rows = self._db.execute(
             "SELECT c.site, p.name FROM confirmations c JOIN pairings p ON p.client_key = c.client_key "
-            "WHERE p.revoked_at IS NULL ORDER BY c.site, p.name")
+            "WHERE p.revoked_at IS NULL ORDER BY c.site, p.name"
+        )
         out: dict[str, list[str]] = {}
         for site, name in rows:
             out.setdefault(site, []).append(name)
         return out
 
     def confirm(self, origin: str, client_key: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO confirmations (site, client_key, at) VALUES (?,?,?)",
-                         (origin, client_key, time.time()))
+        self._db.execute(
+            "INSERT OR IGNORE INTO confirmations (site, client_key, at) VALUES (?,?,?)",
+            (origin, client_key, time.time()),
+        )
 
     # -- replay protection ---------------------------------------------------------------------
     def use_nonce(self, client_key: str, nonce: str) -> bool:
         """Record a request nonce; False if this client already used it (a replay)."""
         now = time.time()
         try:
-            self._db.execute("INSERT INTO nonces (client_key, nonce, seen_at) VALUES (?,?,?)",
-                             (client_key, nonce, now))
+            self._db.execute(
+                "INSERT INTO nonces (client_key, nonce, seen_at) VALUES (?,?,?)",
+                (client_key, nonce, now),
+            )
         except sqlite3.IntegrityError:
             return False
         self._nonce_count += 1
-        if self._nonce_count % PRUNE_EVERY == 0:  # stale requests are refused by their time stamp anyway
+        if (
+            self._nonce_count % PRUNE_EVERY == 0
+        ):  # stale requests are refused by their time stamp anyway
             self._db.execute("DELETE FROM nonces WHERE seen_at < ?", (now - 4 * NONCE_WINDOW_S,))
         return True
 
     # -- audit ---------------------------------------------------------------------------------
-    def audit(self, action: str, site: str | None, kinds: list[str], *, pairing: str | None = None,
-              outcome: str = "ok") -> None:
-        self._db.execute("INSERT INTO audit (at, action, site, pairing, kinds, outcome) VALUES (?,?,?,?,?,?)",
-                         (time.time(), action, site, pairing, json.dumps(sorted(set(kinds))), outcome))
+    def audit(
+        self,
+        action: str,
+        site: str | None,
+        kinds: list[str],
+        *,
+        pairing: str | None = None,
+        outcome: str = "ok",
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO audit (at, action, site, pairing, kinds, outcome) VALUES (?,?,?,?,?,?)",
+            (time.time(), action, site, pairing, json.dumps(sorted(set(kinds))), outcome),
+        )
 
     def audit_log(self, limit: int = 100) -> list[dict[str, object]]:
-        rows = self._db.execute("SELECT at, action, site, pairing, kinds, outcome FROM audit "
-                                "ORDER BY id DESC LIMIT ?", (limit,))
-        return [{"at": r[0], "action": r[1], "site": r[2], "pairing": r[3], "kinds": json.loads(r[4]),
-                 "outcome": r[5]} for r in rows]
+        rows = self._db.execute(
+            "SELECT at, action, site, pairing, kinds, outcome FROM audit ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {
+                "at": r[0],
+                "action": r[1],
+                "site": r[2],
+                "pairing": r[3],
+                "kinds": json.loads(r[4]),
+                "outcome": r[5],
+            }
+            for r in rows
+        ]

@@ -28,19 +28,29 @@ def _human_hits(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@memex_command("remember", human=lambda p: f"Remembered [{p['id']}]" + ("" if p["created"] else " (already known)"))
+@memex_command(
+    "remember",
+    human=lambda p: f"Remembered [{p['id']}]" + ("" if p["created"] else " (already known)"),
+)
 @click.argument("text")
 @click.option("--source", default=None, help="Where this came from (free text).")
 @click.option("--at", "at_", default=None, help="When it happened (ISO 8601, e.g. 2024-05-01).")
-@click.option("--kind", type=click.Choice(["note", "fact", "chat"]), default="note", show_default=True)
-def remember(obj: AppContext, text: str, source: str | None, at_: str | None, kind: str) -> dict[str, Any]:
+@click.option(
+    "--kind", type=click.Choice(["note", "fact", "chat"]), default="note", show_default=True
+)
+def remember(
+    obj: AppContext, text: str, source: str | None, at_: str | None, kind: str
+) -> dict[str, Any]:
     """Store one memory."""
     from memory import MemoryError_
     from memory.store import parse_at
 
     if not _utf8(text) or not _utf8(source):
-        raise MemexError("The text is not valid UTF-8 (it holds undecodable bytes); fix its encoding and try again.",
-                         kind="bad_input")
+        raise MemexError(
+            "The text is not valid UTF-8 (it holds undecodable bytes); "
+            "fix its encoding and try again.",
+            kind="bad_input",
+        )
     try:
         mem, created = obj.runtime.remember(text, source=source, at=parse_at(at_), kind=kind)
     except MemoryError_ as exc:
@@ -61,8 +71,11 @@ _ALREADY_DONE = frozenset({"unchanged", "duplicate", "cancelled"})
 
 
 def _human_import(p: dict[str, Any]) -> str:
-    lines = [p["error"]] if p.get("kind") == "nothing_imported" else \
-        [f"Imported {p['imported']} memories ({p['chunks']} chunks)."]
+    lines = (
+        [p["error"]]
+        if p.get("kind") == "nothing_imported"
+        else [f"Imported {p['imported']} memories ({p['chunks']} chunks)."]
+    )
     for s in p["skipped"]:
         lines.append(f"  skipped {s['path']}: {s['reason']}")
     for e in p["errors"]:
@@ -72,9 +85,14 @@ def _human_import(p: dict[str, Any]) -> str:
 
 @memex_command("import", human=_human_import)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--max-memories-per-file", "max_per_file", type=click.IntRange(min=1), default=None,
-              help="Refuse a file that would become more memories than this (default: the "
-                   "import_max_memories_per_file setting, 5000).")
+@click.option(
+    "--max-memories-per-file",
+    "max_per_file",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse a file that would become more memories than this (default: the "
+    "import_max_memories_per_file setting, 5000).",
+)
 def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) -> dict[str, Any]:
     """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are skipped."""
     from memory import MemoryError_
@@ -84,16 +102,25 @@ def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) 
             click.echo(f"\r  {p.done}/{p.total} {Path(p.path).name[:50]:<50}", nl=False, err=True)
 
     try:
-        report = obj.runtime.import_paths(list(paths), progress=progress, max_memories_per_file=max_per_file)
+        report = obj.runtime.import_paths(
+            list(paths), progress=progress, max_memories_per_file=max_per_file
+        )
     except MemoryError_ as exc:
         raise memory_errors(exc) from exc
-    if not obj.json and len(paths) and report.imported + len(report.skipped) + len(report.errors) > 1:
+    if (
+        not obj.json
+        and len(paths)
+        and report.imported + len(report.skipped) + len(report.errors) > 1
+    ):
         click.echo("", err=True)
     payload = report.to_json()
     if report.imported == 0 and not report.cancelled and report.errors:
         payload.update(error=report.errors[0]["reason"], kind="import_failed", _exit=1)
-    elif report.imported == 0 and not report.cancelled \
-            and not any(s.get("kind") in _ALREADY_DONE for s in report.skipped):
+    elif (
+        report.imported == 0
+        and not report.cancelled
+        and not any(s.get("kind") in _ALREADY_DONE for s in report.skipped)
+    ):
         reason = report.skipped[0]["reason"] if report.skipped else "no files were found."
         payload.update(error=f"Nothing was imported: {reason}", kind="nothing_imported", _exit=1)
     return payload
@@ -101,7 +128,9 @@ def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) 
 
 @memex_command("search", human=_human_hits)
 @click.argument("query")
-@click.option("--k", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many results.")
+@click.option(
+    "--k", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many results."
+)
 def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
     """Search memories: keywords and meaning fused, newer facts above stale ones."""
     from memory import MemoryError_
@@ -113,7 +142,10 @@ def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
     return {"results": [h.to_json() for h in hits]}
 
 
-@memex_command("forget", human=lambda p: f"Forgot {p['forgotten']} memor{'y' if p['forgotten'] == 1 else 'ies'}.")
+@memex_command(
+    "forget",
+    human=lambda p: f"Forgot {p['forgotten']} memor{'y' if p['forgotten'] == 1 else 'ies'}.",
+)
 @click.argument("ids", nargs=-1)
 @click.option("--source", default=None, help="Forget everything imported from this source (path).")
 def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[str, Any]:
@@ -122,7 +154,9 @@ def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[st
     from memory.importer import source_key
 
     if bool(ids) == bool(source):
-        raise MemexError("Give memory ids or --source, not both and not neither.", kind="usage", exit_code=2)
+        raise MemexError(
+            "Give memory ids or --source, not both and not neither.", kind="usage", exit_code=2
+        )
     try:
         if source:
             path = Path(source).expanduser()
@@ -137,7 +171,7 @@ def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[st
 
 def _human_list(p: dict[str, Any]) -> str:
     if not p["memories"]:
-        return "No memories yet. Add one with `memex remember \"...\"` or `memex import FILE`."
+        return 'No memories yet. Add one with `memex remember "..."` or `memex import FILE`.'
     return "\n".join(
         f"[{m['id']}] {(m['at'] or m['created_at'])[:10]} {m['kind']:<8} {' '.join(m['text'].split())[:120]}"
         + ("  (superseded)" if m["superseded_by"] else "")
@@ -155,8 +189,15 @@ def memories(obj: AppContext, limit: int, offset: int, kind: str | None) -> dict
     return {
         "total": obj.runtime.memory.count(),
         "memories": [
-            {"id": m.id, "kind": m.kind, "text": m.text, "at": m.at.isoformat() if m.at else None,
-             "created_at": m.created_at.isoformat(), "source": m.source, "superseded_by": m.superseded_by}
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "text": m.text,
+                "at": m.at.isoformat() if m.at else None,
+                "created_at": m.created_at.isoformat(),
+                "source": m.source,
+                "superseded_by": m.superseded_by,
+            }
             for m in mems
         ],
     }

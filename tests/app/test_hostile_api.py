@@ -27,8 +27,15 @@ def api(tmp_path: Path) -> Iterator[MemexAPIServer]:
     rt.close()
 
 
-def _call(server: MemexAPIServer, method: str, path: str, *, token: str | None, body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def _call(
+    server: MemexAPIServer,
+    method: str,
+    path: str,
+    *,
+    token: str | None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     h = {"Content-Type": "application/json", **(headers or {})}
     if token:
@@ -41,7 +48,7 @@ def _call(server: MemexAPIServer, method: str, path: str, *, token: str | None, 
 
 
 def test_token_less_flood_never_locks_the_token_holder_out(api: MemexAPIServer) -> None:
-    # what a web page firing <img src="http://127.0.0.1:PORT/..."> requests does: no token, no Origin
+    # a web page firing <img src="http://127.0.0.1:PORT/..."> requests: no token, no Origin
     codes = [_call(api, "GET", "/v1/models", token=None)[0] for _ in range(40)]
     assert set(codes) == {401, 429} and codes[-1] == 429  # the strangers are limited ...
     wrong = [_call(api, "GET", "/v1/models", token="guess-" + str(i))[0] for i in range(5)]
@@ -61,7 +68,9 @@ def test_deeply_nested_body_is_a_400(api: MemexAPIServer, depth: int) -> None:
     status, reply = _call(api, "POST", "/v1/chat/completions", token=api.token, body=body)
     assert status == 400
     msg = reply["error"]["message"]
-    assert "nested too deeply" in msg and "\n" not in msg and reply["error"]["type"] == "invalid_json"
+    assert (
+        "nested too deeply" in msg and "\n" not in msg and reply["error"]["type"] == "invalid_json"
+    )
     # the server still answers
     assert _call(api, "GET", "/v1/models", token=api.token)[0] == 200
 

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEMEX_NO_SERVICE", "1")  # these run the command itself, not a resident service
+    monkeypatch.setenv(
+        "MEMEX_NO_SERVICE", "1"
+    )  # these run the command itself, not a resident service
 
 
 def _human(capsys, *args: str) -> str:
@@ -34,7 +36,9 @@ def _sentence(msg: str) -> None:
     assert msg and "Traceback" not in msg and "\n" not in msg.strip()
 
 
-@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01"])
+@pytest.mark.parametrize(
+    "at", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01"]
+)
 def test_extreme_at_is_one_sentence(capsys, at: str) -> None:
     code, out = run(capsys, "--json", "remember", "An old note.", "--at", at)
     assert code != 0 and out["kind"] == "bad_input"
@@ -42,15 +46,30 @@ def test_extreme_at_is_one_sentence(capsys, at: str) -> None:
 
 
 def test_remember_with_undecodable_bytes(capsys) -> None:
-    code, out = run(capsys, "--json", "remember", "broken \udcff text")  # how argv carries a 0xff byte
+    code, out = run(
+        capsys, "--json", "remember", "broken \udcff text"
+    )  # how argv carries a 0xff byte
     assert code != 0 and out["kind"] == "bad_input" and "UTF-8" in out["error"]
     _sentence(out["error"])
 
 
 def test_remember_with_undecodable_bytes_as_a_real_process(memex_home: Path) -> None:
     env = {**os.environ, "MEMEX_NO_SERVICE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([os.fsencode(sys.executable), b"-m", b"app.cli", b"--home", os.fsencode(memex_home),
-                           b"remember", b"caf\xe9 au lait"], capture_output=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            os.fsencode(sys.executable),
+            b"-m",
+            b"app.cli",
+            b"--home",
+            os.fsencode(memex_home),
+            b"remember",
+            b"caf\xe9 au lait",
+        ],
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     err = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode != 0 and "UTF-8" in err and "Traceback" not in err, err
 
@@ -59,7 +78,12 @@ def test_empty_file_says_so_and_fails(capsys, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     code, out = run(capsys, "--json", "import", str(empty))
-    assert code == 1 and out["kind"] == "nothing_imported" and "empty" in out["error"] and out["imported"] == 0
+    assert (
+        code == 1
+        and out["kind"] == "nothing_imported"
+        and "empty" in out["error"]
+        and out["imported"] == 0
+    )
     _sentence(out["error"])
     only_empty = tmp_path / "hollow"
     only_empty.mkdir()
@@ -100,9 +124,19 @@ def test_named_pipe_is_refused(memex_home: Path, tmp_path: Path) -> None:
     pipe = tmp_path / "notes.txt"
     os.mkfifo(pipe)
     env = {**os.environ, "MEMEX_NO_SERVICE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "--home", str(memex_home), "--json", "import", str(pipe)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert proc.returncode == 1 and "not a regular file" in proc.stdout and "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--home", str(memex_home), "--json", "import", str(pipe)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert (
+        proc.returncode == 1
+        and "not a regular file" in proc.stdout
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_too_many_memories_asks_for_the_flag(capsys, tmp_path: Path) -> None:
@@ -111,7 +145,16 @@ def test_too_many_memories_asks_for_the_flag(capsys, tmp_path: Path) -> None:
     code, out = run(capsys, "--home", str(tmp_path / "h"), "--json", "import", str(src))
     assert code == 0  # under the default limit
     src.write_text("".join(f"# Day {i}\nI ran {i} km.\n" for i in range(12)))
-    code, out = run(capsys, "--home", str(tmp_path / "h"), "--json", "import", str(src), "--max-memories-per-file", "10")
+    code, out = run(
+        capsys,
+        "--home",
+        str(tmp_path / "h"),
+        "--json",
+        "import",
+        str(src),
+        "--max-memories-per-file",
+        "10",
+    )
     assert code == 1 and out["kind"] == "import_failed"
     assert "12 memories" in out["error"] and "--max-memories-per-file 12" in out["error"]
     code, out = run(capsys, "--home", str(tmp_path / "h"), "--json", "search", "swam lengths")

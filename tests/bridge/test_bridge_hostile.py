@@ -37,7 +37,9 @@ class _NoMemory:
 @pytest.fixture
 def service(settings) -> Any:
     state = BridgeState(settings.bridge_dir)
-    yield BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir), memory=_NoMemory())
+    yield BridgeService(
+        state=state, host_key=HostKey.load_or_create(settings.bridge_dir), memory=_NoMemory()
+    )
     state.close()
 
 
@@ -54,7 +56,11 @@ def test_host_process_survives_a_deeply_nested_frame(home: Path) -> None:
     try:
         host.send_raw(_frame(DEEP))
         reply = host.read()
-        assert reply["action"] == "error" and reply["kind"] == "malformed" and "\n" not in reply["error"]
+        assert (
+            reply["action"] == "error"
+            and reply["kind"] == "malformed"
+            and "\n" not in reply["error"]
+        )
         host.send_raw(_frame(b'{"action":"hello","pad":' + b"[" * 50_000 + b"]" * 50_000 + b"}"))
         assert host.read()["kind"] == "malformed"
         assert FakeExtension(host).hello()["action"] == "hello"
@@ -67,7 +73,10 @@ def test_hello_flood_cannot_evict_a_real_pairing_request(service: BridgeService)
     real = FakeExtension(service.handle)
     real.hello()
     flood = [FakeExtension(service.handle) for _ in range(MAX_PENDING + 5)]
-    replies = [service.handle({"action": "hello", "client_key": f.public, "client_name": "flood"}) for f in flood]
+    replies = [
+        service.handle({"action": "hello", "client_key": f.public, "client_name": "flood"})
+        for f in flood
+    ]
     refused = [r for r in replies if r["action"] == "error"]
     assert len(refused) == 6 and {r["kind"] for r in refused} == {"pairing_full"}
     assert "\n" not in refused[0]["error"] and "memex bridge pair" in refused[0]["error"]
@@ -86,7 +95,9 @@ def test_expired_requests_make_room_again(service: BridgeService) -> None:
     reply = service.handle({"action": "hello", "client_key": late.public, "client_name": "late"})
     assert reply["kind"] == "pairing_full"
     # everything waiting is now older than the TTL: dropped, and the newcomer fits
-    service.state._db.execute("UPDATE pending SET created_at = ?", (time.time() - PENDING_TTL_S - 1,))
+    service.state._db.execute(
+        "UPDATE pending SET created_at = ?", (time.time() - PENDING_TTL_S - 1,)
+    )
     assert service.state.pending() == []
     assert late.hello()["action"] == "hello"
     assert [p.code for p in service.state.pending()] == [late.code]

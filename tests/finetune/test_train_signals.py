@@ -66,8 +66,17 @@ run_training(TrainConfig.from_json(json.loads(sys.argv[1])), on_event)
 
 
 def _cfg(tiny, dataset: Path, cache: Path, work: Path, **kw) -> TrainConfig:
-    base = dict(base_model=str(tiny.hf_dir), dataset=str(dataset), work_dir=str(work), cache_dir=str(cache),
-                steps=6, batch=2, seq_len=128, checkpoint_every=100, threads=1)
+    base = dict(
+        base_model=str(tiny.hf_dir),
+        dataset=str(dataset),
+        work_dir=str(work),
+        cache_dir=str(cache),
+        steps=6,
+        batch=2,
+        seq_len=128,
+        checkpoint_every=100,
+        threads=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -100,8 +109,14 @@ def _slow_child(cfg: TrainConfig, mode: str) -> tuple[subprocess.Popen[str], lis
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "cfg.json").write_text(json.dumps(cfg.to_json()))
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_CHILD, str(work / "cfg.json"), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CHILD, str(work / "cfg.json"), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     events: list[dict] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -124,7 +139,9 @@ def _finish(proc: subprocess.Popen[str], events: list[dict]) -> int:
     return code
 
 
-def test_sigterm_mid_step_checkpoints_the_last_full_step(tiny, tiny_dataset, base_cache, tmp_path) -> None:
+def test_sigterm_mid_step_checkpoints_the_last_full_step(
+    tiny, tiny_dataset, base_cache, tmp_path
+) -> None:
     cfg = _cfg(tiny, tiny_dataset, base_cache, tmp_path / "run")
     proc, events = _slow_child(cfg, "slow")
     assert [e["step"] for e in events if e["phase"] == "train"] == [1]
@@ -136,7 +153,9 @@ def test_sigterm_mid_step_checkpoints_the_last_full_step(tiny, tiny_dataset, bas
     assert state["step"] == 1  # resumable from there (test_training covers the resume itself)
 
 
-def test_sigterm_while_stuck_in_native_code_still_exits(tiny, tiny_dataset, base_cache, tmp_path) -> None:
+def test_sigterm_while_stuck_in_native_code_still_exits(
+    tiny, tiny_dataset, base_cache, tmp_path
+) -> None:
     cfg = _cfg(tiny, tiny_dataset, base_cache, tmp_path / "run")
     proc, events = _slow_child(cfg, "stuck")
     proc.send_signal(signal.SIGTERM)
@@ -146,8 +165,14 @@ def test_sigterm_while_stuck_in_native_code_still_exits(tiny, tiny_dataset, base
 
 def _parent(cfg: TrainConfig, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     pid_file = tmp_path / "child.pid"
-    proc = subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(cfg.to_json()), str(pid_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PARENT, json.dumps(cfg.to_json()), str(pid_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line, "the parent ended before training started"
@@ -186,10 +211,14 @@ def test_child_of_a_killed_parent_stops_itself(tiny, tiny_dataset, base_cache, t
         parent.stdout.close()  # type: ignore[union-attr]
 
 
-def test_default_run_is_cut_to_its_time_bound_and_says_so_first(tiny, tiny_dataset, base_cache, tmp_path) -> None:
+def test_default_run_is_cut_to_its_time_bound_and_says_so_first(
+    tiny, tiny_dataset, base_cache, tmp_path
+) -> None:
     events: list[dict] = []
     # `epochs` decides the length (no explicit steps); a bound far below one step's time
-    cfg = _cfg(tiny, tiny_dataset, base_cache, tmp_path / "run", steps=0, epochs=3.0, max_seconds=1e-6)
+    cfg = _cfg(
+        tiny, tiny_dataset, base_cache, tmp_path / "run", steps=0, epochs=3.0, max_seconds=1e-6
+    )
     result = train(cfg, events.append)
     plan = next(i for i, e in enumerate(events) if e.get("kind") == "plan")
     estimate = next(i for i, e in enumerate(events) if e.get("kind") == "estimate")

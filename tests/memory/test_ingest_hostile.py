@@ -36,13 +36,28 @@ def test_deeply_nested_chat_export_is_one_error(store, tmp_path: Path) -> None:
 
 def test_deeply_nested_jsonl_line_is_skipped_and_good_lines_imported(store, tmp_path: Path) -> None:
     src = tmp_path / "notes.jsonl"
-    src.write_text("\n".join([json.dumps({"text": "I parked on level 3."}), DEEP,
-                              json.dumps({"text": "The dentist is on Friday."})]) + "\n")
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "I parked on level 3."}),
+                DEEP,
+                json.dumps({"text": "The dentist is on Friday."}),
+            ]
+        )
+        + "\n"
+    )
     report = store.import_paths([src])
     assert report.imported == 2
     [err] = report.errors
-    assert err["path"].endswith("notes.jsonl:2") and "line 2" in err["reason"] and "nested" in err["reason"]
-    assert {m.text for m in store.list(limit=10)} == {"I parked on level 3.", "The dentist is on Friday."}
+    assert (
+        err["path"].endswith("notes.jsonl:2")
+        and "line 2" in err["reason"]
+        and "nested" in err["reason"]
+    )
+    assert {m.text for m in store.list(limit=10)} == {
+        "I parked on level 3.",
+        "The dentist is on Friday.",
+    }
 
 
 def test_odd_chat_export_shape_is_one_error(store, tmp_path: Path) -> None:
@@ -86,7 +101,9 @@ def test_named_pipe_is_refused_at_once(store, tmp_path: Path) -> None:
     pipe = tmp_path / "notes.txt"
     os.mkfifo(pipe)
     result: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: result.update(report=store.import_paths([pipe])), daemon=True)
+    worker = threading.Thread(
+        target=lambda: result.update(report=store.import_paths([pipe])), daemon=True
+    )
     worker.start()
     worker.join(timeout=60)
     if worker.is_alive():  # unblock the hung open() so the test run can end, then fail
@@ -143,11 +160,15 @@ def test_empty_files_and_folders_are_reported(store, tmp_path: Path) -> None:
     hollow = tmp_path / "hollow"
     hollow.mkdir()
     report = store.import_paths([hollow])
-    assert report.skipped[0]["kind"] == "nothing_to_import" and "no files" in report.skipped[0]["reason"]
+    assert (
+        report.skipped[0]["kind"] == "nothing_to_import"
+        and "no files" in report.skipped[0]["reason"]
+    )
 
 
-@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01",
-                                   "9999-12-31"])
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01", "9999-12-31"]
+)
 def test_extreme_dates_are_one_sentence(value: str) -> None:
     with pytest.raises(BadInput) as info:
         parse_at(value)
@@ -156,8 +177,12 @@ def test_extreme_dates_are_one_sentence(value: str) -> None:
 
 def test_extreme_date_in_a_jsonl_line_is_a_bad_line(store, tmp_path: Path) -> None:
     src = tmp_path / "dates.jsonl"
-    src.write_text(json.dumps({"text": "Ancient note.", "at": "0001-01-01T00:00:00+05:00"}) + "\n"
-                   + json.dumps({"text": "Recent note.", "at": "2024-02-03"}) + "\n")
+    src.write_text(
+        json.dumps({"text": "Ancient note.", "at": "0001-01-01T00:00:00+05:00"})
+        + "\n"
+        + json.dumps({"text": "Recent note.", "at": "2024-02-03"})
+        + "\n"
+    )
     report = store.import_paths([src])
     assert report.imported == 1 and "line 1" in report.errors[0]["reason"]
 
