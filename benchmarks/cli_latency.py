@@ -53,17 +53,31 @@ def log(msg: str) -> None:
 class Bench:
     def __init__(self, home: Path, max_tokens: int) -> None:
         self.home = home
-        self.env = {**os.environ, "MEMEX_HOME": str(home), "MEMEX_MAX_ANSWER_TOKENS": str(max_tokens),
-                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.env = {
+            **os.environ,
+            "MEMEX_HOME": str(home),
+            "MEMEX_MAX_ANSWER_TOKENS": str(max_tokens),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.env.pop("MEMEX_NO_SERVICE", None)
         self.cold_env = {**self.env, "MEMEX_NO_SERVICE": "1"}
         self.memex = [sys.executable, "-m", "app.cli"]
         self.failures = 0
 
-    def run(self, *args: str, cold: bool = False, check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
+    def run(
+        self, *args: str, cold: bool = False, check: bool = True
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
         start = time.perf_counter()
-        res = subprocess.run([*self.memex, *args], env=self.cold_env if cold else self.env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            [*self.memex, *args],
+            env=self.cold_env if cold else self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         elapsed = time.perf_counter() - start
         if res.returncode != 0 and _answered(res.stdout):
             self.failures += 1  # the answer came, then the process failed (e.g. on close)
@@ -74,8 +88,13 @@ class Bench:
     def first_token(self, question: str, *, cold: bool = False) -> tuple[float, float]:
         """(seconds to the first answer byte on stdout, seconds to exit) of `memex ask`."""
         start = time.perf_counter()
-        proc = subprocess.Popen([*self.memex, "ask", question], env=self.cold_env if cold else self.env,
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*self.memex, "ask", question],
+            env=self.cold_env if cold else self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert proc.stdout is not None
         first = os.read(proc.stdout.fileno(), 1)
         t_first = time.perf_counter() - start
@@ -104,7 +123,9 @@ def notes_dir(base: Path, tag: str, n: int) -> Path:
     folder.mkdir(parents=True)
     for i in range(n):
         (folder / f"note-{i:03d}.md").write_text(
-            f"# Day {i} ({tag})\n\nOn day {i} I walked {i % 17 + 1} km with Rex and noted idea {tag}-{i}.\n")
+            f"# Day {i} ({tag})\n\nOn day {i} I walked {i % 17 + 1} km with Rex "
+            f"and noted idea {tag}-{i}.\n"
+        )
     return folder
 
 
@@ -161,8 +182,14 @@ def soak(b: Bench, seconds: float) -> dict[str, Any]:
     _, res = b.run("memories", "--limit", "100000", "--json")
     stored_texts = {m["text"] for m in json.loads(res.stdout)["memories"]}
     stored = sum(1 for t in texts if t in stored_texts)
-    return {"seconds": seconds, "requests_made": made, "requests_answered": answered,
-            "memories_written": written, "memories_stored": stored, "lost": (made - answered) + (written - stored)}
+    return {
+        "seconds": seconds,
+        "requests_made": made,
+        "requests_answered": answered,
+        "memories_written": written,
+        "memories_stored": stored,
+        "lost": (made - answered) + (written - stored),
+    }
 
 
 def main() -> None:
@@ -184,11 +211,16 @@ def main() -> None:
     ratios = {
         "remember": {"warm_vs_cold": ratio(r["remember_s"]["warm"], r["remember_s"]["cold"])},
         "search": {"warm_vs_cold": ratio(r["search_s"]["warm"], r["search_s"]["cold"])},
-        "ask_first_token": {"warm_vs_cold": ratio(r["ask_first_token_s"]["warm"], r["ask_first_token_s"]["cold"])},
+        "ask_first_token": {
+            "warm_vs_cold": ratio(r["ask_first_token_s"]["warm"], r["ask_first_token_s"]["cold"])
+        },
         "ask_total": {"warm_vs_cold": ratio(r["ask_total_s"]["warm"], r["ask_total_s"]["cold"])},
         "import": {"warm_vs_cold": ratio(r["import_s"]["warm"], r["import_s"]["cold"])},
-        "first_ask": {"service_cold_start_vs_in_process_cold": ratio(r["cold_first_ask_s"]["service"],
-                                                                     r["ask_first_token_s"]["cold"])},
+        "first_ask": {
+            "service_cold_start_vs_in_process_cold": ratio(
+                r["cold_first_ask_s"]["service"], r["ask_first_token_s"]["cold"]
+            )
+        },
     }
     targets = {
         "remember_warm_s": target(r["remember_s"]["warm"], "<=", 0.150),
@@ -203,17 +235,27 @@ def main() -> None:
 
 def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
     seed = base / "seed.jsonl"  # one in-process import: nothing of the service is warm yet
-    seed.write_text("".join(json.dumps({"text": t, "source": "seed"}) + "\n" for t in SEED), encoding="utf-8")
+    seed.write_text(
+        "".join(json.dumps({"text": t, "source": "seed"}) + "\n" for t in SEED), encoding="utf-8"
+    )
     b.run("import", str(seed), "--json", cold=True)
     b.run("service", "start")  # then one untimed search and ask: the warm figures start warm
     b.run("search", "warm up", "--json")
     b.first_token(QUESTION)
-    warm_remember = timed("warm remember", runs, lambda i: b.run("remember", f"Warm note {i}: tea with Bo.",
-                                                                   "--json")[0])
-    warm_search = timed("warm search", runs, lambda i: b.run("search", "where is the car", "--json")[0])
+    warm_remember = timed(
+        "warm remember",
+        runs,
+        lambda i: b.run("remember", f"Warm note {i}: tea with Bo.", "--json")[0],
+    )
+    warm_search = timed(
+        "warm search", runs, lambda i: b.run("search", "where is the car", "--json")[0]
+    )
     warm_ask = timed("warm ask", runs, lambda i: b.first_token(QUESTION))
-    warm_import = timed("warm import", runs, lambda i: b.run(
-        "import", str(notes_dir(base, f"warm{i}", args.import_notes)), "--json")[0])
+    warm_import = timed(
+        "warm import",
+        runs,
+        lambda i: b.run("import", str(notes_dir(base, f"warm{i}", args.import_notes)), "--json")[0],
+    )
     soak_result = None
     if args.soak_s > 0:
         log(f"soak: {args.soak_s:.0f} s, 2 writers + 2 askers")
@@ -226,22 +268,42 @@ def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
         log(f"cold first ask through a fresh service {i + 1}/{runs}: {cold_first[-1]:.3f} s")
     b.stop_service()
     # the baseline: the same commands in-process, each a cold process as before the service
-    cold_remember = timed("cold remember", runs, lambda i: b.run("remember", f"Cold note {i}: tea with Ana.",
-                                                                   "--json", cold=True)[0])
-    cold_search = timed("cold search", runs, lambda i: b.run("search", "where is the car", "--json", cold=True)[0])
+    cold_remember = timed(
+        "cold remember",
+        runs,
+        lambda i: b.run("remember", f"Cold note {i}: tea with Ana.", "--json", cold=True)[0],
+    )
+    cold_search = timed(
+        "cold search", runs, lambda i: b.run("search", "where is the car", "--json", cold=True)[0]
+    )
     cold_ask = timed("cold ask", runs, lambda i: b.first_token(QUESTION, cold=True))
-    cold_import = timed("cold import", runs, lambda i: b.run(
-        "import", str(notes_dir(base, f"cold{i}", args.import_notes)), "--json", cold=True)[0])
+    cold_import = timed(
+        "cold import",
+        runs,
+        lambda i: b.run(
+            "import", str(notes_dir(base, f"cold{i}", args.import_notes)), "--json", cold=True
+        )[0],
+    )
     results: dict[str, Any] = {
         "runs": runs,
-        "remember_s": {"warm": round(median(warm_remember), 3), "cold": round(median(cold_remember), 3)},
+        "remember_s": {
+            "warm": round(median(warm_remember), 3),
+            "cold": round(median(cold_remember), 3),
+        },
         "search_s": {"warm": round(median(warm_search), 3), "cold": round(median(cold_search), 3)},
-        "ask_first_token_s": {"warm": round(median(a for a, _ in warm_ask), 3),
-                              "cold": round(median(a for a, _ in cold_ask), 3)},
-        "ask_total_s": {"warm": round(median(t for _, t in warm_ask), 3),
-                        "cold": round(median(t for _, t in cold_ask), 3)},
-        "import_s": {"notes": args.import_notes, "warm": round(median(warm_import), 3),
-                     "cold": round(median(cold_import), 3)},
+        "ask_first_token_s": {
+            "warm": round(median(a for a, _ in warm_ask), 3),
+            "cold": round(median(a for a, _ in cold_ask), 3),
+        },
+        "ask_total_s": {
+            "warm": round(median(t for _, t in warm_ask), 3),
+            "cold": round(median(t for _, t in cold_ask), 3),
+        },
+        "import_s": {
+            "notes": args.import_notes,
+            "warm": round(median(warm_import), 3),
+            "cold": round(median(cold_import), 3),
+        },
         "cold_first_ask_s": {"service": round(median(cold_first), 3)},
         "load_average": os.getloadavg()[0],
         "answered_then_failed": b.failures,

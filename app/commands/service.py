@@ -25,12 +25,22 @@ def _home(obj: AppContext) -> Any:
 def _human_status(p: dict[str, Any]) -> str:
     if not p["running"]:
         return f"No memex service runs for {p['home']}."
-    return (f"memex service {p['version']} runs for {p['home']} (pid {p['pid']}, hosted by "
-            f"{p['hosted_by']}, up {p['uptime_s']:.0f} s, {p['requests']} requests, {p['in_flight']} now).")
+    return (
+        f"memex service {p['version']} runs for {p['home']} (pid {p['pid']}, hosted by "
+        f"{p['hosted_by']}, up {p['uptime_s']:.0f} s, {p['requests']} requests, "
+        f"{p['in_flight']} now)."
+    )
 
 
-@memex_command("start", group=service, human=lambda p: (
-    f"memex service runs (pid {p['pid']})." if p["started"] else f"memex service already runs (pid {p['pid']})."))
+@memex_command(
+    "start",
+    group=service,
+    human=lambda p: (
+        f"memex service runs (pid {p['pid']})."
+        if p["started"]
+        else f"memex service already runs (pid {p['pid']})."
+    ),
+)
 def start(obj: AppContext) -> dict[str, Any]:
     """Start the service in the background (commands start it on first need anyway)."""
     from app.service import client
@@ -41,16 +51,23 @@ def start(obj: AppContext) -> dict[str, Any]:
         return {"started": False, **running}
     sock = client.ensure_service(home)
     if sock is None:
-        raise MemexError(f"The memex service did not start; see {home / 'service.log'}.", kind="service")
+        raise MemexError(
+            f"The memex service did not start; see {home / 'service.log'}.", kind="service"
+        )
     sock.close()
     info = client.status(home)
     if info is None:
-        raise MemexError(f"The memex service did not start; see {home / 'service.log'}.", kind="service")
+        raise MemexError(
+            f"The memex service did not start; see {home / 'service.log'}.", kind="service"
+        )
     return {"started": True, **info}
 
 
-@memex_command("stop", group=service, human=lambda p: (
-    "memex service stopped." if p["stopped"] else "No memex service was running."))
+@memex_command(
+    "stop",
+    group=service,
+    human=lambda p: "memex service stopped." if p["stopped"] else "No memex service was running.",
+)
 def stop(obj: AppContext) -> dict[str, Any]:
     """Stop the service after the requests it is answering."""
     from app.service import client
@@ -84,8 +101,15 @@ def install(obj: AppContext) -> dict[str, Any]:
     return {"installed": True, "path": str(install_autostart(_home(obj)))}
 
 
-@memex_command("uninstall", group=service, human=lambda p: (
-    "memex no longer starts at login." if p["removed"] else "memex was not set to start at login."))
+@memex_command(
+    "uninstall",
+    group=service,
+    human=lambda p: (
+        "memex no longer starts at login."
+        if p["removed"]
+        else "memex was not set to start at login."
+    ),
+)
 def uninstall(obj: AppContext) -> dict[str, Any]:
     """Remove the login autostart entry."""
     from app.service.autostart import uninstall_autostart

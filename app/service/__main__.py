@@ -17,13 +17,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memex-service")
     parser.add_argument("--home", required=True)
     parser.add_argument("--no-warm-up", action="store_true")
-    parser.add_argument("--idle-minutes", type=float, default=None,
-                        help="override service_idle_minutes (0: stay until logout; login autostart)")
+    parser.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=None,
+        help="override service_idle_minutes (0: stay until logout; login autostart)",
+    )
     args = parser.parse_args(argv)
     home = Path(args.home)
     os.environ["MEMEX_NO_SERVICE"] = "1"  # commands run here, and their children, never route back
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s memex-service %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s memex-service %(levelname)s %(message)s",
+    )
 
     from app.errors import MemexError
     from app.service.server import Service
@@ -49,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_warm_up and os.environ.get("MEMEX_SERVICE_WARM_UP", "1") != "0":
             service.holder.warm_up()
         # where a cold start goes (process start -> listening -> store open -> models warm)
-        logging.info("cold start: listening %.2f s, store open %.2f s, warm %.2f s after process start",
-                     listening - _T0, opened - _T0, time.perf_counter() - _T0)
+        logging.info(
+            "cold start: listening %.2f s, store open %.2f s, warm %.2f s after process start",
+            listening - _T0,
+            opened - _T0,
+            time.perf_counter() - _T0,
+        )
     except Exception:  # noqa: BLE001 - each request then reports the error as its own
         logging.warning("warm-up failed", exc_info=True)
     while not service.wait(0.5):

@@ -51,8 +51,11 @@ class ServiceAccess:
             else:
                 self.last_route = "service"
                 abstained = bool(result.get("abstained", False))
-                return {"text": "" if abstained else str(result.get("answer") or ""), "abstained": abstained,
-                        "citations": [{"id": c.get("id")} for c in result.get("citations", [])]}
+                return {
+                    "text": "" if abstained else str(result.get("answer") or ""),
+                    "abstained": abstained,
+                    "citations": [{"id": c.get("id")} for c in result.get("citations", [])],
+                }
         self.last_route = "fallback"
         return self.fallback.draft(question)
 

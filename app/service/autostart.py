@@ -17,19 +17,23 @@ def autostart_dir() -> Path:
 
 def entry_text(home: Path) -> str:
     # resident until logout: the login start is for the first command of the day and all after
-    command = shlex.join([sys.executable, "-m", "app.service", "--home", str(home), "--idle-minutes", "0"])
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Name=memex service",
-        "Comment=Keeps your personal memory ready for the memex command and apps",
-        f"Exec={command}",
-        "Icon=memex",
-        "Terminal=false",
-        "NoDisplay=true",
-        "X-GNOME-Autostart-enabled=true",
-        "",
-    ])
+    command = shlex.join(
+        [sys.executable, "-m", "app.service", "--home", str(home), "--idle-minutes", "0"]
+    )
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            "Name=memex service",
+            "Comment=Keeps your personal memory ready for the memex command and apps",
+            f"Exec={command}",
+            "Icon=memex",
+            "Terminal=false",
+            "NoDisplay=true",
+            "X-GNOME-Autostart-enabled=true",
+            "",
+        ]
+    )
 
 
 def install_autostart(home: Path) -> Path:

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
     import subprocess
 
 START_TIMEOUT_S = 30.0
-DIED = "The memex service stopped before answering; run the command again (a fresh service will start)."
+DIED = (
+    "The memex service stopped before answering; "
+    "run the command again (a fresh service will start)."
+)
 
 
 class ServiceCallError(MemexError):
@@ -86,14 +89,23 @@ def start_detached(home: Path) -> subprocess.Popen[bytes]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     fd = os.open(log_path(home), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        return subprocess.Popen([sys.executable, "-m", "app.service", "--home", str(home)],
-                                stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd="/", env=env,
-                                start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.service", "--home", str(home)],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
     finally:
         os.close(fd)
 
 
-def ensure_service(home: Path, *, autostart: bool = True, timeout: float = START_TIMEOUT_S) -> socket.socket | None:
+def ensure_service(
+    home: Path, *, autostart: bool = True, timeout: float = START_TIMEOUT_S
+) -> socket.socket | None:
     """A connection to the folder's service, starting one when none runs (None: cannot)."""
     sock = connect(home)
     if sock is not None or not autostart:
@@ -161,9 +173,18 @@ def stop(home: Path, *, wait: bool = True) -> bool:
 
 
 def _run_request(argv: Sequence[str]) -> dict[str, Any]:
-    return {"op": "run", "argv": list(argv), "cwd": os.getcwd(), "version": service_version(),
-            "fingerprint": settings_fingerprint(),
-            "tty": {"stdin": _isatty(sys.stdin), "stdout": _isatty(sys.stdout), "stderr": _isatty(sys.stderr)}}
+    return {
+        "op": "run",
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "version": service_version(),
+        "fingerprint": settings_fingerprint(),
+        "tty": {
+            "stdin": _isatty(sys.stdin),
+            "stdout": _isatty(sys.stdout),
+            "stderr": _isatty(sys.stderr),
+        },
+    }
 
 
 def _isatty(stream: Any) -> bool:
@@ -173,8 +194,9 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def relay(argv: Sequence[str], home: Path, *, autostart: bool = True,
-          out: Any = None, err: Any = None) -> int | None:
+def relay(
+    argv: Sequence[str], home: Path, *, autostart: bool = True, out: Any = None, err: Any = None
+) -> int | None:
     """Run `memex ARGV` in the service, with its terminal here; None: run it in-process."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -220,7 +242,9 @@ def _pump(sock: socket.socket, argv: Sequence[str], out: Any, err: Any) -> int |
             elif kind == "exit":
                 return int(frame.get("code", 0))
             elif kind == "error":
-                return _report(argv, out, err, str(frame.get("error")), str(frame.get("kind", "service")), 1)
+                return _report(
+                    argv, out, err, str(frame.get("error")), str(frame.get("kind", "service")), 1
+                )
         except KeyboardInterrupt:
             if interrupted:
                 return 130
@@ -245,8 +269,13 @@ def _report(argv: Sequence[str], out: Any, err: Any, message: str, kind: str, co
     return code
 
 
-def call(command: str, args: Sequence[str] = (), *, home: str | Path | None = None,
-         autostart: bool = True) -> dict[str, Any]:
+def call(
+    command: str,
+    args: Sequence[str] = (),
+    *,
+    home: str | Path | None = None,
+    autostart: bool = True,
+) -> dict[str, Any]:
     """Run `memex COMMAND ARGS --json` (in the service when one can run) and return its object.
 
     Raises ServiceCallError with the command's message and kind when it fails.
@@ -265,8 +294,11 @@ def call(command: str, args: Sequence[str] = (), *, home: str | Path | None = No
     except json.JSONDecodeError:
         result = {"error": lines[-1], "kind": "error"}
     if code != 0:
-        raise ServiceCallError(str(result.get("error") or err.getvalue().strip() or "memex failed."),
-                               str(result.get("kind", "error")), code or 1)
+        raise ServiceCallError(
+            str(result.get("error") or err.getvalue().strip() or "memex failed."),
+            str(result.get("kind", "error")),
+            code or 1,
+        )
     return result
 
 

@@ -23,8 +23,9 @@ class RuntimeHolder:
     A hosted service (the desktop app) borrows the app's Runtime and never closes it.
     """
 
-    def __init__(self, home: Path, runtime: Runtime | None = None,
-                 opener: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, home: Path, runtime: Runtime | None = None, opener: Callable[[], Any] | None = None
+    ) -> None:
         self.home = home
         self.owned = runtime is None
         self._opener = opener  # the host's own locked way to open the store (the app's Services)
@@ -100,7 +101,10 @@ class RuntimeHolder:
             except Exception:  # noqa: BLE001 - no model installed: search and remember still work
                 log.warning("model warm-up failed", exc_info=True)
 
-        threads = [threading.Thread(target=f, name=f"warm-{f.__name__}", daemon=True) for f in (embedder, model)]
+        threads = [
+            threading.Thread(target=f, name=f"warm-{f.__name__}", daemon=True)
+            for f in (embedder, model)
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from app.runtime import Runtime
 
 
-def host_service(runtime: Runtime, *, hosted_by: str = "desktop app",
-                 open_store: Callable[[], Any] | None = None) -> Service | None:
+def host_service(
+    runtime: Runtime, *, hosted_by: str = "desktop app", open_store: Callable[[], Any] | None = None
+) -> Service | None:
     """Serve CLI commands from `runtime` while this process runs (None: another host keeps it).
 
     A standalone service is asked to stop first (after its requests in flight), so one

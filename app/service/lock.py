@@ -121,8 +121,12 @@ def read_owner(path: Path) -> LockOwner | None:
         return None
     try:
         data = json.loads(path.read_text() or "{}")
-        owner = LockOwner(int(data["pid"]), int(data.get("start_ticks", 0)), str(data.get("version", "")),
-                          float(data.get("started_at", 0.0)))
+        owner = LockOwner(
+            int(data["pid"]),
+            int(data.get("start_ticks", 0)),
+            str(data.get("version", "")),
+            float(data.get("started_at", 0.0)),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return owner if owner.alive() else None

@@ -87,7 +87,7 @@ def _release() -> str:
             continue
         for name in names:
             if name.startswith("memex-") and name.endswith(".dist-info"):
-                return name[len("memex-"):-len(".dist-info")]
+                return name[len("memex-") : -len(".dist-info")]
     return "0"
 
 
@@ -110,8 +110,9 @@ def settings_fingerprint(env: dict[str, str] | None = None) -> str:
     """A digest of the MEMEX_* settings in the environment (the service's settings come from
     the environment it was started with, so a client with other values needs another one)."""
     env = dict(os.environ if env is None else env)
-    items = sorted((k, v) for k, v in env.items()
-                   if k.startswith("MEMEX_") and not k.startswith(_NOT_SETTINGS))
+    items = sorted(
+        (k, v) for k, v in env.items() if k.startswith("MEMEX_") and not k.startswith(_NOT_SETTINGS)
+    )
     return format(zlib.crc32(repr(items).encode()), "08x")
 
 

@@ -4,11 +4,12 @@ A frame is a 4-byte big-endian length and one UTF-8 JSON object. Client -> servi
 carry "op"; service -> client frames carry "t":
 
     run     {"op":"run","argv":[..],"cwd","version","fingerprint","tty":{"stdin","stdout","stderr"}}
-            -> {"t":"out"|"err","data"} ... {"t":"read"} (wants one stdin line) ... {"t":"exit","code"}
+            -> {"t":"out"|"err","data"} ... {"t":"read"} (wants a stdin line) ...
+               {"t":"exit","code"}
     stdin   {"op":"stdin","data"}            one line for a {"t":"read"}; "" is end of input
     cancel  {"op":"cancel"}                  Ctrl-C: the command sees KeyboardInterrupt
     status  {"op":"status"}                  -> {"t":"status", ...ServiceStatus}
-    stop    {"op":"stop"}                    -> {"t":"stopping"}; the service ends after in-flight work
+    stop    {"op":"stop"}                    -> {"t":"stopping"}; it ends after in-flight work
 Any failure of the service itself is {"t":"error","error","kind"}; "restart" says the client
 is of another version or has other settings than the running service.
 """

@@ -32,11 +32,17 @@ def split_global(args: Sequence[str]) -> tuple[str | None, str | None]:
 
 
 def autostart_enabled() -> bool:
-    return os.environ.get("MEMEX_SERVICE_AUTOSTART", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return os.environ.get("MEMEX_SERVICE_AUTOSTART", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
 
 
-def route(args: Sequence[str], service_commands: Collection[str],
-          exclusive_commands: Collection[str] = ()) -> int | None:
+def route(
+    args: Sequence[str], service_commands: Collection[str], exclusive_commands: Collection[str] = ()
+) -> int | None:
     """The exit status of ARGS run in the service, or None to run them in this process
     (MEMEX_NO_SERVICE=1, a command that stays local, help, or no service could start).
     An exclusive command stops a running service first and then runs in this process."""

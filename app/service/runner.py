@@ -22,8 +22,9 @@ REQUEST_CWD: ContextVar[str | None] = ContextVar("memex_request_cwd", default=No
 
 
 def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(exc) if exc else ctypes.c_void_p(0))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else ctypes.c_void_p(0)
+    )
 
 
 class Cancel:

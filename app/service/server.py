@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 from app.service import protocol
 from app.service.holder import RuntimeHolder
 from app.service.lock import ServiceLock
-from app.service.paths import lock_path, service_version, settings_fingerprint, short_address, socket_path
+from app.service.paths import (
+    lock_path,
+    service_version,
+    settings_fingerprint,
+    short_address,
+    socket_path,
+)
 from app.service.runner import Cancel, patch_relative_paths, run_argv
 from app.service.streams import CURRENT, RequestIO, install_routers
 
@@ -54,8 +60,15 @@ def peer_uid(conn: socket.socket) -> int:
 
 
 class Service:
-    def __init__(self, home: Path, *, runtime: Runtime | None = None, idle_s: float | None = None,
-                 hosted_by: str = "service", opener: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        runtime: Runtime | None = None,
+        idle_s: float | None = None,
+        hosted_by: str = "service",
+        opener: Callable[[], Any] | None = None,
+    ) -> None:
         self.home = home
         self.holder = RuntimeHolder(home, runtime, opener)
         self.idle_s = idle_s
@@ -109,10 +122,17 @@ class Service:
     def status(self) -> protocol.ServiceStatus:
         with self._state:
             in_flight, requests = len(self._in_flight), self._requests
-        return {"pid": os.getpid(), "version": self.version, "home": str(self.home),
-                "started_at": self._started_at, "uptime_s": round(time.time() - self._started_at, 3),
-                "in_flight": in_flight, "requests": requests,
-                "idle_minutes": (self.idle_s or 0) / 60, "hosted_by": self.hosted_by}
+        return {
+            "pid": os.getpid(),
+            "version": self.version,
+            "home": str(self.home),
+            "started_at": self._started_at,
+            "uptime_s": round(time.time() - self._started_at, 3),
+            "in_flight": in_flight,
+            "requests": requests,
+            "idle_minutes": (self.idle_s or 0) / 60,
+            "hosted_by": self.hosted_by,
+        }
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -125,7 +145,9 @@ class Service:
                     continue
                 except OSError:
                     break
-                threading.Thread(target=self._serve_conn, args=(conn,), name="memex-request", daemon=True).start()
+                threading.Thread(
+                    target=self._serve_conn, args=(conn,), name="memex-request", daemon=True
+                ).start()
         finally:
             self._shutdown()
 
@@ -170,8 +192,14 @@ class Service:
         with conn:
             try:
                 if peer_uid(conn) != os.getuid():
-                    protocol.send(conn, {"t": "error", "error": "This memex service belongs to another user.",
-                                         "kind": "permission"})
+                    protocol.send(
+                        conn,
+                        {
+                            "t": "error",
+                            "error": "This memex service belongs to another user.",
+                            "kind": "permission",
+                        },
+                    )
                     return
                 request = protocol.recv(conn)
                 if request is None:
@@ -180,15 +208,25 @@ class Service:
                 if op == "status":
                     protocol.send(conn, {"t": "status", **self.status()})
                 elif op == "stop" and self.hosted_by != "service":
-                    protocol.send(conn, {"t": "error", "kind": "service_hosted", "error":
-                                         f"The {self.hosted_by} hosts the memex service; close it to stop the service."})
+                    protocol.send(
+                        conn,
+                        {
+                            "t": "error",
+                            "kind": "service_hosted",
+                            "error": f"The {self.hosted_by} hosts the memex service; "
+                            "close it to stop the service.",
+                        },
+                    )
                 elif op == "stop":
                     protocol.send(conn, {"t": "stopping"})
                     self._stopping.set()
                 elif op == "run":
                     self._run(conn, request)
                 else:
-                    protocol.send(conn, {"t": "error", "error": f"Unknown request {op!r}.", "kind": "protocol"})
+                    protocol.send(
+                        conn,
+                        {"t": "error", "error": f"Unknown request {op!r}.", "kind": "protocol"},
+                    )
             except (OSError, protocol.ProtocolError) as exc:
                 log.debug("connection dropped: %s", exc)
 
@@ -196,8 +234,15 @@ class Service:
         skew = request.get("version") != self.version
         if self.hosted_by != "service":
             if skew:  # the app keeps its Runtime: a second writer must not start beside it
-                protocol.send(conn, {"t": "error", "kind": "service_version", "error":
-                                     f"The {self.hosted_by} runs memex {self.version}; restart it to use this version."})
+                protocol.send(
+                    conn,
+                    {
+                        "t": "error",
+                        "kind": "service_version",
+                        "error": f"The {self.hosted_by} runs memex {self.version}; "
+                        "restart it to use this version.",
+                    },
+                )
                 return
         elif skew or request.get("fingerprint") != self.fingerprint:
             # a newer client (or other MEMEX_* settings): finish what runs, then make way
@@ -206,8 +251,11 @@ class Service:
             return
         argv = [str(a) for a in request.get("argv", [])]
         tty = request.get("tty") or {}
-        flags: protocol.TtyFlags = {"stdin": bool(tty.get("stdin")), "stdout": bool(tty.get("stdout")),
-                                    "stderr": bool(tty.get("stderr"))}
+        flags: protocol.TtyFlags = {
+            "stdin": bool(tty.get("stdin")),
+            "stdout": bool(tty.get("stdout")),
+            "stderr": bool(tty.get("stderr")),
+        }
         rio = RequestIO(conn, flags)
         cancel = Cancel()
         key = threading.get_ident()

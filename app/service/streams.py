@@ -106,7 +106,9 @@ class _Router(io.TextIOBase):
         req = self._io()
         if req is None:
             return False
-        return bool(req.tty.get({"out": "stdout", "err": "stderr", "in": "stdin"}[self._stream], False))
+        return bool(
+            req.tty.get({"out": "stdout", "err": "stderr", "in": "stdin"}[self._stream], False)
+        )
 
     def fileno(self) -> int:
         req = self._io()

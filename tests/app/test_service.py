@@ -21,7 +21,15 @@ from app.service.paths import lock_path, socket_path
 from app.service.server import peer_uid
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["torch", "transformers", "chromadb", "sentence_transformers", "llama_cpp", "PySide6", "peft"]
+HEAVY = [
+    "torch",
+    "transformers",
+    "chromadb",
+    "sentence_transformers",
+    "llama_cpp",
+    "PySide6",
+    "peft",
+]
 
 
 @pytest.fixture
@@ -44,9 +52,17 @@ def stop_services(root: Path) -> None:
                 time.sleep(0.05)
 
 
-def memex(*args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+def memex(
+    *args: str, stdin: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def pid_of(home: Path) -> int:
@@ -72,7 +88,9 @@ def test_first_command_starts_the_service_and_it_stops_when_idle(service_env: Pa
     assert lock_held(lock_path(service_env))
     assert wait_until(lambda: not lock_held(lock_path(service_env)), timeout=90)
     assert not socket_path(service_env).exists()
-    res = memex("profile", "show", "--json")  # the next command starts a fresh one and sees the value
+    res = memex(
+        "profile", "show", "--json"
+    )  # the next command starts a fresh one and sees the value
     assert [f["value"] for f in json.loads(res.stdout)["fields"]] == ["ana@example.org"]
 
 
@@ -103,8 +121,14 @@ def test_killed_mid_request_one_sentence_then_a_fresh_service(service_env: Path)
     assert memex("service", "start").returncode == 0
     old = pid_of(service_env)
     # `chat --json` waits in the service for the next stdin line: a request surely in flight
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--json"], cwd=ROOT, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "chat", "--json"],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert wait_until(lambda: (client.status(service_env) or {}).get("in_flight") == 1)
     os.kill(old, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
@@ -123,8 +147,14 @@ def test_killed_mid_request_one_sentence_then_a_fresh_service(service_env: Path)
 
 def test_ctrl_c_on_the_client_interrupts_the_command_in_the_service(service_env: Path):
     assert memex("service", "start").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--json"], cwd=ROOT, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "chat", "--json"],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert wait_until(lambda: (client.status(service_env) or {}).get("in_flight") == 1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -135,9 +165,16 @@ def test_ctrl_c_on_the_client_interrupts_the_command_in_the_service(service_env:
 
 
 def test_two_clis_at_once_share_one_service(service_env: Path):
-    procs = [subprocess.Popen([sys.executable, "-m", "app.cli", "profile", "set", key, value, "--json"],
-                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for key, value in (("email", "ana@example.org"), ("tel", "+31 6 1234 5678"))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "profile", "set", key, value, "--json"],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for key, value in (("email", "ana@example.org"), ("tel", "+31 6 1234 5678"))
+    ]
     results = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
     fields = json.loads(memex("profile", "show", "--json").stdout)["fields"]
@@ -169,10 +206,16 @@ def test_service_that_cannot_start_falls_back_in_process(service_env: Path):
 
 def test_client_path_loads_no_heavy_library(service_env: Path):
     assert memex("service", "start").returncode == 0
-    code = ("import sys\nfrom app.cli import main\n"
-            "try:\n    main(['memories', '--json'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
-            f"print(sorted(m for m in {HEAVY!r} + ['pydantic', 'sqlalchemy', 'app.runtime'] if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\nfrom app.cli import main\n"
+        "try:\n    main(['memories', '--json'])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        f"print(sorted(m for m in {HEAVY + ['pydantic', 'sqlalchemy', 'app.runtime']!r}"
+        " if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     assert json.loads(lines[0])["total"] == 0 and lines[-1] == "[]"
@@ -219,12 +262,22 @@ rt.close()
 def test_the_desktop_app_hosts_the_service_and_keeps_it(service_env: Path, monkeypatch):
     assert memex("service", "start").returncode == 0
     standalone = pid_of(service_env)
-    app = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT], cwd=ROOT, text=True,
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    app = subprocess.Popen(
+        [sys.executable, "-c", HOST_SCRIPT],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert app.stdout.readline().strip() == "hosting"  # the standalone one made way
         info = client.status(service_env)
-        assert info is not None and info["hosted_by"] == "desktop app" and info["pid"] == app.pid != standalone
+        assert (
+            info is not None
+            and info["hosted_by"] == "desktop app"
+            and info["pid"] == app.pid != standalone
+        )
         res = memex("profile", "set", "tel", "+44 20 7946 0000", "--json")
         assert res.returncode == 0 and json.loads(res.stdout)["key"] == "tel"
         res = memex("service", "stop", "--json")
@@ -239,7 +292,9 @@ def test_the_desktop_app_hosts_the_service_and_keeps_it(service_env: Path, monke
     assert not lock_held(lock_path(service_env))
 
 
-def test_login_autostart_entry_is_written_and_removed(memex_home: Path, tmp_path: Path, monkeypatch):
+def test_login_autostart_entry_is_written_and_removed(
+    memex_home: Path, tmp_path: Path, monkeypatch
+):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     res = memex("service", "install", "--json")
     entry = Path(json.loads(res.stdout)["path"])
@@ -252,7 +307,7 @@ def test_login_autostart_entry_is_written_and_removed(memex_home: Path, tmp_path
 
 
 def test_typed_client_call_through_the_service_and_in_process(service_env: Path, monkeypatch):
-    """`call` is what other front-ends (the MCP server) use: one object back, or ServiceCallError."""
+    """`call` is what other front-ends (the MCP server) use: one object, or ServiceCallError."""
     assert client.call("profile", ["set", "email", "bo@example.org"])["key"] == "email"
     assert client.status(service_env) is not None  # it ran in the service it started
     with pytest.raises(client.ServiceCallError) as bad:

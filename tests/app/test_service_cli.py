@@ -19,7 +19,11 @@ from tests.app import test_cli_memory as memory_tests
 from tests.app.test_service import stop_services
 from tests.cli_support import run
 
-SERVICE_ENV = {"MEMEX_MAX_ANSWER_TOKENS": "24", "MEMEX_N_CTX": "1024", "MEMEX_INBOX_USE_MODEL": "false"}
+SERVICE_ENV = {
+    "MEMEX_MAX_ANSWER_TOKENS": "24",
+    "MEMEX_N_CTX": "1024",
+    "MEMEX_INBOX_USE_MODEL": "false",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +80,18 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("test_") for c in CASES])
 def test_contract_through_the_service(case, capsys, tmp_path: Path, memex_home: Path):
     before = client.status(memex_home)
-    available = {"capsys": capsys, "tmp_path": tmp_path, "memex_home": memex_home, "shared_embedder": None}
+    available = {
+        "capsys": capsys,
+        "tmp_path": tmp_path,
+        "memex_home": memex_home,
+        "shared_embedder": None,
+    }
     case(**{name: available[name] for name in inspect.signature(case).parameters})
     after = client.status(memex_home)
     assert after is not None, "the commands did not run in a service"
-    assert before is None or (after["pid"] == before["pid"] and after["requests"] > before["requests"])
+    assert before is None or (
+        after["pid"] == before["pid"] and after["requests"] > before["requests"]
+    )
 
 
 def test_bad_question_through_the_service(capsys, memex_home: Path):
