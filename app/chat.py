@@ -6,7 +6,7 @@ message is answered through `Runtime.ask_stream` with the recent turns as histor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -26,11 +26,60 @@ class CommandResult:
     quit: bool = False
 
 
+@dataclass(frozen=True)
+class MarkedQuote:
+    """The supporting quote cut around the evidence span the answer rests on.
+
+    `before + marked + after` is the quote as `Answer.quote` says it; `marked` is empty when
+    the span could not be found in it (a quote shortened past the span)."""
+
+    before: str
+    marked: str
+    after: str
+
+    @property
+    def text(self) -> str:
+        return self.before + self.marked + self.after
+
+    def render(self, open_mark: str, close_mark: str,
+               escape: Callable[[str], str] = lambda s: s) -> str:
+        """The quote with the span between the marks; `escape` applies to the text, not the marks."""
+        if not self.marked:
+            return escape(self.text)
+        return escape(self.before) + open_mark + escape(self.marked) + close_mark + escape(self.after)
+
+
+def marked_quote(answer: Answer, texts: Mapping[str, str] | None = None) -> MarkedQuote | None:
+    """The answer's supporting quote with its first evidence span marked; None without a quote.
+
+    `texts` maps memory ids to full texts (AnswerStream.prepared.texts); the cited memory's
+    text stands in for one it lacks. The span is looked up inside the quotation marks, the way
+    the quote spells it (whitespace collapsed), so the date frame is never marked; a quote cut
+    short inside the span marks the part it still shows."""
+    if answer.abstained or not answer.quote:
+        return None
+    quote = answer.quote
+    if not answer.evidence:
+        return MarkedQuote(quote, "", "")
+    span = answer.evidence[0]
+    full = (texts or {}).get(span.id) or next(
+        (c.text for c in answer.citations if c.id == span.id), "")
+    words = full[span.start:span.end].split()
+    inside = quote.find("\u201c") + 1
+    for n in range(len(words), (len(words) + 1) // 2 - 1, -1):
+        piece = " ".join(words[:n]).strip(" .,;:!?")
+        at = quote.find(piece, inside) if piece else -1
+        if at >= 0:
+            return MarkedQuote(quote[:at], quote[at:at + len(piece)], quote[at + len(piece):])
+    return MarkedQuote(quote, "", "")
+
+
 @dataclass
 class Turn:
     question: str
     answer: str
     citations: list[Citation]
+    quote: MarkedQuote | None = None  # the supporting sentence, its evidence span marked
 
     def to_json(self) -> dict[str, object]:
         return {"question": self.question, "answer": self.answer,
@@ -54,8 +103,13 @@ class ChatSession:
         answer = stream.result()
         question = stream.prepared.question
         self.history += [ChatMessage("user", question), ChatMessage("assistant", answer.answer)]
-        self.turns.append(Turn(question, answer.answer, answer.citations))
+        self.turns.append(Turn(question, answer.answer, answer.citations,
+                               marked_quote(answer, stream.prepared.texts)))
         return answer
+
+    @property
+    def last_quote(self) -> MarkedQuote | None:
+        return self.turns[-1].quote if self.turns else None
 
     @property
     def last_citations(self) -> list[Citation]:
@@ -123,6 +177,15 @@ class ChatSession:
                 raise MemexError(f"The conversation could not be saved ({exc}).", kind="memory_error") from exc
             self.saved_id = mem.id
         return self.saved_id
+
+
+def quote_line(quote: MarkedQuote | None, shown: str, *, tty: bool) -> str:
+    """The terminal line under an answer: the quote, its evidence span in bold on a terminal
+    and between «» otherwise; empty without a quote, or when `shown` (what was printed as
+    the answer) is the quote already (the dated-quote fallback streams the quote itself)."""
+    if quote is None or " ".join(shown.split()) == " ".join(quote.text.split()):
+        return ""
+    return quote.render("\x1b[1m", "\x1b[0m") if tty else quote.render("\u00ab", "\u00bb")
 
 
 def format_citation(c: Citation) -> str:

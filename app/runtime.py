@@ -18,7 +18,6 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.answer import Answer, AnswerStream
-    from app.chat import ChatSession
     from inference.base import Backend, ChatMessage, GenerationParams
     from memory import ImportProgress, ImportReport, Memory, MemoryStore
 
@@ -118,6 +117,22 @@ class Runtime:
                 self._backend_served = served
             return self._backend
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the generation backend is loaded now (asking never loads it)."""
+        return self._backend is not None
+
+    def loaded_backend(self) -> "Backend | None":
+        """The generation backend if it is loaded now, else None; never loads it (display, stats)."""
+        return self._backend
+
+    def unload_model(self) -> None:
+        """Close the loaded backend: the next answer that needs the model loads the chosen one."""
+        with self._backend_lock:
+            backend, self._backend, self._backend_served = self._backend, None, None
+        if backend is not None:
+            backend.close()
+
     def _create_backend(self, served: "Served") -> "Backend":
         from app.errors import MemexError
         from inference.base import BackendConfig, BackendError, create_backend
@@ -169,11 +184,6 @@ class Runtime:
     def ask(self, question: str, *, history: "Sequence[ChatMessage]" = (),
             now: datetime | None = None) -> "Answer":
         return self.ask_stream(question, history=history, now=now).result()
-
-    def chat_session(self) -> "ChatSession":
-        from app.chat import ChatSession
-
-        return ChatSession(self)
 
     def close(self) -> None:
         if self._backend is not None:

@@ -19,9 +19,9 @@ def _human_sources(p: dict[str, Any]) -> str:
     from app.answer import Citation
     from app.chat import format_citation
 
-    # The answer itself was streamed to the terminal already; add where it came from.
+    # The answer itself was streamed to the terminal already; add what it rests on.
     cites = [Citation(c["id"], c["text"], c["source"]) for c in p["citations"]]
-    lines: list[str] = []
+    lines: list[str] = [p["_quote"]] if p.get("_quote") else []
     if cites:
         lines.append("\nSources:")
         lines += ["  " + format_citation(c) for c in cites]
@@ -32,22 +32,25 @@ def _human_sources(p: dict[str, Any]) -> str:
 @click.argument("question", nargs=-1, required=True)
 def ask(obj: AppContext, question: tuple[str, ...]) -> dict[str, Any]:
     """Ask a question about your life; the answer cites the memories it rests on."""
+    from app.chat import marked_quote, quote_line
     from memory import MemoryError_
 
     text = " ".join(question)
     try:
         stream = obj.runtime.ask_stream(text)
         if obj.json:
-            answer = stream.result()
-        else:
-            for piece in stream:
-                click.echo(piece, nl=False)
-                sys.stdout.flush()
-            click.echo()
-            answer = stream.result()
+            return stream.result().to_json()
+        for piece in stream:
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+        click.echo()
+        answer = stream.result()
     except MemoryError_ as exc:
         raise _memory_errors(exc) from exc
-    return answer.to_json()
+    payload = answer.to_json()
+    quote = marked_quote(answer, stream.prepared.texts)
+    payload["_quote"] = quote_line(quote, stream.text, tty=sys.stdout.isatty())
+    return payload
 
 
 @memex_command("chat", human=lambda p: "" if p.get("_interactive") else "\n".join(
@@ -57,9 +60,11 @@ def chat(obj: AppContext) -> dict[str, Any]:
 
     With --json, reads one message per line from stdin and prints one JSON object at the end.
     """
+    from app.chat import ChatSession, quote_line
     from memory import MemoryError_
 
-    session = obj.runtime.chat_session()
+    session = ChatSession(obj.runtime)
+    tty = sys.stdout.isatty()
     interactive = not obj.json and sys.stdin.isatty()
     if not obj.json:
         click.echo("memex chat: ask about your memories. /remember TEXT, /forget ID, /sources, /quit", err=True)
@@ -102,6 +107,9 @@ def chat(obj: AppContext) -> dict[str, Any]:
             session.record(stream)
             if not obj.json:
                 click.echo()
+                line = quote_line(session.last_quote, stream.text, tty=tty)
+                if line:
+                    click.echo(f"       {line}")
     except KeyboardInterrupt:
         pass
     except MemoryError_ as exc:

@@ -1,25 +1,33 @@
 """Streaming an answer for the Chat screen: runs on a worker thread, never touches widgets.
 
-Runtime.ask_stream returns an AnswerStream (app/answer.py): iterate it for text pieces,
-then `result()` gives the Answer with its citations. Stopping closes the stream so the
-backend releases the model at once.
+The screen's conversation is an app.chat.ChatSession: `send` gives an AnswerStream to
+iterate for text pieces, `record` finishes the turn (the Answer with its citations, evidence
+spans and supporting quote) and keeps it as context for the next question. Stopping closes
+the stream so the backend releases the model at once.
 
-While the answer streams, a live sample (tokens/s so far in this answer and, for an MoE
-backend, the expert-cache hit rate over the decoded tokens so far) goes out as job progress
-about twice a second, for the Models screen's plots; the answer's totals come with the result.
-Running values, not per-interval ones: one scheduling hiccup on a busy machine must not read
-as the model's speed. The cache counters are only read.
+While the answer streams from the model, a live sample (tokens/s so far in this answer and,
+for an MoE backend, the expert-cache hit rate over the decoded tokens so far) goes out as job
+progress about twice a second, for the Models screen's plots; the answer's totals come with
+the result. Running values, not per-interval ones: one scheduling hiccup on a busy machine
+must not read as the model's speed. The cache counters are only read. An answer composed
+from evidence without the model reports no speed.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.gui.workers import JobContext
+
+if TYPE_CHECKING:
+    from app.chat import ChatSession, MarkedQuote
+    from app.gui.services import Services
+    from app.runtime import Runtime
+    from inference.base import Backend
 
 log = logging.getLogger(__name__)
 LIVE_EVERY_S = 0.5
@@ -31,47 +39,44 @@ class AnswerResult:
 
     answer: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
+    quote: MarkedQuote | None = None  # the supporting sentence, its evidence span marked
     stopped: bool = False
     abstained: bool = False
+    strategy: str = ""
+    used_model: bool = False  # False: composed from evidence, the model did not run
     describe: dict[str, str] = field(default_factory=dict)
     tokens: int = 0
     retrieval_s: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)  # empty when the model did not run
 
 
-def _history_messages(history: list[tuple[str, str]]) -> list[Any]:
-    from inference.base import ChatMessage
+class Conversation:
+    """The Chat screen's ChatSession, made on the first question: importing app.chat loads
+    the store's libraries, which must not happen before the window's first paint."""
 
-    out: list[Any] = []
-    for q, a in history[-4:]:  # the last few turns keep follow-up questions in context
-        out.append(ChatMessage("user", q))
-        out.append(ChatMessage("assistant", a))
-    return out
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._session: ChatSession | None = None
 
+    @property
+    def session(self) -> ChatSession:
+        if self._session is None:
+            from app.chat import ChatSession
 
-def _close(obj: Any) -> None:
-    closer = getattr(obj, "close", None)
-    if callable(closer):
-        closer()
-
-
-def _citation_json(c: Any) -> dict[str, Any]:
-    if isinstance(c, dict):
-        return dict(c)
-    to_json = getattr(c, "to_json", None)
-    return dict(to_json()) if callable(to_json) else {"id": getattr(c, "id", None)}
+            self._session = ChatSession(self.runtime)
+        return self._session
 
 
-def stream_answer(services: Any, question: str, history: list[tuple[str, str]], ctx: JobContext) -> AnswerResult:
+def stream_answer(services: Services, conversation: Conversation, question: str,
+                  ctx: JobContext) -> AnswerResult:
+    from app.answer import STRATEGIES
+
     services.memory()  # open the store under the services lock before the runtime uses it
     runtime = services.runtime
-    ask_stream = runtime.ask_stream
-    kwargs: dict[str, Any] = {}
-    if history and "history" in inspect.signature(ask_stream).parameters:
-        kwargs["history"] = _history_messages(history)
+    session = conversation.session
     probe = CacheProbe(runtime)
     t0 = time.perf_counter()
-    stream = ask_stream(question, **kwargs)
+    stream = session.send(question)
     result = AnswerResult()
     pieces = iter(stream)
     first: float | None = None
@@ -88,32 +93,30 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
             ctx.chunk(piece)
             live.tick(result.tokens)
     finally:
-        if result.stopped:
-            _close(pieces)
-            _close(getattr(stream, "_pieces", None))
+        if isinstance(pieces, Generator):  # the stream's own cleanup closes the backend's generator
+            pieces.close()
     end = time.perf_counter()
-    final = stream.result() if callable(getattr(stream, "result", None)) and not result.stopped else None
-    if final is not None:
-        result.answer = getattr(final, "answer", "")
-        result.citations = [_citation_json(c) for c in getattr(final, "citations", [])]
-        store = services.memory()
-        for c in result.citations:  # the chip shows when the cited memory happened
-            mem = store.get(str(c.get("id"))) if c.get("id") else None
-            if mem is not None:
-                c["when"] = mem.when.strftime("%Y-%m-%d")
-        result.abstained = bool(getattr(final, "abstained", False))
-        result.retrieval_s = float(getattr(final, "retrieval_ms", 0.0)) / 1000.0
-    backend = getattr(runtime, "_backend", None) or None
-    describe = getattr(backend, "describe", None)
-    if callable(describe):
+    final = session.record(stream)  # a stopped answer stays in the conversation, as in `memex chat`
+    result.answer = stream.text.strip() if result.stopped else final.answer
+    result.quote = None if result.stopped else session.last_quote
+    result.citations = _citations(services, final.citations)
+    result.abstained = final.abstained
+    result.strategy = final.strategy
+    result.retrieval_s = final.retrieval_ms / 1000.0
+    backend = runtime.loaded_backend()
+    chosen = STRATEGIES.get(final.strategy)
+    result.used_model = backend is not None and (chosen is None or chosen.needs_model)
+    if backend is not None:
         try:
-            result.describe = {k: str(v) for k, v in describe().items()}
+            result.describe = {k: str(v) for k, v in backend.describe().items()}
         except Exception:  # noqa: BLE001 - display only
             result.describe = {}
+    if not result.used_model or backend is None:
+        return result
     gen_s = max(1e-6, end - (first or t0))
-    result.stats = {"tok_s": result.tokens / gen_s if result.tokens else 0.0,
+    result.stats = {"tok_s": result.tokens / gen_s if result.tokens > 1 else 0.0,
                     "first_token_ms": ((first or end) - t0) * 1000.0,
-                    "backend": str(getattr(backend, "name", "") or result.describe.get("backend", "")),
+                    "backend": str(backend.name or result.describe.get("backend", "")),
                     "model": result.describe.get("model", ""), "final": True}
     hit_rate = probe.hit_rate(since_mark=True)  # decode, as `memex moe bench` reports it
     if hit_rate is None:
@@ -123,6 +126,21 @@ def stream_answer(services: Any, question: str, history: list[tuple[str, str]], 
     if hit_rate is not None:
         result.stats["hit_rate"] = hit_rate
     return result
+
+
+def _citations(services: Services, citations: list[Any]) -> list[dict[str, Any]]:
+    """Citation dicts for the chips, once per memory, with the day the memory happened."""
+    store = services.memory()
+    out: dict[str, dict[str, Any]] = {}
+    for c in citations:
+        if c.id in out:
+            continue
+        item: dict[str, Any] = dict(c.to_json())
+        mem = store.get(c.id)
+        if mem is not None:
+            item["when"] = mem.when.strftime("%Y-%m-%d")
+        out[c.id] = item
+    return list(out.values())
 
 
 def cache_counts(backend: Any) -> tuple[int, int] | None:
@@ -144,14 +162,14 @@ def cache_counts(backend: Any) -> tuple[int, int] | None:
 class CacheProbe:
     """Hit rate of the expert cache over a stretch of generation (counters are cumulative)."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.backend = getattr(runtime, "_backend", None)
+        self.backend = runtime.loaded_backend()
         self.base = cache_counts(self.backend)
         self.mark = self.base
 
     def _now(self) -> tuple[int, int] | None:
-        backend = getattr(self.runtime, "_backend", None)
+        backend = self.runtime.loaded_backend()
         counts = cache_counts(backend)
         if counts is not None and backend is not self.backend:
             # the backend was (re)loaded by this answer: its counters started at zero

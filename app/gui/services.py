@@ -105,11 +105,7 @@ class Services(QObject):
 
     def reload_backend(self) -> None:
         """Drop the loaded model so the next answer loads the chosen model and adapter."""
-        runtime = self.runtime
-        old_backend = getattr(runtime, "_backend", None)
-        if old_backend is not None:
-            runtime._backend = None
-            old_backend.close()
+        self.runtime.unload_model()
 
     # -- feature probes (cheap, GUI thread safe: no heavy imports) ----------------------
     def ask_feature(self) -> Feature:

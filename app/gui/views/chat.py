@@ -1,11 +1,12 @@
-"""Chat: ask about your life; the answer streams in, with the memories it rests on as chips."""
+"""Chat: ask about your life; the short answer streams in, the quote it rests on under it with
+the evidence span highlighted, and the memories it cites as chips."""
 
 from __future__ import annotations
 
 import html
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -19,13 +20,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.answers import AnswerResult, stream_answer
+from app.gui.answers import AnswerResult, Conversation, stream_answer
 from app.gui.dialogs import show_memory
 from app.gui.services import Services
 from app.gui.views.base import Page
 from app.gui.widgets import Chip, EmptyState, Notice
 from app.gui.workers import Job, JobContext
 
+if TYPE_CHECKING:
+    from app.chat import MarkedQuote
+
+# The evidence span inside the quote: a fixed light amber with dark text reads on both themes.
+MARK_STYLE = "background-color:#fde68a; color:#202124; font-weight:600"
 EMPTY = ("<p style='font-size:14pt'>Ask anything about your life.</p>"
          "<p>Answers come only from what you have told memex, and every answer shows the memories it "
          "rests on. Nothing leaves this computer.</p>"
@@ -38,6 +44,7 @@ class Turn:
     question: str
     answer: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
+    quote: MarkedQuote | None = None
     status: str = ""  # "", "stopped", "error: ..."
 
 
@@ -48,6 +55,7 @@ class ChatPage(Page):
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
         self.turns: list[Turn] = []
+        self.conversation = Conversation(services.runtime)  # history the next question sees
         self.job: Job | None = None
         self._t0 = 0.0
         self._pieces = 0
@@ -129,7 +137,6 @@ class ChatPage(Page):
         if not q:
             return
         self.input.clear()
-        history = [(t.question, t.answer) for t in self.turns if t.answer and not t.status]
         turn = Turn(q)
         self.turns.append(turn)
         self._set_chips([])
@@ -139,9 +146,10 @@ class ChatPage(Page):
         self._t0 = time.perf_counter()
         self._pieces = 0
         services = self.services
+        conversation = self.conversation
 
         def work(ctx: JobContext) -> AnswerResult:
-            return stream_answer(services, q, history, ctx)
+            return stream_answer(services, conversation, q, ctx)
 
         self.job = services.jobs.start(
             work, name="ask", on_chunk=self._on_chunk, on_done=self._on_done,
@@ -168,21 +176,25 @@ class ChatPage(Page):
 
     def _on_done(self, result: AnswerResult) -> None:
         turn = self.turns[-1]
-        if result.answer and not turn.answer.strip():
+        if result.answer:  # verification may have replaced what streamed by a quote
             turn.answer = result.answer
         turn.citations = result.citations
+        turn.quote = result.quote
         if result.stopped:
             turn.status = "stopped"
         desc = result.describe
-        if desc:
+        if result.used_model and desc:
             model = desc.get("model", "?")
             adapter = desc.get("adapter") or "none"
             self.model_label.setText(f"Model: {model} · Adapter: {adapter}")
-        elapsed = max(1e-6, time.perf_counter() - self._t0 - result.retrieval_s)
-        self.services.generation_stats.emit({
-            "tok_s": result.tokens / elapsed if result.tokens else self._pieces / elapsed,
-            **result.stats,
-        })
+        elif not result.used_model:
+            self.model_label.setText("Answered from your memories' own words; the model was not needed.")
+        if result.stats:  # the model ran: its speed (and hit rate) go to the Models screen
+            elapsed = max(1e-6, time.perf_counter() - self._t0 - result.retrieval_s)
+            self.services.generation_stats.emit({
+                "tok_s": result.tokens / elapsed if result.tokens else self._pieces / elapsed,
+                **result.stats,
+            })
         self._set_chips(turn.citations)
 
     def _on_error(self, message: str) -> None:
@@ -225,7 +237,7 @@ class ChatPage(Page):
         for t in self.turns:
             parts.append(f"<table width='100%' cellpadding='8' style='margin-top:10px' bgcolor='{shade}'>"
                          f"<tr><td><b>You</b><br>{_para(t.question)}</td></tr></table>")
-            body = _para(t.answer) if t.answer else "<i>thinking…</i>" if not t.status else ""
+            body = _answer_html(t)
             if t.status == "stopped":
                 body += " <i>(stopped)</i>"
             elif t.status.startswith("error"):
@@ -251,6 +263,20 @@ class ChatPage(Page):
     def open_memory(self, memory_id: str | None) -> None:
         if memory_id:
             show_memory(self.services, self, memory_id)
+
+
+def _answer_html(t: Turn) -> str:
+    """The answer, and under it the quote it rests on with the evidence span highlighted; an
+    answer that is the quote itself (nothing shorter was supported) is shown once, marked."""
+    if not t.answer:
+        return "" if t.status else "<i>thinking…</i>"
+    quote = t.quote
+    if quote is None:
+        return _para(t.answer)
+    marked = quote.render(f"<span style='{MARK_STYLE}'>", "</span>", html.escape)
+    if " ".join(t.answer.split()) == " ".join(quote.text.split()):
+        return marked
+    return f"{_para(t.answer)}<br><span style='font-size:small'>{marked}</span>"
 
 
 def _chip_text(i: int, c: dict[str, Any]) -> str:
