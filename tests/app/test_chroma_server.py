@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli_support import run
+from tests.process_support import free_port, serving
 
 
 def _chroma_exe() -> str | None:
@@ -28,30 +25,11 @@ def chroma_url(tmp_path: Path) -> Iterator[str]:
     exe = _chroma_exe()
     if exe is None:
         pytest.skip("the chroma CLI is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("chroma run did not start")
-                time.sleep(0.3)
+    with serving([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
+                  "--port", str(port)], url + "/api/v2/heartbeat", timeout_s=60):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_store_on_a_chroma_server(chroma_url: str, memex_home: Path, embedder):
@@ -99,9 +77,7 @@ def test_move_needs_a_reachable_server(capsys, memex_home: Path, monkeypatch):
     monkeypatch.setenv("MEMEX_NO_SERVICE", "1")
     code, out = run(capsys, "--json", "doctor", "--move-vectors", "server")
     assert code == 1 and out["kind"] == "bad_input" and "--chroma-url" in out["error"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code, out = run(capsys, "--json", "doctor", "--move-vectors", "server", "--chroma-url", f"http://127.0.0.1:{port}")
+    code, out = run(capsys, "--json", "doctor", "--move-vectors", "server", "--chroma-url",
+                    f"http://127.0.0.1:{free_port()}")
     assert code == 1 and out["kind"] == "chroma" and "chroma run" in out["error"]
     assert not (memex_home / "settings.json").exists() or "chroma_url" not in (memex_home / "settings.json").read_text()

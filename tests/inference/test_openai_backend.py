@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,15 +20,10 @@ from inference.base import (
     GenerationParams,
     create_backend,
 )
+from tests.process_support import free_port, serving
 
 PERSONA = Path(__file__).resolve().parents[1] / "fixtures" / "persona"
 KEY = "test-key-123"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -43,36 +35,13 @@ def server() -> Iterator[str]:
     from inference.llamacpp import physical_cores
     from inference.models import bundled_path
 
-    port = _free_port()
-    threads = str(physical_cores())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--n_threads", threads, "--n_threads_batch", threads,
-         "--seed", "0", "--api_key", KEY, "--verbose", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    port, threads = free_port(), str(physical_cores())
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                req = urllib.request.Request(base + "/models", headers={"Authorization": f"Bearer {KEY}"})
-                with urllib.request.urlopen(req, timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start within 180 s")
-                time.sleep(0.5)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "4096", "--n_threads", threads, "--n_threads_batch", threads,
+           "--seed", "0", "--api_key", KEY, "--verbose", "false"]
+    with serving(cmd, base + "/models", headers={"Authorization": f"Bearer {KEY}"}):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def remote(base: str, **options: str) -> object:
@@ -142,7 +111,7 @@ def test_silent_server_times_out():
 
 
 def test_nothing_listening_is_one_sentence():
-    far = remote(f"http://127.0.0.1:{_free_port()}/v1")
+    far = remote(f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(BackendError, match=r"^Cannot reach the model server at .*; start it or fix openai_base_url\.$"):
         list(far.stream([ChatMessage("user", "hi")], GenerationParams(max_tokens=4)))
 
