@@ -370,7 +370,8 @@ def write_trace(
         "tokens": trace.tokens,
         "split": "eval",
     }
-    save_file(tensors, str(out / TRACE_FILE), metadata={"memex": json.dumps(meta)})
+    tmp = out / f"{TRACE_FILE}.{os.getpid()}.tmp"
+    save_file(tensors, str(tmp), metadata={"memex": json.dumps(meta)})
     # the fitted cross-layer maps (layer i -> i+1) the source model's predictors use: shipped
     # with a MoEfied model, else fitted on its training text as `fitted_predictor` does
     pred = fitted_predictor(
@@ -381,4 +382,5 @@ def write_trace(
         {f"maps.{j}": maps[first + j].contiguous() for j in range(layers - 1)},
         str(out / SHIPPED_MAPS),
     )
+    os.replace(tmp, out / TRACE_FILE)  # last: a complete trace is one with its maps
     return out / TRACE_FILE
