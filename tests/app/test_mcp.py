@@ -96,29 +96,17 @@ def test_round_trip_remember_search_ask_forget(memex_home: Path):
     assert "Lisbon" not in dumped and "Ana" not in dumped and "bike" not in dumped
 
 
-class _LockedEngine:
-    """Stands in for a Runtime whose vault is locked (every read and write refuses)."""
+async def _locked_calls(home: Path) -> list[str]:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
 
-    def __getattr__(self, name: str) -> Any:
-        from app.errors import MemexError
-
-        def refuse(*_a: Any, **_k: Any) -> Any:
-            raise MemexError("memex is locked; unlock it with `memex vault unlock`.", kind="locked")
-
-        return refuse
-
-    def close(self) -> None:
-        pass
-
-
-async def _locked_calls() -> list[str]:
-    from mcp.shared.memory import create_connected_server_and_client_session
-
-    from app.mcp.server import build_server
-
-    server = build_server(_LockedEngine())  # type: ignore[arg-type]
+    env = {k: v for k, v in os.environ.items() if k != "MEMEX_PASSPHRASE"}
+    env["MEMEX_HOME"] = str(home)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "app.cli", "mcp"], env=env,
+                                   cwd=str(Path(__file__).resolve().parents[2]))
     out = []
-    async with create_connected_server_and_client_session(server._mcp_server) as session:
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
         for tool, args in (("remember", {"text": "a"}), ("search", {"query": "a"}), ("ask", {"question": "a?"}),
                            ("forget", {"id": "x"}), ("profile", {})):
             out.append(error_text(await session.call_tool(tool, args)))
@@ -126,7 +114,16 @@ async def _locked_calls() -> list[str]:
     return out
 
 
-def test_locked_vault_is_a_tool_error_not_a_crash():
-    texts = anyio.run(_locked_calls)
+def test_locked_vault_is_a_tool_error_not_a_crash(capsys, memex_home: Path, monkeypatch):
+    """A real vault, enabled and then locked (the server process has no passphrase)."""
+    from tests.cli_support import run
+
+    monkeypatch.setenv("MEMEX_NO_SERVICE", "1")
+    monkeypatch.setenv("MEMEX_PASSPHRASE", "correct horse battery staple")
+    code, out = run(capsys, "--json", "vault", "enable")
+    if code != 0:
+        pytest.skip(f"the vault cannot be enabled here: {out.get('error')}")
+    monkeypatch.delenv("MEMEX_PASSPHRASE")
+    texts = anyio.run(_locked_calls, memex_home)
     assert texts[-1] == "up"
-    assert all("memex is locked; unlock it with `memex vault unlock`." in t for t in texts[:-1])
+    assert all("memex is locked: run `memex vault unlock`" in t for t in texts[:-1]), texts
