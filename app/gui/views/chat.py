@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -234,10 +234,11 @@ class ChatPage(Page):
         self.stack.setCurrentWidget(self.transcript)
         parts = []
         shade = self.palette().alternateBase().color().name()
+        muted = _blend(self.palette().text().color(), self.palette().base().color())
         for t in self.turns:
             parts.append(f"<table width='100%' cellpadding='8' style='margin-top:10px' bgcolor='{shade}'>"
                          f"<tr><td><b>You</b><br>{_para(t.question)}</td></tr></table>")
-            body = _answer_html(t)
+            body = _answer_html(t, muted)
             if t.status == "stopped":
                 body += " <i>(stopped)</i>"
             elif t.status.startswith("error"):
@@ -265,7 +266,7 @@ class ChatPage(Page):
             show_memory(self.services, self, memory_id)
 
 
-def _answer_html(t: Turn) -> str:
+def _answer_html(t: Turn, muted: str) -> str:
     """The answer, and under it the quote it rests on with the evidence span highlighted; an
     answer that is the quote itself (nothing shorter was supported) is shown once, marked."""
     if not t.answer:
@@ -276,7 +277,14 @@ def _answer_html(t: Turn) -> str:
     marked = quote.render(f"<span style='{MARK_STYLE}'>", "</span>", html.escape)
     if " ".join(t.answer.split()) == " ".join(quote.text.split()):
         return marked
-    return f"{_para(t.answer)}<br><span style='font-size:small'>{marked}</span>"
+    return f"{_para(t.answer)}<br><span style='color:{muted}'>{marked}</span>"
+
+
+def _blend(fg: QColor, bg: QColor, weight: float = 0.62) -> str:
+    """A muted text colour for rich text (the palette's placeholder colour relies on alpha)."""
+    mix = [round(weight * f + (1 - weight) * b) for f, b in
+           ((fg.red(), bg.red()), (fg.green(), bg.green()), (fg.blue(), bg.blue()))]
+    return QColor(*mix).name()
 
 
 def _chip_text(i: int, c: dict[str, Any]) -> str:
