@@ -41,12 +41,15 @@ class MarkedQuote:
     def text(self) -> str:
         return self.before + self.marked + self.after
 
-    def render(self, open_mark: str, close_mark: str,
-               escape: Callable[[str], str] = lambda s: s) -> str:
-        """The quote with the span between the marks; `escape` applies to the text, not the marks."""
+    def render(
+        self, open_mark: str, close_mark: str, escape: Callable[[str], str] = lambda s: s
+    ) -> str:
+        """The quote with the span between the marks; `escape` applies to text, not marks."""
         if not self.marked:
             return escape(self.text)
-        return escape(self.before) + open_mark + escape(self.marked) + close_mark + escape(self.after)
+        return (
+            escape(self.before) + open_mark + escape(self.marked) + close_mark + escape(self.after)
+        )
 
 
 def marked_quote(answer: Answer, texts: Mapping[str, str] | None = None) -> MarkedQuote | None:
@@ -63,14 +66,15 @@ def marked_quote(answer: Answer, texts: Mapping[str, str] | None = None) -> Mark
         return MarkedQuote(quote, "", "")
     span = answer.evidence[0]
     full = (texts or {}).get(span.id) or next(
-        (c.text for c in answer.citations if c.id == span.id), "")
-    words = full[span.start:span.end].split()
+        (c.text for c in answer.citations if c.id == span.id), ""
+    )
+    words = full[span.start : span.end].split()
     inside = quote.find("\u201c") + 1
     for n in range(len(words), (len(words) + 1) // 2 - 1, -1):
         piece = " ".join(words[:n]).strip(" .,;:!?")
         at = quote.find(piece, inside) if piece else -1
         if at >= 0:
-            return MarkedQuote(quote[:at], quote[at:at + len(piece)], quote[at + len(piece):])
+            return MarkedQuote(quote[:at], quote[at : at + len(piece)], quote[at + len(piece) :])
     return MarkedQuote(quote, "", "")
 
 
@@ -82,8 +86,11 @@ class Turn:
     quote: MarkedQuote | None = None  # the supporting sentence, its evidence span marked
 
     def to_json(self) -> dict[str, object]:
-        return {"question": self.question, "answer": self.answer,
-                "citations": [c.to_json() for c in self.citations]}
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "citations": [c.to_json() for c in self.citations],
+        }
 
 
 @dataclass
@@ -103,8 +110,14 @@ class ChatSession:
         answer = stream.result()
         question = stream.prepared.question
         self.history += [ChatMessage("user", question), ChatMessage("assistant", answer.answer)]
-        self.turns.append(Turn(question, answer.answer, answer.citations,
-                               marked_quote(answer, stream.prepared.texts)))
+        self.turns.append(
+            Turn(
+                question,
+                answer.answer,
+                answer.citations,
+                marked_quote(answer, stream.prepared.texts),
+            )
+        )
         return answer
 
     @property
@@ -123,14 +136,18 @@ class ChatSession:
         name, _, arg = line[1:].strip().partition(" ")
         handler = self.COMMANDS.get(name.lower())
         if handler is None:
-            return CommandResult(f"Unknown command /{name}; try {', '.join('/' + c for c in self.COMMANDS)}.")
+            return CommandResult(
+                f"Unknown command /{name}; try {', '.join('/' + c for c in self.COMMANDS)}."
+            )
         return handler(self, arg.strip())
 
     def _remember(self, arg: str) -> CommandResult:
         if not arg:
             return CommandResult("Usage: /remember TEXT")
         mem, created = self.runtime.remember(arg, source="chat", kind="note")
-        return CommandResult(f"Remembered [{mem.id}]." if created else f"Already remembered as [{mem.id}].")
+        return CommandResult(
+            f"Remembered [{mem.id}]." if created else f"Already remembered as [{mem.id}]."
+        )
 
     def _forget(self, arg: str) -> CommandResult:
         ids = arg.split()
@@ -154,11 +171,17 @@ class ChatSession:
         return CommandResult("Bye.", quit=True)
 
     def _help(self, _arg: str) -> CommandResult:
-        return CommandResult("/remember TEXT  store a memory\n/forget ID      forget a memory\n"
-                             "/sources        memories the last answer used\n/quit           leave")
+        return CommandResult(
+            "/remember TEXT  store a memory\n/forget ID      forget a memory\n"
+            "/sources        memories the last answer used\n/quit           leave"
+        )
 
     COMMANDS: ClassVar[dict[str, Callable[[ChatSession, str], CommandResult]]] = {
-        "remember": _remember, "forget": _forget, "sources": _sources, "quit": _quit, "exit": _quit,
+        "remember": _remember,
+        "forget": _forget,
+        "sources": _sources,
+        "quit": _quit,
+        "exit": _quit,
         "help": _help,
     }
 
@@ -174,7 +197,9 @@ class ChatSession:
             except MemexError:
                 raise
             except Exception as exc:  # memory errors: one sentence, the chat itself is not lost
-                raise MemexError(f"The conversation could not be saved ({exc}).", kind="memory_error") from exc
+                raise MemexError(
+                    f"The conversation could not be saved ({exc}).", kind="memory_error"
+                ) from exc
             self.saved_id = mem.id
         return self.saved_id
 

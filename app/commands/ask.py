@@ -53,8 +53,14 @@ def ask(obj: AppContext, question: tuple[str, ...]) -> dict[str, Any]:
     return payload
 
 
-@memex_command("chat", human=lambda p: "" if p.get("_interactive") else "\n".join(
-    f"you> {t['question']}\nmemex> {t['answer']}" for t in p["turns"]))
+@memex_command(
+    "chat",
+    human=lambda p: (
+        ""
+        if p.get("_interactive")
+        else "\n".join(f"you> {t['question']}\nmemex> {t['answer']}" for t in p["turns"])
+    ),
+)
 def chat(obj: AppContext) -> dict[str, Any]:
     """Interactive offline chat: /remember TEXT, /forget ID, /sources, /quit.
 
@@ -67,7 +73,10 @@ def chat(obj: AppContext) -> dict[str, Any]:
     tty = sys.stdout.isatty()
     interactive = not obj.json and sys.stdin.isatty()
     if not obj.json:
-        click.echo("memex chat: ask about your memories. /remember TEXT, /forget ID, /sources, /quit", err=True)
+        click.echo(
+            "memex chat: ask about your memories. /remember TEXT, /forget ID, /sources, /quit",
+            err=True,
+        )
     outputs: list[str] = []
     try:
         while True:
@@ -116,8 +125,11 @@ def chat(obj: AppContext) -> dict[str, Any]:
         raise _memory_errors(exc) from exc
     finally:
         saved = session.close()
-    payload: dict[str, Any] = {"turns": [t.to_json() for t in session.turns], "saved_memory": saved,
-                               "messages": outputs}
+    payload: dict[str, Any] = {
+        "turns": [t.to_json() for t in session.turns],
+        "saved_memory": saved,
+        "messages": outputs,
+    }
     if not obj.json:
         payload["_interactive"] = True
     return payload

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from app.chat import ChatSession, MarkedQuote
     from app.gui.services import Services
     from app.runtime import Runtime
-    from inference.base import Backend
 
 log = logging.getLogger(__name__)
 LIVE_EVERY_S = 0.5
@@ -67,8 +66,9 @@ class Conversation:
         return self._session
 
 
-def stream_answer(services: Services, conversation: Conversation, question: str,
-                  ctx: JobContext) -> AnswerResult:
+def stream_answer(
+    services: Services, conversation: Conversation, question: str, ctx: JobContext
+) -> AnswerResult:
     from app.answer import STRATEGIES
 
     services.memory()  # open the store under the services lock before the runtime uses it
@@ -114,10 +114,13 @@ def stream_answer(services: Services, conversation: Conversation, question: str,
     if not result.used_model or backend is None:
         return result
     gen_s = max(1e-6, end - (first or t0))
-    result.stats = {"tok_s": result.tokens / gen_s if result.tokens > 1 else 0.0,
-                    "first_token_ms": ((first or end) - t0) * 1000.0,
-                    "backend": str(backend.name or result.describe.get("backend", "")),
-                    "model": result.describe.get("model", ""), "final": True}
+    result.stats = {
+        "tok_s": result.tokens / gen_s if result.tokens > 1 else 0.0,
+        "first_token_ms": ((first or end) - t0) * 1000.0,
+        "backend": str(backend.name or result.describe.get("backend", "")),
+        "model": result.describe.get("model", ""),
+        "final": True,
+    }
     hit_rate = probe.hit_rate(since_mark=True)  # decode, as `memex moe bench` reports it
     if hit_rate is None:
         hit_rate = probe.hit_rate()  # a one-token answer: only its prefill used the cache
@@ -182,7 +185,7 @@ class CacheProbe:
             self.mark = counts
 
     def hit_rate(self, since_mark: bool = False) -> float | None:
-        """Since the answer began, or since the mark (decode only); None without counters or lookups."""
+        """Since the answer began, or since the mark (decode only); None without counters."""
         counts = self._now()
         if counts is None:
             return None
@@ -192,7 +195,7 @@ class CacheProbe:
 
 
 class _LiveSampler:
-    """Emits {"live": True, "tok_s", "hit_rate"?} as job progress every LIVE_EVERY_S of generation."""
+    """Emits {"live": True, "tok_s", "hit_rate"?} as job progress every LIVE_EVERY_S."""
 
     def __init__(self, ctx: JobContext, probe: CacheProbe) -> None:
         self.ctx = ctx

@@ -41,8 +41,9 @@ def _ask(qtbot, window, page, question: str) -> JobWatch:
     return watch.wait(qtbot)
 
 
-def test_answer_shows_the_quote_with_the_evidence_span_highlighted(qtbot, window, runtime,
-                                                                   remembered) -> None:
+def test_answer_shows_the_quote_with_the_evidence_span_highlighted(
+    qtbot, window, runtime, remembered
+) -> None:
     page = window.select("chat")
     assert page.feature.available, page.feature.reason
     assert page.stack.currentWidget() is page.empty
@@ -85,10 +86,13 @@ def test_abstention_shows_no_quote(qtbot, window, remembered) -> None:
 
 
 @pytest.mark.slow
-def test_stop_ends_generation_and_keeps_the_partial_answer(qtbot, window, runtime, remembered) -> None:
+def test_stop_ends_generation_and_keeps_the_partial_answer(
+    qtbot, window, runtime, remembered
+) -> None:
     # free generation streams many pieces from the bundled model; stop after the first one
-    runtime.settings = runtime.settings.model_copy(update={"answer_strategy": "generate",
-                                                           "max_answer_tokens": 48})
+    runtime.settings = runtime.settings.model_copy(
+        update={"answer_strategy": "generate", "max_answer_tokens": 48}
+    )
     page = window.select("chat")
 
     def stop_on_first_piece(job) -> None:

@@ -32,11 +32,13 @@ if TYPE_CHECKING:
 
 # The evidence span inside the quote: a fixed light amber with dark text reads on both themes.
 MARK_STYLE = "background-color:#fde68a; color:#202124; font-weight:600"
-EMPTY = ("<p style='font-size:14pt'>Ask anything about your life.</p>"
-         "<p>Answers come only from what you have told memex, and every answer shows the memories it "
-         "rests on. Nothing leaves this computer.</p>"
-         "<p>Try “Where do I live now?” or “When is my sister's birthday?”.<br>"
-         "No memories yet? Add or import some on the <b>Memories</b> screen (Ctrl+2).</p>")
+EMPTY = (
+    "<p style='font-size:14pt'>Ask anything about your life.</p>"
+    "<p>Answers come only from what you have told memex, and every answer shows the memories it "
+    "rests on. Nothing leaves this computer.</p>"
+    "<p>Try “Where do I live now?” or “When is my sister's birthday?”.<br>"
+    "No memories yet? Add or import some on the <b>Memories</b> screen (Ctrl+2).</p>"
+)
 
 
 @dataclass
@@ -89,7 +91,9 @@ class ChatPage(Page):
 
         row = QHBoxLayout()
         self.input = QPlainTextEdit()
-        self.input.setPlaceholderText("Ask a question about your life… (Enter to send, Shift+Enter for a new line)")
+        self.input.setPlaceholderText(
+            "Ask a question about your life… (Enter to send, Shift+Enter for a new line)"
+        )
         self.input.setAccessibleName("Question")
         self.input.setFixedHeight(64)
         self.input.installEventFilter(self)
@@ -123,9 +127,12 @@ class ChatPage(Page):
     def eventFilter(self, obj: Any, event: Any) -> bool:
         from PySide6.QtCore import QEvent
 
-        if (obj is self.input and event.type() == QEvent.Type.KeyPress
-                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+        if (
+            obj is self.input
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
             self.ask()
             return True
         return super().eventFilter(obj, event)
@@ -152,8 +159,12 @@ class ChatPage(Page):
             return stream_answer(services, conversation, q, ctx)
 
         self.job = services.jobs.start(
-            work, name="ask", on_chunk=self._on_chunk, on_done=self._on_done,
-            on_error=self._on_error, on_finished=self._on_finished,
+            work,
+            name="ask",
+            on_chunk=self._on_chunk,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
             on_progress=self.services.generation_stats.emit,  # live speed / hit-rate samples
         )
 
@@ -188,13 +199,17 @@ class ChatPage(Page):
             adapter = desc.get("adapter") or "none"
             self.model_label.setText(f"Model: {model} · Adapter: {adapter}")
         elif not result.used_model:
-            self.model_label.setText("Answered from your memories' own words; the model was not needed.")
+            self.model_label.setText(
+                "Answered from your memories' own words; the model was not needed."
+            )
         if result.stats:  # the model ran: its speed (and hit rate) go to the Models screen
             elapsed = max(1e-6, time.perf_counter() - self._t0 - result.retrieval_s)
-            self.services.generation_stats.emit({
-                "tok_s": result.tokens / elapsed if result.tokens else self._pieces / elapsed,
-                **result.stats,
-            })
+            self.services.generation_stats.emit(
+                {
+                    "tok_s": result.tokens / elapsed if result.tokens else self._pieces / elapsed,
+                    **result.stats,
+                }
+            )
         self._set_chips(turn.citations)
 
     def _on_error(self, message: str) -> None:
@@ -236,8 +251,10 @@ class ChatPage(Page):
         shade = self.palette().alternateBase().color().name()
         muted = _blend(self.palette().text().color(), self.palette().base().color())
         for t in self.turns:
-            parts.append(f"<table width='100%' cellpadding='8' style='margin-top:10px' bgcolor='{shade}'>"
-                         f"<tr><td><b>You</b><br>{_para(t.question)}</td></tr></table>")
+            parts.append(
+                f"<table width='100%' cellpadding='8' style='margin-top:10px' bgcolor='{shade}'>"
+                f"<tr><td><b>You</b><br>{_para(t.question)}</td></tr></table>"
+            )
             body = _answer_html(t, muted)
             if t.status == "stopped":
                 body += " <i>(stopped)</i>"
@@ -248,8 +265,10 @@ class ChatPage(Page):
                 f"[{html.escape(_chip_text(i, c))}]</a>"
                 for i, c in enumerate(t.citations, start=1)
             )
-            parts.append(f"<p style='margin-left:8px'><b>memex</b><br>{body}</p>"
-                         + (f"<p style='margin-left:8px'>Sources: {chips}</p>" if chips else ""))
+            parts.append(
+                f"<p style='margin-left:8px'><b>memex</b><br>{body}</p>"
+                + (f"<p style='margin-left:8px'>Sources: {chips}</p>" if chips else "")
+            )
         bar = self.transcript.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         self.transcript.setHtml("".join(parts))
@@ -259,7 +278,7 @@ class ChatPage(Page):
     def _open_link(self, url: QUrl) -> None:
         text = url.toString()
         if text.startswith("memex:"):
-            self.open_memory(text[len("memex:"):])
+            self.open_memory(text[len("memex:") :])
 
     def open_memory(self, memory_id: str | None) -> None:
         if memory_id:
@@ -282,8 +301,10 @@ def _answer_html(t: Turn, muted: str) -> str:
 
 def _blend(fg: QColor, bg: QColor, weight: float = 0.62) -> str:
     """A muted text colour for rich text (the palette's placeholder colour relies on alpha)."""
-    mix = [round(weight * f + (1 - weight) * b) for f, b in
-           ((fg.red(), bg.red()), (fg.green(), bg.green()), (fg.blue(), bg.blue()))]
+    mix = [
+        round(weight * f + (1 - weight) * b)
+        for f, b in ((fg.red(), bg.red()), (fg.green(), bg.green()), (fg.blue(), bg.blue()))
+    ]
     return QColor(*mix).name()
 
 
