@@ -123,7 +123,7 @@ class Runtime:
         return self._backend is not None
 
     def loaded_backend(self) -> "Backend | None":
-        """The generation backend if it is loaded now, else None; never loads it (display, stats)."""
+        """The generation backend if it is loaded now, else None; never loads it (for display)."""
         return self._backend
 
     def unload_model(self) -> None:
