@@ -12,10 +12,14 @@ about training (app/training.py adds versions through `AdapterStore.add`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,9 @@ ACTIVE_FILE = "active.json"
 # LoRA (persona QA 14/30 both, greedy agreement 1.0) and decodes 0.75-0.82x the base vs 0.64-0.69x
 # for the runtime LoRA; merged back to Q4_1 decodes like the base but loses the adapter (QA 1/30).
 SERVE_MERGED = True
+# Version files sealed with the vault's key when it is on: the training set is memory text,
+# and the weights were fitted to it (a LoRA can be made to recite what it learned).
+SEALED_FILES = ("dataset.jsonl", "adapter.gguf", "merged.gguf")
 
 
 class AdapterStore:
@@ -110,8 +117,11 @@ class AdapterStore:
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         os.replace(tmp, path)
 
-    def add(self, files: dict[str, Path], metrics: dict[str, Any]) -> str:
-        """Copy a finished run into the next version folder (temp folder + rename)."""
+    def add(self, files: dict[str, Path], metrics: dict[str, Any], key: bytes | None = None) -> str:
+        """Copy a finished run into the next version folder (temp folder + rename).
+
+        With `key` (the vault is on) the files in SEALED_FILES are sealed on the way in.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         existing = [int(v[1:]) for v in self.versions() if v[1:].isdigit()]
         version = f"v{(max(existing) + 1 if existing else 1):04d}"
@@ -120,8 +130,14 @@ class AdapterStore:
         tmp.mkdir()
         try:
             for name, src in files.items():
-                if src.is_dir():
+                if src.is_dir() and key is not None:  # the peft adapter: weights too
+                    for f in src.rglob("*"):
+                        if f.is_file():
+                            write_sealed_copy(f, tmp / name / f.relative_to(src), key)
+                elif src.is_dir():
                     shutil.copytree(src, tmp / name)
+                elif key is not None and name in SEALED_FILES:
+                    write_sealed_copy(src, tmp / name, key)
                 else:
                     shutil.copy2(src, tmp / name)
             metrics = {
@@ -135,6 +151,91 @@ class AdapterStore:
             shutil.rmtree(tmp, ignore_errors=True)  # a half-copied version is never visible
             raise
         return version
+
+
+def write_sealed_copy(src: Path, dst: Path, key: bytes) -> None:
+    from memory.vault import write_sealed
+
+    write_sealed(dst, key, src.read_bytes())
+
+
+def seal_at_rest(settings: Settings, key: bytes) -> int:
+    """Seal what earlier versions left in the clear (training sets, weights) and drop a
+    plaintext work folder; for turning the vault on. Returns how many files were sealed.
+
+    Each file is replaced atomically by its sealed copy, then its old blocks are zeroed
+    through a descriptor kept open, so a crash leaves the plaintext or the sealed file."""
+    from memory.vault import is_sealed, write_sealed
+    from memory.vault_db import _zero_fill
+
+    root = settings.adapters_dir
+    if not root.exists():
+        return 0
+    shutil.rmtree(root / ".work", ignore_errors=True)  # a run's plaintext training set
+    sealed = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("v")):
+        files = [folder / n for n in SEALED_FILES] + sorted((folder / "adapter_hf").rglob("*"))
+        for f in files:
+            if not f.is_file() or f.is_symlink() or is_sealed(f):
+                continue
+            fd = os.open(f, os.O_RDWR)
+            try:
+                write_sealed(f, key, os.pread(fd, os.fstat(fd).st_size, 0))
+                _zero_fill(fd)
+            finally:
+                os.close(fd)
+            sealed += 1
+    return sealed
+
+
+def ram_copy(settings: Settings, path: Path, key: bytes | None) -> Path:
+    """`path` when it is not sealed; else its decrypted copy in a private in-memory folder
+    outside the data folder (owner-only), for llama.cpp to load. The caller deletes it."""
+    from memory.errors import MemoryError_
+    from memory.vault import is_sealed, private_ram_dir, read_sealed
+
+    if not is_sealed(path):
+        return path
+    if key is None:
+        raise MemexError("memex is locked: the adapter is encrypted; unlock memex first.",
+                         kind="locked")
+    tag = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+    folder = private_ram_dir(f"memex-models-{tag}")
+    if folder is None:
+        raise MemexError("An encrypted adapter needs private in-memory storage ($XDG_RUNTIME_DIR "
+                         "or /dev/shm) to be loaded from, and this machine has neither.",
+                         kind="vault")
+    try:
+        data = read_sealed(path, key)
+    except MemoryError_ as exc:
+        raise MemexError(str(exc), kind=getattr(exc, "kind", "vault")) from exc
+    out = folder / f"{path.parent.name}-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return out
+
+
+@contextmanager
+def loadable(
+    settings: Settings, served: Served, key: Callable[[], bytes | None]
+) -> Iterator[Served]:
+    """`served` with sealed files swapped for in-memory copies, removed once the block ends
+    (llama.cpp has read or mapped them by then). `key` is asked only when a file is sealed."""
+    from memory.vault import is_sealed
+
+    paths = [p for p in (served.model_path, served.adapter_path) if p and is_sealed(Path(p))]
+    if not paths:
+        yield served
+        return
+    k = key()
+    copies = {p: ram_copy(settings, Path(p), k) for p in paths}
+    try:
+        yield Served(str(copies.get(served.model_path, served.model_path)),
+                     str(copies.get(served.adapter_path, served.adapter_path)), served.version)
+    finally:
+        for c in copies.values():
+            c.unlink(missing_ok=True)
 
 
 def active_adapter_path(settings: Settings) -> str | None:

@@ -149,8 +149,15 @@ class Runtime:
                      "openai_model": s.openai_model, "openai_timeout_s": str(s.openai_timeout_s),
                      "allow_remote_backend": str(s.allow_remote_backend).lower()},
         )
+        from dataclasses import replace
+
+        from app.adapters import loadable
+
         try:
-            return create_backend(s.backend, config)
+            # with the vault on, sealed adapter weights load from an in-memory copy
+            with loadable(s, served, self.vault.key) as plain:
+                return create_backend(s.backend, replace(
+                    config, model_path=plain.model_path, adapter_path=plain.adapter_path))
         except BackendError as exc:
             raise MemexError(str(exc), kind="model") from exc
 

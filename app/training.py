@@ -7,15 +7,16 @@ active adapter. Evaluation compares base and adapter on held-out paraphrases in 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.adapters import AdapterStore, base_model_path
+from app.adapters import AdapterStore, base_model_path, ram_copy
 from app.errors import MemexError
-from app.training_set import WORK_DIR, prepare_dataset
+from app.training_set import prepare_dataset, vault_key, work_dir
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -51,7 +52,8 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
 
     settings = runtime.settings
     base = base_model_path(settings)
-    work = settings.adapters_dir / WORK_DIR
+    key = vault_key(runtime)
+    work = work_dir(runtime)  # in private RAM outside the data folder when the vault is on
     if opts.dataset:
         dataset = Path(opts.dataset).expanduser()
         try:
@@ -104,7 +106,7 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
     }
     store = AdapterStore(settings)
     try:
-        version = store.add(files, metrics)
+        version = store.add(files, metrics, key=key)
     except OSError as exc:
         raise MemexError(
             f"Could not save the new adapter ({exc.strerror or exc}); "
@@ -113,6 +115,8 @@ def train(runtime: Runtime, opts: TrainOptions, on_event: OnEvent | None = None)
         ) from exc
     store.activate(version)
     shutil.rmtree(run, ignore_errors=True)  # checkpoints of a finished run are not needed
+    if key is not None:
+        shutil.rmtree(work, ignore_errors=True)  # the plaintext training set goes with them
     return {
         "adapter": str(settings.adapters_dir / version / "adapter.gguf"),
         "version": version,
@@ -157,11 +161,35 @@ def _llama_loader(settings: Settings) -> Callable[..., Any]:
     return load
 
 
+def _read_dataset(runtime: Runtime, path: Path) -> list[Any]:
+    """A stored training set, sealed or not; a sealed one is opened in private RAM only."""
+    from finetune.data import read_jsonl
+    from memory.errors import MemoryError_
+    from memory.vault import is_sealed, read_sealed
+
+    if not is_sealed(path):
+        return read_jsonl(path)
+    key = vault_key(runtime)
+    if key is None:
+        raise MemexError(f"The training set {path} is sealed but the vault is off.", kind="vault")
+    try:
+        data = read_sealed(path, key)
+    except MemoryError_ as exc:
+        raise MemexError(str(exc), kind=getattr(exc, "kind", "vault")) from exc
+    clear = work_dir(runtime) / f".eval-{path.parent.name}.jsonl"
+    try:
+        fd = os.open(clear, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return read_jsonl(clear)
+    finally:
+        clear.unlink(missing_ok=True)
+
+
 # -- eval ------------------------------------------------------------------------------
 def evaluate(runtime: Runtime, version: str | None = None) -> dict[str, Any]:
     """Held-out paraphrase QA and abstention, base vs adapter, both in llama.cpp."""
     from finetune import FinetuneError
-    from finetune.data import read_jsonl
     from finetune.evaluate import LlamaQA, qa_report
     from inference.base import BackendError
 
@@ -176,13 +204,17 @@ def evaluate(runtime: Runtime, version: str | None = None) -> dict[str, Any]:
         dataset, _ = prepare_dataset(runtime)
     loader = _llama_loader(settings)
     try:
-        examples = read_jsonl(dataset)
+        examples = _read_dataset(runtime, dataset)
         with LlamaQA(base, threads=settings.threads, loader=loader) as base_qa:
             if version:
-                with LlamaQA(
-                    base, folder / "adapter.gguf", threads=settings.threads, loader=loader
-                ) as ad_qa:
-                    report = qa_report(examples, base_qa, ad_qa)
+                # a sealed adapter (the vault is on) loads from an in-memory copy
+                adapter = ram_copy(settings, folder / "adapter.gguf", vault_key(runtime))
+                try:
+                    with LlamaQA(base, adapter, threads=settings.threads, loader=loader) as ad_qa:
+                        report = qa_report(examples, base_qa, ad_qa)
+                finally:
+                    if adapter != folder / "adapter.gguf":
+                        adapter.unlink(missing_ok=True)
             else:
                 report = qa_report(examples, base_qa, None)
     except FinetuneError as exc:

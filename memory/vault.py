@@ -175,6 +175,30 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def private_ram_dir(name: str, bases: tuple[str, ...] | None = None) -> Path | None:
+    """A folder only this user can open, on memory-backed storage outside the data folder.
+
+    For work files that hold memory text in the clear while a job runs (a training set,
+    checkpoints): `$XDG_RUNTIME_DIR` (a per-user tmpfs cleared at logout), else `/dev/shm`.
+    None when neither exists; callers must then refuse rather than write plaintext to disk.
+    """
+    candidates = bases if bases is not None else (os.environ.get("XDG_RUNTIME_DIR", ""), "/dev/shm")
+    for base in candidates:
+        if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+            continue
+        folder = Path(base) / name
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            st = folder.lstat()
+            if folder.is_symlink() or st.st_uid != os.getuid():
+                continue  # someone else's folder (a shared /dev/shm): never write into it
+            os.chmod(folder, 0o700)
+        except OSError:
+            continue
+        return folder
+    return None
+
+
 # -- the key file ---------------------------------------------------------------------------
 def vault_path(home: Path) -> Path:
     return Path(home) / VAULT_FILE
@@ -367,6 +391,7 @@ def unlock_key(home: Path, *, passphrase: str | None = None, session: SessionCac
 __all__ = [
     "KdfParams", "SessionCache", "VaultError", "VaultFile", "VaultLocked", "WrongPassphrase",
     "atomic_write", "is_sealed", "key_matches", "keyring_delete", "keyring_get", "keyring_put",
-    "keyring_vault", "new_data_key", "read_sealed", "read_vault", "seal", "unlock_key", "unseal",
+    "keyring_vault", "new_data_key", "private_ram_dir", "read_sealed", "read_vault", "seal",
+    "unlock_key", "unseal",
     "unwrap_key", "vault_path", "wrap_key", "write_sealed", "write_vault",
 ]

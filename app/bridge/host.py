@@ -25,12 +25,12 @@ def build_service(settings: Settings, memory: MemoryAccess | None = None) -> Bri
     from app.bridge.agent import AppConfirmer
     from app.bridge.crypto import HostKey
     from app.bridge.service import BridgeService
-    from app.bridge.state import BridgeState
+    from app.bridge.state import open_state
 
     from app.service.access import ServiceAccess
 
     settings.ensure_home()
-    state = BridgeState(settings.bridge_dir)
+    state = open_state(settings)  # keyed when the vault is on; MemexError "locked" otherwise
     # the resident service (one writer, warm model) when it runs; else the app or the store
     memory = memory or ServiceAccess(settings.home, AutoAccess(settings))
     return BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
@@ -62,16 +62,57 @@ def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
                                  "kind": exc.kind})
 
 
+def serve_locked(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """The vault was locked when the browser started us: answer each frame with that error,
+    trying again to open the (encrypted) bridge state first, and serve once it opens."""
+    from app.errors import MemexError
+
+    while True:
+        try:
+            message = read_frame(stdin)
+        except FrameError as err:
+            if err.fatal:
+                return 1
+            continue
+        if message is None:
+            return 0
+        try:
+            service = build_service(settings)
+        except MemexError as exc:
+            write_frame(stdout, {"action": "error", "id": message.get("id"), "error": str(exc),
+                                 "kind": exc.kind})
+            continue
+        try:
+            try:
+                write_frame(stdout, service.handle(message))
+            except Exception:  # as in `serve`: a bug must not kill the port
+                log.exception("bridge request failed")
+                write_frame(stdout, {"action": "error", "id": message.get("id"),
+                                     "error": "Internal error in memex.", "kind": "internal"})
+            return serve(service, stdin, stdout)
+        finally:
+            _close(service)
+
+
+def _close(service: BridgeService) -> None:
+    close = getattr(service.memory, "close", None)
+    if callable(close):
+        close()
+    service.state.close()
+
+
 def run_host(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="memex-bridge %(levelname)s %(message)s")
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # keep stray prints out of the frame stream
-    service = build_service(settings)
+    from app.errors import MemexError
+
+    try:
+        service = build_service(settings)
+    except MemexError:  # locked vault: the bridge state itself is encrypted
+        return serve_locked(settings, sys.stdin.buffer, stdout)
     try:
         return serve(service, sys.stdin.buffer, stdout)
     finally:
-        close = getattr(service.memory, "close", None)
-        if callable(close):
-            close()
-        service.state.close()
+        _close(service)

@@ -14,7 +14,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from app.errors import MemexError
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from app.vault import VaultAccess
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pairings (
@@ -91,8 +98,84 @@ class PendingPairing:
         return {"code": self.code, "label": self.label, "created_at": self.created_at}
 
 
+def _connect(path: Path, key: bytes | None) -> sqlite3.Connection:
+    from memory.vault_db import cipher_connect, is_plain_sqlite
+
+    opts: dict[str, Any] = {"timeout": 10, "isolation_level": None, "check_same_thread": False}
+    exists = path.exists() and path.stat().st_size > 0
+    if key is None:
+        if exists and not is_plain_sqlite(path):
+            raise MemexError("memex is locked: the bridge state is encrypted; unlock memex first.",
+                             kind="locked")
+        return sqlite3.connect(path, **opts)
+    tmp = path.with_name(path.name + ".vault-tmp")
+    if tmp.exists() and not is_plain_sqlite(path):
+        os.replace(tmp, path)  # a switch cut short after the wipe began: the copy is complete
+    elif exists and is_plain_sqlite(path):
+        _encrypt_in_place(path, tmp, key)
+    conn: sqlite3.Connection = cipher_connect(path, key, **opts)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except Exception as exc:  # sqlcipher3's DatabaseError: another key
+        conn.close()
+        raise MemexError("The key does not open the bridge state; unlock memex again.",
+                         kind="wrong_passphrase") from exc
+    return conn
+
+
+def _encrypt_in_place(path: Path, tmp: Path, key: bytes) -> None:
+    """Copy a plaintext bridge.db into SQLCipher `tmp`, then wipe the plaintext and swap it in.
+
+    Until the wipe starts the plaintext stays authoritative (a leftover copy is redone); once
+    its header is zeroed the complete copy is (`_connect` finishes the rename).
+    """
+    from memory.vault_db import _zero_fill, dbapi_module
+
+    dbapi = dbapi_module()
+    tmp.unlink(missing_ok=True)
+    plain = dbapi.connect(str(path), isolation_level=None, timeout=10)
+    try:
+        plain.execute("PRAGMA journal_mode = DELETE").fetchall()  # folds the WAL in
+        plain.execute(f"ATTACH DATABASE ? AS enc KEY \"x'{key.hex()}'\"", (str(tmp),))
+        plain.execute("SELECT sqlcipher_export('enc')")
+        plain.execute("DETACH DATABASE enc")
+    except dbapi.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise MemexError("Another memex process (a browser's bridge host or the app) is using the "
+                         "bridge state; close it and try again.", kind="busy") from exc
+    finally:
+        plain.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for f in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if f.exists():
+            fd = os.open(f, os.O_RDWR)
+            try:
+                _zero_fill(fd)
+            finally:
+                os.close(fd)
+            if f != path:
+                f.unlink()
+    os.replace(tmp, path)
+
+
+def open_state(settings: Settings, vault: VaultAccess | None = None) -> BridgeState:
+    """The bridge state for `settings`, keyed when the vault is on (MemexError "locked" when
+    it cannot be unlocked). `vault`: a process's own VaultAccess, which may hold the key."""
+    from app.vault import VaultAccess
+
+    access = vault or VaultAccess(lambda: settings)
+    return BridgeState(settings.bridge_dir, access.key() if access.enabled() else None)
+
+
 class BridgeState:
-    def __init__(self, bridge_dir: Path) -> None:
+    """With `key` (the vault's data key) bridge.db is SQLCipher: site and pairing names and
+    the audit log are encrypted at rest; a plaintext bridge.db is encrypted on first open."""
+
+    def __init__(self, bridge_dir: Path, key: bytes | None = None) -> None:
         bridge_dir.mkdir(parents=True, exist_ok=True)
         try:
             os.chmod(bridge_dir, 0o700)
@@ -100,9 +183,7 @@ class BridgeState:
             pass
         self.path = bridge_dir / "bridge.db"
         self._nonce_count = 0
-        self._db = sqlite3.connect(
-            self.path, timeout=10, isolation_level=None, check_same_thread=False
-        )
+        self._db = _connect(self.path, key)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "PRAGMA synchronous=NORMAL"
@@ -255,12 +336,13 @@ class BridgeState:
     def use_nonce(self, client_key: str, nonce: str) -> bool:
         """Record a request nonce; False if this client already used it (a replay)."""
         now = time.time()
-        try:
-            self._db.execute(
-                "INSERT INTO nonces (client_key, nonce, seen_at) VALUES (?,?,?)",
-                (client_key, nonce, now),
-            )
-        except sqlite3.IntegrityError:
+        # OR IGNORE + rowcount rather than catching IntegrityError: the same for sqlite3 and
+        # sqlcipher3 (the vault's driver), whose exception classes differ
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO nonces (client_key, nonce, seen_at) VALUES (?,?,?)",
+            (client_key, nonce, now),
+        )
+        if cur.rowcount == 0:
             return False
         self._nonce_count += 1
         if (

@@ -78,10 +78,10 @@ def bridge() -> None:
 
 
 def _state(obj: AppContext) -> BridgeState:
-    from app.bridge.state import BridgeState
+    from app.bridge.state import open_state
 
     obj.settings.ensure_home()
-    return BridgeState(obj.settings.bridge_dir)
+    return open_state(obj.settings, obj.runtime.vault)  # keyed when the vault is on
 
 
 @memex_command("install", group=bridge)

@@ -97,9 +97,24 @@ def enable(obj: AppContext, file_: str | None, use_keyring: bool) -> dict[str, A
         counts = encrypt_database(home, key, vf, _step)
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc
+    _seal_the_rest(obj, key)
     unlocked = _remember_unlocked(obj, vf.key_id, key)
     return {"enabled": True, "store": vf.store, "database": "encrypted",
             "memories": counts.get("memories", 0), "unlocked": unlocked}
+
+
+def _seal_the_rest(obj: AppContext, key: bytes) -> None:
+    """After the commit: adapters trained before the vault and the bridge state get sealed
+    too. Each step is crash-safe on its own and is redone by later keyed use if cut short."""
+    from app.adapters import seal_at_rest
+    from app.bridge.state import BridgeState
+
+    seal_at_rest(obj.settings, key)
+    if (obj.settings.bridge_dir / "bridge.db").exists():
+        try:
+            BridgeState(obj.settings.bridge_dir, key).close()  # a keyed open encrypts it in place
+        except MemexError:  # a browser's host holds it: its next keyed open encrypts it
+            pass
 
 
 def _remember_unlocked(obj: AppContext, key_id: str, key: bytes) -> bool:
@@ -194,16 +209,24 @@ def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) 
     return {"changed": True}
 
 
-# Files that can hold memory text and that the vault does not encrypt yet (training work,
-# per-version training sets, bridge state, logs): status names them so nothing is implied.
+# Files that can hold memory text: with the vault on they are sealed or SQLCipher (training
+# sets, bridge state) or kept out of the data folder (training work); status names any that
+# are still in the clear (left from before the vault, or written by an older memex).
 NOT_YET_SEALED = ("adapters/**/dataset.jsonl", "adapters/.work/**/*", "bridge/bridge.db", "*.log")
+
+
+def _in_clear(p: Path) -> bool:
+    from memory.vault import is_sealed
+    from memory.vault_db import is_plain_sqlite
+
+    return is_plain_sqlite(p) if p.name.endswith(".db") else not is_sealed(p)
 
 
 def unencrypted_files(home: Path, limit: int = 20) -> list[str]:
     found: list[str] = []
     for pattern in NOT_YET_SEALED:
         for p in sorted(home.glob(pattern)):
-            if p.is_file() and p.stat().st_size and len(found) < limit:
+            if p.is_file() and p.stat().st_size and _in_clear(p) and len(found) < limit:
                 found.append(str(p.relative_to(home)))
     return found
 

@@ -11,9 +11,9 @@ from app.errors import MemexError
 
 @contextmanager
 def _state(settings: Any) -> Iterator[Any]:
-    from app.bridge.state import BridgeState
+    from app.bridge.state import open_state
 
-    state = BridgeState(settings.bridge_dir)
+    state = open_state(settings)  # keyed when the vault is on
     try:
         yield state
     finally:

@@ -217,10 +217,10 @@ def preview_request(runtime: object, ttl_s: float = 45.0) -> ConfirmRequest:
     from app.bridge.classify import classify_form
     from app.bridge.confirm import build_request
     from app.bridge.fields import FieldDescriptor, FormContext
-    from app.bridge.state import BridgeState
+    from app.bridge.state import open_state
 
     settings = runtime.settings  # type: ignore[attr-defined]
-    state = BridgeState(settings.bridge_dir)
+    state = open_state(settings, getattr(runtime, "vault", None))
     try:
         pairing = next(iter(state.pairings()), None)
         fresh = [s for s in state.sites() if pairing is None or not state.confirmed(s, pairing.client_key)]

@@ -49,9 +49,9 @@ def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
         store.profile_set(key, spec["value"], source_memory=source)
     sites = [s.strip() for s in (folder / "sites.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
     if sites:
-        from app.bridge.state import BridgeState
+        from app.bridge.state import open_state
 
-        state = BridgeState(runtime.settings.bridge_dir)
+        state = open_state(runtime.settings, runtime.vault)
         try:
             for site in sites:
                 state.permit(site)
