@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,7 @@ class _FileWork:
     path: Path
     file_hash: str
     mems: list[records.NewMemory]
+    kept: set[str] = field(default_factory=set)  # hashes of parts already stored from this file
 
 
 def expand(paths: Sequence[Path], report: ImportReport) -> list[Path]:
@@ -201,7 +202,11 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
         dead = records.tombstoned(conn, all_hashes)
     for w in batch:
         before = len(w.mems)
+        # What the file still holds: on a re-import its unchanged parts are "duplicates" of
+        # themselves and must be kept, not deleted with the file's old version below.
+        still = {m.hash for m in w.mems if m.hash in dupes}
         w.mems = [m for m in w.mems if m.hash not in dead and m.hash not in dupes]
+        w.kept = still
         if before and not w.mems:
             report.skipped.append({"path": source_key(w.path), "kind": "duplicate",
                                    "reason": "already in memory (duplicate or forgotten content)"})
@@ -212,8 +217,9 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
             key = source_key(w.path)
             old_id = conn.execute(text("SELECT id FROM sources WHERE path=:p"), {"p": key}).scalar()
             if old_id is not None:
-                old_ids = [r[0] for r in conn.execute(text("SELECT id FROM memories WHERE source_id=:s"),
-                                                      {"s": old_id})]
+                old_ids = [r[0] for r in conn.execute(
+                    text("SELECT id, content_hash FROM memories WHERE source_id=:s"), {"s": old_id})
+                    if r[1] not in w.kept]
                 records.delete_memories(conn, old_ids, tombstone=False)
                 conn.execute(text("UPDATE sources SET content_hash=:h, imported_at=:t WHERE id=:i"),
                              {"h": w.file_hash, "t": to_iso(utcnow()), "i": old_id})

@@ -173,6 +173,16 @@ def test_mbox_mailboxes(store, tmp_path: Path):
     again = store.import_paths([tmp_path / "Mail", takeout])
     assert again.imported == 0 and len([s for s in again.skipped if "unchanged" in s["reason"]]) == 2
 
+    # new mail arrives: only it is imported, the messages already stored keep their ids
+    before = {m.id for m in store.list(limit=100)}
+    with (profile / "Inbox").open("ab") as fh:
+        fh.write(b"\nFrom - Thu Mar  7 08:00:00 2024\nFrom: Carol <carol@example.org>\n"
+                 b"Subject: Book club\nDate: Thu, 07 Mar 2024 08:00:00 +0000\n\nWe read Pessoa next.\n")
+    grown = store.import_paths([tmp_path / "Mail"])
+    assert grown.imported == 1
+    after = {m.id for m in store.list(limit=100)}
+    assert before < after and len(after) == 4
+
 
 # -- Google Keep ----------------------------------------------------------------------------
 
