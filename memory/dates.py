@@ -158,7 +158,7 @@ def _resolve(kind: str, m: re.Match[str], anchor: date) -> tuple[date, date, str
     if kind in ("ago", "in_n"):
         n = _number(g[0]) * (-1 if kind == "ago" else 1)
         unit = g[1].lower().rstrip("s")
-        fuzzy = not g[0].isdigit() and g[0].lower() not in ("a", "an", "one")
+        fuzzy = g[0].lower() in ("a few", "few", "several", "a couple of", "a couple", "couple of")
         if unit == "day":
             d = anchor + timedelta(days=n)
             return d, d, "approx" if fuzzy else "day", True

@@ -39,6 +39,16 @@ LEMMAS: Mapping[str, str] = {
     "birthday": "birth", "wed": "marri", "wedding": "marri", "married": "marri", "marry": "marri",
     "went": "go", "gone": "go", "taught": "teach", "began": "begin", "begun": "begin",
     "wrote": "write", "written": "write", "moved": "move", "lives": "live", "lived": "live",
+    "got": "get", "gotten": "get", "had": "have", "has": "have", "made": "make", "took": "take",
+    "taken": "take", "saw": "see", "seen": "see", "did": "do", "done": "do", "came": "come",
+    "gave": "give", "given": "give", "found": "find", "left": "leave", "felt": "feel", "paid": "pay",
+    "spent": "spend", "told": "tell", "thought": "think", "kept": "keep", "heard": "hear",
+    "won": "win", "lost": "lose", "brought": "bring", "caught": "catch", "chose": "choose",
+    "drove": "drive", "ate": "eat", "fell": "fall", "flew": "fly", "grew": "grow", "knew": "know",
+    "rode": "ride", "sang": "sing", "sat": "sit", "spoke": "speak", "stood": "stand", "swam": "swim",
+    "threw": "throw", "wore": "wear", "died": "die", "dies": "die", "dead": "die", "death": "die",
+    "children": "child", "kids": "child", "kid": "child", "men": "man", "women": "woman",
+    "people": "person", "feet": "foot", "mice": "mouse", "bought": "buy", "built": "build",
 }
 SLOT_FAMILIES: Mapping[str, frozenset[str]] = {
     "employer": frozenset({"employer", "job_title"}),
@@ -55,7 +65,8 @@ def stem(word: str) -> str:
         return LEMMAS[w]
     for suffix in ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ed", "es", "ly", "s"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
+            # studied / studies / study share one stem
+            w = w[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
             break
     return LEMMAS.get(w, w)
 
@@ -95,7 +106,7 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
     """
     past = timeline.asks_about_past(question)
     slot = timeline.query_topic(question)
-    family = SLOT_FAMILIES.get(slot or "", frozenset())
+    family = SLOT_FAMILIES.get(slot, frozenset({slot})) if slot else frozenset()
     terms = specific_terms(question)
     stems_by_hit = {h.id: {stem(w) for w in words(h.text)} for h in hits}
     known = {t for t in terms if any(_covers(t, s) for s in stems_by_hit.values())}
@@ -109,8 +120,8 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
     if never_remembered:
         return Judgement([], frozenset(), unknown)
     for hit in hits:
-        if hit.superseded_by and not past:
-            continue  # its replacement answers a present-tense question
+        if hit.superseded_by and not past and slot:
+            continue  # its replacement answers a present-tense question about the slot
         hit_slots = set((topics.get(hit.id) or "").split())
         if family and hit_slots & family and (past or not hit.superseded_by):
             relevant.append(hit)

@@ -106,7 +106,9 @@ def _list(prepared: PreparedAnswer, strategy: str) -> Draft | None:
 def _event_date(prepared: PreparedAnswer, strategy: str) -> Draft:
     """A "when" question whose evidence names no date: the memory's own date answers it."""
     s = prepared.evidence[0]
-    day = extract.event_day(s)
+    q = prepared.analysis
+    year = q is not None and re.search(r"\b(?:what|which) year\b", q.text, re.I)
+    day = str(s.when.year) if year else extract.event_day(s)
     return Draft(day, (_span(s),), quote_of(s), strategy)
 
 
@@ -132,7 +134,24 @@ def compose_extractive(prepared: PreparedAnswer, strategy: str = "extract",
             return _event_date(prepared, strategy)
         return fallback(prepared, strategy)
     best = choose(pool[:CHOICES]) if choose is not None and len(pool) > 1 else pool[0]
-    return _draft(prepared, best or pool[0], strategy)
+    best = best or pool[0]
+    if best.kind == "span" and best.sentence.speaker is not None and q.answer_type in ("description", "list"):
+        # A conversational turn says its answer in passing; an untyped span cut from it is a
+        # guess, its clause is what was said.
+        return _clause(prepared, best.sentence, strategy)
+    return _draft(prepared, best, strategy)
+
+
+_INTERJECTION = re.compile(r"^(?:(?:hey|hi|hello|wow|yeah|yes|oh|ah|aw+|omg|thanks|thank you|haha|lol|sure|cool|great|awesome|nice|totally|absolutely|definitely|really|so|well|ok|okay)\b[^,.!?]{0,20}[,.!?]+\s*)+", re.I)
+
+
+def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
+    m = _INTERJECTION.match(s.text)
+    skip = m.end() if m and m.end() < len(s.text) else 0
+    words = s.text[skip:].split()
+    text = " ".join(words[:MAX_QUOTE_WORDS]).rstrip(".!")
+    start = s.start + skip
+    return Draft(text[:1].upper() + text[1:], (EvidenceSpan(s.memory_id, start, s.end),), quote_of(s), strategy)
 
 
 # -- the model as chooser or writer -------------------------------------------------------
@@ -174,7 +193,12 @@ class Strategy:
     def stream(self, prepared: PreparedAnswer, model: Callable[[], Generator],
                params: GenerationParams) -> AnswerStream:
         draft = compose_extractive(prepared, self.name)
-        return AnswerStream(prepared, iter([draft.answer]), draft=draft)
+        return AnswerStream(prepared, pieces(draft.answer), draft=draft)
+
+
+def pieces(text: str) -> Iterator[str]:
+    """A composed answer streams word by word, like a generated one."""
+    return iter(re.findall(r"\S+\s*", text) or [text])
 
 
 class Constrained(Strategy):
@@ -189,7 +213,7 @@ class Constrained(Strategy):
             return next((c for c in pool if _say(c) == said), None)
 
         draft = compose_extractive(prepared, self.name, choose)
-        return AnswerStream(prepared, iter([draft.answer]), draft=draft)
+        return AnswerStream(prepared, pieces(draft.answer), draft=draft)
 
 
 class Generate(Strategy):
@@ -197,7 +221,7 @@ class Generate(Strategy):
                params: GenerationParams) -> AnswerStream:
         if prepared.abstain or not prepared.evidence:
             draft = compose_extractive(prepared, self.name)
-            return AnswerStream(prepared, iter([draft.answer]), draft=draft)
+            return AnswerStream(prepared, pieces(draft.answer), draft=draft)
 
         def compose(text: str) -> Draft:
             span = supported(text, prepared)

@@ -2,8 +2,10 @@
 
 A 135M model asked to write free text from packed memories parrots or invents, so the fact
 in an answer is taken from the evidence instead: every candidate is a character span of a
-stored memory (or a date resolved from one), scored by how well its sentence matches the
-question and how it sits next to the question's own words there.
+stored memory (or a date resolved from one). A candidate scores by how well its sentence
+matches the question, whether its memory holds the asked-about slot now, how close it sits to
+the question's own words there, and whether it has the asked-for type; a span made of the
+question's own words is not an answer.
 """
 
 from __future__ import annotations
@@ -11,22 +13,37 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from app.answer.question import Question, content_words
 from memory import dates as dates_
 from memory.relevance import stem
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
-_TOKEN = re.compile(r"[\w'’+-]+|[^\w\s]", re.UNICODE)
-_BOUNDARY = frozenset(list(".,;:!?()[]\"—–") + ["because", "but", "so", "which", "who", "since", "when", "while", "although", "though", "if"])
-_LEAD_DROP = frozenset("a an the to of for about that is are was were be been being it its just really so very also".split())
-_PRONOUNS = frozenset("i me my you your we our he she him her his they them their it".split())
-_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|a couple of|a few|several"
-_DURATION = re.compile(rf"\b(?:for |about |almost |nearly |over |around |roughly )?(?:\d+|{_NUMBER_WORDS}|a|an)\s+(?:years?|months?|weeks?|days?|hours?)(?:\s+(?:now|ago))?", re.I)
-_NUMBER = re.compile(rf"\+?\d[\d\s().-]{{5,}}\d|\b\d+(?:[.,]\d+)?\b|\b(?:{_NUMBER_WORDS})\b", re.I)
-_CAPS = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:de|da|do|van|von|der|of|la|le)?\s*[A-Z0-9][\w'’-]*)*")
-_PLACE_PREP = re.compile(r"\b(?:in|at|to|from|near|on|into)\s+((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z0-9][\w'’-]*)*(?:\s+\d+\w?)?)")
+_END = re.compile(r"[.!?]+(?=\s|$)|\n+")
+_ABBREVIATIONS = frozenset("dr mr ms mrs st prof jr sr vs etc e.g i.e no approx".split())
+_TOKEN = re.compile(r"[\w'’+@.-]*[\w'’+@-]|[^\w\s]", re.UNICODE)
+_PUNCT = frozenset(list(".,;:!?()[]\"—–"))
+_CLAUSE = frozenset(["because", "but", "so", "which", "who", "since", "when", "while", "although", "though", "if", "and"])
+_LIST_BOUNDARY = frozenset(list(".;!?()[]\"—–") + ["because", "but", "so", "which", "who", "since", "when", "while"])
+_EDGE_DROP = frozenset("a an the to of for about that is are was were be been being it its just really so very also "
+                       "and or with in on at my our your his her their this".split())
+_COPULA = frozenset("is are was were am be 's".split())
+_PRONOUNS = frozenset("i me my you your we our us he she him her his they them their it".split())
+NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred").split()
+_NUMW = "|".join(NUMBER_WORDS + ["a couple of", "a few", "several"])
+_DURATION = re.compile(
+    rf"\b(?:(?:\d+|{_NUMW}|a|an|half an?)\s+(?:years?|months?|weeks?|days?|hours?|minutes?|nights?)"
+    rf"(?:\s+(?:and\s+)?(?:\d+|{_NUMW})\s+(?:months?|weeks?|days?|hours?|minutes?))?)(?:\s+ago)?", re.I)
+_PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
+_NUMBER = re.compile(rf"\d+(?:[.,]\d+)*|\b(?:{_NUMW})\b", re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ADDRESS = re.compile(r"\b\d+[A-Za-z]?\s+(?:[A-Z][\w'’-]*\s*){1,4}(?:,\s*[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?(?:,\s*\d{4,5}(?:-\d{3})?)?(?:,?\s*[A-Z][\w'’-]+)?")
+_CAPS = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:de|da|do|dos|van|von|der|del|la|le|du|of)?\s*[A-Z0-9][\w'’-]*)*")
+_PLACE_PREPS = {"in": 1.0, "at": 1.0, "from": 0.5, "near": 0.9, "to": 0.8, "into": 0.8, "joined": 0.9,
+                "for": 0.7, "of": 0.6, "on": 0.6, "visit": 0.9, "visited": 0.9}
+_ORG_WORDS = frozenset("bio health analytics labs lab ltd inc gmbh group studio studios bank university college school "
+                       "hospital clinic dental centre center company corp street road lane avenue terrace loan".split())
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,10 @@ class Sentence:
     speaker: str | None
     rank: int  # retrieval rank of its memory (0 = best)
     superseded: bool
+    slot: bool = False  # its memory holds the asked-about life slot
+    recency: float = 0.0  # 1.0 for the newest relevant memory, 0.0 for the oldest
+    memory_text: str = ""  # the whole memory: a sentence's context ("... My manager is X.")
+    similarity: float = 0.0  # its memory's similarity to the question
 
 
 @dataclass(frozen=True)
@@ -52,35 +73,151 @@ class Candidate:
 
 
 def sentences(memory_id: str, text: str, when: datetime, speaker: str | None, rank: int,
-              superseded: bool) -> list[Sentence]:
+              superseded: bool, *, slot: bool = False, recency: float = 0.0,
+              similarity: float = 0.0) -> list[Sentence]:
+    return [Sentence(memory_id, s, e, text[s:e], when, speaker, rank, superseded, slot, recency, text, similarity)
+            for s, e in split_sentences(text)]
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; "Dr. Costa" and "J. Smith" do not end one."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        before = text[start:m.start()].split()
+        last = before[-1].lower().rstrip(".") if before else ""
+        if m.group(0).startswith(".") and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
+            continue
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
     out = []
-    for m in _SENTENCE.finditer(text):
-        s, e = m.span()
-        raw = m.group(0)
-        lead = len(raw) - len(raw.lstrip())
-        if raw.strip():
-            out.append(Sentence(memory_id, s + lead, e, raw.strip(), when, speaker, rank, superseded))
+    for a, b in spans:
+        chunk = text[a:b]
+        if chunk.strip():
+            lead = len(chunk) - len(chunk.lstrip())
+            out.append((a + lead, a + len(chunk.rstrip())))
     return out
 
 
-def _stems(text: str) -> list[str]:
-    return [stem(w) for w in content_words(text)]
+# Words a question uses for what a memory says another way ("where do I live" / "moved to").
+SYNONYMS: dict[str, frozenset[str]] = {k: frozenset(stem(w) for w in v.split()) for k, v in {
+    "live": "move relocate home address flat house apartment reside stay",
+    "work": "job employ join hire company employer office",
+    "job": "work employ join hire position role title career",
+    "title": "role position job promote",
+    "marry": "wedding husband wife engage",
+    "partner": "husband wife boyfriend girlfriend together",
+    "phone": "number mobile cell",
+    "number": "phone mobile",
+    "email": "mail address",
+    "diet": "vegan vegetarian eat food",
+    "pet": "dog cat puppy kitten",
+    "dog": "puppy",
+    "cat": "kitten",
+    "child": "son daughter baby kid",
+    "kid": "son daughter baby child",
+    "born": "birth birthday",
+    "trip": "travel visit holiday vacation",
+    "visit": "trip travel went go",
+    "city": "town",
+    "instrument": "violin cello piano guitar drum flute",
+    "play": "playing lesson",
+    "study": "phd degree university college school major graduate student course masters",
+    "address": "live move street road lane flat house home apartment",
+    "manager": "boss supervisor lead",
+}.items()}
 
 
 def _match(a: str, b: str) -> bool:
-    return a == b or (len(a) >= 5 and len(b) >= 5 and (a.startswith(b) or b.startswith(a)))
+    if a == b or (len(a) >= 5 and len(b) >= 5 and (a.startswith(b) or b.startswith(a))):
+        return True
+    return b in SYNONYMS.get(a, frozenset())
+
+
+def _focus(q: Question) -> list[str]:
+    return [stem(w) for w in q.focus]
+
+
+SUBJECT_WEIGHT = 0.5  # naming the subject counts less than saying what is asked about it
+
+
+def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
+    """Share of what the question is about that the sentence (or its memory) holds: its focus
+    words, and its subject when that is someone other than the user (a turn's speaker counts
+    as naming them)."""
+    text = s.memory_text if whole_memory and s.memory_text else s.text
+    focus = _focus(q)
+    have = [stem(w) for w in content_words(text)]
+    hits = float(sum(1 for f in focus if any(_match(f, h) for h in have)))
+    total = float(len(focus))
+    if not q.about_user:
+        total += SUBJECT_WEIGHT
+        low = q.subject.lower()
+        speaker = (s.speaker or "").lower()
+        if re.search(rf"\b{re.escape(low)}", text, re.I) or (speaker and (speaker.startswith(low) or low.startswith(speaker))):
+            hits += SUBJECT_WEIGHT
+    return hits / total if total else 1.0
+
+
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:%s)\b)" % "|".join(
+    "sister brother mother father mom mum dad son daughter wife husband partner friend boss manager "
+    "colleague neighbour neighbor grandma grandpa aunt uncle cousin niece nephew dentist doctor".split()), re.I)
+_LEADING_OTHER = re.compile(r"^(?:(?:my|our)\s+(?:\w+\s+)?\w+|[A-Z][\w'’-]+)\b")
+
+
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|you're|you've|you'd|ya)\b", re.I)
+_FIRST_ONLY = re.compile(r"\b(?:i|i'm|i've|i'd|me|my|mine|we|we're|we've|our|us)\b", re.I)
+
+
+def is_question(s: Sentence) -> bool:
+    return s.text.rstrip().endswith("?")
+
+
+def speaks_about(q: Question, s: Sentence) -> bool:
+    """Whether a sentence is about the question's named subject.
+
+    A question asserts nothing. In a chat turn "your store" said by the subject is the other
+    person's store, and "you" said to the subject is about the subject; a turn by someone
+    else is about the subject only when it names them or speaks to them.
+    """
+    if is_question(s):
+        return False
+    if q.about_user or not q.subject_is_name:
+        return True
+    name = q.subject.lower()
+    second = bool(_SECOND_PERSON.search(s.text)) and not _FIRST_ONLY.search(s.text)
+    if s.speaker is None:
+        return bool(re.search(rf"\b{re.escape(name)}", s.memory_text or s.text, re.I))
+    speaker = s.speaker.lower()
+    if speaker == name or (len(name) >= 3 and (speaker.startswith(name) or name.startswith(speaker))):
+        return not second
+    named = re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", s.text, re.I)
+    return second or bool(named)
+
+
+def about_someone_else(s: Sentence) -> bool:
+    """A note sentence whose subject is another person or thing: "My sister Meera lives in
+    Bristol", "Biscuit the cat died" (no "I", "me" or "we" anywhere in it)."""
+    if s.speaker is not None:
+        return False
+    return bool(_LEADING_OTHER.match(s.text)) and not _FIRST_PERSON.search(s.text)
 
 
 def sentence_score(q: Question, s: Sentence) -> float:
-    """Share of the question's focus words the sentence holds, with retrieval rank as a tiebreak."""
-    focus = [stem(w) for w in q.focus]
-    if not focus:
-        return 1.0 / (1 + s.rank)
-    have = _stems(s.text)
-    hits = sum(1 for f in focus if any(_match(f, h) for h in have))
-    score = hits / len(focus) + 0.15 / (1 + s.rank)
-    if s.superseded and not q.scope.past:
-        score -= 0.3
+    # Retrieval order; under a time scope it is the scope's order ("valid then" first).
+    score = (0.75 * coverage(q, s) + 0.25 * coverage(q, s, whole_memory=True)
+             + (0.4 if q.scope.bounded else 0.15) / (1 + s.rank))
+    if q.subject not in ("user",) and not q.subject_is_name and re.search(rf"\b{re.escape(q.subject)}", s.text, re.I):
+        score += 0.5  # "my dentist": the sentence that names the dentist
+    if q.about_user and s.slot and not s.superseded:
+        score += 0.5 if q.slot_only else 0.15  # "where do I live?" is the slot itself
+    if q.about_user and about_someone_else(s):
+        score -= 0.5
+    if not q.scope.past:
+        score += (0.5 if q.scope.now or q.slot else 0.3 if q.present else 0.1) * s.recency
+        if s.superseded and q.slot:
+            score -= 0.3
     return score
 
 
@@ -88,77 +225,161 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
-def _clip(tokens: list[tuple[str, int, int]], max_words: int = 9) -> list[tuple[str, int, int]]:
+def _trim(toks: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    while toks and toks[0][0].lower() in _EDGE_DROP | _PUNCT:
+        toks = toks[1:]
+    while toks and toks[-1][0].lower() in _EDGE_DROP | _PUNCT:
+        toks = toks[:-1]
+    return toks
+
+
+def _forward(toks: list[tuple[str, int, int]], listing: bool, max_words: int = 9) -> list[tuple[str, int, int]]:
+    stop = _LIST_BOUNDARY if listing else _PUNCT | _CLAUSE
+    i = 0
+    while i < len(toks) and toks[i][0] in (",", ":", "-"):
+        i += 1  # "two sons, Leo and Kiran": the list starts after the comma
     out: list[tuple[str, int, int]] = []
-    for tok in tokens:
-        if tok[0].lower() in _BOUNDARY or len(out) >= max_words:
+    for tok in toks[i:]:
+        if tok[0].lower() in stop or len(out) >= max_words:
             break
         out.append(tok)
-    while out and out[0][0].lower() in _LEAD_DROP:
-        out.pop(0)
-    while out and out[-1][0].lower() in _LEAD_DROP | {"and", "or", "with", "in", "on", "at", "my"}:
-        out.pop()
-    return out
+    return _trim(out)
+
+
+def _backward(toks: list[tuple[str, int, int]], max_words: int = 5) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    for tok in reversed(toks):
+        if tok[0].lower() in _PUNCT | _CLAUSE or len(out) >= max_words:
+            break
+        out.insert(0, tok)
+    return _trim(out)
+
+
+def _matched(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
+    focus = _focus(q)
+    anchors = [i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)]
+    if not q.about_user and not q.subject_is_name:
+        anchors += [i for i, (t, _, _) in enumerate(toks) if t.lower().startswith(q.subject)]
+    return sorted(set(anchors))
 
 
 def anchored_spans(q: Question, s: Sentence) -> list[tuple[int, int, float]]:
-    """Spans next to the question's words in the sentence: what follows the last matched
-    focus word (the usual place of the answer), else what precedes the first one."""
+    """Spans next to the question's words: what follows the last matched word (the usual
+    place of the answer), what precedes the first one, and for "what NOUN" questions the
+    matched noun with its modifiers."""
     toks = _tokens(s.text)
-    focus = [stem(w) for w in q.focus]
-    matched = [i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)]
+    matched = _matched(q, toks)
     spans: list[tuple[int, int, float]] = []
     if not matched:
         return spans
-    after = _clip(toks[matched[-1] + 1:])
-    # The answer's words are not the question's own words.
-    after = [t for t in after] if after else []
-    if after and not all(any(_match(stem(t[0].lower()), f) for f in focus) for t in after):
-        spans.append((after[0][1], after[-1][2], 1.0))
-    before = list(reversed(_clip(list(reversed(toks[:matched[0]])), 6)))
+    asked = {stem(w) for w in content_words(q.text)}
+
+    def unechoed(span: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        # "blood type is O negative" -> "O negative": the question's own words and the
+        # copula in front of the answer are not part of it.
+        while span and (stem(span[0][0].lower()) in asked or span[0][0].lower() in _EDGE_DROP | _COPULA):
+            span = span[1:]
+        while span and stem(span[-1][0].lower()) in asked:
+            span = span[:-1]
+        return _trim(span)
+
+    after = unechoed(_forward(toks[matched[-1] + 1:], q.answer_type == "list"))
+    if after:
+        copula = matched[-1] + 1 < len(toks) and toks[matched[-1] + 1][0].lower() in _COPULA
+        spans.append((after[0][1], after[-1][2], 1.2 if copula else 1.0))
+    before = unechoed(_backward(toks[:matched[0]]))
     if before and before[0][0].lower() not in _PRONOUNS:
-        spans.append((before[0][1], before[-1][2], 0.5))
-    # "What workshop did you attend?": the matched head noun with its modifiers is the answer.
-    head = q.focus[0] if q.focus else ""
-    for i in matched:
-        if stem(toks[i][0].lower()) == stem(head) and q.wh in ("what", "which"):
-            j = i
-            while j > 0 and toks[j - 1][0].lower() not in _BOUNDARY | _LEAD_DROP | _PRONOUNS and i - j < 4:
-                j -= 1
-            if j < i:
-                spans.append((toks[j][1], toks[i][2], 0.9))
+        spans.append((before[0][1], before[-1][2], 0.8))
+    head = stem(q.focus[0]) if q.focus else ""
+    if q.wh in ("what", "which") and head:
+        for i in matched:
+            if _match(stem(toks[i][0].lower()), head):
+                mods = _backward(toks[max(0, i - 4):i], 4)
+                if mods:
+                    spans.append((mods[0][1], toks[i][2], 1.2))
     return spans
 
 
-def _typed(q: Question, s: Sentence, full_text: str) -> list[tuple[str, int, int, float]]:
-    """(answer text, start, end, prior) spans of the answer type inside the sentence."""
-    out: list[tuple[str, int, int, float]] = []
-    text = s.text
-    kind = q.answer_type
+def _proximity(q: Question, s: Sentence, start: int, end: int) -> float:
+    """Bonus for a span right after (or right before) a question word in its sentence."""
+    toks = _tokens(s.text)
+    matched = _matched(q, toks)
+    if not matched:
+        return 0.0
+    first = next((i for i, t in enumerate(toks) if t[1] >= start), len(toks))
+    last = next((i for i, t in enumerate(toks) if t[2] >= end), len(toks) - 1)
+    best = 0.0
+    for i in matched:
+        if first <= i <= last:
+            continue
+        gap = first - i - 1 if i < first else i - last - 1
+        weight = 1.0 if i < first else 0.7
+        best = max(best, weight * 0.5 / (1 + 0.3 * gap))
+    return best
+
+
+def _echo(q: Question, text: str) -> float:
+    """Share of a span's content words that the question itself says."""
+    words = content_words(text)
+    if not words:
+        return 1.0
+    asked = {stem(w) for w in content_words(q.text)}
+    return sum(1 for w in words if stem(w) in asked) / len(words)
+
+
+def _date_spans(s: Sentence) -> list[tuple[int, int]]:
+    return [(d.start, d.end) for d in dates_.resolve_mentions(s.text, s.when)]
+
+
+def _typed(q: Question, s: Sentence) -> list[tuple[str, str, int, int, float]]:
+    """(kind, answer text, start, end, prior) spans of the answer's type inside the sentence."""
+    out: list[tuple[str, str, int, int, float]] = []
+    text, kind, low_q = s.text, q.answer_type, q.text.lower()
+    in_dates = _date_spans(s)
+
+    def dated(a: int, b: int) -> bool:
+        return any(a < de and ds < b for ds, de in in_dates)
+
     if kind == "date":
         for d in dates_.resolve_mentions(text, s.when):
-            out.append((d.render(), d.start, d.end, 1.0))
+            said = str(d.start_date.year) if re.search(r"\b(?:what|which) year\b", low_q) else d.render()
+            out.append(("date", said, d.start, d.end, 1.0))
     elif kind == "duration":
         for m in _DURATION.finditer(text):
-            out.append((m.group(0).strip(), m.start(), m.end(), 1.0))
-        for span in _computed_durations(text, s.when):
-            out.append(span)
-    elif kind == "number":
+            ago = m.group(0).lower().endswith("ago")
+            out.append(("duration", m.group(0).strip(), m.start(), m.end(), 1.0 if ago == ("ago" in low_q) else 0.3))
+        out += [("duration", *span) for span in _computed_durations(text, s.when)]
+    elif kind == "number" or re.search(r"\b(?:phone|mobile|number)\b", low_q):
+        for m in _PHONE.finditer(text):
+            out.append(("number", m.group(0).strip(), m.start(), m.end(), 1.1))
+        counting = bool(re.search(r"\bhow (?:many|much|old|often|far)\b", low_q))
         for m in _NUMBER.finditer(text):
-            out.append((m.group(0).strip(), m.start(), m.end(), 1.0))
-    elif kind == "place":
-        for m in _PLACE_PREP.finditer(text):
-            g = m.group(1)
-            out.append((g, m.start(1), m.end(1), 1.0))
-    elif kind == "person":
-        subject = q.subject.lower()
+            if (counting or m.group(0)[0].isdigit()) and not dated(m.start(), m.end()) and not any(p.start() <= m.start() < p.end() for p in _PHONE.finditer(text)):
+                out.append(("number", m.group(0).strip(), m.start(), m.end(), 1.0))
+    if "email" in low_q or "e-mail" in low_q:
+        out += [("email", m.group(0), m.start(), m.end(), 1.3) for m in _EMAIL.finditer(text)]
+    if kind == "place" or "address" in low_q:
+        for m in _ADDRESS.finditer(text):
+            out.append(("place", m.group(0).strip(" ,"), m.start(), m.end(), 1.0 if "address" in low_q else 0.8))
+    if kind == "place":
+        asked_preps = {w for w in low_q.split() if w in _PLACE_PREPS}
         for m in _CAPS.finditer(text):
-            word = m.group(0)
-            if m.start() == 0 and word.split()[0].lower() in _PRONOUNS | {"the", "my", "we"}:
+            prev = (text[:m.start()].split()[-1:] or [""])[0].lower()
+            prior = 1.1 if prev in asked_preps else _PLACE_PREPS.get(prev)
+            if prior is not None and not dated(m.start(), m.end()):
+                out.append(("place", m.group(0), m.start(), m.end(), prior))
+    elif kind == "person":
+        for m in _CAPS.finditer(text):
+            words = m.group(0).split()
+            if m.start() == 0 and len(words) == 1 and s.speaker is None:
+                continue  # a sentence's first word is capitalised whatever it is
+            if words[0] in ("I", "The", "My", "We", "Our") or dated(m.start(), m.end()):
                 continue
-            if word.lower().startswith(subject) or word.split()[0] in ("I", "The", "My"):
-                continue
-            out.append((word, m.start(), m.end(), 1.0))
+            org = any(w.lower() in _ORG_WORDS for w in words)
+            out.append(("person", m.group(0), m.start(), m.end(), 0.4 if org else 1.0))
+    if re.search(r"\b(?:title|role|position|job)\b", low_q):
+        for m in re.finditer(r"\bas (?:an? |the )?((?:[a-z]+ ){0,4}[a-z]+)", text):
+            out.append(("title", m.group(1), m.start(1), m.end(1), 1.2))
     return out
 
 
@@ -179,19 +400,53 @@ def _computed_durations(text: str, when: datetime) -> list[tuple[str, int, int, 
     return out
 
 
-def candidates(q: Question, sents: Sequence[Sentence], texts: dict[str, str], *,
-               top_sentences: int = 4) -> list[Candidate]:
+_SHAPE = {
+    "number": re.compile(rf"\d|\b(?:{_NUMW})\b", re.I),
+    "place": re.compile(r"[A-Z]"),
+    "person": re.compile(r"[A-Z]"),
+}
+
+
+_LEFT_BEHIND = re.compile(r"\b(?:left|quit|no longer (?:at|in|with)|moved (?:away )?from|used to (?:work|live) (?:at|in|for))\s+"
+                          r"((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z0-9][\w'’-]*)*)")
+
+
+def left_behind(sents: Sequence[Sentence]) -> set[str]:
+    """Values the evidence says were left ("I left Northwind Health and joined ..."): never
+    the answer to a question about now."""
+    return {m.group(1).lower() for s in sents for m in _LEFT_BEHIND.finditer(s.text)}
+
+
+def candidates(q: Question, sents: Sequence[Sentence], *, top_sentences: int = 4) -> list[Candidate]:
     """Candidates from the best-matching sentences, best first."""
     ranked = sorted(sents, key=lambda s: -sentence_score(q, s))[:top_sentences]
+    old = left_behind(sents) if not q.scope.past else set()
     found: list[Candidate] = []
     for pos, s in enumerate(ranked):
-        base = sentence_score(q, s) - 0.05 * pos
-        for text, a, b, prior in _typed(q, s, texts.get(s.memory_id, s.text)):
-            found.append(Candidate(text, q.answer_type, s, s.start + a, s.start + b, base + prior))
-        if q.answer_type in ("description", "list", "place", "person", "number", "yesno") or not found:
-            for a, b, prior in anchored_spans(q, s):
-                found.append(Candidate(s.text[a:b], "span", s, s.start + a, s.start + b,
-                                       base + 0.6 * prior))
+        base = 1.5 * sentence_score(q, s) - 0.05 * pos  # the sentence's match dominates
+        typed = _typed(q, s)
+        for kind, text, a, b, prior in typed:
+            score = base + prior + _proximity(q, s, a, b) - _echo(q, text)
+            found.append(Candidate(text, kind, s, s.start + a, s.start + b, score))
+        shape = _SHAPE.get(q.answer_type)
+        dated = _date_spans(s)
+        for a, b, prior in anchored_spans(q, s):
+            text = s.text[a:b]
+            if shape is not None and not shape.search(text):
+                continue
+            only_time = any(ds <= a and b <= de for ds, de in dated) and q.answer_type != "date"
+            weight = 1.0 if shape is not None else 0.6  # a typed span next to the question's words
+            score = base + weight * prior - _echo(q, text) - (0.6 if only_time else 0.0)
+            found.append(Candidate(text, q.answer_type if shape is not None else "span", s,
+                                   s.start + a, s.start + b, score))
+        if q.answer_type == "date":
+            # A "when" whose sentence names no date: the memory's own date answers it.
+            year = re.search(r"\b(?:what|which) year\b", q.text, re.I)
+            said = str(s.when.year) if year else event_day(s)
+            found.append(Candidate(said, "date", s, s.start, s.end, base + 0.9))
+    if old:
+        found = [Candidate(c.text, c.kind, c.sentence, c.start, c.end, c.score - 1.5)
+                 if c.text.lower() in old else c for c in found]
     seen: set[str] = set()
     unique: list[Candidate] = []
     for c in sorted(found, key=lambda c: -c.score):
@@ -203,8 +458,4 @@ def candidates(q: Question, sents: Sequence[Sentence], texts: dict[str, str], *,
 
 
 def event_day(s: Sentence) -> str:
-    return dates_.format_day(s.when.date() if isinstance(s.when, datetime) else s.when)
-
-
-def today_date(now: datetime) -> date:
-    return now.date()
+    return dates_.format_day(s.when.date())

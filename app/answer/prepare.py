@@ -102,7 +102,11 @@ def scoped(q: Question, hits: list[SearchHit], memory: MemoryStore) -> list[Sear
                 m.start_date <= end and start <= m.end_date
                 for m in dates_.resolve_mentions(h.text, h.when))
 
-        return [h for h in hits if inside(h)] + [h for h in hits if not inside(h)]
+        # Then the value valid then: the newest memory written before the range ends.
+        before = sorted((h for h in hits if not inside(h) and h.when.date() <= end),
+                        key=lambda h: h.when, reverse=True)
+        return ([h for h in hits if inside(h)] + before
+                + [h for h in hits if not inside(h) and h not in before])
     if not scope.past:
         return [h for h in hits if not h.superseded_by] + [h for h in hits if h.superseded_by]
     return hits
@@ -152,13 +156,23 @@ def prepare_answer(
     abstain = not relevant and not (asked_profile and q.about_user)
     texts: dict[str, str] = {}
     sents: list[extract.Sentence] = []
+    order = sorted(h.when for h in relevant)
     for rank, hit in enumerate(relevant):
         mem = memory.get(hit.id)
         texts[hit.id] = mem.text if mem is not None else hit.text
+        recency = order.index(hit.when) / max(1, len(order) - 1) if len(order) > 1 else 1.0
         sents += extract.sentences(hit.id, texts[hit.id], hit.when, hit.speaker, rank,
-                                   bool(hit.superseded_by))
-    cands = extract.candidates(q, sents, texts) if not abstain else []
+                                   bool(hit.superseded_by), slot=hit.id in judgement.slot_ids,
+                                   recency=recency, similarity=hit.similarity or 0.0)
+    sents = [s for s in sents if extract.speaks_about(q, s)]
     evidence = sorted(sents, key=lambda s: -extract.sentence_score(q, s))
+    if not evidence and not abstain:
+        abstain, reason = True, "other_subject"
+    if evidence and not abstain and not _supported(q, evidence, people):
+        abstain, reason = True, "not_in_evidence"
+    if abstain:
+        relevant, evidence = [], []  # an abstention cites nothing
+    cands = extract.candidates(q, sents) if not abstain else []
     messages: list[ChatMessage] = []
     packed: list[SearchHit] = []
     tokens = 0
@@ -177,6 +191,36 @@ def prepare_answer(
         prompt_tokens=tokens, analysis=q, evidence=evidence, candidates=cands, texts=texts,
         abstain_reason=reason if abstain else "",
     )
+
+
+MIN_COVERAGE = 0.5
+MIN_COVERAGE_SIMILAR = 0.34  # enough when the memory is also close in meaning
+SIMILAR = 0.5
+
+
+def _names_present(q: Question, s: extract.Sentence, people: frozenset[str]) -> bool:
+    """Every name the question gives besides its subject and the conversation's own speakers
+    ("a trip to Barcelona") must be in the memory: a similar fact about another place or
+    person is not this one."""
+    text = (s.memory_text or s.text).lower()
+    dating = " ".join(a for a in (q.scope.before, q.scope.after) if a).lower().split()
+    others = [n for n in q.names if n.lower() != q.subject.lower() and n.lower() not in people
+              and n.lower() not in dating]
+    return all(n.lower() in text for n in others)
+
+
+def _supported(q: Question, evidence: Sequence[extract.Sentence], people: frozenset[str]) -> bool:
+    """Evidence-based abstention: one of the best memories must hold at least half of what
+    the question is about (a third when it is also close in meaning) and every name it
+    gives, and speak about its subject, unless it holds the asked-about slot (its words are
+    the slot's)."""
+    for s in evidence[:3]:
+        if not extract.speaks_about(q, s) or not _names_present(q, s, people):
+            continue
+        cov = extract.coverage(q, s, whole_memory=s.speaker is None)
+        if (s.slot and q.about_user and q.slot_only and (cov > 0 or not q.focus)) or cov >= MIN_COVERAGE or (cov >= MIN_COVERAGE_SIMILAR and s.similarity >= SIMILAR):
+            return True
+    return False
 
 
 def _topics(memory: MemoryStore, hits: Sequence[SearchHit]) -> dict[str, str | None]:

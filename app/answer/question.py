@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from memory import dates as dates_
-from memory import timeline
+from memory import relevance, timeline
 
 ANSWER_TYPES = ("person", "place", "date", "number", "duration", "yesno", "list", "description")
 
-_AUX = r"(?:is|are|was|were|do|does|did|have|has|had|can|could|will|would|should|may|might)"
+_AUX = r"(?:am|is|are|was|were|do|does|did|have|has|had|can|could|will|would|should|may|might)"
 _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"^\s*how long\b|\bfor how long\b|\bhow many (?:years|months|weeks|days)\b(?! (?:ago|old))", re.I)),
     ("date", re.compile(r"^\s*when\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long ago\b|\bsince when\b", re.I)),
@@ -42,8 +42,9 @@ _NOT_NAMES = frozenset(
     "LGBTQ LGBT".split()
 ) | {m for m in dates_.MONTHS if len(m) > 3} | set(dates_.WEEKDAYS)
 _NOW = re.compile(r"\b(now|currently|current|these days|at the moment|today|still|anymore|any more)\b", re.I)
-_BEFORE = re.compile(r"\bbefore (?:i |we )?(?:moved? (?:to )?|lived? in |worked? (?:at|for) |joined )?([A-Z][\w-]+|\w+)", re.I)
-_AFTER = re.compile(r"\bafter (?:i |we )?(?:moved? (?:to )?|left |joined )?([A-Z][\w-]+|\w+)", re.I)
+_ANCHOR = r"(?:i |we )?(?:moved? (?:to )?|lived? in |worked? (?:at|for) |joined |left )?([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*|\w+)"
+_BEFORE = re.compile(r"\b[Bb]efore " + _ANCHOR)
+_AFTER = re.compile(r"\b[Aa]fter " + _ANCHOR)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Question:
     slot: str | None  # life slot asked for (residence, employer, phone, ...)
     wh: str  # the question word ("what", "when", ...)
     focus: tuple[str, ...] = field(default_factory=tuple)  # content words, in order
+    slot_only: bool = False  # asks for the slot and nothing more specific ("where do I live?")
+    present: bool = False  # present tense ("where does she live"): the newest memory wins
 
     @property
     def about_user(self) -> bool:
@@ -90,7 +93,8 @@ _STOP = frozenset(
 
 
 def content_words(text: str) -> tuple[str, ...]:
-    return tuple(w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 1)
+    words = (_strip_possessive(w.lower()) for w in _WORD.findall(text))
+    return tuple(w for w in words if w not in _STOP and len(w) > 1)
 
 
 def answer_type(question: str) -> str:
@@ -120,6 +124,11 @@ def subject_of(question: str, names: tuple[str, ...], people: frozenset[str] = f
     m = re.search(r"\b(?:my|our)\s+(?:\w+\s+)?(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")(?:'s)?\b", low)
     named = [n for n in names if _matches_person(n, people)] or (
         [names[0]] if names and not people and not re.search(r"\b(i|my|me)\b", low) else [])
+    if m:
+        # "my sister Meera": the name that follows the relation is the subject.
+        after = re.match(r"\s*([A-Z][\w'-]+)", question[m.end():])
+        if after and after.group(1) in names:
+            return after.group(1), True
     if named:
         return named[0], True
     if m:
@@ -154,13 +163,33 @@ def analyze(question: str, today: datetime, people: frozenset[str] = frozenset()
     """`people`: lower-cased names the memory knows as speakers or subjects."""
     names = names_in(question)
     subject, is_name = subject_of(question, names, people)
+    scope = time_scope(question, today)
     wh = next((w.lower() for w in _WORD.findall(question)[:3]
                if w.lower() in ("what", "when", "where", "who", "whom", "whose", "which", "why", "how")),
               _WORD.findall(question)[0].lower() if _WORD.findall(question) else "")
     kind = answer_type(question)
     return Question(
         text=question, answer_type=kind, subject=subject, subject_is_name=is_name, names=names,
-        scope=time_scope(question, today), slot=timeline.query_topic(question), wh=wh,
-        focus=tuple(w for w in content_words(question) if w not in {n.lower() for n in names}
-                    and w.rstrip("'s") not in {n.lower() for n in names}),
+        scope=scope, slot=timeline.query_topic(question), wh=wh,
+        slot_only=bool(timeline.query_topic(question)) and not relevance.specific_terms(question),
+        present=bool(re.search(r"^\s*(?:\w+\s+){0,3}(?:am|is|are|do|does|has|have)\b", question, re.I)),
+        focus=_focus_words(question, subject, scope),
     )
+
+
+def _focus_words(question: str, subject: str, scope: TimeScope) -> tuple[str, ...]:
+    """What the question is about, less its subject and the event that only dates it
+    ("before Northwind Health" picks the time; the answer does not contain it)."""
+    drop = {subject.lower()}
+    m = re.search(r"\b(?:my|our)\s+(\w+)\s+" + re.escape(subject) + r"\b", question, re.I)
+    if m and m.group(1).lower() in RELATIONS:
+        drop.add(m.group(1).lower())  # "my sister Meera": both name the subject
+    for anchor in (scope.before, scope.after):
+        if anchor:
+            drop |= {w.lower() for w in anchor.split()} | {"before", "after"}
+    drop |= relevance.GENERIC - {"number"}
+    return tuple(w for w in content_words(question) if _strip_possessive(w) not in drop)
+
+
+def _strip_possessive(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "’s")) else word

@@ -149,8 +149,8 @@ class AnswerStream:
         citations = self.prepared.citations(answer)
         if draft is not None and draft.evidence:
             by_id = {h.id: h for h in self.prepared.relevant}
-            first = [Citation(e.id, by_id[e.id].text, by_id[e.id].source) for e in draft.evidence
-                     if e.id in by_id]
+            ids = [i for i in dict.fromkeys(e.id for e in draft.evidence) if i in by_id]
+            first = [Citation(i, by_id[i].text, by_id[i].source) for i in ids]
             citations = first + [c for c in citations if c.id not in {f.id for f in first}]
         return Answer(
             answer=answer,
