@@ -16,6 +16,7 @@ from evidence without the model reports no speed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ class Conversation:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._session: ChatSession | None = None
+        # One turn at a time, and saving waits for a turn still being recorded (quitting
+        # while an answer streams saves the conversation with that turn in it).
+        self.lock = threading.Lock()
 
     @property
     def session(self) -> ChatSession:
@@ -65,13 +69,25 @@ class Conversation:
             self._session = ChatSession(self.runtime)
         return self._session
 
+    def save(self) -> str | None:
+        """Store the conversation as a chat memory if settings.save_chats is on (worker thread)."""
+        with self.lock:
+            return self._session.close() if self._session is not None else None
+
 
 def stream_answer(
     services: Services, conversation: Conversation, question: str, ctx: JobContext
 ) -> AnswerResult:
+    services.memory()  # open the store under the services lock before the runtime uses it
+    with conversation.lock:
+        return _answer(services, conversation, question, ctx)
+
+
+def _answer(
+    services: Services, conversation: Conversation, question: str, ctx: JobContext
+) -> AnswerResult:
     from app.answer import STRATEGIES
 
-    services.memory()  # open the store under the services lock before the runtime uses it
     runtime = services.runtime
     session = conversation.session
     probe = CacheProbe(runtime)

@@ -85,6 +85,21 @@ def test_abstention_shows_no_quote(qtbot, window, remembered) -> None:
     assert "you wrote" not in page.transcript.toPlainText()
 
 
+def test_quitting_saves_the_conversation_when_save_chats_is_on(
+    qtbot, window, runtime, remembered
+) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"save_chats": True})
+    page = window.select("chat")
+    _ask(qtbot, window, page, "Where does my sister Elsa live?")
+    saved = JobWatch(window, "save-chat")
+    page.shutdown()  # what closing the window does
+    saved.wait(qtbot)
+    assert not saved.failed, saved.failed
+    mem = runtime.memory.get(saved.done[0])
+    assert mem.kind == "chat"
+    assert mem.text.startswith("Me: Where does my sister Elsa live?\nmemex: ")
+
+
 @pytest.mark.slow
 def test_stop_ends_generation_and_keeps_the_partial_answer(
     qtbot, window, runtime, remembered

@@ -174,7 +174,12 @@ class ChatPage(Page):
             self.stop_btn.setEnabled(False)
 
     def shutdown(self) -> None:
+        """Quitting: stop the answer, and keep the conversation when settings.save_chats is on
+        (a worker stores it after the answer in flight is recorded; the app waits for it)."""
         self.stop()
+        conversation = self.conversation
+        if self.turns and self.services.settings.save_chats:
+            self.services.jobs.start(lambda ctx: conversation.save(), name="save-chat")
 
     # -- stream -----------------------------------------------------------------------
     def _on_chunk(self, text: str) -> None:
