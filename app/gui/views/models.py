@@ -237,7 +237,8 @@ class ModelsPage(Page):
             self.found.addTopLevelItem(item)
         usable = sum(m["usable"] for m in payload["models"])
         note, self._found_note = getattr(self, "_found_note", ""), ""
-        self.found_status.setText(note or f"{usable} usable GGUF models found (used where they lie, never "
+        noun = "model" if usable == 1 else "models"
+        self.found_status.setText(note or f"{usable} usable GGUF {noun} found (used where they lie, never "
                                   "copied). Double-click one to answer with it.")
 
     def use_model(self, item: QTreeWidgetItem | None) -> None:
