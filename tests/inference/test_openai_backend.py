@@ -142,3 +142,22 @@ def test_runtime_refuses_a_remote_server_in_one_sentence(memex_home):
         assert info.value.kind == "model" and "allow_remote_backend" in info.value.message
     finally:
         rt.close()
+
+
+@pytest.mark.slow
+def test_runtime_answers_through_the_server(server: str, memex_home):
+    """Settings pick the backend: Runtime's generate() through the server equals the local one."""
+    from app.runtime import Runtime
+    from app.settings import load_settings
+
+    far = Runtime(load_settings(backend="openai", openai_base_url=server, openai_api_key=KEY))
+    # The server decodes plainly; locally prompt-lookup drafts verify several tokens per batch,
+    # whose float sums differ in the last bits and can flip a greedy choice. Compare like with like.
+    near = Runtime(load_settings(prompt_lookup_tokens=0))
+    try:
+        assert far.backend.describe()["backend"] == "openai"
+        prompt = "Name one colour of the sky."
+        assert far.generate(prompt, max_tokens=12) == near.generate(prompt, max_tokens=12)
+    finally:
+        far.close()
+        near.close()
