@@ -240,7 +240,9 @@ class FatePlusPolicy(FateLinearPolicy):
         return [cache.resident_among(layer, r) for r in rows]
 
     def _load_width(self, width: int) -> int:
-        if self._mode == "narrow":  # misses are cheap here: load only the top-k guesses
+        if self._mode != "normal":
+            # narrow: misses are cheap, extra loads cost more than they save; ahead: the reader
+            # is the bottleneck, so only the surest guesses (top-k) get its bandwidth
             return min(width, self.geometry.top_k)
         if self.load_width:
             return self.load_width
