@@ -4,6 +4,7 @@ citation chips; abstention shows no quote; a streamed model answer can be stoppe
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
 
 from tests.gui.conftest import JobWatch
 
@@ -113,7 +114,11 @@ def test_stop_ends_generation_and_keeps_the_partial_answer(
     def stop_on_first_piece(job) -> None:
         if job.name == "ask":
             window.services.jobs.started.disconnect(stop_on_first_piece)
-            job.signals.chunk.connect(lambda _piece: page.stop())
+            # Stop as the first piece leaves the worker (what the Stop button sets), not when
+            # the GUI thread gets to it: by then a fast model may have finished the answer.
+            job.signals.chunk.connect(
+                lambda _piece: job.cancel(), Qt.ConnectionType.DirectConnection
+            )
 
     watch = JobWatch(window, "ask")
     window.services.jobs.started.connect(stop_on_first_piece)
