@@ -129,7 +129,7 @@ def _encrypt_in_place(path: Path, tmp: Path, key: bytes) -> None:
     Until the wipe starts the plaintext stays authoritative (a leftover copy is redone); once
     its header is zeroed the complete copy is (`_connect` finishes the rename).
     """
-    from memory.vault_db import _zero_fill, dbapi_module
+    from memory.vault_db import _switch, dbapi_module
 
     dbapi = dbapi_module()
     tmp.unlink(missing_ok=True)
@@ -150,16 +150,8 @@ def _encrypt_in_place(path: Path, tmp: Path, key: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    for f in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
-        if f.exists():
-            fd = os.open(f, os.O_RDWR)
-            try:
-                _zero_fill(fd)
-            finally:
-                os.close(fd)
-            if f != path:
-                f.unlink()
-    os.replace(tmp, path)
+    # the same wipe-then-rename as memex.db's switch: plaintext and side files zeroed first
+    _switch(path.parent, tmp, path)
 
 
 def open_state(settings: Settings, vault: VaultAccess | None = None) -> BridgeState:

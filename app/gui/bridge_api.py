@@ -9,11 +9,19 @@ from typing import Any
 from app.errors import MemexError
 
 
+_VAULT: list[Any] = []  # the app's VaultAccess: it holds the key after the unlock screen
+
+
+def use_vault(vault: Any) -> None:
+    """Open the bridge state with the app's own key (the one the unlock screen gave it)."""
+    _VAULT[:] = [vault]
+
+
 @contextmanager
 def _state(settings: Any) -> Iterator[Any]:
     from app.bridge.state import open_state
 
-    state = open_state(settings)  # keyed when the vault is on
+    state = open_state(settings, _VAULT[0] if _VAULT else None)  # keyed when the vault is on
     try:
         yield state
     finally:

@@ -154,6 +154,7 @@ class BridgePage(Page):
         if not self.feature.available:
             return
         settings = self.services.settings
+        bridge_api.use_vault(self.services.runtime.vault)  # the key the unlock screen gave us
         self.services.jobs.start(lambda ctx: bridge_api.snapshot(settings), name="bridge",
                                  on_done=self._show, on_error=self.show_error)
 
