@@ -93,6 +93,12 @@ def parse_txt(path: Path) -> list[ParsedDoc]:
     text = read_text(path).strip()
     if not text:
         raise SkipFile(f"{path.name} is empty.")
+    from memory.ingest import whatsapp
+
+    if whatsapp.looks_like_whatsapp(text):
+        chat = whatsapp.chat_name(path)
+        return [ParsedDoc(text=m.text, kind="chat", at=m.at, speaker=m.speaker,
+                          session=f"{chat} {m.at.date().isoformat()}") for m in whatsapp.parse_messages(text)]
     return [ParsedDoc(text=text, kind="document", at=find_date(text[:200]), title=path.stem)]
 
 
@@ -105,12 +111,6 @@ def parse_md(path: Path) -> list[ParsedDoc]:
     matches = list(_HEADING.finditer(text))
     if not matches:
         return parse_txt(path)
-    from memory.ingest import whatsapp
-
-    if whatsapp.looks_like_whatsapp(text):
-        chat = whatsapp.chat_name(path)
-        return [ParsedDoc(text=m.text, kind="chat", at=m.at, speaker=m.speaker,
-                          session=f"{chat} {m.at.date().isoformat()}") for m in whatsapp.parse_messages(text)]
     docs: list[ParsedDoc] = []
     preamble = text[: matches[0].start()].strip()
     if preamble:
@@ -236,6 +236,7 @@ def parse_jsonl(path: Path) -> list[ParsedDoc]:
                 out.bad_lines.append((n, f"bad date {obj['at']!r}"))
                 continue
         source = obj.get("source")
+        speaker, session = obj.get("speaker"), obj.get("session")
         out.append(ParsedDoc(text=obj["text"].strip(), kind=kind, at=at,
                              source=str(source) if source else None,
                              speaker=str(speaker).strip() or None if speaker else None,
@@ -251,11 +252,10 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ParseError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
-    docs: list[ParsedDoc] = []
     except RecursionError as exc:
         raise ParseError(f"{path.name} is nested too deeply to be a chat export.") from exc
+    docs: list[ParsedDoc] = []
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        speaker, session = obj.get("speaker"), obj.get("session")
         # One memory per message (a chat turn: speaker, session = the chat and day).
         chat = str(data.get("name") or path.stem)
         for m in data["messages"]:
