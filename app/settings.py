@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         "extract", description="how answers are worded: extract (evidence spans, no model), "
         "constrained (the model picks a span under a grammar), generate (free text, verified)")
     prompt_lookup_tokens: int = Field(
-        10, ge=0, le=64, description="prompt-lookup speculative decoding draft length; 0 = off")
+        0, ge=0, le=64, description="prompt-lookup speculative decoding draft length; 0 = off "
+        "(measured slower and not token-identical on the bundled model on CPU)")
     save_chats: bool = Field(False, description="store terminal/GUI conversations as chat memories")
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")
     llama_extra_buffers: str = Field(

@@ -231,7 +231,16 @@ class Generate(Strategy):
             return Draft(text, (span,), quote_of(s), self.name)
 
         messages = prepared.messages or evidence_prompt(prepared)
-        return AnswerStream(prepared, model().stream(messages, params), compose=compose)
+
+        def verified() -> Iterator[str]:
+            # The reply is checked before anyone sees it: an unsupported sentence never
+            # reaches the terminal or the chat screen, its replacement does.
+            text = "".join(model().stream(messages, params)).strip()
+            stream.draft = compose(text)
+            yield from pieces(stream.draft.answer)
+
+        stream = AnswerStream(prepared, verified())
+        return stream
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -104,13 +104,12 @@ class Answer:
 class AnswerStream:
     """Iterate for reply pieces; `result()` afterwards gives the Answer with final citations.
 
-    A strategy that composes its answer from evidence sets `draft` (through `compose`)
-    before the last piece, so `result()` carries its evidence spans and quote.
+    A strategy sets `draft` (the composed answer with its evidence spans and quote) before
+    its last piece, so `result()` carries them.
     """
 
     prepared: PreparedAnswer
     _pieces: Iterator[str]
-    compose: Callable[[str], Draft] | None = None  # called with the streamed text at the end
     draft: Draft | None = None
     _parts: list[str] = field(default_factory=list)
     _start: float = 0.0
@@ -141,8 +140,6 @@ class AnswerStream:
         if self._end is None:  # never iterated: drain it
             for _ in self:
                 pass
-        if self.draft is None and self.compose is not None:
-            self.draft = self.compose(self.text.strip())
         draft = self.draft
         answer = draft.answer if draft is not None else self.text.strip()
         start = self._start
