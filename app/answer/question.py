@@ -85,7 +85,7 @@ class Question:
 
 _WORD = re.compile(r"[^\W_]+(?:'[a-z]+)?", re.UNICODE)
 _STOP = frozenset(
-    "a an the of to in on at for from by with about and or is are was were be been do does did "
+    "a an the of to in on at for from by with about and or am is are was were be been do does did "
     "have has had i me my mine you your we our us he she his her him they them their it its this that "
     "these those what when where who whom whose which why how can could would will should may might "
     "there any some much many long ago ever still now currently current".split()

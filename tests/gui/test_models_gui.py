@@ -57,6 +57,7 @@ def test_moe_benchmark_fills_the_table_and_the_hit_rate_plot(qtbot, window) -> N
 
 
 def test_llamacpp_answer_plots_speed_and_explains_hit_rate(qtbot, window, runtime) -> None:
+    runtime.settings.answer_strategy = "generate"  # speed is plotted when the model writes
     runtime.memory.remember("My cat is called Miso.")
     page = window.pages["models"]
     chat = window.select("chat")
@@ -80,7 +81,8 @@ def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(
     if not page.moe.available:
         pytest.skip(page.moe.reason)
     runtime.settings = runtime.settings.model_copy(
-        update={"backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48}
+        update={"backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48,
+                "answer_strategy": "generate"}
     )
     runtime.memory.remember("My cat is called Miso.")
     seen: list[dict] = []
