@@ -55,6 +55,7 @@ def make_runtime(home: Path, **settings: object):
 
 # -- scoring -----------------------------------------------------------------------------
 
+
 def _stemmer():
     try:
         from nltk.stem import PorterStemmer
@@ -107,6 +108,7 @@ def correct(answer: str, gold: list[str]) -> bool:
 
 # -- persona v2 ----------------------------------------------------------------------------
 
+
 def bench_persona(strategies: list[str], work: Path) -> dict:
     spec = json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))
     now = datetime.fromisoformat(spec["now"])
@@ -120,7 +122,11 @@ def bench_persona(strategies: list[str], work: Path) -> dict:
             t0 = time.perf_counter()
             ans = rt.ask_stream(q["q"], now=now, strategy=name).result()
             lat.append((time.perf_counter() - t0) * 1000.0)
-            ok = ans.abstained if q.get("never") else (not ans.abstained and correct(ans.answer, q["gold"]))
+            ok = (
+                ans.abstained
+                if q.get("never")
+                else (not ans.abstained and correct(ans.answer, q["gold"]))
+            )
             rows.append({"q": q["q"], "type": q["type"], "answer": ans.answer, "ok": ok})
         answerable = [r for r in rows if r["type"] != "never"]
         never = [r for r in rows if r["type"] == "never"]
@@ -131,7 +137,8 @@ def bench_persona(strategies: list[str], work: Path) -> dict:
             "answer_correct": round(sum(r["ok"] for r in answerable) / len(answerable), 3),
             "never_abstained": round(sum(r["ok"] for r in never) / max(1, len(never)), 3),
             "by_type": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_type.items())},
-            "ask_ms_p50": round(percentile(lat, 50), 1), "ask_ms_p95": round(percentile(lat, 95), 1),
+            "ask_ms_p50": round(percentile(lat, 50), 1),
+            "ask_ms_p95": round(percentile(lat, 95), 1),
             "wrong": [f"{r['q']} -> {r['answer']}" for r in rows if not r["ok"]],
         }
     rt.close()
@@ -139,6 +146,7 @@ def bench_persona(strategies: list[str], work: Path) -> dict:
 
 
 # -- LoCoMo --------------------------------------------------------------------------------
+
 
 def bench_locomo(data: Path, strategies: list[str], limit: int | None, work: Path) -> dict:
     from benchmarks.retrieval import session_time, write_jsonl
@@ -166,14 +174,18 @@ def bench_locomo(data: Path, strategies: list[str], limit: int | None, work: Pat
                 if cat == 5:
                     acc["adv"].append(ans.abstained)
                 else:
-                    acc["f1"].setdefault(cat, []).append(locomo_f1(cat, ans.answer, item.get("answer", "")))
+                    acc["f1"].setdefault(cat, []).append(
+                        locomo_f1(cat, ans.answer, item.get("answer", ""))
+                    )
         rt.close()
     names = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop"}
     for name_s, acc in per_strategy.items():
         all_f1 = [v for vals in acc["f1"].values() for v in vals]
         results[name_s] = {
             "f1": round(100 * sum(all_f1) / max(1, len(all_f1)), 1),
-            "f1_by_category": {names[k]: round(100 * sum(v) / len(v), 1) for k, v in sorted(acc["f1"].items())},
+            "f1_by_category": {
+                names[k]: round(100 * sum(v) / len(v), 1) for k, v in sorted(acc["f1"].items())
+            },
             "adversarial_abstention": round(sum(acc["adv"]) / max(1, len(acc["adv"])), 3),
             "questions": len(all_f1) + len(acc["adv"]),
             "ask_ms_p50": round(percentile(acc["lat"], 50), 1),
@@ -184,15 +196,23 @@ def bench_locomo(data: Path, strategies: list[str], limit: int | None, work: Pat
 
 # -- prompt lookup -------------------------------------------------------------------------
 
+
 def bench_lookup(n: int = 8) -> dict:
     """Greedy decoding of answers that copy a note, with and without prompt-lookup drafts."""
     from inference.llamacpp import load_llama
     from inference.models import resolve_model
 
-    notes = [json.loads(line) for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
-    prompts = [[{"role": "system", "content": "Repeat the user's note word for word."},
-                {"role": "user", "content": "Note: " + " ".join(d["text"] for d in notes[i:i + 3])}]
-               for i in range(0, 3 * n, 3)]
+    notes = [
+        json.loads(line)
+        for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    prompts = [
+        [
+            {"role": "system", "content": "Repeat the user's note word for word."},
+            {"role": "user", "content": "Note: " + " ".join(d["text"] for d in notes[i : i + 3])},
+        ]
+        for i in range(0, 3 * n, 3)
+    ]
     model = resolve_model("")
     out: dict = {}
     texts: dict[str, list[str]] = {}
@@ -215,8 +235,12 @@ def bench_lookup(n: int = 8) -> dict:
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--strategies", default="extract,constrained,generate")
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MEMEX_LOCOMO_DIR") or DEFAULT_DATA))
-    ap.add_argument("--locomo-questions", type=int, default=None, help="first N questions per conversation")
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("MEMEX_LOCOMO_DIR") or DEFAULT_DATA)
+    )
+    ap.add_argument(
+        "--locomo-questions", type=int, default=None, help="first N questions per conversation"
+    )
     ap.add_argument("--locomo-strategies", default="extract")
     ap.add_argument("--skip-lookup", action="store_true")
     ap.add_argument("--skip-locomo", action="store_true")
@@ -242,13 +266,21 @@ def main() -> None:
             ls = [s for s in args.locomo_strategies.split(",") if s]
             results["locomo_dev"] = lc = bench_locomo(args.data, ls, args.locomo_questions, work)
             targets["locomo_dev.f1"] = target(lc[ls[0]]["f1"], ">=", 35)
-            targets["locomo_dev.adversarial_abstention"] = target(lc[ls[0]]["adversarial_abstention"], ">=", 0.7)
+            targets["locomo_dev.adversarial_abstention"] = target(
+                lc[ls[0]]["adversarial_abstention"], ">=", 0.7
+            )
         elif not args.skip_locomo:
             results["locomo_dev"] = {"skipped": f"no data at {args.data.name}"}
         if not args.skip_lookup:
             results["prompt_lookup"] = lk = bench_lookup()
-            ratios["decode_tok_s"] = {"prompt_lookup_vs_plain": round(lk["prompt_lookup"]["tok_s"] / lk["plain"]["tok_s"], 3)}
-            targets["decode_tok_s.prompt_lookup_vs_plain"] = target(ratios["decode_tok_s"]["prompt_lookup_vs_plain"], ">=", 1.3)
+            ratios["decode_tok_s"] = {
+                "prompt_lookup_vs_plain": round(
+                    lk["prompt_lookup"]["tok_s"] / lk["plain"]["tok_s"], 3
+                )
+            }
+            targets["decode_tok_s.prompt_lookup_vs_plain"] = target(
+                ratios["decode_tok_s"]["prompt_lookup_vs_plain"], ">=", 1.3
+            )
     emit("answers", results, ratios, targets, as_json=args.json)
 
 

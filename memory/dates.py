@@ -18,9 +18,28 @@ MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 MONTHS["sept"] = 9
 WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
-NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-           "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-           "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3, "several": 3}
+NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "a couple of": 2,
+    "a couple": 2,
+    "couple of": 2,
+    "a few": 3,
+    "few": 3,
+    "several": 3,
+}
 # Northern-hemisphere meteorological seasons: (first month, length in months).
 SEASONS = {"spring": (3, 3), "summer": (6, 3), "autumn": (9, 3), "fall": (9, 3), "winter": (12, 3)}
 
@@ -40,20 +59,30 @@ class DateMention:
 
     def render(self) -> str:
         """How an answer says it: a day, or the range in words when the text was vague."""
-        return render_range(self.start_date, self.end_date, self.granularity, self.anchor, self.text)
+        return render_range(
+            self.start_date, self.end_date, self.granularity, self.anchor, self.text
+        )
 
     def to_json(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "text": self.text,
-                "start_date": self.start_date.isoformat(), "end_date": self.end_date.isoformat(),
-                "granularity": self.granularity, "relative": self.relative, "render": self.render()}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "granularity": self.granularity,
+            "relative": self.relative,
+            "render": self.render(),
+        }
 
 
 def format_day(d: date) -> str:
     return f"{d.day} {calendar.month_name[d.month]} {d.year}"
 
 
-def render_range(start: date, end: date, granularity: str, anchor: date | None = None,
-                 text: str = "") -> str:
+def render_range(
+    start: date, end: date, granularity: str, anchor: date | None = None, text: str = ""
+) -> str:
     low = text.lower()
     if granularity == "day":
         day = format_day(start)
@@ -79,8 +108,17 @@ def render_range(start: date, end: date, granularity: str, anchor: date | None =
 
 
 def _season_of(month: int) -> str:
-    return {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring",
-            6: "summer", 7: "summer", 8: "summer"}.get(month, "autumn")
+    return {
+        12: "winter",
+        1: "winter",
+        2: "winter",
+        3: "spring",
+        4: "spring",
+        5: "spring",
+        6: "summer",
+        7: "summer",
+        8: "summer",
+    }.get(month, "autumn")
 
 
 def _month_range(year: int, month: int, months: int = 1) -> tuple[date, date]:
@@ -115,7 +153,10 @@ _SEASON = "|".join(SEASONS)
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("iso", re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")),
-    ("dmy", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\.?,?\s+(\d{{4}})\b", re.I)),
+    (
+        "dmy",
+        re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\.?,?\s+(\d{{4}})\b", re.I),
+    ),
     ("mdy", re.compile(rf"\b({_MON})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)),
     ("my", re.compile(rf"\b({_MON})\.?,?\s+(?:of\s+)?(\d{{4}})\b", re.I)),
     ("day_before_yesterday", re.compile(r"\bthe day before yesterday\b", re.I)),
@@ -127,11 +168,24 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("in_n", re.compile(rf"\bin\s+({_NUM})\s+({_UNIT})(?!\s+ago)\b", re.I)),
     ("rel_weekday", re.compile(rf"\b(last|this past|this|next|coming)\s+({_WD})\b", re.I)),
     ("on_weekday", re.compile(rf"\bon\s+({_WD})\b(?!s)", re.I)),
-    ("rel_unit", re.compile(r"\b(last|this past|past|this|next|coming)\s+(week|weekend|month|year)\b", re.I)),
+    (
+        "rel_unit",
+        re.compile(r"\b(last|this past|past|this|next|coming)\s+(week|weekend|month|year)\b", re.I),
+    ),
     ("rel_season", re.compile(rf"\b(last|this past|this|next|coming)\s+({_SEASON})\b", re.I)),
     ("earlier_this", re.compile(r"\b(earlier|later) this (week|month|year)\b", re.I)),
-    ("in_month", re.compile(rf"\b(?:in|since|during|last|this|next)\s+({_MON})\b(?!\.?,?\s+(?:of\s+)?\d)", re.I)),
-    ("year", re.compile(r"\b(?:in|since|from|during|of|until|till|by|back in)\s+((?:19|20)\d{2})\b", re.I)),
+    (
+        "in_month",
+        re.compile(
+            rf"\b(?:in|since|during|last|this|next)\s+({_MON})\b(?!\.?,?\s+(?:of\s+)?\d)", re.I
+        ),
+    ),
+    (
+        "year",
+        re.compile(
+            r"\b(?:in|since|from|during|of|until|till|by|back in)\s+((?:19|20)\d{2})\b", re.I
+        ),
+    ),
 ]
 
 
@@ -151,7 +205,13 @@ def _resolve(kind: str, m: re.Match[str], anchor: date) -> tuple[date, date, str
         return d, d, "day", False
     if kind == "my":
         return (*_month_range(int(g[1]), MONTHS[g[0].lower()]), "month", False)
-    offsets = {"day_before_yesterday": -2, "yesterday": -1, "today": 0, "tomorrow": 1, "day_after_tomorrow": 2}
+    offsets = {
+        "day_before_yesterday": -2,
+        "yesterday": -1,
+        "today": 0,
+        "tomorrow": 1,
+        "day_after_tomorrow": 2,
+    }
     if kind in offsets:
         d = anchor + timedelta(days=offsets[kind])
         return d, d, "day", True

@@ -10,7 +10,18 @@ from app.answer.prompt import build_messages, format_today
 from app.answer.types import Answer, AnswerStream, Draft, EvidenceSpan, PreparedAnswer
 
 __all__ = [
-    "ABSTAIN_ANSWER", "STRATEGIES", "Answer", "AnswerStream", "Citation", "Draft", "EvidenceSpan",
-    "PreparedAnswer", "build_messages", "format_today", "prepare_answer", "select_citations",
-    "strategy", "validate_question",
+    "ABSTAIN_ANSWER",
+    "STRATEGIES",
+    "Answer",
+    "AnswerStream",
+    "Citation",
+    "Draft",
+    "EvidenceSpan",
+    "PreparedAnswer",
+    "build_messages",
+    "format_today",
+    "prepare_answer",
+    "select_citations",
+    "strategy",
+    "validate_question",
 ]

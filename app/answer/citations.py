@@ -24,8 +24,9 @@ class Citation:
         return {"id": self.id, "text": self.text, "source": self.source}
 
 
-def select_citations(relevant: Sequence[SearchHit], answer: str = "",
-                     slot_ids: frozenset[str] = frozenset()) -> list[Citation]:
+def select_citations(
+    relevant: Sequence[SearchHit], answer: str = "", slot_ids: frozenset[str] = frozenset()
+) -> list[Citation]:
     """The memories the answer rests on: the best relevant hits (and the holders of the
     asked-about life slot), plus any whose specific values (numbers, names) the answer repeats."""
     if not relevant:
@@ -37,8 +38,12 @@ def select_citations(relevant: Sequence[SearchHit], answer: str = "",
         relevant_first = [h for h in relevant if h.id in slot_ids]
         chosen = relevant_first[:MAX_CITATIONS]
     for hit in relevant if not chosen else ():
-        near_best = (best is None or hit.similarity is None or hit.id in slot_ids
-                     or hit.similarity >= best - CITATION_MARGIN)
+        near_best = (
+            best is None
+            or hit.similarity is None
+            or hit.id in slot_ids
+            or hit.similarity >= best - CITATION_MARGIN
+        )
         if near_best and len(chosen) < MAX_CITATIONS:
             chosen.append(hit)
     if answer:

@@ -35,7 +35,9 @@ MIN_CANDIDATE = 0.45  # below this a candidate's sentence shares too little with
 MIN_YES = 0.6
 MAX_QUOTE_WORDS = 28
 CHOICES = 5
-_NEGATION = re.compile(r"\b(?:not|never|no|n't|didn't|don't|doesn't|wasn't|weren't|haven't|hasn't)\b", re.I)
+_NEGATION = re.compile(
+    r"\b(?:not|never|no|n't|didn't|don't|doesn't|wasn't|weren't|haven't|hasn't)\b", re.I
+)
 
 
 class Generator(Protocol):
@@ -73,7 +75,7 @@ def _say(c: Candidate) -> str:
 
 
 def _draft(prepared: PreparedAnswer, c: Candidate, strategy: str) -> Draft:
-    spans = (EvidenceSpan(c.sentence.memory_id, c.start, c.end),)
+    spans: tuple[EvidenceSpan, ...] = (EvidenceSpan(c.sentence.memory_id, c.start, c.end),)
     if (c.sentence.start, c.sentence.end) != (c.start, c.end):
         spans += (_span(c.sentence),)
     return Draft(_say(c), spans, quote_of(c.sentence), strategy)
@@ -112,8 +114,11 @@ def _event_date(prepared: PreparedAnswer, strategy: str) -> Draft:
     return Draft(day, (_span(s),), quote_of(s), strategy)
 
 
-def compose_extractive(prepared: PreparedAnswer, strategy: str = "extract",
-                       choose: Callable[[list[Candidate]], Candidate | None] | None = None) -> Draft:
+def compose_extractive(
+    prepared: PreparedAnswer,
+    strategy: str = "extract",
+    choose: Callable[[list[Candidate]], Candidate | None] | None = None,
+) -> Draft:
     if prepared.abstain:
         return Draft(ABSTAIN_ANSWER, strategy=strategy, abstained=True)
     q = prepared.analysis
@@ -130,19 +135,29 @@ def compose_extractive(prepared: PreparedAnswer, strategy: str = "extract",
     typed = [c for c in good if c.kind == q.answer_type]
     pool = typed or good
     if not pool:
-        if q.answer_type == "date" and extract.sentence_score(q, prepared.evidence[0]) >= MIN_CANDIDATE:
+        if (
+            q.answer_type == "date"
+            and extract.sentence_score(q, prepared.evidence[0]) >= MIN_CANDIDATE
+        ):
             return _event_date(prepared, strategy)
         return fallback(prepared, strategy)
     best = choose(pool[:CHOICES]) if choose is not None and len(pool) > 1 else pool[0]
     best = best or pool[0]
-    if best.kind == "span" and best.sentence.speaker is not None and q.answer_type in ("description", "list"):
+    if (
+        best.kind == "span"
+        and best.sentence.speaker is not None
+        and q.answer_type in ("description", "list")
+    ):
         # A conversational turn says its answer in passing; an untyped span cut from it is a
         # guess, its clause is what was said.
         return _clause(prepared, best.sentence, strategy)
     return _draft(prepared, best, strategy)
 
 
-_INTERJECTION = re.compile(r"^(?:(?:hey|hi|hello|wow|yeah|yes|oh|ah|aw+|omg|thanks|thank you|haha|lol|sure|cool|great|awesome|nice|totally|absolutely|definitely|really|so|well|ok|okay)\b[^,.!?]{0,20}[,.!?]+\s*)+", re.I)
+_INTERJECTION = re.compile(
+    r"^(?:(?:hey|hi|hello|wow|yeah|yes|oh|ah|aw+|omg|thanks|thank you|haha|lol|sure|cool|great|awesome|nice|totally|absolutely|definitely|really|so|well|ok|okay)\b[^,.!?]{0,20}[,.!?]+\s*)+",
+    re.I,
+)
 
 
 def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
@@ -151,16 +166,26 @@ def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
     words = s.text[skip:].split()
     text = " ".join(words[:MAX_QUOTE_WORDS]).rstrip(".!")
     start = s.start + skip
-    return Draft(text[:1].upper() + text[1:], (EvidenceSpan(s.memory_id, start, s.end),), quote_of(s), strategy)
+    return Draft(
+        text[:1].upper() + text[1:],
+        (EvidenceSpan(s.memory_id, start, s.end),),
+        quote_of(s),
+        strategy,
+    )
 
 
 # -- the model as chooser or writer -------------------------------------------------------
 
+
 def evidence_prompt(prepared: PreparedAnswer, limit: int = 4) -> list[ChatMessage]:
-    lines = [f"- ({extract.event_day(s)}{', ' + s.speaker if s.speaker else ''}) {s.text}"
-             for s in prepared.evidence[:limit]]
-    system = ("Answer the question with a few words copied from the notes below. "
-              "Notes:\n" + "\n".join(lines))
+    lines = [
+        f"- ({extract.event_day(s)}{', ' + s.speaker if s.speaker else ''}) {s.text}"
+        for s in prepared.evidence[:limit]
+    ]
+    system = (
+        "Answer the question with a few words copied from the notes below. "
+        "Notes:\n" + "\n".join(lines)
+    )
     return [ChatMessage("system", system), ChatMessage("user", prepared.question)]
 
 
@@ -190,8 +215,9 @@ class Strategy:
     name: str
     needs_model: bool
 
-    def stream(self, prepared: PreparedAnswer, model: Callable[[], Generator],
-               params: GenerationParams) -> AnswerStream:
+    def stream(
+        self, prepared: PreparedAnswer, model: Callable[[], Generator], params: GenerationParams
+    ) -> AnswerStream:
         draft = compose_extractive(prepared, self.name)
         return AnswerStream(prepared, pieces(draft.answer), draft=draft)
 
@@ -202,13 +228,16 @@ def pieces(text: str) -> Iterator[str]:
 
 
 class Constrained(Strategy):
-    def stream(self, prepared: PreparedAnswer, model: Callable[[], Generator],
-               params: GenerationParams) -> AnswerStream:
+    def stream(
+        self, prepared: PreparedAnswer, model: Callable[[], Generator], params: GenerationParams
+    ) -> AnswerStream:
         def choose(pool: list[Candidate]) -> Candidate | None:
             options = list(dict.fromkeys(_say(c) for c in pool))
             if len(options) < 2:
                 return pool[0]
-            grammar_params = GenerationParams(max_tokens=48, temperature=0.0, grammar=choice_grammar(options))
+            grammar_params = GenerationParams(
+                max_tokens=48, temperature=0.0, grammar=choice_grammar(options)
+            )
             said = "".join(model().stream(evidence_prompt(prepared), grammar_params)).strip()
             return next((c for c in pool if _say(c) == said), None)
 
@@ -217,8 +246,9 @@ class Constrained(Strategy):
 
 
 class Generate(Strategy):
-    def stream(self, prepared: PreparedAnswer, model: Callable[[], Generator],
-               params: GenerationParams) -> AnswerStream:
+    def stream(
+        self, prepared: PreparedAnswer, model: Callable[[], Generator], params: GenerationParams
+    ) -> AnswerStream:
         if prepared.abstain or not prepared.evidence:
             draft = compose_extractive(prepared, self.name)
             return AnswerStream(prepared, pieces(draft.answer), draft=draft)
@@ -227,7 +257,9 @@ class Generate(Strategy):
             span = supported(text, prepared)
             if span is None:
                 return fallback(prepared, self.name, verified=False)
-            s = next(e for e in prepared.evidence if (e.memory_id, e.start) == (span.id, span.start))
+            s = next(
+                e for e in prepared.evidence if (e.memory_id, e.start) == (span.id, span.start)
+            )
             return Draft(text, (span,), quote_of(s), self.name)
 
         messages = prepared.messages or evidence_prompt(prepared)
@@ -254,5 +286,7 @@ def strategy(name: str) -> Strategy:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise MemexError(f"Unknown answer strategy {name!r}; use one of {', '.join(STRATEGIES)}.",
-                         kind="bad_input") from None
+        raise MemexError(
+            f"Unknown answer strategy {name!r}; use one of {', '.join(STRATEGIES)}.",
+            kind="bad_input",
+        ) from None

@@ -22,28 +22,69 @@ from memory.relevance import stem
 _END = re.compile(r"[.!?]+(?=\s|$)|\n+")
 _ABBREVIATIONS = frozenset("dr mr ms mrs st prof jr sr vs etc e.g i.e no approx".split())
 _TOKEN = re.compile(r"[\w'’+@.-]*[\w'’+@-]|[^\w\s]", re.UNICODE)
-_PUNCT = frozenset(list(".,;:!?()[]\"—–"))
-_CLAUSE = frozenset(["because", "but", "so", "which", "who", "since", "when", "while", "although", "though", "if", "and"])
-_LIST_BOUNDARY = frozenset(list(".;!?()[]\"—–") + ["because", "but", "so", "which", "who", "since", "when", "while"])
-_EDGE_DROP = frozenset("a an the to of for about that is are was were be been being it its just really so very also "
-                       "and or with in on at my our your his her their this".split())
+_PUNCT = frozenset(list('.,;:!?()[]"—–'))
+_CLAUSE = frozenset(
+    [
+        "because",
+        "but",
+        "so",
+        "which",
+        "who",
+        "since",
+        "when",
+        "while",
+        "although",
+        "though",
+        "if",
+        "and",
+    ]
+)
+_LIST_BOUNDARY = frozenset(
+    list('.;!?()[]"—–') + ["because", "but", "so", "which", "who", "since", "when", "while"]
+)
+_EDGE_DROP = frozenset(
+    "a an the to of for about that is are was were be been being it its just really so very also "
+    "and or with in on at my our your his her their this".split()
+)
 _COPULA = frozenset("is are was were am be 's".split())
 _PRONOUNS = frozenset("i me my you your we our us he she him her his they them their it".split())
-NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-                "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred").split()
+NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred"
+).split()
 _NUMW = "|".join(NUMBER_WORDS + ["a couple of", "a few", "several"])
 _DURATION = re.compile(
     rf"\b(?:(?:\d+|{_NUMW}|a|an|half an?)\s+(?:years?|months?|weeks?|days?|hours?|minutes?|nights?)"
-    rf"(?:\s+(?:and\s+)?(?:\d+|{_NUMW})\s+(?:months?|weeks?|days?|hours?|minutes?))?)(?:\s+ago)?", re.I)
+    rf"(?:\s+(?:and\s+)?(?:\d+|{_NUMW})\s+(?:months?|weeks?|days?|hours?|minutes?))?)(?:\s+ago)?",
+    re.I,
+)
 _PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
 _NUMBER = re.compile(rf"\d+(?:[.,]\d+)*|\b(?:{_NUMW})\b", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_ADDRESS = re.compile(r"\b\d+[A-Za-z]?\s+(?:[A-Z][\w'’-]*\s*){1,4}(?:,\s*[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?(?:,\s*\d{4,5}(?:-\d{3})?)?(?:,?\s*[A-Z][\w'’-]+)?")
-_CAPS = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:de|da|do|dos|van|von|der|del|la|le|du|of)?\s*[A-Z0-9][\w'’-]*)*")
-_PLACE_PREPS = {"in": 1.0, "at": 1.0, "from": 0.5, "near": 0.9, "to": 0.8, "into": 0.8, "joined": 0.9,
-                "for": 0.7, "of": 0.6, "on": 0.6, "visit": 0.9, "visited": 0.9}
-_ORG_WORDS = frozenset("bio health analytics labs lab ltd inc gmbh group studio studios bank university college school "
-                       "hospital clinic dental centre center company corp street road lane avenue terrace loan".split())
+_ADDRESS = re.compile(
+    r"\b\d+[A-Za-z]?\s+(?:[A-Z][\w'’-]*\s*){1,4}(?:,\s*[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?(?:,\s*\d{4,5}(?:-\d{3})?)?(?:,?\s*[A-Z][\w'’-]+)?"
+)
+_CAPS = re.compile(
+    r"[A-Z][\w'’-]*(?:\s+(?:de|da|do|dos|van|von|der|del|la|le|du|of)?\s*[A-Z0-9][\w'’-]*)*"
+)
+_PLACE_PREPS = {
+    "in": 1.0,
+    "at": 1.0,
+    "from": 0.5,
+    "near": 0.9,
+    "to": 0.8,
+    "into": 0.8,
+    "joined": 0.9,
+    "for": 0.7,
+    "of": 0.6,
+    "on": 0.6,
+    "visit": 0.9,
+    "visited": 0.9,
+}
+_ORG_WORDS = frozenset(
+    "bio health analytics labs lab ltd inc gmbh group studio studios bank university college school "
+    "hospital clinic dental centre center company corp street road lane avenue terrace loan".split()
+)
 
 
 @dataclass(frozen=True)
@@ -72,11 +113,35 @@ class Candidate:
     score: float
 
 
-def sentences(memory_id: str, text: str, when: datetime, speaker: str | None, rank: int,
-              superseded: bool, *, slot: bool = False, recency: float = 0.0,
-              similarity: float = 0.0) -> list[Sentence]:
-    return [Sentence(memory_id, s, e, text[s:e], when, speaker, rank, superseded, slot, recency, text, similarity)
-            for s, e in split_sentences(text)]
+def sentences(
+    memory_id: str,
+    text: str,
+    when: datetime,
+    speaker: str | None,
+    rank: int,
+    superseded: bool,
+    *,
+    slot: bool = False,
+    recency: float = 0.0,
+    similarity: float = 0.0,
+) -> list[Sentence]:
+    return [
+        Sentence(
+            memory_id,
+            s,
+            e,
+            text[s:e],
+            when,
+            speaker,
+            rank,
+            superseded,
+            slot,
+            recency,
+            text,
+            similarity,
+        )
+        for s, e in split_sentences(text)
+    ]
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -84,9 +149,11 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):
-        before = text[start:m.start()].split()
+        before = text[start : m.start()].split()
         last = before[-1].lower().rstrip(".") if before else ""
-        if m.group(0).startswith(".") and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
+        if m.group(0).startswith(".") and (
+            last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+        ):
             continue
         spans.append((start, m.end()))
         start = m.end()
@@ -101,32 +168,35 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 # Words a question uses for what a memory says another way ("where do I live" / "moved to").
-SYNONYMS: dict[str, frozenset[str]] = {k: frozenset(stem(w) for w in v.split()) for k, v in {
-    "live": "move relocate home address flat house apartment reside stay",
-    "work": "job employ join hire company employer office",
-    "job": "work employ join hire position role title career",
-    "title": "role position job promote",
-    "marry": "wedding husband wife engage",
-    "partner": "husband wife boyfriend girlfriend together",
-    "phone": "number mobile cell",
-    "number": "phone mobile",
-    "email": "mail address",
-    "diet": "vegan vegetarian eat food",
-    "pet": "dog cat puppy kitten",
-    "dog": "puppy",
-    "cat": "kitten",
-    "child": "son daughter baby kid",
-    "kid": "son daughter baby child",
-    "born": "birth birthday",
-    "trip": "travel visit holiday vacation",
-    "visit": "trip travel went go",
-    "city": "town",
-    "instrument": "violin cello piano guitar drum flute",
-    "play": "playing lesson",
-    "study": "phd degree university college school major graduate student course masters",
-    "address": "live move street road lane flat house home apartment",
-    "manager": "boss supervisor lead",
-}.items()}
+SYNONYMS: dict[str, frozenset[str]] = {
+    k: frozenset(stem(w) for w in v.split())
+    for k, v in {
+        "live": "move relocate home address flat house apartment reside stay",
+        "work": "job employ join hire company employer office",
+        "job": "work employ join hire position role title career",
+        "title": "role position job promote",
+        "marry": "wedding husband wife engage",
+        "partner": "husband wife boyfriend girlfriend together",
+        "phone": "number mobile cell",
+        "number": "phone mobile",
+        "email": "mail address",
+        "diet": "vegan vegetarian eat food",
+        "pet": "dog cat puppy kitten",
+        "dog": "puppy",
+        "cat": "kitten",
+        "child": "son daughter baby kid",
+        "kid": "son daughter baby child",
+        "born": "birth birthday",
+        "trip": "travel visit holiday vacation",
+        "visit": "trip travel went go",
+        "city": "town",
+        "instrument": "violin cello piano guitar drum flute",
+        "play": "playing lesson",
+        "study": "phd degree university college school major graduate student course masters",
+        "address": "live move street road lane flat house home apartment",
+        "manager": "boss supervisor lead",
+    }.items()
+}
 
 
 def _match(a: str, b: str) -> bool:
@@ -155,14 +225,21 @@ def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
         total += SUBJECT_WEIGHT
         low = q.subject.lower()
         speaker = (s.speaker or "").lower()
-        if re.search(rf"\b{re.escape(low)}", text, re.I) or (speaker and (speaker.startswith(low) or low.startswith(speaker))):
+        if re.search(rf"\b{re.escape(low)}", text, re.I) or (
+            speaker and (speaker.startswith(low) or low.startswith(speaker))
+        ):
             hits += SUBJECT_WEIGHT
     return hits / total if total else 1.0
 
 
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:%s)\b)" % "|".join(
-    "sister brother mother father mom mum dad son daughter wife husband partner friend boss manager "
-    "colleague neighbour neighbor grandma grandpa aunt uncle cousin niece nephew dentist doctor".split()), re.I)
+_FIRST_PERSON = re.compile(
+    r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:%s)\b)"
+    % "|".join(
+        "sister brother mother father mom mum dad son daughter wife husband partner friend boss manager "
+        "colleague neighbour neighbor grandma grandpa aunt uncle cousin niece nephew dentist doctor".split()
+    ),
+    re.I,
+)
 _LEADING_OTHER = re.compile(r"^(?:(?:my|our)\s+(?:\w+\s+)?\w+|[A-Z][\w'’-]+)\b")
 
 
@@ -190,7 +267,9 @@ def speaks_about(q: Question, s: Sentence) -> bool:
     if s.speaker is None:
         return bool(re.search(rf"\b{re.escape(name)}", s.memory_text or s.text, re.I))
     speaker = s.speaker.lower()
-    if speaker == name or (len(name) >= 3 and (speaker.startswith(name) or name.startswith(speaker))):
+    if speaker == name or (
+        len(name) >= 3 and (speaker.startswith(name) or name.startswith(speaker))
+    ):
         return not second
     named = re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", s.text, re.I)
     return second or bool(named)
@@ -206,9 +285,16 @@ def about_someone_else(s: Sentence) -> bool:
 
 def sentence_score(q: Question, s: Sentence) -> float:
     # Retrieval order; under a time scope it is the scope's order ("valid then" first).
-    score = (0.75 * coverage(q, s) + 0.25 * coverage(q, s, whole_memory=True)
-             + (0.4 if q.scope.bounded else 0.15) / (1 + s.rank))
-    if q.subject not in ("user",) and not q.subject_is_name and re.search(rf"\b{re.escape(q.subject)}", s.text, re.I):
+    score = (
+        0.75 * coverage(q, s)
+        + 0.25 * coverage(q, s, whole_memory=True)
+        + (0.4 if q.scope.bounded else 0.15) / (1 + s.rank)
+    )
+    if (
+        q.subject not in ("user",)
+        and not q.subject_is_name
+        and re.search(rf"\b{re.escape(q.subject)}", s.text, re.I)
+    ):
         score += 0.5  # "my dentist": the sentence that names the dentist
     if q.about_user and s.slot and not s.superseded:
         score += 0.5 if q.slot_only else 0.15  # "where do I live?" is the slot itself
@@ -233,7 +319,9 @@ def _trim(toks: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return toks
 
 
-def _forward(toks: list[tuple[str, int, int]], listing: bool, max_words: int = 9) -> list[tuple[str, int, int]]:
+def _forward(
+    toks: list[tuple[str, int, int]], listing: bool, max_words: int = 9
+) -> list[tuple[str, int, int]]:
     stop = _LIST_BOUNDARY if listing else _PUNCT | _CLAUSE
     i = 0
     while i < len(toks) and toks[i][0] in (",", ":", "-"):
@@ -257,7 +345,9 @@ def _backward(toks: list[tuple[str, int, int]], max_words: int = 5) -> list[tupl
 
 def _matched(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
     focus = _focus(q)
-    anchors = [i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)]
+    anchors = [
+        i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)
+    ]
     if not q.about_user and not q.subject_is_name:
         anchors += [i for i, (t, _, _) in enumerate(toks) if t.lower().startswith(q.subject)]
     return sorted(set(anchors))
@@ -277,24 +367,26 @@ def anchored_spans(q: Question, s: Sentence) -> list[tuple[int, int, float]]:
     def unechoed(span: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
         # "blood type is O negative" -> "O negative": the question's own words and the
         # copula in front of the answer are not part of it.
-        while span and (stem(span[0][0].lower()) in asked or span[0][0].lower() in _EDGE_DROP | _COPULA):
+        while span and (
+            stem(span[0][0].lower()) in asked or span[0][0].lower() in _EDGE_DROP | _COPULA
+        ):
             span = span[1:]
         while span and stem(span[-1][0].lower()) in asked:
             span = span[:-1]
         return _trim(span)
 
-    after = unechoed(_forward(toks[matched[-1] + 1:], q.answer_type == "list"))
+    after = unechoed(_forward(toks[matched[-1] + 1 :], q.answer_type == "list"))
     if after:
         copula = matched[-1] + 1 < len(toks) and toks[matched[-1] + 1][0].lower() in _COPULA
         spans.append((after[0][1], after[-1][2], 1.2 if copula else 1.0))
-    before = unechoed(_backward(toks[:matched[0]]))
+    before = unechoed(_backward(toks[: matched[0]]))
     if before and before[0][0].lower() not in _PRONOUNS:
         spans.append((before[0][1], before[-1][2], 0.8))
     head = stem(q.focus[0]) if q.focus else ""
     if q.wh in ("what", "which") and head:
         for i in matched:
             if _match(stem(toks[i][0].lower()), head):
-                mods = _backward(toks[max(0, i - 4):i], 4)
+                mods = _backward(toks[max(0, i - 4) : i], 4)
                 if mods:
                     spans.append((mods[0][1], toks[i][2], 1.2))
     return spans
@@ -342,29 +434,53 @@ def _typed(q: Question, s: Sentence) -> list[tuple[str, str, int, int, float]]:
 
     if kind == "date":
         for d in dates_.resolve_mentions(text, s.when):
-            said = str(d.start_date.year) if re.search(r"\b(?:what|which) year\b", low_q) else d.render()
+            said = (
+                str(d.start_date.year)
+                if re.search(r"\b(?:what|which) year\b", low_q)
+                else d.render()
+            )
             out.append(("date", said, d.start, d.end, 1.0))
     elif kind == "duration":
         for m in _DURATION.finditer(text):
             ago = m.group(0).lower().endswith("ago")
-            out.append(("duration", m.group(0).strip(), m.start(), m.end(), 1.0 if ago == ("ago" in low_q) else 0.3))
+            out.append(
+                (
+                    "duration",
+                    m.group(0).strip(),
+                    m.start(),
+                    m.end(),
+                    1.0 if ago == ("ago" in low_q) else 0.3,
+                )
+            )
         out += [("duration", *span) for span in _computed_durations(text, s.when)]
     elif kind == "number" or re.search(r"\b(?:phone|mobile|number)\b", low_q):
         for m in _PHONE.finditer(text):
             out.append(("number", m.group(0).strip(), m.start(), m.end(), 1.1))
         counting = bool(re.search(r"\bhow (?:many|much|old|often|far)\b", low_q))
         for m in _NUMBER.finditer(text):
-            if (counting or m.group(0)[0].isdigit()) and not dated(m.start(), m.end()) and not any(p.start() <= m.start() < p.end() for p in _PHONE.finditer(text)):
+            if (
+                (counting or m.group(0)[0].isdigit())
+                and not dated(m.start(), m.end())
+                and not any(p.start() <= m.start() < p.end() for p in _PHONE.finditer(text))
+            ):
                 out.append(("number", m.group(0).strip(), m.start(), m.end(), 1.0))
     if "email" in low_q or "e-mail" in low_q:
         out += [("email", m.group(0), m.start(), m.end(), 1.3) for m in _EMAIL.finditer(text)]
     if kind == "place" or "address" in low_q:
         for m in _ADDRESS.finditer(text):
-            out.append(("place", m.group(0).strip(" ,"), m.start(), m.end(), 1.0 if "address" in low_q else 0.8))
+            out.append(
+                (
+                    "place",
+                    m.group(0).strip(" ,"),
+                    m.start(),
+                    m.end(),
+                    1.0 if "address" in low_q else 0.8,
+                )
+            )
     if kind == "place":
         asked_preps = {w for w in low_q.split() if w in _PLACE_PREPS}
         for m in _CAPS.finditer(text):
-            prev = (text[:m.start()].split()[-1:] or [""])[0].lower()
+            prev = (text[: m.start()].split()[-1:] or [""])[0].lower()
             prior = 1.1 if prev in asked_preps else _PLACE_PREPS.get(prev)
             if prior is not None and not dated(m.start(), m.end()):
                 out.append(("place", m.group(0), m.start(), m.end(), prior))
@@ -407,8 +523,10 @@ _SHAPE = {
 }
 
 
-_LEFT_BEHIND = re.compile(r"\b(?:left|quit|no longer (?:at|in|with)|moved (?:away )?from|used to (?:work|live) (?:at|in|for))\s+"
-                          r"((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z0-9][\w'’-]*)*)")
+_LEFT_BEHIND = re.compile(
+    r"\b(?:left|quit|no longer (?:at|in|with)|moved (?:away )?from|used to (?:work|live) (?:at|in|for))\s+"
+    r"((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z0-9][\w'’-]*)*)"
+)
 
 
 def left_behind(sents: Sequence[Sentence]) -> set[str]:
@@ -417,7 +535,9 @@ def left_behind(sents: Sequence[Sentence]) -> set[str]:
     return {m.group(1).lower() for s in sents for m in _LEFT_BEHIND.finditer(s.text)}
 
 
-def candidates(q: Question, sents: Sequence[Sentence], *, top_sentences: int = 4) -> list[Candidate]:
+def candidates(
+    q: Question, sents: Sequence[Sentence], *, top_sentences: int = 4
+) -> list[Candidate]:
     """Candidates from the best-matching sentences, best first."""
     ranked = sorted(sents, key=lambda s: -sentence_score(q, s))[:top_sentences]
     old = left_behind(sents) if not q.scope.past else set()
@@ -437,16 +557,28 @@ def candidates(q: Question, sents: Sequence[Sentence], *, top_sentences: int = 4
             only_time = any(ds <= a and b <= de for ds, de in dated) and q.answer_type != "date"
             weight = 1.0 if shape is not None else 0.6  # a typed span next to the question's words
             score = base + weight * prior - _echo(q, text) - (0.6 if only_time else 0.0)
-            found.append(Candidate(text, q.answer_type if shape is not None else "span", s,
-                                   s.start + a, s.start + b, score))
+            found.append(
+                Candidate(
+                    text,
+                    q.answer_type if shape is not None else "span",
+                    s,
+                    s.start + a,
+                    s.start + b,
+                    score,
+                )
+            )
         if q.answer_type == "date":
             # A "when" whose sentence names no date: the memory's own date answers it.
             year = re.search(r"\b(?:what|which) year\b", q.text, re.I)
             said = str(s.when.year) if year else event_day(s)
             found.append(Candidate(said, "date", s, s.start, s.end, base + 0.9))
     if old:
-        found = [Candidate(c.text, c.kind, c.sentence, c.start, c.end, c.score - 1.5)
-                 if c.text.lower() in old else c for c in found]
+        found = [
+            Candidate(c.text, c.kind, c.sentence, c.start, c.end, c.score - 1.5)
+            if c.text.lower() in old
+            else c
+            for c in found
+        ]
     seen: set[str] = set()
     unique: list[Candidate] = []
     for c in sorted(found, key=lambda c: -c.score):

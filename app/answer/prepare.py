@@ -33,11 +33,17 @@ ABSTAIN_ANSWER = "I don't have any memory about that, so I can't answer it."
 
 # profile key -> words in a question that ask for it
 PROFILE_QUERY_WORDS: dict[str, tuple[str, ...]] = {
-    "name": ("name", "called"), "given-name": ("first name",), "family-name": ("last name", "surname"),
-    "email": ("email", "e-mail"), "tel": ("phone", "mobile", "cell", "number"),
-    "street-address": ("address", "live", "street"), "address-level2": ("city", "live", "town"),
-    "postal-code": ("postcode", "postal", "zip"), "country-name": ("country",),
-    "bday": ("birthday", "born", "birth"), "organization": ("work", "employer", "company", "job"),
+    "name": ("name", "called"),
+    "given-name": ("first name",),
+    "family-name": ("last name", "surname"),
+    "email": ("email", "e-mail"),
+    "tel": ("phone", "mobile", "cell", "number"),
+    "street-address": ("address", "live", "street"),
+    "address-level2": ("city", "live", "town"),
+    "postal-code": ("postcode", "postal", "zip"),
+    "country-name": ("country",),
+    "bday": ("birthday", "born", "birth"),
+    "organization": ("work", "employer", "company", "job"),
     "organization-title": ("title", "job", "role", "position"),
 }
 
@@ -56,7 +62,11 @@ def validate_question(question: str) -> str:
 
 def profile_matches(question: str, profile: Sequence[ProfileField]) -> list[ProfileField]:
     q = question.lower()
-    keys = {k for k, words in PROFILE_QUERY_WORDS.items() if any(re.search(rf"\b{w}\b", q) for w in words)}
+    keys = {
+        k
+        for k, words in PROFILE_QUERY_WORDS.items()
+        if any(re.search(rf"\b{w}\b", q) for w in words)
+    }
     return [f for f in profile if f.key in keys]
 
 
@@ -100,13 +110,20 @@ def scoped(q: Question, hits: list[SearchHit], memory: MemoryStore) -> list[Sear
         def inside(h: SearchHit) -> bool:
             return start <= h.when.date() <= end or any(
                 m.start_date <= end and start <= m.end_date
-                for m in dates_.resolve_mentions(h.text, h.when))
+                for m in dates_.resolve_mentions(h.text, h.when)
+            )
 
         # Then the value valid then: the newest memory written before the range ends.
-        before = sorted((h for h in hits if not inside(h) and h.when.date() <= end),
-                        key=lambda h: h.when, reverse=True)
-        return ([h for h in hits if inside(h)] + before
-                + [h for h in hits if not inside(h) and h not in before])
+        before = sorted(
+            (h for h in hits if not inside(h) and h.when.date() <= end),
+            key=lambda h: h.when,
+            reverse=True,
+        )
+        return (
+            [h for h in hits if inside(h)]
+            + before
+            + [h for h in hits if not inside(h) and h not in before]
+        )
     if not scope.past:
         return [h for h in hits if not h.superseded_by] + [h for h in hits if h.superseded_by]
     return hits
@@ -161,9 +178,17 @@ def prepare_answer(
         mem = memory.get(hit.id)
         texts[hit.id] = mem.text if mem is not None else hit.text
         recency = order.index(hit.when) / max(1, len(order) - 1) if len(order) > 1 else 1.0
-        sents += extract.sentences(hit.id, texts[hit.id], hit.when, hit.speaker, rank,
-                                   bool(hit.superseded_by), slot=hit.id in judgement.slot_ids,
-                                   recency=recency, similarity=hit.similarity or 0.0)
+        sents += extract.sentences(
+            hit.id,
+            texts[hit.id],
+            hit.when,
+            hit.speaker,
+            rank,
+            bool(hit.superseded_by),
+            slot=hit.id in judgement.slot_ids,
+            recency=recency,
+            similarity=hit.similarity or 0.0,
+        )
     sents = [s for s in sents if extract.speaks_about(q, s)]
     evidence = sorted(sents, key=lambda s: -extract.sentence_score(q, s))
     if not evidence and not abstain:
@@ -179,16 +204,31 @@ def prepare_answer(
     if not abstain and tokenizer is not None:
         model = tokenizer()
         messages, packed, tokens = build_messages(
-            question, order_for_prompt(relevant, hits), profile,
-            count_tokens=model.count_tokens, context_length=model.context_length, answer_tokens=answer_tokens,
-            history=history, now=now,
+            question,
+            order_for_prompt(relevant, hits),
+            profile,
+            count_tokens=model.count_tokens,
+            context_length=model.context_length,
+            answer_tokens=answer_tokens,
+            history=history,
+            now=now,
         )
     t2 = time.perf_counter()
     return PreparedAnswer(
-        question=question, messages=messages, packed=packed, relevant=relevant,
-        slot_ids=judgement.slot_ids, profile=list(profile),
-        abstain=abstain, retrieval_ms=(t1 - t0) * 1000.0, build_ms=(t2 - t1) * 1000.0,
-        prompt_tokens=tokens, analysis=q, evidence=evidence, candidates=cands, texts=texts,
+        question=question,
+        messages=messages,
+        packed=packed,
+        relevant=relevant,
+        slot_ids=judgement.slot_ids,
+        profile=list(profile),
+        abstain=abstain,
+        retrieval_ms=(t1 - t0) * 1000.0,
+        build_ms=(t2 - t1) * 1000.0,
+        prompt_tokens=tokens,
+        analysis=q,
+        evidence=evidence,
+        candidates=cands,
+        texts=texts,
         abstain_reason=reason if abstain else "",
     )
 
@@ -204,8 +244,11 @@ def _names_present(q: Question, s: extract.Sentence, people: frozenset[str]) -> 
     person is not this one."""
     text = (s.memory_text or s.text).lower()
     dating = " ".join(a for a in (q.scope.before, q.scope.after) if a).lower().split()
-    others = [n for n in q.names if n.lower() != q.subject.lower() and n.lower() not in people
-              and n.lower() not in dating]
+    others = [
+        n
+        for n in q.names
+        if n.lower() != q.subject.lower() and n.lower() not in people and n.lower() not in dating
+    ]
     return all(n.lower() in text for n in others)
 
 
@@ -218,7 +261,11 @@ def _supported(q: Question, evidence: Sequence[extract.Sentence], people: frozen
         if not extract.speaks_about(q, s) or not _names_present(q, s, people):
             continue
         cov = extract.coverage(q, s, whole_memory=s.speaker is None)
-        if (s.slot and q.about_user and q.slot_only and (cov > 0 or not q.focus)) or cov >= MIN_COVERAGE or (cov >= MIN_COVERAGE_SIMILAR and s.similarity >= SIMILAR):
+        if (
+            (s.slot and q.about_user and q.slot_only and (cov > 0 or not q.focus))
+            or cov >= MIN_COVERAGE
+            or (cov >= MIN_COVERAGE_SIMILAR and s.similarity >= SIMILAR)
+        ):
             return True
     return False
 
@@ -228,6 +275,15 @@ def _topics(memory: MemoryStore, hits: Sequence[SearchHit]) -> dict[str, str | N
 
 
 def _hit_from_memory(m: Memory) -> SearchHit:
-    return SearchHit(id=m.id, text=m.text, score=0.0, kind=m.kind, created_at=m.created_at, at=m.at,
-                     source=m.source, superseded_by=m.superseded_by, speaker=m.speaker,
-                     session=m.session)
+    return SearchHit(
+        id=m.id,
+        text=m.text,
+        score=0.0,
+        kind=m.kind,
+        created_at=m.created_at,
+        at=m.at,
+        source=m.source,
+        superseded_by=m.superseded_by,
+        speaker=m.speaker,
+        session=m.session,
+    )

@@ -18,7 +18,7 @@ BACKGROUND_SIMILARITY = 0.2
 SYSTEM_TEMPLATE = (
     "You are memex, the user's personal memory. Today is {today}. "
     "Answer the user's question in one or two short sentences, using only the facts below. "
-    "The facts were written by the user: \"I\" and \"my\" mean the user, so answer with \"you\" and \"your\". "
+    'The facts were written by the user: "I" and "my" mean the user, so answer with "you" and "your". '
     "If a fact has a newer replacement, use the newest one."
 )
 
@@ -92,7 +92,11 @@ def build_messages(
             break
         kept.append(msg)
         used += cost
-    messages = [ChatMessage("system", "\n".join(parts)), *reversed(kept), ChatMessage("user", question)]
+    messages = [
+        ChatMessage("system", "\n".join(parts)),
+        *reversed(kept),
+        ChatMessage("user", question),
+    ]
     return messages, packed, used
 
 
@@ -100,6 +104,12 @@ def order_for_prompt(relevant: Sequence[SearchHit], others: Sequence[SearchHit])
     """Relevant memories first, in retrieval order (which already ranks current facts above
     the ones they replaced); weaker but related hits after them as background."""
     rel_ids = {h.id for h in relevant}
-    background = [h for h in others if h.id not in rel_ids and not h.superseded_by
-                  and h.similarity is not None and h.similarity >= BACKGROUND_SIMILARITY]
+    background = [
+        h
+        for h in others
+        if h.id not in rel_ids
+        and not h.superseded_by
+        and h.similarity is not None
+        and h.similarity >= BACKGROUND_SIMILARITY
+    ]
     return [*relevant, *background]

@@ -19,13 +19,49 @@ ANSWER_TYPES = ("person", "place", "date", "number", "duration", "yesno", "list"
 
 _AUX = r"(?:am|is|are|was|were|do|does|did|have|has|had|can|could|will|would|should|may|might)"
 _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("duration", re.compile(r"^\s*how long\b|\bfor how long\b|\bhow many (?:years|months|weeks|days)\b(?! (?:ago|old))", re.I)),
-    ("date", re.compile(r"^\s*when\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long ago\b|\bsince when\b", re.I)),
-    ("number", re.compile(r"^\s*how (?:many|much|old|often|far|tall|big)\b|\bwhat(?:'s| is) (?:my|the|her|his|their) (?:phone|mobile|cell)?\s*number\b|\bhow many\b", re.I)),
-    ("place", re.compile(r"^\s*where\b|\bwhich (?:city|country|town|place|street|school|university|state)\b|\bwhat (?:city|country|town|place|address|street)\b", re.I)),
-    ("person", re.compile(r"^\s*who(?:m|se)?\b|\bwhat(?:'s| is) the name of (?:my|her|his|their) (?:\w+ )?(?:sister|brother|mother|father|mom|dad|friend|partner|wife|husband|boss|manager|son|daughter|doctor|dentist)\b", re.I)),
+    (
+        "duration",
+        re.compile(
+            r"^\s*how long\b|\bfor how long\b|\bhow many (?:years|months|weeks|days)\b(?! (?:ago|old))",
+            re.I,
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"^\s*when\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long ago\b|\bsince when\b",
+            re.I,
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            r"^\s*how (?:many|much|old|often|far|tall|big)\b|\bwhat(?:'s| is) (?:my|the|her|his|their) (?:phone|mobile|cell)?\s*number\b|\bhow many\b",
+            re.I,
+        ),
+    ),
+    (
+        "place",
+        re.compile(
+            r"^\s*where\b|\bwhich (?:city|country|town|place|street|school|university|state)\b|\bwhat (?:city|country|town|place|address|street)\b",
+            re.I,
+        ),
+    ),
+    (
+        "person",
+        re.compile(
+            r"^\s*who(?:m|se)?\b|\bwhat(?:'s| is) the name of (?:my|her|his|their) (?:\w+ )?(?:sister|brother|mother|father|mom|dad|friend|partner|wife|husband|boss|manager|son|daughter|doctor|dentist)\b",
+            re.I,
+        ),
+    ),
     ("yesno", re.compile(rf"^\s*{_AUX}\b", re.I)),
-    ("list", re.compile(r"^\s*(?:what|which) (?:\w+ ){0,3}(?:activities|events|things|books|places|hobbies|items|ways|kinds|types|pets|instruments|sports|games|foods|countries|cities|names)\b|\blist\b", re.I)),
+    (
+        "list",
+        re.compile(
+            r"^\s*(?:what|which) (?:\w+ ){0,3}(?:activities|events|things|books|places|hobbies|items|ways|kinds|types|pets|instruments|sports|games|foods|countries|cities|names)\b|\blist\b",
+            re.I,
+        ),
+    ),
 ]
 
 RELATIONS = frozenset(
@@ -35,13 +71,19 @@ RELATIONS = frozenset(
     "landlord roommate flatmate".split()
 )
 _NAME = re.compile(r"\b([A-Z][a-zà-ÿ]+(?:[-'][A-Z]?[a-zà-ÿ]+)?)\b")
-_NOT_NAMES = frozenset(
-    "I I'm I've I'd What When Where Who Whom Whose Why How Which Did Do Does Is Are Was Were Can "
-    "Could Would Will Should Have Has Had The A An My Our Your His Her Their In On At For From To "
-    "Since Before After During Last Next This That And Or But If Tell Name List Give Show "
-    "LGBTQ LGBT".split()
-) | {m for m in dates_.MONTHS if len(m) > 3} | set(dates_.WEEKDAYS)
-_NOW = re.compile(r"\b(now|currently|current|these days|at the moment|today|still|anymore|any more)\b", re.I)
+_NOT_NAMES = (
+    frozenset(
+        "I I'm I've I'd What When Where Who Whom Whose Why How Which Did Do Does Is Are Was Were Can "
+        "Could Would Will Should Have Has Had The A An My Our Your His Her Their In On At For From To "
+        "Since Before After During Last Next This That And Or But If Tell Name List Give Show "
+        "LGBTQ LGBT".split()
+    )
+    | {m for m in dates_.MONTHS if len(m) > 3}
+    | set(dates_.WEEKDAYS)
+)
+_NOW = re.compile(
+    r"\b(now|currently|current|these days|at the moment|today|still|anymore|any more)\b", re.I
+)
 _ANCHOR = r"(?:i |we )?(?:moved? (?:to )?|lived? in |worked? (?:at|for) |joined |left )?([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*|\w+)"
 _BEFORE = re.compile(r"\b[Bb]efore " + _ANCHOR)
 _AFTER = re.compile(r"\b[Aa]fter " + _ANCHOR)
@@ -117,16 +159,24 @@ def names_in(question: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def subject_of(question: str, names: tuple[str, ...], people: frozenset[str] = frozenset()) -> tuple[str, bool]:
+def subject_of(
+    question: str, names: tuple[str, ...], people: frozenset[str] = frozenset()
+) -> tuple[str, bool]:
     """Whom the question is about: a named person (known speakers win), a relation of the
     user ("my sister"), or the user."""
     low = question.lower()
-    m = re.search(r"\b(?:my|our)\s+(?:\w+\s+)?(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")(?:'s)?\b", low)
+    m = re.search(
+        r"\b(?:my|our)\s+(?:\w+\s+)?("
+        + "|".join(sorted(RELATIONS, key=len, reverse=True))
+        + r")(?:'s)?\b",
+        low,
+    )
     named = [n for n in names if _matches_person(n, people)] or (
-        [names[0]] if names and not people and not re.search(r"\b(i|my|me)\b", low) else [])
+        [names[0]] if names and not people and not re.search(r"\b(i|my|me)\b", low) else []
+    )
     if m:
         # "my sister Meera": the name that follows the relation is the subject.
-        after = re.match(r"\s*([A-Z][\w'-]+)", question[m.end():])
+        after = re.match(r"\s*([A-Z][\w'-]+)", question[m.end() :])
         if after and after.group(1) in names:
             return after.group(1), True
     if named:
@@ -138,7 +188,9 @@ def subject_of(question: str, names: tuple[str, ...], people: frozenset[str] = f
 
 def _matches_person(name: str, people: frozenset[str]) -> bool:
     low = name.lower()
-    return any(p == low or (len(low) >= 3 and (p.startswith(low) or low.startswith(p))) for p in people)
+    return any(
+        p == low or (len(low) >= 3 and (p.startswith(low) or low.startswith(p))) for p in people
+    )
 
 
 def time_scope(question: str, today: datetime) -> TimeScope:
@@ -155,8 +207,14 @@ def time_scope(question: str, today: datetime) -> TimeScope:
     ma = _AFTER.search(question)
     if ma and not mentions:
         after = ma.group(1)
-    return TimeScope(now=now and not past, past=past or bool(before), start=start, end=end,
-                     before=before, after=after)
+    return TimeScope(
+        now=now and not past,
+        past=past or bool(before),
+        start=start,
+        end=end,
+        before=before,
+        after=after,
+    )
 
 
 def analyze(question: str, today: datetime, people: frozenset[str] = frozenset()) -> Question:
@@ -164,15 +222,28 @@ def analyze(question: str, today: datetime, people: frozenset[str] = frozenset()
     names = names_in(question)
     subject, is_name = subject_of(question, names, people)
     scope = time_scope(question, today)
-    wh = next((w.lower() for w in _WORD.findall(question)[:3]
-               if w.lower() in ("what", "when", "where", "who", "whom", "whose", "which", "why", "how")),
-              _WORD.findall(question)[0].lower() if _WORD.findall(question) else "")
+    wh = next(
+        (
+            w.lower()
+            for w in _WORD.findall(question)[:3]
+            if w.lower() in ("what", "when", "where", "who", "whom", "whose", "which", "why", "how")
+        ),
+        _WORD.findall(question)[0].lower() if _WORD.findall(question) else "",
+    )
     kind = answer_type(question)
     return Question(
-        text=question, answer_type=kind, subject=subject, subject_is_name=is_name, names=names,
-        scope=scope, slot=timeline.query_topic(question), wh=wh,
+        text=question,
+        answer_type=kind,
+        subject=subject,
+        subject_is_name=is_name,
+        names=names,
+        scope=scope,
+        slot=timeline.query_topic(question),
+        wh=wh,
         slot_only=bool(timeline.query_topic(question)) and not relevance.specific_terms(question),
-        present=bool(re.search(r"^\s*(?:\w+\s+){0,3}(?:am|is|are|do|does|has|have)\b", question, re.I)),
+        present=bool(
+            re.search(r"^\s*(?:\w+\s+){0,3}(?:am|is|are|do|does|has|have)\b", question, re.I)
+        ),
         focus=_focus_words(question, subject, scope),
     )
 
