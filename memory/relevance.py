@@ -306,13 +306,16 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
     past = timeline.asks_about_past(question)
     slot = timeline.query_topic(question)
     family = SLOT_FAMILIES.get(slot, frozenset({slot})) if slot else frozenset()
+    family = family | {f"open_{f}" for f in family}  # "switched to a vegan diet" sets it too
     terms = specific_terms(question)
     stems_by_hit = {h.id: {stem(w) for w in words(h.text)} for h in hits}
     known = {t for t in terms if any(_covers(t, s) for s in stems_by_hit.values())}
     unknown = frozenset(terms - known)
     best = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
-    # Every specific word is absent from what was found: a question about something new.
-    never_remembered = bool(terms) and not known and best < STRONG_SIMILARITY
+    holds_slot = bool(family) and any(set((topics.get(h.id) or "").split()) & family for h in hits)
+    # Every specific word is absent from what was found: a question about something new
+    # (unless a memory holds the asked-about slot: "what diet do I follow" has its answer).
+    never_remembered = bool(terms) and not known and best < STRONG_SIMILARITY and not holds_slot
 
     relevant: list[SearchHit] = []
     slot_ids: set[str] = set()

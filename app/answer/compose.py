@@ -87,6 +87,10 @@ def _yes_no(prepared: PreparedAnswer, strategy: str) -> Draft:
     s = prepared.evidence[0]
     if extract.sentence_score(q, s) < MIN_YES:
         return fallback(prepared, strategy)
+    if q.scope.now or q.present:
+        # "Am I still ...?": the newest sentence that holds the question decides.
+        holding = [e for e in prepared.evidence[:4] if extract.coverage(q, e) >= 0.5]
+        s = max(holding or [s], key=lambda e: e.when)
     answer = "No" if _NEGATION.search(s.text) and not _NEGATION.search(q.text) else "Yes"
     return Draft(answer, (_span(s),), quote_of(s), strategy)
 

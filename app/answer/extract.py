@@ -186,7 +186,7 @@ SYNONYMS: dict[str, frozenset[str]] = {
         "cat": "kitten",
         "child": "son daughter baby kid",
         "kid": "son daughter baby child",
-        "born": "birth birthday",
+        "born": "birth birthday baby",
         "trip": "travel visit holiday vacation",
         "visit": "trip travel went go",
         "city": "town",
