@@ -291,6 +291,14 @@ def _covers(term: str, stems: set[str]) -> bool:
     )
 
 
+def _modifies_slot(question: str, slot: str | None, terms: set[str]) -> bool:
+    """A specific word right before the slot's word names another thing of that kind:
+    "passport number" is not the phone number."""
+    m = timeline.QUERY_TOPICS[slot].search(question) if slot in timeline.QUERY_TOPICS else None
+    before = words(question[: m.start()])[-1:] if m else []
+    return bool(before) and stem(before[0]) in terms
+
+
 @dataclass(frozen=True)
 class Judgement:
     relevant: list[SearchHit]
@@ -312,7 +320,8 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
     known = {t for t in terms if any(_covers(t, s) for s in stems_by_hit.values())}
     unknown = frozenset(terms - known)
     best = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
-    holds_slot = bool(family) and any(set((topics.get(h.id) or "").split()) & family for h in hits)
+    holds_slot = (bool(family) and not _modifies_slot(question, slot, terms)
+                  and any(set((topics.get(h.id) or "").split()) & family for h in hits))
     # Every specific word is absent from what was found: a question about something new
     # (unless a memory holds the asked-about slot: "what diet do I follow" has its answer).
     never_remembered = bool(terms) and not known and best < STRONG_SIMILARITY and not holds_slot
