@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.answer.question import Question, content_words
+from app.answer.question import Question, content_words, same_person
 from memory import dates as dates_
 from memory.relevance import stem
 
@@ -223,11 +223,7 @@ def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
     total = float(len(focus))
     if not q.about_user:
         total += SUBJECT_WEIGHT
-        low = q.subject.lower()
-        speaker = (s.speaker or "").lower()
-        if re.search(rf"\b{re.escape(low)}", text, re.I) or (
-            speaker and (speaker.startswith(low) or low.startswith(speaker))
-        ):
+        if re.search(rf"\b{re.escape(q.subject)}", text, re.I) or same_person(s.speaker, q.subject):
             hits += SUBJECT_WEIGHT
     return hits / total if total else 1.0
 
@@ -266,10 +262,7 @@ def speaks_about(q: Question, s: Sentence) -> bool:
     second = bool(_SECOND_PERSON.search(s.text)) and not _FIRST_ONLY.search(s.text)
     if s.speaker is None:
         return bool(re.search(rf"\b{re.escape(name)}", s.memory_text or s.text, re.I))
-    speaker = s.speaker.lower()
-    if speaker == name or (
-        len(name) >= 3 and (speaker.startswith(name) or name.startswith(speaker))
-    ):
+    if same_person(s.speaker, name):
         return not second
     named = re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", s.text, re.I)
     return second or bool(named)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.answer import extract
 from app.answer.prompt import build_messages, order_for_prompt
-from app.answer.question import Question, analyze
+from app.answer.question import Question, analyze, same_person
 from app.answer.types import PreparedAnswer, TokenCounter
 from app.errors import MemexError
 from inference.base import ChatMessage
@@ -75,13 +75,6 @@ def _mentions(text: str, name: str) -> bool:
     return any(w == low or (len(low) >= 3 and w.startswith(low)) for w in relevance.words(text))
 
 
-def _speaker_is(speaker: str | None, name: str) -> bool:
-    if not speaker:
-        return False
-    s, n = speaker.lower(), name.lower()
-    return s == n or (len(n) >= 3 and (s.startswith(n) or n.startswith(s)))
-
-
 def about_subject(q: Question, hit: SearchHit) -> bool:
     """Whether a memory speaks about the question's subject.
 
@@ -91,7 +84,7 @@ def about_subject(q: Question, hit: SearchHit) -> bool:
     if q.about_user:
         return True
     if q.subject_is_name:
-        return _speaker_is(hit.speaker, q.subject) or _mentions(hit.text, q.subject)
+        return same_person(hit.speaker, q.subject) or _mentions(hit.text, q.subject)
     return True  # a relation ("my sister"): ranked below, never a reason to abstain alone
 
 

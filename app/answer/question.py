@@ -186,11 +186,17 @@ def subject_of(
     return "user", False
 
 
+def same_person(a: str | None, b: str | None) -> bool:
+    """Whether two names name one person: equal, or one a short form of the other ("Mel",
+    "Melanie"), case-insensitively."""
+    if not a or not b:
+        return False
+    x, y = a.lower(), b.lower()
+    return x == y or (min(len(x), len(y)) >= 3 and (x.startswith(y) or y.startswith(x)))
+
+
 def _matches_person(name: str, people: frozenset[str]) -> bool:
-    low = name.lower()
-    return any(
-        p == low or (len(low) >= 3 and (p.startswith(low) or low.startswith(p))) for p in people
-    )
+    return any(same_person(name, p) for p in people)
 
 
 def time_scope(question: str, today: datetime) -> TimeScope:
