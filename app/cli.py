@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from app.commands._common import AppContext, emit_error, json_flag
+from app.errors import NotInstalledError
+from app.service.route import route
 
 # name -> ("module:attribute", one-line help shown by `memex --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,8 +84,6 @@ def _unavailable(name: str, help_: str) -> click.Command:
     @json_flag
     @click.pass_obj
     def stub(obj: AppContext, args: tuple[str, ...]) -> None:
-        from app.errors import NotInstalledError
-
         emit_error(obj, NotInstalledError(f"`memex {name}` is not available in this build yet."))
 
     return stub
@@ -109,8 +109,6 @@ def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: a thin client of the service for SERVICE_COMMANDS (see
     app/service/route.py), else the command in this process."""
     args = list(sys.argv[1:] if argv is None else argv)
-    from app.service.route import route
-
     code = route(args, SERVICE_COMMANDS, EXCLUSIVE_COMMANDS)
     if code is not None:
         sys.exit(code)

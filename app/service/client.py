@@ -6,8 +6,9 @@ modules. Front-ends that are processes of their own (`memex mcp`, the bridge hos
     from app.service.client import call, ServiceCallError
     result = call("search", ["dentist", "--k", "3"])     # -> the command's --json object
 
-`call` runs the command in the service (starting it when needed) and falls back to running
-it in this process when no service can run, so callers need no second code path.
+`call` runs the command in the service (starting it when needed). When no service can run,
+the `local` runner an entry point hands in (app.cli.run_in_process) runs it in this process:
+the client sits below the front-ends and the CLI, so it never imports them itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,12 @@ DIED = (
     "The memex service stopped before answering; "
     "run the command again (a fresh service will start)."
 )
+NO_SERVICE = (
+    "No memex service can run `memex {command}` here; start one with `memex service start`."
+)
+
+# Runs `memex ARGV` in this process (app.cli.run_in_process); its exit is a SystemExit.
+LocalRunner = Callable[[list[str]], Any]
 
 
 class ServiceCallError(MemexError):
@@ -275,9 +283,12 @@ def call(
     *,
     home: str | Path | None = None,
     autostart: bool = True,
+    local: LocalRunner | None = None,
 ) -> dict[str, Any]:
     """Run `memex COMMAND ARGS --json` (in the service when one can run) and return its object.
 
+    No service: `local` runs it in this process; without one, ServiceCallError (kind
+    service_unavailable), so a caller with a route of its own (the bridge host) takes that.
     Raises ServiceCallError with the command's message and kind when it fails.
     """
     resolved = resolve_home(str(home) if home is not None else None)
@@ -287,7 +298,9 @@ def call(
     if not service_disabled():
         code = relay(argv, resolved, autostart=autostart, out=out, err=err)
     if code is None:
-        code = _in_process(argv, out)
+        if local is None:
+            raise ServiceCallError(NO_SERVICE.format(command=command), "service_unavailable", 1)
+        code = _in_process(argv, out, local)
     lines = out.getvalue().strip().splitlines()
     try:
         result = json.loads(lines[-1]) if lines else {}
@@ -302,14 +315,10 @@ def call(
     return result
 
 
-def _in_process(argv: list[str], out: io.StringIO) -> int:
-    from contextlib import redirect_stdout
-
-    from app.cli import run_in_process
-
+def _in_process(argv: list[str], out: io.StringIO, local: LocalRunner) -> int:
     try:
         with redirect_stdout(out):
-            run_in_process(argv)
+            local(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

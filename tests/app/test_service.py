@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import run_in_process
 from app.service import client
 from app.service.lock import lock_held, read_owner
 from app.service.paths import lock_path, socket_path
@@ -315,7 +316,10 @@ def test_typed_client_call_through_the_service_and_in_process(service_env: Path,
     assert bad.value.exit_code == 1 and "WHATWG" in bad.value.message
     stop_services(service_env.parent)
     monkeypatch.setenv("MEMEX_NO_SERVICE", "1")  # the same call, in this process
-    fields = client.call("profile", ["show"])["fields"]
+    with pytest.raises(client.ServiceCallError) as none:  # unless no runner was handed in
+        client.call("profile", ["show"])
+    assert none.value.kind == "service_unavailable"
+    fields = client.call("profile", ["show"], local=run_in_process)["fields"]
     assert [f["value"] for f in fields] == ["bo@example.org"] and client.status(service_env) is None
 
 
