@@ -11,24 +11,22 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from app.bridge.access import AutoAccess
+from app.bridge.agent import AppConfirmer
+from app.bridge.crypto import HostKey
 from app.bridge.framing import FrameError, read_frame, write_frame
+from app.bridge.service import BridgeService, MemoryAccess
+from app.bridge.state import open_state
+from app.errors import MemexError
+from app.service.access import ServiceAccess
 
 if TYPE_CHECKING:
-    from app.bridge.service import BridgeService, MemoryAccess
     from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def build_service(settings: Settings, memory: MemoryAccess | None = None) -> BridgeService:
-    from app.bridge.access import AutoAccess
-    from app.bridge.agent import AppConfirmer
-    from app.bridge.crypto import HostKey
-    from app.bridge.service import BridgeService
-    from app.bridge.state import open_state
-
-    from app.service.access import ServiceAccess
-
     settings.ensure_home()
     state = open_state(settings)  # keyed when the vault is on; MemexError "locked" otherwise
     # the resident service (one writer, warm model) when it runs; else the app or the store
@@ -65,8 +63,6 @@ def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
 def serve_locked(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """The vault was locked when the browser started us: answer each frame with that error,
     trying again to open the (encrypted) bridge state first, and serve once it opens."""
-    from app.errors import MemexError
-
     while True:
         try:
             message = read_frame(stdin)
@@ -106,8 +102,6 @@ def run_host(settings: Settings) -> int:
                         format="memex-bridge %(levelname)s %(message)s")
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # keep stray prints out of the frame stream
-    from app.errors import MemexError
-
     try:
         service = build_service(settings)
     except MemexError:  # locked vault: the bridge state itself is encrypted

@@ -59,9 +59,10 @@ def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str,
         raise MemexError("--ask only works together with --screenshot.", kind="usage")
     if tab in SCREENSHOT_TABS:
         raise MemexError(f"--tab {tab} only works together with --screenshot.", kind="usage")
-    from app.gui.app import run_app
+    from app.gui.app import run_app  # PySide6: loaded only when the app opens
+    from app.service.host import host_service
 
-    code = run_app(obj.runtime, tab)
+    code = run_app(obj.runtime, tab, host=host_service)
     if code:
         raise MemexError(f"The desktop app exited with status {code}.", kind="gui", exit_code=code)
     return None

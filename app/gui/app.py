@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import gcguard
 from app.gui.main_window import MainWindow
-from app.gui.services import Services
+from app.gui.services import ServiceHost, Services
 from app.gui.theme import app_icon, apply_theme, follow_os_scheme
 
 if TYPE_CHECKING:
@@ -39,20 +39,23 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def build_window(runtime: Runtime, *, remember_geometry: bool = True) -> MainWindow:
+def build_window(
+    runtime: Runtime, *, remember_geometry: bool = True, host: ServiceHost | None = None
+) -> MainWindow:
     gcguard.install()  # cycles holding Qt objects are freed on this thread, never in a worker
-    services = Services(runtime)
+    services = Services(runtime, host=host)
     return MainWindow(services, remember_geometry=remember_geometry)
 
 
-def run_app(runtime: Runtime, tab: str | None = None) -> int:
-    """Open the main window and run the event loop until it closes."""
+def run_app(runtime: Runtime, tab: str | None = None, *, host: ServiceHost | None = None) -> int:
+    """Open the main window and run the event loop until it closes; `host` (from `memex gui`)
+    serves CLI commands from this app's Runtime meanwhile."""
     app = ensure_app()
     from app.gui.unlock import RelockWatch, ensure_unlocked
 
     if not ensure_unlocked(runtime):  # the vault is on and the user cancelled the unlock screen
         return 1
-    win = build_window(runtime)
+    win = build_window(runtime, host=host)
     RelockWatch(win, runtime)  # idle auto-lock brings the unlock screen back
     if tab:
         win.select(tab)

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,12 @@ from app.gui.workers import JobContext, JobRunner
 if TYPE_CHECKING:
     from app.runtime import Runtime
     from memory import MemoryStore
+
+
+# Hosts the memex service on a Runtime while the app is open (app.service.host.host_service),
+# handed in by `memex gui`: the service runs CLI commands, one of which opens this app, so
+# the GUI is given the host rather than importing it. Returns the service (None: another host).
+ServiceHost = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,12 @@ class Services(QObject):
     warmed = Signal(object)  # dict with what loaded (or an "error")
     generation_stats = Signal(object)  # {"tok_s": float, ...} after each streamed answer
 
-    def __init__(self, runtime: Runtime, parent: QObject | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, parent: QObject | None = None, *, host: ServiceHost | None = None
+    ) -> None:
         super().__init__(parent)
         self.runtime = runtime
+        self._host = host
         self.jobs = JobRunner(self)
         self._open_lock = threading.Lock()
         self._agent: Any = None
@@ -163,14 +173,16 @@ class Services(QObject):
 
     # -- the memex service: CLI commands, the bridge host and `memex serve` use this app's Runtime
     def start_service(self) -> None:
-        """Host the service while the app is open (off the GUI thread: a running one drains first)."""
+        """Host the service while the app is open (off the GUI thread: a running one drains
+        first). Without a host handed in (tests, screenshots) the CLI keeps its own route."""
+        host_service = self._host
+        if host_service is None:
+            return
 
         def host() -> None:
             try:
-                from app.service.host import host_service
-
                 self._service = host_service(self.runtime, open_store=self.memory)
-            except (ImportError, OSError) as exc:  # no Unix sockets here: the CLI works in-process
+            except OSError as exc:  # no Unix sockets here: the CLI works in-process
                 sys.stderr.write(f"memex: the app does not host the service ({exc}).\n")
 
         threading.Thread(target=host, name="memex-service-host", daemon=True).start()
