@@ -24,10 +24,12 @@ def mcp(obj: AppContext) -> dict[str, object] | None:
 
     if importlib.util.find_spec("mcp") is None:  # pragma: no cover - the SDK is a core dependency
         raise NotInstalledError("`memex mcp` needs the mcp package: pip install 'mcp>=1.20,<2'.")
-    from app.mcp.engine import open_engine
     from app.mcp.server import build_server
+    from app.service.mcp_calls import mcp_engine
 
-    engine = open_engine(obj.settings)
+    # through the resident service when one runs or can start; a passphrase file given to this
+    # command cannot reach the service, so it keeps the store in this process
+    engine = mcp_engine(obj.settings, prefer_service=not obj.passphrase_file)
     try:
         server = build_server(engine)
         _protocol_stdout()

@@ -1,13 +1,16 @@
 """The one seam between the MCP server and whatever does the memory work.
 
-`open_engine` returns "the thing that does remember/search/ask/forget/profile". Today that is
-an in-process Runtime; when the resident service runs, this is the only place that has to
-hand back its client instead. Every method returns JSON-ready values (what MCP sends).
+A MemoryEngine is "the thing that runs the tools". `open_engine` gives this process's own
+Runtime; `memex mcp` serves the resident service's client instead when a service runs or can
+start, the rule the CLI follows (app/service/mcp_calls.py: the service sits above this
+front-end, so the choice is the command's). Every result is JSON-ready (what MCP sends), the
+same from both.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -16,39 +19,58 @@ if TYPE_CHECKING:
 
 
 class MemoryEngine(Protocol):
-    def remember(self, text: str, *, at: str | None = None, source: str | None = None) -> dict[str, Any]: ...
-
-    def search(self, query: str, k: int = 5) -> list[dict[str, Any]]: ...
-
-    def ask(self, question: str) -> dict[str, Any]: ...
-
-    def forget(self, memory_id: str) -> int: ...
-
-    def profile(self) -> list[dict[str, Any]]: ...
-
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...
-
-    def record(self, tool: str, *, ok: bool, error_kind: str = "") -> None:
-        """Note that a tool ran (its name and outcome, never its arguments or results)."""
+    def call(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one tool (app/mcp/tools.py) and record it by name and outcome, never its values."""
         ...
 
     def close(self) -> None: ...
 
 
 def _memory_json(m: Any) -> dict[str, Any]:
-    return {"id": m.id, "text": m.text, "kind": m.kind, "source": m.source,
-            "created_at": m.created_at.isoformat(), "at": m.at.isoformat() if m.at else None}
+    return {
+        "id": m.id,
+        "text": m.text,
+        "kind": m.kind,
+        "source": m.source,
+        "created_at": m.created_at.isoformat(),
+        "at": m.at.isoformat() if m.at else None,
+    }
 
 
 class RuntimeEngine:
-    """Does the work in this process through Runtime (one call at a time: the model and the
-    embedder are not shared between threads)."""
+    """Does the work through a Runtime: this process's own (one call at a time: the model and
+    the embedder are not shared between its threads), or, inside the service, its warm shared
+    one, fetched per call (`hosted`: the service's getter, which may say the vault is locked)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        runtime: Runtime | None = None,
+        *,
+        hosted: Callable[[], Runtime] | None = None,
+        via: str = "process",
+    ) -> None:
+        if (runtime is None) == (hosted is None):
+            raise TypeError("RuntimeEngine needs a runtime or a hosted getter, not both.")
+        self._own = runtime
+        self._hosted = hosted
+        self.via = via  # recorded with each event: which process did the work
         self._lock = threading.Lock()
 
-    def remember(self, text: str, *, at: str | None = None, source: str | None = None) -> dict[str, Any]:
+    @property
+    def runtime(self) -> Runtime:
+        if self._hosted is not None:
+            return self._hosted()
+        assert self._own is not None
+        return self._own
+
+    def call(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        from app.mcp.tools import run_tool
+
+        return run_tool(self, tool, args)
+
+    def remember(
+        self, text: str, *, at: str | None = None, source: str | None = None
+    ) -> dict[str, Any]:
         from memory.store import parse_at
 
         with self._lock:
@@ -58,14 +80,14 @@ class RuntimeEngine:
     def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
         with self._lock:
             hits = self.runtime.memory.search(query, k)
-        return [{k_: h.to_json()[k_] for k_ in ("id", "text", "score", "source", "created_at", "at")}
-                for h in hits]
+        keys = ("id", "text", "score", "source", "created_at", "at")
+        return [{key: h.to_json()[key] for key in keys} for h in hits]
 
     def ask(self, question: str) -> dict[str, Any]:
         with self._lock:
             answer = self.runtime.ask(question)
         out = answer.to_json()
-        return {"answer": out["answer"], "citations": out["citations"], "abstained": out["abstained"]}
+        return {key: out[key] for key in ("answer", "citations", "abstained")}
 
     def forget(self, memory_id: str) -> int:
         from memory import NotFound
@@ -87,15 +109,19 @@ class RuntimeEngine:
         from memory import records
 
         with self._lock, self.runtime.memory.write() as conn:
-            records.log_event(conn, "mcp_call", tool=tool, ok=ok, error=error_kind or None)
+            records.log_event(
+                conn, "mcp_call", tool=tool, ok=ok, error=error_kind or None, via=self.via
+            )
 
     def close(self) -> None:
+        if self._own is None:  # the service's Runtime is the service's to close
+            return
         with self._lock:
-            self.runtime.close()
+            self._own.close()
 
 
 def open_engine(settings: Settings) -> MemoryEngine:
-    """The memory engine for `settings` (in-process today; the service client later)."""
+    """The in-process engine for `settings` (its Runtime opens the store on the first tool)."""
     from app.runtime import Runtime
 
     return RuntimeEngine(Runtime(settings))

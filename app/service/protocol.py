@@ -10,6 +10,8 @@ carry "op"; service -> client frames carry "t":
     cancel  {"op":"cancel"}                  Ctrl-C: the command sees KeyboardInterrupt
     status  {"op":"status"}                  -> {"t":"status", ...ServiceStatus}
     stop    {"op":"stop"}                    -> {"t":"stopping"}; it ends after in-flight work
+    mcp     {"op":"mcp","tool","args","version","fingerprint"}   one `memex mcp` tool call
+            -> {"t":"result","value"} | {"t":"error","error","kind"} (app/service/mcp_calls.py)
 Any failure of the service itself is {"t":"error","error","kind"}; "restart" says the client
 is of another version or has other settings than the running service.
 """

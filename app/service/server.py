@@ -15,7 +15,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,6 +223,10 @@ class Service:
                     self._stopping.set()
                 elif op == "run":
                     self._run(conn, request)
+                elif op == "mcp":
+                    from app.service.mcp_calls import serve_mcp
+
+                    serve_mcp(self, conn, request)
                 else:
                     protocol.send(
                         conn,
@@ -277,6 +282,24 @@ class Service:
             if idle:
                 self.holder.release_retired()
         rio.send({"t": "exit", "code": code})
+
+    @contextmanager
+    def tracked(self, cancel: Cancel) -> Iterator[None]:
+        """Count one request in flight (a stop drains it, then cancels it; idle time and the
+        release of retired Runtimes wait for it), as `_run` does for a command."""
+        key = threading.get_ident()
+        with self._state:
+            self._in_flight[key] = cancel
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._in_flight.pop(key, None)
+                self._last_active = time.monotonic()
+                idle = not self._in_flight
+            if idle:
+                self.holder.release_retired()
 
     def _read_client(self, conn: socket.socket, rio: RequestIO, cancel: Cancel) -> None:
         while True:

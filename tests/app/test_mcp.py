@@ -34,8 +34,12 @@ async def _round_trip(home: Path) -> dict[str, Any]:
     from mcp.client.stdio import stdio_client
 
     env = dict(os.environ, MEMEX_HOME=str(home), MEMEX_ANSWER_STRATEGY="generate")
-    params = StdioServerParameters(command=sys.executable, args=["-m", "app.cli", "mcp"], env=env,
-                                   cwd=str(Path(__file__).resolve().parents[2]))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "app.cli", "mcp"],
+        env=env,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     seen: dict[str, Any] = {}
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         init = await session.initialize()
@@ -43,23 +47,42 @@ async def _round_trip(home: Path) -> dict[str, Any]:
         seen["tools"] = {t.name for t in (await session.list_tools()).tools}
         seen["resources"] = {str(r.uri) for r in (await session.list_resources()).resources}
 
-        ana = payload(await session.call_tool("remember", {
-            "text": "My sister Ana lives in Lisbon and works as a pediatric nurse.", "at": "2024-03-01"}))
-        await session.call_tool("remember", {"text": "I bought a blue road bike in May.", "source": "diary"})
+        ana = payload(
+            await session.call_tool(
+                "remember",
+                {
+                    "text": "My sister Ana lives in Lisbon and works as a pediatric nurse.",
+                    "at": "2024-03-01",
+                },
+            )
+        )
+        await session.call_tool(
+            "remember", {"text": "I bought a blue road bike in May.", "source": "diary"}
+        )
         seen["ana"] = ana
-        seen["search"] = payload(await session.call_tool("search", {"query": "Where does Ana live?", "k": 2}))
-        seen["ask"] = payload(await session.call_tool("ask", {"question": "Where does my sister Ana live?"}))
+        seen["search"] = payload(
+            await session.call_tool("search", {"query": "Where does Ana live?", "k": 2})
+        )
+        seen["ask"] = payload(
+            await session.call_tool("ask", {"question": "Where does my sister Ana live?"})
+        )
         recent = await session.read_resource("memex://memories/recent")
         seen["recent"] = json.loads(recent.contents[0].text)
         seen["profile"] = payload(await session.call_tool("profile", {}))
         seen["forget"] = payload(await session.call_tool("forget", {"id": ana["id"]}))
-        seen["after"] = payload(await session.call_tool("search", {"query": "Where does Ana live?", "k": 2}))
+        seen["after"] = payload(
+            await session.call_tool("search", {"query": "Where does Ana live?", "k": 2})
+        )
         seen["forget_again"] = error_text(await session.call_tool("forget", {"id": ana["id"]}))
         seen["empty"] = error_text(await session.call_tool("remember", {"text": "   "}))
-        seen["bad_at"] = error_text(await session.call_tool("remember", {"text": "x", "at": "someday"}))
+        seen["bad_at"] = error_text(
+            await session.call_tool("remember", {"text": "x", "at": "someday"})
+        )
         seen["bad_k"] = error_text(await session.call_tool("search", {"query": "bike", "k": 0}))
         # the server survived every error
-        seen["still_up"] = payload(await session.call_tool("search", {"query": "road bike", "k": 1}))
+        seen["still_up"] = payload(
+            await session.call_tool("search", {"query": "road bike", "k": 1})
+        )
     return seen
 
 
@@ -88,12 +111,17 @@ def test_round_trip_remember_search_ask_forget(memex_home: Path):
 
     # Each call is in the events table by tool name and outcome, never with what was said.
     with sqlite3.connect(memex_home / "memex.db") as db:
-        rows = [json.loads(d) for (d,) in db.execute("SELECT detail FROM events WHERE kind='mcp_call'")]
+        rows = [
+            json.loads(d) for (d,) in db.execute("SELECT detail FROM events WHERE kind='mcp_call'")
+        ]
     tools = [r["tool"] for r in rows]
     assert tools.count("remember") == 4 and tools.count("forget") == 2 and "ask" in tools
     assert [r["ok"] for r in rows if r["tool"] == "forget"] == [True, False]
     dumped = json.dumps(rows)
     assert "Lisbon" not in dumped and "Ana" not in dumped and "bike" not in dumped
+    # MEMEX_NO_SERVICE=1 (the tests' default): the MCP process did the work, no service started
+    assert {r["via"] for r in rows} == {"process"}
+    assert not (memex_home / "service.sock").exists()
 
 
 async def _locked_calls(home: Path) -> list[str]:
@@ -102,13 +130,22 @@ async def _locked_calls(home: Path) -> list[str]:
 
     env = {k: v for k, v in os.environ.items() if k != "MEMEX_PASSPHRASE"}
     env["MEMEX_HOME"] = str(home)
-    params = StdioServerParameters(command=sys.executable, args=["-m", "app.cli", "mcp"], env=env,
-                                   cwd=str(Path(__file__).resolve().parents[2]))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "app.cli", "mcp"],
+        env=env,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     out = []
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
-        for tool, args in (("remember", {"text": "a"}), ("search", {"query": "a"}), ("ask", {"question": "a?"}),
-                           ("forget", {"id": "x"}), ("profile", {})):
+        for tool, args in (
+            ("remember", {"text": "a"}),
+            ("search", {"query": "a"}),
+            ("ask", {"question": "a?"}),
+            ("forget", {"id": "x"}),
+            ("profile", {}),
+        ):
             out.append(error_text(await session.call_tool(tool, args)))
         out.append("up" if (await session.list_tools()).tools else "down")
     return out
