@@ -254,6 +254,25 @@ def test_no_service_runs_the_tools_in_this_process_until_one_answers(
     engine.close()
 
 
+class _Refuse:
+    def call(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        raise AssertionError("the service should have answered")
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_first_tool_call_starts_the_service_as_the_cli_does(service_env: Path):
+    from app.service.mcp_calls import ServiceEngine
+
+    assert not lock_held(lock_path(service_env))
+    engine = ServiceEngine(service_env, _Refuse)
+    assert engine.call("profile", {}) == {"fields": []} and engine.last_route == "service"
+    info = client.status(service_env)
+    assert info is not None and info["requests"] == 1
+    assert [r["via"] for r in mcp_events(service_env)] == ["service"]
+
+
 def test_the_mcp_process_opens_no_store_when_the_service_runs(service_env: Path):
     """What `memex mcp` runs per tool call, in a fresh process: the service answers, and that
     process loads neither the store's libraries nor the Runtime."""
