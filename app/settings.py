@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     moe_budget: str = Field("2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)")
     moe_policy: str = Field("lru", description="expert cache policy")
     moe_device: Literal["cpu", "cuda", "auto"] = "auto"
-    moe_quant: Literal["none", "int8", "int4", "fate"] = Field(
-        "none", description="how MoE experts are stored and moved (none = exact fp32)"
+    moe_quant: Literal["none", "int8", "int4", "int4_int2", "fate"] = Field(
+        "none", description="how MoE experts are stored and moved (none = exact fp32; "
+        "fate = int4_int2's old name)"
     )
     moe_testbed_dir: str = Field(
         "", description="where real-size MoE testbeds (GBs) are written; empty = the user cache folder")

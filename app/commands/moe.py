@@ -117,8 +117,8 @@ def _human_bench(p: dict[str, Any]) -> str:
     "--quant",
     default="none",
     show_default=True,
-    help="How experts are stored and moved: none (exact), int8, int4, or fate (INT4 cached, "
-    "INT2 for experts that are not hot yet).",
+    help="How experts are stored and moved: none (exact), int8, int4, or int4_int2 (INT4 "
+    "cached, INT2 for experts that are not hot yet; formerly 'fate').",
 )
 @click.option(
     "--prefill-chunk",
@@ -163,11 +163,12 @@ def bench(
     compute: str,
 ) -> dict[str, Any]:
     """Benchmark cache policies on one model, budget and prompt."""
-    from inference.moe.storage.quant import QUANT_SCHEMES
+    from inference.moe.storage.quant import QUANT_ALIASES, QUANT_SCHEMES
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise MemexError("--policies must name at least one policy.", kind="bad_input")
+    quant = QUANT_ALIASES.get(quant, quant)  # 'fate' is int4_int2's old name
     if quant not in QUANT_SCHEMES:
         raise MemexError(
             f"Unknown --quant {quant!r}; choose one of: {', '.join(QUANT_SCHEMES)}.",
@@ -364,15 +365,22 @@ def _human_predict(p: dict[str, Any]) -> str:
 @click.option("--tokens", type=click.IntRange(16, 32768), default=2048, show_default=True)
 @click.option("--extra", type=click.IntRange(0, 64), default=1, show_default=True,
               help="m: predictors name top-(k+m) experts.")
-@click.option("--predictors", default="prev_token,fate,fate_linear", show_default=True)
+@click.option("--predictors", default="prev_token,cross_layer,linear_map", show_default=True,
+              help="prev_token, cross_layer, linear_map, wide_map (old names: fate, "
+              "fate_linear, fate_plus).")
 def predict_cmd(obj: AppContext, model_spec: str, tokens: int, extra: int, predictors: str) -> dict[str, Any]:
     """Offline accuracy of next-layer expert predictors on routing traces of held-out text."""
     names = [n.strip() for n in predictors.split(",") if n.strip()]
     with moe_errors():
-        from inference.moe.predictors.predict import PREDICTORS, evaluate, fitted_predictor
+        from inference.moe.predictors.predict import (
+            PREDICTOR_ALIASES,
+            PREDICTORS,
+            evaluate,
+            fitted_predictor,
+        )
         from inference.moe.predictors.routing_trace import trace_text
 
-        unknown = [n for n in names if n not in PREDICTORS]
+        unknown = [n for n in names if PREDICTOR_ALIASES.get(n, n) not in PREDICTORS]
         if unknown or not names:
             raise MemexError(f"Unknown predictor {unknown[0] if unknown else ''!r}; choose from "
                              f"{', '.join(PREDICTORS)}.", kind="bad_input")

@@ -1,10 +1,12 @@
 """The MoE expert-offloading engine (PyTorch).
 
 Layout: the engine itself here (config, checkpoint, weights, model + fused expert compute,
-cache, engine, backend, resolve, errors); `storage/` where experts live and how they move
+cache, engine, backend, resolve, errors, lora: the personal adapter merged into the
+non-expert weights); `storage/` where experts live and how they move
 (store, loader, procloader + readworker, quant); `policies/` the cache policies (the registry
 and built-ins in its __init__, fate, fate_plus, adaptive prefetch width); `predictors/` the
-next-layer predictors and routing traces; `tools/` moefy, bench, lrc, the real-size testbed
+next-layer predictors (cross_layer, prev_token, linear_map, wide_map: names of their own, not
+the policies') and routing traces; `tools/` moefy, bench, lrc, the real-size testbed
 and its GGUF export, tiny checkpoints.
 
 Re-exports only, resolved lazily so that importing `inference.moe` loads no torch.
@@ -45,6 +47,9 @@ _EXPORTS = {
     "MoEError": "errors",
     "UnsupportedModel": "errors",
     "CheckpointError": "errors",
+    "AdapterError": "errors",
+    "apply_lora": "lora",
+    "AdapterReport": "lora",
     "BudgetError": "errors",
     "CorruptExpertFile": "errors",
     "ModelNotBuilt": "errors",

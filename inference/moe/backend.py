@@ -8,8 +8,11 @@ Runtime passes from settings):
   cache_dir            where the derived expert file is kept (default: models_dir/../cache/moe)
   moe_budget / budget  fast-tier budget (0.25, 2GB, 2x)
   moe_policy / policy  cache policy;  moe_device / device: cpu | cuda | auto
-  moe_quant / quant    how experts are stored and moved: none | int8 | int4 | fate
+  moe_quant / quant    how experts are stored and moved: none | int8 | int4 | int4_int2 (alias fate)
   moe_prefill_chunk    prefill MoE blocks in chunks of N tokens (0: whole prompt)
+  lora_scale           strength of the adapter (settings.lora_scale; default 1)
+BackendConfig.adapter_path (the Runtime's active personal adapter, a GGUF LoRA) is merged
+into the attention and dense-MLP weights at load (lora.py), as llama.cpp applies it.
 Decoding is greedy (the engine's exactness contract); temperature is ignored.
 """
 
@@ -53,7 +56,9 @@ class MoEBackend:
             if config.threads > 0:  # else leave the process-wide torch setting alone
                 configure_threads(config.threads)
             self._loaded = load_model(
-                self.folder, device=device, cache_dir=cache_dir, quant=self._quant
+                self.folder, device=device, cache_dir=cache_dir, quant=self._quant,
+                adapter=config.adapter_path or None,
+                lora_scale=float(opts.get("lora_scale") or 1.0),
             )
             chunk = int(opts.get("moe_prefill_chunk") or opts.get("prefill_chunk") or 0)
             self._model = self._loaded.build(self._policy, self._budget, prefill_chunk=chunk)
@@ -119,14 +124,19 @@ class MoEBackend:
         return min(self.config.n_ctx, self._loaded.cfg.max_position)
 
     def describe(self) -> dict[str, str]:
-        return {
+        out = {
             "model": self.folder.name,
             "backend": "moe",
             "policy": self._policy,
             "budget": str(self._budget),
-            "quant": self._quant,
+            "quant": self._loaded.quant,
             "device": self._loaded.device,
         }
+        report = self._loaded.adapter
+        out["adapter"] = Path(report.path).name if report else ""
+        if report:
+            out["adapter_applied"] = report.describe()
+        return out
 
     def close(self) -> None:
         model = getattr(self, "_model", None)

@@ -8,7 +8,7 @@ layers ahead of use. All bookkeeping runs on the compute thread; only the copies
 the reader process / loader thread / CUDA stream.
 
 Quantized experts: `variants` lists how blobs are stored (variant 0: what the cache keeps;
-the `fate` scheme adds variant 1, INT2, for loads of experts that are not hot yet). Packed
+the `int4_int2` scheme adds variant 1, INT2, for loads of experts that are not hot yet). Packed
 blobs are dequantized just before the expert's matmul: in `acquire` (loop path) or by the
 fused path (fused.py), which takes slots from `acquire_slot` and reads the slab itself.
 """
@@ -62,7 +62,7 @@ class CacheStats:
     prefetch_issued: int = 0
     prefetch_used: int = 0
     prefetch_wasted_bytes: int = 0  # prefetched, then evicted without ever being used
-    cold_loads: int = 0  # loads in the cold variant (fate quant scheme: INT2)
+    cold_loads: int = 0  # loads in the cold variant (int4_int2 quant scheme: INT2)
     per_layer: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     @property
@@ -242,7 +242,7 @@ class ExpertCache:
 
     # -- internals ---------------------------------------------------------------------------
     def _variant(self, key: Key, hot: bool | None) -> int:
-        """Stored form to load: the cold one (fate scheme: INT2) unless the expert is hot."""
+        """Stored form to load: the cold one (int4_int2 scheme: INT2) unless the expert is hot."""
         if len(self.variants) < 2:
             return 0
         if hot is None:

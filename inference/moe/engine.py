@@ -3,7 +3,7 @@
 `load_model` does the expensive part once (non-expert weights, the expert file); then
 `LoadedModel.build(policy, budget)` makes a `MoEModel` with its own fast tier and cache,
 so several policies can run in one process on the same weights. `quant` picks how experts
-are stored and moved (`quant.QUANT_SCHEMES`: none | int8 | int4 | fate); `with_quant`
+are stored and moved (`quant.QUANT_SCHEMES`: none | int8 | int4 | int4_int2); `with_quant`
 reopens the same model with other expert files, sharing the non-expert weights.
 """
 
@@ -35,6 +35,7 @@ from inference.moe.weights import DenseWeights, load_dense
 if TYPE_CHECKING:
     import torch
 
+    from inference.moe.lora import AdapterReport
     from inference.moe.model import MoEModel
 
 SLOW_TIERS = ("disk", "memory", "pinned")
@@ -53,7 +54,7 @@ class LoadedModel:
     hf_config: Any = None
     _tmpdir: str | None = field(default=None, repr=False)
     quant: str = "none"
-    cold: SlowTier | None = None  # fate scheme: INT2 copies for loads of not-yet-hot experts
+    cold: SlowTier | None = None  # int4_int2 scheme: INT2 copies for loads of not-yet-hot experts
     cache_dir: Path | None = None
     slow_tier: str = "disk"
     direct_io: bool = True
@@ -62,6 +63,7 @@ class LoadedModel:
     routing: Any = None  # testbed.RoutingSource replaying recorded routing (None: the routers)
     predictor_routers: tuple[Any, ...] | None = None  # what predictors see (testbed: the trace's)
     predictor_folder: Path | None = None  # where fitted predictor maps are (else `folder`)
+    adapter: AdapterReport | None = None  # the LoRA merged into `dense` (lora.py), if any
 
     @property
     def layout(self) -> ExpertLayout:
@@ -78,12 +80,16 @@ class LoadedModel:
         """
         if self.folder is None or self.cache_dir is None:
             raise MoEError("This model was not loaded from a checkpoint folder; load it again.")
+        from inference.moe.storage.quant import quant_name
+
+        quant = quant_name(quant)
         slow, cold = _open_slow_tiers(
             self.folder, self.cfg, self.dtype, self.cache_dir, quant, self.slow_tier, self.direct_io
         )
         return LoadedModel(
             self.cfg, self.dense, slow, self.device, self.dtype, self.folder, self.hf_config,
             None, quant, cold, self.cache_dir, self.slow_tier, self.direct_io, self.loader,
+            adapter=self.adapter,
         )
 
     def slots_for(self, budget: str | float) -> int:
@@ -175,17 +181,21 @@ def load_model(
     cache_dir: Path | None = None,
     direct_io: bool = True,
     quant: str = "none",
+    adapter: str | Path | None = None,
+    lora_scale: float = 1.0,
 ) -> LoadedModel:
     """Open a Mixtral/OLMoE/Qwen2-MoE checkpoint folder for serving.
 
     The expert file (slow tier) is derived data kept in `cache_dir`, keyed by the
     checkpoint's fingerprint, dtype and quant scheme; it is rebuilt when missing. Without
-    `cache_dir` it lives in a temporary folder removed by `close()`.
+    `cache_dir` it lives in a temporary folder removed by `close()`. `adapter`: a GGUF LoRA
+    merged into the non-expert weights (lora.py); the expert files do not depend on it.
     """
     import torch
 
-    from inference.moe.storage.quant import QUANT_SCHEMES
+    from inference.moe.storage.quant import QUANT_ALIASES, QUANT_SCHEMES
 
+    quant = QUANT_ALIASES.get(quant, quant)
     if quant not in QUANT_SCHEMES:
         raise unknown("expert quantization", quant, QUANT_SCHEMES)
     folder = Path(folder)
@@ -206,6 +216,11 @@ def load_model(
             torch_dtype = getattr(torch, dtype)
         ckpt.validate_experts(cfg)
         dense = load_dense(ckpt, cfg, hf, device, torch_dtype)
+    report = None
+    if adapter:
+        from inference.moe.lora import apply_lora
+
+        report = apply_lora(dense, cfg, Path(adapter), lora_scale)
     if cache_dir is None:
         tmpdir = tempfile.mkdtemp(prefix="memex-moe-")
         cache_dir = Path(tmpdir)
@@ -214,7 +229,7 @@ def load_model(
     return LoadedModel(
         cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir,
         quant=quant, cold=cold, cache_dir=Path(cache_dir), slow_tier=slow_tier,
-        direct_io=direct_io,
+        direct_io=direct_io, adapter=report,
     )
 
 

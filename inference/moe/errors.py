@@ -40,6 +40,12 @@ class MoefyError(MoEError):
     kind = "moefy_failed"
 
 
+class AdapterError(MoEError):
+    """A LoRA adapter that cannot be read or does not fit the model being served."""
+
+    kind = "bad_adapter"
+
+
 class UnknownName(MoEError, ValueError):
     """A name that is not in its registry (policy, predictor, quant scheme, testbed, routing,
     compute path); the message lists the known ones. Also a ValueError, as before."""

@@ -266,7 +266,7 @@ class MoEModel:
                 by_form: dict[int, list[int]] = {}
                 for j, (_, stored) in enumerate(taken):
                     by_form.setdefault(stored.bits, []).append(j)
-                for members in by_form.values():  # one wave, one stored form (fate: INT4/INT2)
+                for members in by_form.values():  # one wave, one stored form (int4_int2: INT4/INT2)
                     experts = [wave[j] for j in members]
                     parts = [rows(e) for e in experts]
                     counts = [int(p.shape[0]) for p in parts]

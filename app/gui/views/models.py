@@ -34,7 +34,7 @@ from app.gui.widgets import LinePlot, Notice
 from app.gui.workers import JobContext
 
 POLICIES = ("lru", "lfu", "on_demand", "resident", "fate", "fate_plus")
-QUANTS = ("none", "int8", "int4", "fate")  # Settings.moe_quant
+QUANTS = ("none", "int8", "int4", "int4_int2")  # Settings.moe_quant ("fate": int4_int2)
 
 
 BACKEND_LABELS = {"llamacpp": "llama.cpp (GGUF)", "moe": "MoE offloading engine",
@@ -110,7 +110,7 @@ class ModelsPage(Page):
         self.moe_quant = QComboBox()
         self.moe_quant.addItems(QUANTS)
         self.moe_quant.setAccessibleName("Expert storage")
-        self.moe_quant.setToolTip("none keeps experts exact; int8/int4/fate move fewer bytes")
+        self.moe_quant.setToolTip("none keeps experts exact; int8/int4/int4_int2 move fewer bytes")
         moe_form.addRow("Expert storage", self.moe_quant)
         self.moe_notice = Notice(self.moe.reason)
         self.moe_notice.setVisible(not self.moe.available)
@@ -188,7 +188,8 @@ class ModelsPage(Page):
             self.moe_policy.addItem(s.moe_policy)
             i = self.moe_policy.count() - 1
         self.moe_policy.setCurrentIndex(i)
-        self.moe_quant.setCurrentIndex(max(0, self.moe_quant.findText(s.moe_quant)))
+        self.moe_quant.setCurrentIndex(max(0, self.moe_quant.findText(
+            "int4_int2" if s.moe_quant == "fate" else s.moe_quant)))
         self._say_what_leaves()
 
     # -- models found on this computer (Ollama, LM Studio, MEMEX_HOME/models, bundled) ----

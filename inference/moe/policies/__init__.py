@@ -2,8 +2,8 @@
 
 A policy is chosen by name from `POLICIES` (name -> class). Policies only rank and
 choose; `ExpertCache` owns slots, loads and pins. The prediction work (issue 5) adds
-policies such as `fate` in inference/moe/fate.py and our `fate_plus` in
-inference/moe/fate_plus.py (listed in POLICY_MODULES) with
+policies such as `fate` in policies/fate.py and our `fate_plus` in
+policies/fate_plus.py (listed in POLICY_MODULES) with
 `@register_policy` on a `CachePolicy` subclass, overriding `quota` (e.g.
 shallow-favoring allocation), `rank` (ARC, ...) and `on_router`, which runs after a
 layer's own loads were issued and before its experts compute: prefetches issued there
@@ -163,7 +163,7 @@ POLICY_MODULES: tuple[str, ...] = ("inference.moe.policies.fate", "inference.moe
 
 
 def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:
-    """Class decorator for policies defined elsewhere (e.g. inference/moe/fate.py)."""
+    """Class decorator for policies defined elsewhere (e.g. policies/fate.py)."""
     POLICIES[cls.name] = cls
     return cls
 

@@ -9,8 +9,9 @@
 - Prefetch: after layer i routed (`on_router`, before its experts compute) the predictor names
   layer i+1's experts and `ExpertCache.prefetch` loads them on the loader thread; compute waits
   only for the experts it needs (per-expert readiness lives in the cache).
-- `fate` predicts with Fate's cross-layer gate; `fate_linear` with `predict.LinearMapPredictor`
-  (fitted maps loaded from the checkpoint folder, else Fate alone until fitted).
+- `fate` predicts with Fate's cross-layer gate (predictor `cross_layer`); `fate_linear` with
+  `predict.LinearMapPredictor` (predictor `linear_map`: fitted maps loaded from the checkpoint
+  folder, else the cross-layer gate alone until fitted).
 
 Prediction accuracy (share of used experts that were predicted, per layer) is reported through
 `metrics()`; the cache's own stats hold hit rate, stalls and wasted prefetch bytes.
@@ -98,7 +99,7 @@ class FatePolicy(CachePolicy):
     """Shallow-favoring ARC caches + cross-layer prefetch (see module doc)."""
 
     name = "fate"
-    predictor_name = "fate"
+    predictor_name = "cross_layer"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -137,7 +138,7 @@ class FatePolicy(CachePolicy):
 
         # Fate's cross-layer gate is one small matmul: it runs where the routers are (on a GPU,
         # only the [T, w] expert ids come back); the other predictors compute on the CPU
-        keep = self.predictor_name == "fate"
+        keep = self.predictor_name == "cross_layer"
         routers = [r.float() if keep else r.float().cpu() for r in geometry.routers]
         return create_predictor(self.predictor_name, routers, geometry.top_k, self.extra)
 
@@ -223,22 +224,22 @@ class FateLinearPolicy(FatePolicy):
     """`fate` with our fitted cross-layer maps (predict.LinearMapPredictor)."""
 
     name = "fate_linear"
-    predictor_name = "fate_linear"
+    predictor_name = "linear_map"
 
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
-        from inference.moe.predictors.predict import FatePredictor, fitted_predictor
+        from inference.moe.predictors.predict import CrossLayerGatePredictor, fitted_predictor
 
         routers = [r.float().cpu() for r in geometry.routers]
         if self.folder is None:  # nothing to fit on: plain Fate prediction
-            self.predictor_name = "fate"
-            return FatePredictor(routers, geometry.top_k, self.extra)
+            self.predictor_name = "cross_layer"
+            return CrossLayerGatePredictor(routers, geometry.top_k, self.extra)
         cache_dir = self.cache_dir
         if cache_dir is None and not (self.folder / "moefy.json").is_file():
             # never write into a user's own checkpoint folder
             import tempfile
 
             cache_dir = Path(tempfile.gettempdir()) / "memex-moe-predictors"
-        return fitted_predictor("fate_linear", self.folder, routers, geometry.top_k, self.extra,
+        return fitted_predictor("linear_map", self.folder, routers, geometry.top_k, self.extra,
                                 cache_dir=cache_dir)
 
 

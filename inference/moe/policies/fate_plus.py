@@ -1,8 +1,9 @@
 """The `fate_plus` cache policy: our improvement over `fate` (which stays the paper's baseline).
 
-What changes against `fate` (inference/moe/fate.py), each measured on the MoEfied testbed:
-- Predictor `predict.FatePlusPredictor`: Fate's cross-layer gate + the fitted linear maps of
-  `fate_linear` + a bonus for the experts the previous token used in the predicted layer;
+What changes against `fate` (policies/fate.py), each measured on the MoEfied testbed:
+- Predictor `predict.WideMapPredictor` (`wide_map`): Fate's cross-layer gate + the fitted
+  linear maps of `fate_linear` + a bonus for the experts the previous token used in the
+  predicted layer;
   the policy adds what only a running session knows: a decayed count of each expert's recent
   use in the predicted layer (`recent_bonus`, window ~16 tokens) and the experts the same
   token id used there the last time it was seen (`same_token_bonus`). On the bench prompt
@@ -46,12 +47,12 @@ if TYPE_CHECKING:
     import torch
 
     from inference.moe.cache import ExpertCache
-    from inference.moe.predictors.predict import FatePlusPredictor, Predictor
+    from inference.moe.predictors.predict import Predictor, WideMapPredictor
 
 
 class FatePlusPolicy(FateLinearPolicy):
     name = "fate_plus"
-    predictor_name = "fate_plus"
+    predictor_name = "wide_map"
 
     def __init__(self, **options: Any) -> None:
         options.setdefault("shallow_layers", 1)
@@ -79,17 +80,17 @@ class FatePlusPolicy(FateLinearPolicy):
         self._recent: dict[int, np.ndarray] = {}  # layer -> [E] decayed use share in [0, 1]
         self._by_token: dict[int, OrderedDict[int, np.ndarray]] = {}  # layer -> id -> [k]
         self._ids: list[int] = []  # token ids of the running forward pass
-        self._plus: FatePlusPredictor | None = None  # = self.predictor, typed
+        self._plus: WideMapPredictor | None = None  # = self.predictor, typed
 
     def _make_predictor(self, geometry: CacheGeometry) -> Predictor:
-        from inference.moe.predictors.predict import FatePlusPredictor
+        from inference.moe.predictors.predict import WideMapPredictor
 
         self._index = {layer: i for i, layer in enumerate(geometry.moe_layers)}
 
         pred = super()._make_predictor(geometry)
-        self.predictor_name = "fate_plus"
+        self.predictor_name = "wide_map"
         routers = [r.float().cpu() for r in geometry.routers]
-        plus = FatePlusPredictor(routers, geometry.top_k, self.extra)
+        plus = WideMapPredictor(routers, geometry.top_k, self.extra)
         maps = getattr(pred, "maps", None)
         if maps:
             plus.maps = maps

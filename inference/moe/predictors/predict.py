@@ -4,16 +4,22 @@ A predictor sees what is known before layer i's experts run -- layer i's gate in
 normalized FFN input) and the experts the previous token used -- and names the experts layer
 i+1 will need, so they can be prefetched while layer i computes.
 
-- `fate`: x_i through layer i+1's router, top-(k+m) (Fate's cross-layer gate).
+- `cross_layer`: x_i through layer i+1's router, top-(k+m) (Fate's cross-layer gate; what the
+  `fate` cache policy predicts with).
 - `prev_token`: the experts the previous token used in layer i+1 (baseline).
-- `fate_linear` (ours): a ridge-regression map from x_i straight to the multi-hot routing of
-  layer i+1, fitted on a routing trace of *training* text; its scores are added to Fate's
-  standardized router scores and to a small bonus for the previous token's experts. It
-  corrects what the residual stream changes between two layers (attention of layer i+1 and
-  layer i's own FFN output) without training anything big: one [H, E] matrix per layer.
-- `fate_plus` (ours, what the `fate_plus` cache policy uses): `fate_linear`'s scores (or Fate's
-  alone when no maps are fitted) with the previous-token bonus, predicting a wider set,
-  top-2k by default; the policy narrows it to the room the next layer has in the cache.
+- `linear_map` (ours, the `fate_linear` policy's): a ridge-regression map from x_i straight to
+  the multi-hot routing of layer i+1, fitted on a routing trace of *training* text; its scores
+  are added to the cross-layer gate's standardized scores and to a small bonus for the
+  previous token's experts. It corrects what the residual stream changes between two layers
+  (attention of layer i+1 and layer i's own FFN output) without training anything big: one
+  [H, E] matrix per layer.
+- `wide_map` (ours, what the `fate_plus` cache policy uses): `linear_map`'s scores (or the
+  cross-layer gate's alone when no maps are fitted) with the previous-token bonus, predicting
+  a wider set, top-2k by default; the policy narrows it to the room the next layer has.
+
+Predictor names are distinct from the cache policies' (`fate`, `fate_linear`, `fate_plus`);
+the names predictors had before (the policies' names) stay accepted (`PREDICTOR_ALIASES`), so
+saved commands and benchmark arguments keep working.
 
 Accuracy = share of the experts actually used (in layers 1..L-1) that had been predicted.
 """
@@ -60,8 +66,10 @@ class Predictor:
         return self.scores(layer, x, prev).topk(self.width, dim=1).indices
 
 
-class FatePredictor(Predictor):
-    name = "fate"
+class CrossLayerGatePredictor(Predictor):
+    """Fate's cross-layer gate: layer i's gate input through layer i+1's router."""
+
+    name = "cross_layer"
 
     def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         return x @ self.routers[layer + 1].T  # [n, E]
@@ -106,9 +114,9 @@ def _standardize(s: torch.Tensor) -> torch.Tensor:
 
 
 class LinearMapPredictor(Predictor):
-    """Fate's scores + a fitted linear correction + a previous-token bonus (see module doc)."""
+    """Cross-layer gate scores + a fitted linear correction + a previous-token bonus."""
 
-    name = "fate_linear"
+    name = "linear_map"
     needs_fit = True
     ridge = 1e-2
     prev_bonus = 0.5
@@ -129,7 +137,7 @@ class LinearMapPredictor(Predictor):
 
     def scores(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         if not self.maps:
-            raise RuntimeError("fate_linear needs fit() on a routing trace of training text first")
+            raise RuntimeError("linear_map needs fit() on a routing trace of training text first")
         s = _standardize(x @ self.routers[layer + 1].T) + _standardize(x @ self.maps[layer])
         if prev is not None:
             s = s.scatter_add(1, prev, self.prev_bonus * s.new_ones(prev.shape))
@@ -142,8 +150,8 @@ class LinearMapPredictor(Predictor):
         self.maps = [tensors[f"maps.{i}"] for i in range(len(tensors))]
 
 
-class FatePlusPredictor(LinearMapPredictor):
-    """Fitted maps + Fate + previous-token bonus, wide by default (top-2k).
+class WideMapPredictor(LinearMapPredictor):
+    """Fitted maps + cross-layer gate + previous-token bonus, wide by default (top-2k).
 
     Measured on the MoEfied testbed (64 experts, top-8, 1,024 held-out tokens): widening
     helps far more than anything else tried -- a width chosen per token from the router's
@@ -152,7 +160,7 @@ class FatePlusPredictor(LinearMapPredictor):
     previous one lowered accuracy, so neither is used.
     """
 
-    name = "fate_plus"
+    name = "wide_map"
     needs_fit = True
 
     def __init__(self, routers: list[torch.Tensor], top_k: int, extra: int = -1) -> None:
@@ -212,6 +220,7 @@ def _as_numpy(x: torch.Tensor) -> np.ndarray:
     return x.numpy()
 
 
+# file names kept from before the rename: MoEfied checkpoints already built ship this file
 SHIPPED_MAPS = "predictor_fate_linear.safetensors"
 
 
@@ -223,6 +232,10 @@ def write_predictor_maps(folder: Path, maps: list[torch.Tensor]) -> None:
 
 
 PREDICTORS: dict[str, type[Predictor]] = {}
+# the names predictors had when they shared them with the cache policies
+PREDICTOR_ALIASES: dict[str, str] = {
+    "fate": "cross_layer", "fate_linear": "linear_map", "fate_plus": "wide_map",
+}
 
 
 def register_predictor(cls: type[Predictor]) -> type[Predictor]:
@@ -231,17 +244,22 @@ def register_predictor(cls: type[Predictor]) -> type[Predictor]:
     return cls
 
 
-for _cls in (FatePredictor, PrevTokenPredictor, LinearMapPredictor, FatePlusPredictor):
+for _cls in (CrossLayerGatePredictor, PrevTokenPredictor, LinearMapPredictor, WideMapPredictor):
     register_predictor(_cls)
 
 
-def create_predictor(name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> Predictor:
+def predictor_name(name: str) -> str:
+    """The registered name `name` means (an old alias resolved); UnknownName if none."""
     from inference.moe.errors import unknown
 
-    cls = PREDICTORS.get(name)
-    if cls is None:
+    name = PREDICTOR_ALIASES.get(name, name)
+    if name not in PREDICTORS:
         raise unknown("predictor", name, PREDICTORS)
-    return cls(routers, top_k, extra)
+    return name
+
+
+def create_predictor(name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> Predictor:
+    return PREDICTORS[predictor_name(name)](routers, top_k, extra)
 
 
 @dataclass

@@ -6,7 +6,7 @@ retake the GIL after every read, which stalls the compute thread between its tor
 overlap the matmuls), serves memory slow tiers and platforms without memfd. GPU: copies are queued on a dedicated CUDA stream and each
 load records an event; compute waits only on the event of the expert it needs.
 Demand loads jump ahead of prefetches in the queue. A loader may read from several slow
-tiers (`variant` picks one): the `fate` quant scheme keeps every expert both as INT4 and INT2.
+tiers (`variant` picks one): the `int4_int2` quant scheme keeps every expert both as INT4 and INT2.
 """
 
 from __future__ import annotations

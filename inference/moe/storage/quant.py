@@ -7,8 +7,10 @@ all hold the packed bytes (~bits/32 of fp32 plus 4 bytes per group).
 
 `ExpertCodec` turns one expert (gate [I,H], up [I,H], down [H,I]) into one flat uint8 blob of
 a fixed size and back, which is what the expert store moves around. Schemes (`--quant`):
-`none` (exact fp32), `int8`, `int4`, and `fate` (Fate's scheme: experts kept in the cache as
-INT4, rarely used prefetches and on-demand misses moved as INT2).
+`none` (exact fp32), `int8`, `int4`, and `int4_int2` (Fate's scheme: experts kept in the cache
+as INT4, rarely used prefetches and on-demand misses moved as INT2). `int4_int2` was called
+`fate`, the name of a cache policy too; `fate` stays accepted (`QUANT_ALIASES`) so saved
+settings keep working.
 """
 
 from __future__ import annotations
@@ -274,17 +276,23 @@ QUANT_SCHEMES: dict[str, QuantScheme] = {
     "none": QuantScheme("none", 32, 32),
     "int8": QuantScheme("int8", 8, 8),
     "int4": QuantScheme("int4", 4, 4),
-    "fate": QuantScheme("fate", 4, 2),
+    "int4_int2": QuantScheme("int4_int2", 4, 2),
 }
+QUANT_ALIASES: dict[str, str] = {"fate": "int4_int2"}  # the scheme's name before the rename
+
+
+def quant_name(name: str) -> str:
+    """The scheme `name` means (an old alias resolved); UnknownName if none."""
+    from inference.moe.errors import unknown
+
+    name = QUANT_ALIASES.get(name, name)
+    if name not in QUANT_SCHEMES:
+        raise unknown("--quant", name, QUANT_SCHEMES)
+    return name
 
 
 def get_scheme(name: str) -> QuantScheme:
-    from inference.moe.errors import unknown
-
-    scheme = QUANT_SCHEMES.get(name)
-    if scheme is None:
-        raise unknown("--quant", name, QUANT_SCHEMES)
-    return scheme
+    return QUANT_SCHEMES[quant_name(name)]
 
 
 def roundtrip(weight: torch.Tensor, bits: int, group_size: int = 64) -> torch.Tensor:

@@ -7,7 +7,7 @@ Fast tier: a fixed pool of slots in RAM or GPU memory sized by the budget; `cach
 decides which experts live there.
 
 Blob = gate [I,H] | up [I,H] | down [H,I] in the compute dtype, zero-padded to 4 KiB; or,
-for quantized experts (`--quant int8|int4|fate`), the packed `quant.ExpertCodec` blob of the
+for quantized experts (`--quant int8|int4|int4_int2`), the packed `quant.ExpertCodec` blob of the
 same three matrices: the slow tier, the transfer and the fast tier then all hold packed bytes
 and the cache dequantizes an expert just before its matmul.
 """
@@ -340,7 +340,7 @@ class MemorySlowTier:
         return cls(lay, data)
 
     def read_into(self, index: int, dst: torch.Tensor) -> None:
-        # dst may be a larger slot (fate scheme: INT2 blobs land in INT4-sized slots)
+        # dst may be a larger slot (int4_int2 scheme: INT2 blobs land in INT4-sized slots)
         dst[: self.layout.blob_bytes].copy_(self.data[index], non_blocking=dst.is_cuda)
 
     def close(self) -> None:

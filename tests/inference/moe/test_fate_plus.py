@@ -48,7 +48,7 @@ def test_fate_plus_is_exact_and_reports_prediction(loaded) -> None:
     ref, *_ = _run(loaded, "resident")
     out, stats, metrics, _ = _run(loaded, "fate_plus", "1x")
     assert torch.equal(out, ref)  # prefetching changes when experts load, never the math
-    assert metrics["predictor"] == "fate_plus"
+    assert metrics["predictor"] == "wide_map"  # the policy keeps its name, its predictor has its own
     assert 0 < metrics["prediction_accuracy"] <= 1
     assert "prefill_prediction_accuracy" in metrics
     assert stats.prefetch_issued > 0 and stats.prefetch_used > 0
@@ -95,10 +95,10 @@ def test_fate_plus_predictor_uses_the_previous_token() -> None:
     sticky = torch.tensor([[1, 5]]).expand(64, k)
     experts = [(x @ routers[0].T).topk(k, 1).indices, (x @ routers[1].T).topk(k, 1).indices, sticky]
     trace = RoutingTrace(experts, [x, x, x], routers, k, e)
-    fate = evaluate(create_predictor("fate", routers, k, extra=0), trace)
-    plus = evaluate(create_predictor("fate_plus", routers, k, extra=0), trace)
-    assert plus.per_layer[1] > fate.per_layer[1] + 0.05
-    assert create_predictor("fate_plus", routers, k, extra=-1).width == 2 * k  # default: top-2k
+    gate = evaluate(create_predictor("cross_layer", routers, k, extra=0), trace)
+    plus = evaluate(create_predictor("wide_map", routers, k, extra=0), trace)
+    assert plus.per_layer[1] > gate.per_layer[1] + 0.05
+    assert create_predictor("wide_map", routers, k, extra=-1).width == 2 * k  # default: top-2k
 
 
 @pytest.mark.parametrize("policy", ["lru", "fate_plus"])

@@ -91,12 +91,13 @@ def test_quant_file_and_bytes_moved(loaded, quant, bits):
         q.close()
 
 
-def test_fate_scheme_moves_cold_experts_as_int2(loaded):
+def test_int4_int2_scheme_moves_cold_experts_as_int2(loaded):
     cfg = loaded.cfg
     int4 = ExpertCodec(cfg.hidden_size, cfg.expert_dim, 4).nbytes
     int2 = ExpertCodec(cfg.hidden_size, cfg.expert_dim, 2).nbytes
-    q = loaded.with_quant("fate")
+    q = loaded.with_quant("fate")  # the old name of int4_int2 still opens it
     try:
+        assert q.quant == "int4_int2"
         assert q.cold is not None and q.cold.layout.bits == 2 and q.layout.bits == 4
         out, stats = _logits(q, "lru")
         assert stats.cold_loads > 0  # first loads of an expert are not hot yet: INT2
@@ -124,7 +125,7 @@ def test_bench_cli_quant(tiny_dir, memex_home):
     bad = CliRunner().invoke(cli, [*args, "--quant", "int3"])
     assert bad.exit_code != 0
     err = json.loads(bad.stdout.strip().splitlines()[-1])
-    assert err["error"] == "Unknown --quant 'int3'; choose one of: none, int8, int4, fate."
+    assert err["error"] == "Unknown --quant 'int3'; choose one of: none, int8, int4, int4_int2."
     assert "Traceback" not in bad.output
 
 

@@ -77,9 +77,9 @@ def test_lrc_and_predict_on_the_moefied_model(small_moefied) -> None:
     assert payload["sch"]["1x"] <= payload["sch"]["2x"] <= payload["sch"]["4x"] <= 1
     result, payload = _run(home, "predict", "--model", str(out), "--tokens", "256")
     assert result.exit_code == 0, result.output
-    assert set(payload["predictors"]) == {"prev_token", "fate", "fate_linear"}
+    assert set(payload["predictors"]) == {"prev_token", "cross_layer", "linear_map"}
     assert all(0 <= p["accuracy"] <= 1 for p in payload["predictors"].values())
-    assert payload["predictors"]["fate"]["width"] == K + 1
+    assert payload["predictors"]["cross_layer"]["width"] == K + 1
 
 
 def test_lrc_on_the_tiny_model(memex_home: Path) -> None:

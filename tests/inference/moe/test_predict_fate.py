@@ -55,8 +55,9 @@ def test_fate_policies_in_a_bench_run_stay_exact(tiny_dir, memex_home) -> None:
     ])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    for name in ("fate", "fate_linear"):
-        r = out["policies"][name]
+    for name, predictor in (("fate", "cross_layer"), ("fate_linear", "linear_map")):
+        r = out["policies"][name]  # bench output keeps the policy names
+        assert r["predictor"] == predictor  # predictors have names of their own
         assert r["max_abs_logit_diff"] is not None and r["max_abs_logit_diff"] <= 1e-3
         assert 0 <= r["prediction_accuracy"] <= 1
         assert set(r["per_layer_prediction_accuracy"]) <= {str(i) for i in range(1, out["model"]["layers"])}

@@ -96,11 +96,11 @@ def test_engine_logits_identical_with_thread_or_process_loader(tiny_dir, tmp_pat
         loaded.close()
 
 
-def test_reader_process_serves_both_stored_forms_of_the_fate_scheme(tiny_dir, tmp_path):
+def test_reader_process_serves_both_stored_forms_of_the_int4_int2_scheme(tiny_dir, tmp_path):
     # INT4 (variant 0) and INT2 (variant 1) blobs differ in size; slots are sized for INT4.
     # (Which expert loads as which form depends on eviction timing, so logits are compared
     # with the resident model loosely, as in test_moe_quant_engine.)
-    loaded = load_model(tiny_dir["olmoe"], cache_dir=tmp_path, quant="fate")
+    loaded = load_model(tiny_dir["olmoe"], cache_dir=tmp_path, quant="int4_int2")
     try:
         model = loaded.build("lru", "1x")
         ref_model = loaded.build("resident")
