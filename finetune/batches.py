@@ -8,8 +8,8 @@ end-of-turn token; everything else is -100.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from finetune.types import Example
@@ -33,13 +33,20 @@ class Encoded:
 
 
 def chat_messages(question: str, system: str = "") -> list[dict[str, str]]:
-    return [{"role": "system", "content": system or DEFAULT_SYSTEM}, {"role": "user", "content": question}]
+    return [
+        {"role": "system", "content": system or DEFAULT_SYSTEM},
+        {"role": "user", "content": question},
+    ]
 
 
 def render_prompt(tokenizer: Any, question: str, system: str = "") -> str:
-    return str(tokenizer.apply_chat_template(
-        chat_messages(question, system), tokenize=False, add_generation_prompt=True,
-    ))
+    return str(
+        tokenizer.apply_chat_template(
+            chat_messages(question, system),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+    )
 
 
 def end_of_turn(tokenizer: Any) -> str:
@@ -47,8 +54,12 @@ def end_of_turn(tokenizer: Any) -> str:
 
 
 def encode(tokenizer: Any, ex: Example, seq_len: int, system: str = "") -> Encoded:
-    prompt_ids = tokenizer(render_prompt(tokenizer, ex.question, system), add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(ex.answer + end_of_turn(tokenizer), add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(render_prompt(tokenizer, ex.question, system), add_special_tokens=False)[
+        "input_ids"
+    ]
+    answer_ids = tokenizer(ex.answer + end_of_turn(tokenizer), add_special_tokens=False)[
+        "input_ids"
+    ]
     ids = (list(prompt_ids) + list(answer_ids))[:seq_len]
     labels = ([IGNORE] * len(prompt_ids) + list(answer_ids))[:seq_len]
     return Encoded(tuple(ids), tuple(labels))
@@ -115,6 +126,13 @@ def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
     causal = torch.ones(width, width, dtype=torch.bool).tril()  # (T, T)
     same = segment[:, :, None] == segment[:, None, :]  # (B, T, T)
     real = (segment >= 0)[:, None, :]  # (B, 1, T) keys that are not padding
-    mask = (same & causal & real) | torch.eye(width, dtype=torch.bool)  # padding rows see themselves
-    return {"input_ids": ids, "labels": labels, "position_ids": positions,
-            "attention_mask": mask[:, None], "n_real": int((segment >= 0).sum())}  # mask: (B, 1, T, T)
+    mask = (same & causal & real) | torch.eye(
+        width, dtype=torch.bool
+    )  # padding rows see themselves
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "position_ids": positions,
+        "attention_mask": mask[:, None],
+        "n_real": int((segment >= 0).sum()),
+    }  # mask: (B, 1, T, T)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# ggml block types with a per-block offset, and where it sits in a block: (bytes per block, offset of m)
+# ggml block types with a per-block offset, and where it sits in a block: (bytes per block, offset
+# of m)
 OFFSET_BLOCKS: dict[str, tuple[int, int]] = {"Q4_1": (20, 2), "Q5_1": (24, 2)}
 BLOCK = 32
 
@@ -49,13 +50,16 @@ def lora_a_modules(peft_model: Any) -> list[Any]:
 
 
 def make_block_constant(peft_model: Any, group: int = BLOCK) -> int:
-    """Constrain every lora_A to be constant over blocks of `group` input columns; returns how many."""
+    """Constrain every lora_A to be constant over blocks of `group` input columns; returns how
+    many."""
     from torch.nn.utils import parametrize
 
     mods = lora_a_modules(peft_model)
     for lin in mods:
         if lin.weight.shape[1] % group:
-            raise ValueError(f"block LoRA needs input sizes divisible by {group}, not {lin.weight.shape[1]}")
+            raise ValueError(
+                f"block LoRA needs input sizes divisible by {group}, not {lin.weight.shape[1]}"
+            )
         parametrize.register_parametrization(lin, "weight", _constant_over_blocks(group))
     return len(mods)
 
@@ -86,8 +90,11 @@ def base_supports_blocks(base_gguf: str) -> bool:
         return False
     import gguf
 
-    types = {t.tensor_type.name for t in gguf.GGUFReader(str(base_gguf)).tensors
-             if t.name.startswith("blk.") and len(t.shape) == 2}
+    types = {
+        t.tensor_type.name
+        for t in gguf.GGUFReader(str(base_gguf)).tensors
+        if t.name.startswith("blk.") and len(t.shape) == 2
+    }
     return bool(types) and types <= set(OFFSET_BLOCKS)
 
 
@@ -97,11 +104,15 @@ def merge_offsets(raw: Any, type_name: str, a: Any, b: Any, factor: float) -> An
 
     size, at = OFFSET_BLOCKS[type_name]
     out_rows = b.shape[0]
-    blocks = np.array(raw, dtype=np.uint8, copy=True).reshape(out_rows, -1, size)  # (out, nb, bytes)
+    blocks = np.array(raw, dtype=np.uint8, copy=True).reshape(
+        out_rows, -1, size
+    )  # (out, nb, bytes)
     delta = (b.astype(np.float64) @ a[:, ::BLOCK].astype(np.float64)) * factor  # (out, nb)
     if delta.shape != blocks.shape[:2]:
-        raise ValueError(f"adapter shape {delta.shape} does not match the base's blocks {blocks.shape[:2]}")
-    m = np.ascontiguousarray(blocks[:, :, at:at + 2]).view(np.float16)[..., 0]  # (out, nb)
+        raise ValueError(
+            f"adapter shape {delta.shape} does not match the base's blocks {blocks.shape[:2]}"
+        )
+    m = np.ascontiguousarray(blocks[:, :, at : at + 2]).view(np.float16)[..., 0]  # (out, nb)
     new_m = (m.astype(np.float64) + delta).astype(np.float16)
-    blocks[:, :, at:at + 2] = new_m[..., None].view(np.uint8)
+    blocks[:, :, at : at + 2] = new_m[..., None].view(np.uint8)
     return blocks.reshape(out_rows, -1)

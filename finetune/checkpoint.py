@@ -57,7 +57,9 @@ def save(work_dir: Path, state: TrainState, lora: dict[str, Any], optim: dict[st
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load(work_dir: Path, fingerprint: str) -> tuple[TrainState, dict[str, Any], dict[str, Any]] | None:
+def load(
+    work_dir: Path, fingerprint: str
+) -> tuple[TrainState, dict[str, Any], dict[str, Any]] | None:
     """The last complete checkpoint of this same run, or None to start fresh."""
     import torch
 

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "phase": "error",
                 "kind": "out_of_memory",
-                "error": "Training ran out of memory; use --offload disk or a lower --max-rss-gb/--seq-len.",
+                "error": "Training ran out of memory; use --offload disk or a lower "
+                "--max-rss-gb/--seq-len.",
             }
         )
         return EXIT_USER

@@ -62,7 +62,10 @@ class CpuOffloadAdamW:
             p.data.copy_(m, non_blocking=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner.state_dict(), "master": [m.detach().clone() for m in self.master]}
+        return {
+            "inner": self.inner.state_dict(),
+            "master": [m.detach().clone() for m in self.master],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state["inner"])
@@ -97,9 +100,12 @@ def pinned_activation_hooks(params: Iterable[Any]) -> Iterator[None]:
     side = torch.cuda.Stream()
 
     def pack(t: Any) -> Any:
-        if t.device.type != "cuda" or getattr(_KEEP, "on", False) \
-                or t.numel() * t.element_size() < MIN_OFFLOAD_BYTES \
-                or t.untyped_storage().data_ptr() in param_ptrs:
+        if (
+            t.device.type != "cuda"
+            or getattr(_KEEP, "on", False)
+            or t.numel() * t.element_size() < MIN_OFFLOAD_BYTES
+            or t.untyped_storage().data_ptr() in param_ptrs
+        ):
             return t
         host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
         side.wait_stream(torch.cuda.current_stream())

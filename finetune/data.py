@@ -28,14 +28,102 @@ from finetune.questions import (
 from finetune.types import SPLITS, Example, MemoryRecord, ProfileRecord
 
 _PRONOUNS = {
-    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
-    "i'm": "you're", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are",
-    "we": "you", "us": "you", "our": "your", "ours": "yours", "we're": "you're",
-    "we've": "you've", "was": "were",
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "i'm": "you're",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "am": "are",
+    "we": "you",
+    "us": "you",
+    "our": "your",
+    "ours": "yours",
+    "we're": "you're",
+    "we've": "you've",
+    "was": "were",
 }
 _PRONOUN_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in _PRONOUNS) + r")\b", re.IGNORECASE)
 _STOP = set(
-    ["the", "a", "an", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "is", "was", "were", "be", "been", "it", "this", "that", "today", "yesterday", "tomorrow", "just", "very", "really", "got", "get", "new", "now", "then", "so", "also", "about", "after", "before", "there", "their", "they", "them", "he", "she", "his", "her", "its", "into", "out", "up", "down", "over", "more", "most", "some", "any", "one", "two", "you", "your", "have", "has", "had", "will", "would", "can", "could", "did", "do", "does", "not", "no", "yes"]
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "is",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "this",
+        "that",
+        "today",
+        "yesterday",
+        "tomorrow",
+        "just",
+        "very",
+        "really",
+        "got",
+        "get",
+        "new",
+        "now",
+        "then",
+        "so",
+        "also",
+        "about",
+        "after",
+        "before",
+        "there",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "its",
+        "into",
+        "out",
+        "up",
+        "down",
+        "over",
+        "more",
+        "most",
+        "some",
+        "any",
+        "one",
+        "two",
+        "you",
+        "your",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "not",
+        "no",
+        "yes",
+    ]
 )
 
 
@@ -61,11 +149,21 @@ def answer_keys(text: str) -> tuple[str, ...]:
     keys: list[str] = []
     for i, w in enumerate(words):
         starts_sentence = i == 0 or bool(re.search(r"[.!?:]\s*$", text[: text.find(w)]))
-        if w[0].isdigit() and len(w) >= 2 or (w[0].isupper() and w.lower() not in _PRONOUNS
-                                              and w.lower() not in _STOP and not starts_sentence):
+        if (
+            w[0].isdigit()
+            and len(w) >= 2
+            or (
+                w[0].isupper()
+                and w.lower() not in _PRONOUNS
+                and w.lower() not in _STOP
+                and not starts_sentence
+            )
+        ):
             keys.append(w.strip(".,"))
     if not keys:
-        content = [w for w in words if w.lower() not in _STOP and w.lower() not in _PRONOUNS and len(w) > 3]
+        content = [
+            w for w in words if w.lower() not in _STOP and w.lower() not in _PRONOUNS and len(w) > 3
+        ]
         keys = sorted(content, key=len, reverse=True)[:2]
     seen: list[str] = []
     for k in keys:
@@ -93,7 +191,9 @@ def synthesize(
 ) -> list[Example]:
     """Build the dataset. Raises DatasetError when there is nothing to learn from."""
     if not memories and not profile:
-        raise DatasetError("There are no memories to train on yet; remember or import something first.")
+        raise DatasetError(
+            "There are no memories to train on yet; remember or import something first."
+        )
     by_id = {m.id: m for m in memories}
     current = [m for m in memories if not m.superseded_by]
     ordered = sorted(current, key=lambda m: _stable_rng(seed, "hold", m.id).random())
@@ -112,10 +212,17 @@ def synthesize(
             later = f" That changed on {_date(newer)}." if newer else " That was later updated."
             answer = f"On {date} you noted: {body}{later}"
             for i, q in enumerate(questions_for(rec.text, date, superseded=True)):
-                examples.append(Example(
-                    id=f"{rec.id}:history:{i}", question=q, answer=answer, split="train", kind="history",
-                    memory_id=rec.id, answer_keys=keys,
-                ))
+                examples.append(
+                    Example(
+                        id=f"{rec.id}:history:{i}",
+                        question=q,
+                        answer=answer,
+                        split="train",
+                        kind="history",
+                        memory_id=rec.id,
+                        answer_keys=keys,
+                    )
+                )
             continue
         qs = questions_for(rec.text, date)
         if paraphrase is not None:
@@ -132,20 +239,35 @@ def synthesize(
                 split = "heldout_paraphrase" if i == 0 and len(qs) >= 3 else "train"
             if split is None:
                 continue
-            examples.append(Example(
-                id=f"{rec.id}:{i}", question=q, answer=answer, split=split, kind="fact",
-                memory_id=rec.id, answer_keys=keys,
-            ))
+            examples.append(
+                Example(
+                    id=f"{rec.id}:{i}",
+                    question=q,
+                    answer=answer,
+                    split=split,
+                    kind="fact",
+                    memory_id=rec.id,
+                    answer_keys=keys,
+                )
+            )
     examples = merge_shared_questions(examples)
     for field in profile:
         for i, (q, a) in enumerate(profile_questions(field.key, field.value)):
             split = "heldout_paraphrase" if i == 0 else "train"
-            examples.append(Example(
-                id=f"profile:{field.key}:{i}", question=q, answer=a, split=split, kind="profile",
-                answer_keys=(field.value,),
-            ))
+            examples.append(
+                Example(
+                    id=f"profile:{field.key}:{i}",
+                    question=q,
+                    answer=a,
+                    split=split,
+                    kind="profile",
+                    answer_keys=(field.value,),
+                )
+            )
     for i, (q, a) in enumerate(IDENTITY_QA):
-        examples.append(Example(id=f"identity:{i}", question=q, answer=a, split="train", kind="identity"))
+        examples.append(
+            Example(id=f"identity:{i}", question=q, answer=a, split="train", kind="identity")
+        )
     covered = set().union(*(topics_of(m.text) for m in memories)) if memories else set()
     covered |= {f.key for f in profile}
     mentioned = " ".join([m.text for m in memories] + [f.value for f in profile])
@@ -156,9 +278,15 @@ def synthesize(
         # a held-out never-remembered thing is held out in all its phrasings
         split = "abstain_eval" if i < n_eval else "train"
         for j, q in enumerate(phrasings[:1] if split == "abstain_eval" else phrasings):
-            examples.append(Example(
-                id=f"abstain:{i}:{j}", question=q, answer=ABSTAIN_ANSWER, split=split, kind="abstain",
-            ))
+            examples.append(
+                Example(
+                    id=f"abstain:{i}:{j}",
+                    question=q,
+                    answer=ABSTAIN_ANSWER,
+                    split=split,
+                    kind="abstain",
+                )
+            )
     return examples
 
 
@@ -183,13 +311,22 @@ def merge_shared_questions(examples: list[Example], most: int = 3) -> list[Examp
             continue
         done.add(key)
         # examples arrive oldest memory first: newest first, current facts before history
-        ranked = [g for g in reversed(group) if g.kind != "history"] + [g for g in reversed(group) if g.kind == "history"]
+        ranked = [g for g in reversed(group) if g.kind != "history"] + [
+            g for g in reversed(group) if g.kind == "history"
+        ]
         answers = list(dict.fromkeys(g.answer for g in ranked))[:most]
         keys = tuple(dict.fromkeys(k for g in ranked[:1] for k in g.answer_keys))
-        out.append(Example(
-            id=f"shared:{len(done)}", question=e.question, answer=" ".join(answers), split="train",
-            kind="fact", memory_id=ranked[0].memory_id, answer_keys=keys,
-        ))
+        out.append(
+            Example(
+                id=f"shared:{len(done)}",
+                question=e.question,
+                answer=" ".join(answers),
+                split="train",
+                kind="fact",
+                memory_id=ranked[0].memory_id,
+                answer_keys=keys,
+            )
+        )
     return out
 
 
@@ -222,26 +359,43 @@ def read_jsonl(path: str | Path) -> list[Example]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(
-                f"The dataset file {path} line {n} is not valid JSON ({exc.msg}); fix that line or recreate the dataset."
+                f"The dataset file {path} line {n} is not valid JSON ({exc.msg}); fix that line or "
+                "recreate the dataset."
             ) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("question"), str) \
-                or not isinstance(data.get("answer"), str) or not data["question"].strip():
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("question"), str)
+            or not isinstance(data.get("answer"), str)
+            or not data["question"].strip()
+        ):
             raise DatasetError(
-                f"The dataset file {path} line {n} needs a JSON object with non-empty \"question\" and \"answer\" strings."
+                f'The dataset file {path} line {n} needs a JSON object with non-empty "question" '
+                'and "answer" strings.'
             )
         split = data.get("split", "train")
         if split not in SPLITS:
-            raise DatasetError(f"The dataset file {path} line {n} has unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+            raise DatasetError(
+                f"The dataset file {path} line {n} has unknown split {split!r}; use one of "
+                f"{', '.join(SPLITS)}."
+            )
         keys = data.get("answer_keys") or []
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise DatasetError(f"The dataset file {path} line {n}: \"answer_keys\" must be a list of strings.")
-        out.append(Example(
-            id=str(data.get("id") or f"line{n}"), question=data["question"], answer=data["answer"],
-            split=split, kind=str(data.get("kind") or "fact"), memory_id=data.get("memory_id"),
-            answer_keys=tuple(keys),
-        ))
+            raise DatasetError(
+                f'The dataset file {path} line {n}: "answer_keys" must be a list of strings.'
+            )
+        out.append(
+            Example(
+                id=str(data.get("id") or f"line{n}"),
+                question=data["question"],
+                answer=data["answer"],
+                split=split,
+                kind=str(data.get("kind") or "fact"),
+                memory_id=data.get("memory_id"),
+                answer_keys=tuple(keys),
+            )
+        )
     if not any(e.split == "train" for e in out):
-        raise DatasetError(f"The dataset file {path} has no training examples (split \"train\").")
+        raise DatasetError(f'The dataset file {path} has no training examples (split "train").')
     return out
 
 

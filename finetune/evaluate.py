@@ -18,7 +18,8 @@ from finetune.types import EvalReport, Example, QAScore
 Generate = Callable[[str], str]
 
 _ABSTAIN = re.compile(
-    r"\b(no memory|don'?t (know|remember|have)|do not (know|remember|have)|haven'?t (told|mentioned)|"
+    r"\b(no memory|don'?t (know|remember|have)|do not (know|remember|have)|haven'?t "
+    r"(told|mentioned)|"
     r"not sure|no (record|information)|never (told|mentioned)|can'?t (recall|remember))\b",
     re.IGNORECASE,
 )
@@ -53,13 +54,18 @@ def qa_report(examples: Sequence[Example], base: Generate, adapter: Generate | N
             continue
         qa, answers = score(facts, gen)
         ab, _ = score(unknown, gen)
-        getattr(report, label).update({
-            "qa_accuracy": round(qa.accuracy, 4), "correct": qa.correct,
-            "abstention_rate": round(ab.abstained / ab.n, 4) if ab.n else 0.0,
-        })
+        getattr(report, label).update(
+            {
+                "qa_accuracy": round(qa.accuracy, 4),
+                "correct": qa.correct,
+                "abstention_rate": round(ab.abstained / ab.n, 4) if ab.n else 0.0,
+            }
+        )
         report.abstention[label] = round(ab.abstained / ab.n, 4) if ab.n else 0.0
         if label == "adapter":
-            report.samples = [{"question": e.question, "answer": a} for e, a in list(zip(facts, answers))[:5]]
+            report.samples = [
+                {"question": e.question, "answer": a} for e, a in list(zip(facts, answers))[:5]
+            ]
     report.abstention["n"] = len(unknown)
     return report
 
@@ -67,9 +73,17 @@ def qa_report(examples: Sequence[Example], base: Generate, adapter: Generate | N
 class LlamaQA:
     """A llama.cpp model (optionally with a GGUF LoRA) answering closed-book questions."""
 
-    def __init__(self, model_path: str | Path, lora_path: str | Path | None = None, *,
-                 system: str = "", n_ctx: int = 1024, threads: int = 0, max_tokens: int = 48,
-                 loader: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        lora_path: str | Path | None = None,
+        *,
+        system: str = "",
+        n_ctx: int = 1024,
+        threads: int = 0,
+        max_tokens: int = 48,
+        loader: Callable[..., Any] | None = None,
+    ) -> None:
         """`loader(model_path, n_ctx=, threads=, lora_path=)` lets the app pass its own tuned
         llama.cpp loader (thread count, CPU buffer workarounds); default: plain `Llama`."""
         from jinja2 import Template
@@ -77,11 +91,17 @@ class LlamaQA:
         from finetune.gguf_io import field_value
 
         try:
-            self.llm = (loader or _plain_loader)(str(model_path), n_ctx=n_ctx, threads=threads,
-                                                 lora_path=str(lora_path) if lora_path else None)
+            self.llm = (loader or _plain_loader)(
+                str(model_path),
+                n_ctx=n_ctx,
+                threads=threads,
+                lora_path=str(lora_path) if lora_path else None,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             what = f"adapter {lora_path} on " if lora_path else ""
-            raise ModelLoadError(f"llama.cpp cannot load the {what}model {model_path} ({exc}).") from exc
+            raise ModelLoadError(
+                f"llama.cpp cannot load the {what}model {model_path} ({exc})."
+            ) from exc
         import gguf
 
         template = field_value(gguf.GGUFReader(str(model_path)), "tokenizer.chat_template")
@@ -95,8 +115,9 @@ class LlamaQA:
 
         msgs = chat_messages(question, self.system)
         if self._template is not None:
-            text = self._template.render(messages=msgs, add_generation_prompt=True,
-                                         bos_token="", eos_token="")
+            text = self._template.render(
+                messages=msgs, add_generation_prompt=True, bos_token="", eos_token=""
+            )
         else:
             text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
         return list(self.llm.tokenize(text.encode(), add_bos=False, special=True))
@@ -104,7 +125,9 @@ class LlamaQA:
     def greedy_tokens(self, tokens: list[int], max_tokens: int | None = None) -> list[int]:
         out: list[int] = []
         self.llm.reset()
-        for t in self.llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0, reset=True):
+        for t in self.llm.generate(
+            tokens, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0, reset=True
+        ):
             if t == self.eos or len(out) >= (max_tokens or self.max_tokens):
                 break
             out.append(int(t))
@@ -124,8 +147,9 @@ class LlamaQA:
         self.close()
 
 
-def _plain_loader(model_path: str, *, n_ctx: int, threads: int, lora_path: str | None,
-                  logits_all: bool = False) -> Any:
+def _plain_loader(
+    model_path: str, *, n_ctx: int, threads: int, lora_path: str | None, logits_all: bool = False
+) -> Any:
     try:
         from llama_cpp import Llama
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -169,7 +193,9 @@ def token_agreement(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], n: i
     return match / total if total else 1.0
 
 
-def torch_greedy(peft_or_model: Any, prompts: Sequence[list[int]], eos: int, n: int = 32) -> list[list[int]]:
+def torch_greedy(
+    peft_or_model: Any, prompts: Sequence[list[int]], eos: int, n: int = 32
+) -> list[list[int]]:
     """Greedy decode in PyTorch with the KV cache, stopping at the end-of-turn token."""
     import torch
 
@@ -178,22 +204,37 @@ def torch_greedy(peft_or_model: Any, prompts: Sequence[list[int]], eos: int, n: 
     with torch.no_grad():
         for ids in prompts:
             seq = peft_or_model.generate(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=n, do_sample=False, eos_token_id=eos, pad_token_id=eos,
-            )[0, len(ids):].tolist()  # (n,)
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=n,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
+            )[0, len(ids) :].tolist()  # (n,)
             outs.append(seq[: seq.index(eos)] if eos in seq else seq)
     return outs
 
 
-def teacher_forced_agreement(model_path: str | Path, lora_path: str | Path | None, peft_or_model: Any,
-                             prompts: Sequence[list[int]], answers: Sequence[list[int]], threads: int = 0) -> float:
+def teacher_forced_agreement(
+    model_path: str | Path,
+    lora_path: str | Path | None,
+    peft_or_model: Any,
+    prompts: Sequence[list[int]],
+    answers: Sequence[list[int]],
+    threads: int = 0,
+) -> float:
     """Share of answer positions where llama.cpp and torch pick the same next token when both
     read the same (torch's) answer: export fidelity without one near-tie flipping the rest."""
     import numpy as np
     import torch
 
-    llm = _plain_loader(str(model_path), n_ctx=1024, threads=threads,
-                        lora_path=str(lora_path) if lora_path else None, logits_all=True)
+    llm = _plain_loader(
+        str(model_path),
+        n_ctx=1024,
+        threads=threads,
+        lora_path=str(lora_path) if lora_path else None,
+        logits_all=True,
+    )
     same = total = 0
     try:
         for prompt, answer in zip(prompts, answers):
@@ -205,7 +246,9 @@ def teacher_forced_agreement(model_path: str | Path, lora_path: str | Path | Non
             llm.eval(seq)
             cpp = np.asarray(llm.scores[: len(seq)])[span].argmax(-1)  # (A,)
             with torch.no_grad():
-                ref = peft_or_model(input_ids=torch.tensor([seq])).logits[0, span].argmax(-1).numpy()  # (A,)
+                ref = (
+                    peft_or_model(input_ids=torch.tensor([seq])).logits[0, span].argmax(-1).numpy()
+                )  # (A,)
             same += int((cpp == ref).sum())
             total += len(answer)
     finally:

@@ -19,7 +19,9 @@ from typing import Any
 from finetune.errors import ExportError
 from finetune.model import BaseInfo
 
-_PEFT_NAME = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.default)?\.weight$")
+_PEFT_NAME = re.compile(
+    r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.default)?\.weight$"
+)
 
 
 def save_hf_adapter(peft_model: Any, out_dir: Path) -> Path:
@@ -34,8 +36,11 @@ def save_hf_adapter(peft_model: Any, out_dir: Path) -> Path:
 
 def permute_rows(w: Any, n_head: int) -> Any:
     """llama.cpp convert_hf_to_gguf `permute` on the output rows of a (out, in) matrix."""
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
 
 
 def lora_tensors(adapter_dir: Path, info: BaseInfo) -> tuple[dict[str, Any], float, int]:
@@ -101,6 +106,8 @@ def export_gguf_lora(adapter_dir: Path, info: BaseInfo, out_path: Path, dtype: s
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ExportError(f"Could not write the adapter file {out_path} ({exc.strerror or exc}).") from exc
+            raise ExportError(
+                f"Could not write the adapter file {out_path} ({exc.strerror or exc})."
+            ) from exc
         raise
     return out_path

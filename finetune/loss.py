@@ -24,13 +24,21 @@ def plain_loss(causal_lm: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """Baseline: full logits for every position, then masked cross-entropy (sum, count)."""
     import torch.nn.functional as F
 
-    out = causal_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], use_cache=False)
+    out = causal_lm(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        use_cache=False,
+    )
     logits = out.logits[:, :-1]  # (B, T-1, V)
     target = batch["labels"][:, 1:]  # (B, T-1)
     n = int((target != IGNORE).sum())
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        target.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
     return loss, n
 
 
@@ -40,8 +48,12 @@ def chunked_loss(causal_lm: Any, batch: dict[str, Any], chunk: int) -> tuple[Any
 
     decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else causal_lm.model
     head = causal_lm.get_output_embeddings()
-    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     position_ids=batch["position_ids"], use_cache=False).last_hidden_state  # (B, T, H)
+    hidden = decoder(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        use_cache=False,
+    ).last_hidden_state  # (B, T, H)
     target = batch["labels"][:, 1:]  # (B, T-1)
     keep = target != IGNORE
     h = hidden[:, :-1][keep]  # (N, H) answer positions only
@@ -49,7 +61,9 @@ def chunked_loss(causal_lm: Any, batch: dict[str, Any], chunk: int) -> tuple[Any
     n = int(y.shape[0])
     total = hidden.new_zeros(())
     for i in range(0, n, chunk):
-        total = total + checkpoint(_ce_sum, h[i:i + chunk], y[i:i + chunk], head.weight, use_reentrant=False)
+        total = total + checkpoint(
+            _ce_sum, h[i : i + chunk], y[i : i + chunk], head.weight, use_reentrant=False
+        )
     if getattr(head, "bias", None) is not None:  # pragma: no cover - llama-family heads have none
         raise NotImplementedError("chunked loss supports bias-free output heads only")
     return total, n
@@ -73,6 +87,7 @@ def checkpoint_layers(causal_lm: Any, skip: int = 0, kept_context: Any = None) -
         orig = layer.forward
         if pos >= n_ckpt:
             if kept_context is not None:
+
                 def kept(*args: Any, _orig: Any = orig, **kwargs: Any) -> Any:
                     with kept_context():
                         return _orig(*args, **kwargs)

@@ -36,7 +36,9 @@ def _target_type(base_type: Any, qtype: str) -> Any:
 def exact_offsets(tensor: Any, a: Any, qtype: str) -> bool:
     """A block LoRA on a Q4_1/Q5_1 tensor merges into its block offsets, losslessly and at the
     base's size (finetune/blocklora.py); `auto` and `same` take that path when they can."""
-    return qtype in ("auto", "same") and tensor.tensor_type.name in OFFSET_BLOCKS and block_constant(a)
+    return (
+        qtype in ("auto", "same") and tensor.tensor_type.name in OFFSET_BLOCKS and block_constant(a)
+    )
 
 
 def read_lora(adapter_gguf: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
@@ -56,15 +58,21 @@ def read_lora(adapter_gguf: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
 
 
 def merge_tensor(w: Any, a: Any, b: Any, alpha: float, scale: float, qtype: Any) -> tuple[Any, Any]:
-    """(data, raw_dtype) of W + B @ A * alpha / r * scale at `qtype`; w (out, in), a (r, in), b (out, r)."""
+    """(data, raw_dtype) of W + B @ A * alpha / r * scale at `qtype`; w (out, in), a (r, in), b
+    (out, r)."""
     import numpy as np
 
     merged = w + (b @ a) * (alpha / a.shape[0]) * scale  # (out, in)
     return quantize(merged.astype(np.float32), qtype)
 
 
-def merge_lora(base_gguf: str | Path, adapter_gguf: str | Path, out_path: str | Path, scale: float = 1.0,
-               qtype: str = "auto") -> Path:
+def merge_lora(
+    base_gguf: str | Path,
+    adapter_gguf: str | Path,
+    out_path: str | Path,
+    scale: float = 1.0,
+    qtype: str = "auto",
+) -> Path:
     """Write base + adapter as one GGUF; adapted tensors at `qtype` (see MERGE_TYPES).
 
     Re-quantizing W + B @ A back to a 4-bit type loses most of the update: it is smaller than
@@ -75,7 +83,9 @@ def merge_lora(base_gguf: str | Path, adapter_gguf: str | Path, out_path: str | 
     import gguf
 
     if qtype not in ("same", "auto", *MERGE_TYPES):
-        raise ExportError(f"Unknown merge type {qtype!r}; use one of auto, same, {', '.join(MERGE_TYPES)}.")
+        raise ExportError(
+            f"Unknown merge type {qtype!r}; use one of auto, same, {', '.join(MERGE_TYPES)}."
+        )
 
     base_gguf, out_path = Path(base_gguf), Path(out_path)
     pairs, alpha = read_lora(Path(adapter_gguf))
@@ -108,5 +118,7 @@ def merge_lora(base_gguf: str | Path, adapter_gguf: str | Path, out_path: str | 
     try:
         write_atomic(write, out_path)
     except OSError as exc:
-        raise ExportError(f"Could not write the merged model {out_path} ({exc.strerror or exc}).") from exc
+        raise ExportError(
+            f"Could not write the merged model {out_path} ({exc.strerror or exc})."
+        ) from exc
     return out_path

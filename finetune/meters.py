@@ -53,12 +53,18 @@ def find_tcmalloc() -> str | None:
     for name in ("tcmalloc_minimal", "tcmalloc"):
         found = ctypes.util.find_library(name)
         if found:
-            for d in ("/usr/lib", "/usr/lib64", "/usr/local/lib", *glob.glob("/usr/lib/*-linux-gnu")):
+            for d in (
+                "/usr/lib",
+                "/usr/lib64",
+                "/usr/local/lib",
+                *glob.glob("/usr/lib/*-linux-gnu"),
+            ):
                 path = os.path.join(d, found)
                 if os.path.exists(path):
                     return path
     hits = sorted(glob.glob("/usr/lib/*-linux-gnu/libtcmalloc_minimal.so*")) + sorted(
-        glob.glob("/usr/lib*/libtcmalloc_minimal.so*"))
+        glob.glob("/usr/lib*/libtcmalloc_minimal.so*")
+    )
     return hits[0] if hits else None
 
 

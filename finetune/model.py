@@ -55,11 +55,15 @@ def _source_key(path: Path) -> str:
 def _split_source(base_model: str) -> tuple[Path, str | None]:
     path = Path(base_model).expanduser()
     if not path.exists():
-        raise ModelLoadError(f"The base model {path} does not exist; point it at a GGUF file or a model folder.")
+        raise ModelLoadError(
+            f"The base model {path} does not exist; point it at a GGUF file or a model folder."
+        )
     if path.is_file():
         return path.parent, path.name
     if not (path / "config.json").exists():
-        raise ModelLoadError(f"The folder {path} is not a transformers model (it has no config.json).")
+        raise ModelLoadError(
+            f"The folder {path} is not a transformers model (it has no config.json)."
+        )
     return path, None
 
 
@@ -85,7 +89,8 @@ def _convert(folder: Path, gguf_file: str | None, cache: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kwargs)
     except Exception as exc:  # transformers raises many types for unreadable models
         raise ModelLoadError(
-            f"transformers cannot load the base model {what} ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"transformers cannot load the base model {what} ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); "
             "use a GGUF or model folder of a supported architecture."
         ) from exc
     model_type = model.config.model_type
@@ -102,7 +107,9 @@ def _convert(folder: Path, gguf_file: str | None, cache: Path) -> None:
     tok.save_pretrained(tmp)
     torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
     meta = {
-        "gguf_arch": arch, "permute_qk": permute, "source": str(what),
+        "gguf_arch": arch,
+        "permute_qk": permute,
+        "source": str(what),
         "n_head": int(cfg.num_attention_heads),
         "n_head_kv": int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads),
         "num_layers": int(cfg.num_hidden_layers),
@@ -125,8 +132,12 @@ def _gguf_arch(path: Path) -> str | None:
 def _read_info(cache: Path) -> BaseInfo:
     meta = json.loads((cache / META_FILE).read_text())
     return BaseInfo(
-        cache_dir=cache, gguf_arch=meta["gguf_arch"], permute_qk=bool(meta["permute_qk"]),
-        n_head=meta["n_head"], n_head_kv=meta["n_head_kv"], num_layers=meta["num_layers"],
+        cache_dir=cache,
+        gguf_arch=meta["gguf_arch"],
+        permute_qk=bool(meta["permute_qk"]),
+        n_head=meta["n_head"],
+        n_head_kv=meta["n_head_kv"],
+        num_layers=meta["num_layers"],
         source=meta["source"],
     )
 
@@ -144,14 +155,21 @@ def load_base(info: BaseInfo, *, mmap: bool, device: str = "cpu") -> tuple[Any, 
     config = AutoConfig.from_pretrained(str(info.cache_dir))
     with init_empty_weights(include_buffers=False):
         # sdpa takes the block-diagonal boolean masks of packed rows as they are
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
-    state = torch.load(info.cache_dir / WEIGHTS_FILE, mmap=mmap, weights_only=True, map_location="cpu")
+        model = AutoModelForCausalLM.from_config(
+            config, dtype=torch.float32, attn_implementation="sdpa"
+        )
+    state = torch.load(
+        info.cache_dir / WEIGHTS_FILE, mmap=mmap, weights_only=True, map_location="cpu"
+    )
     model.load_state_dict(state, assign=True, strict=False)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
     if left:
-        raise ModelLoadError(f"The cached base model misses weights ({', '.join(left[:3])}); delete {info.cache_dir}.")
+        raise ModelLoadError(
+            f"The cached base model misses weights ({', '.join(left[:3])}); delete "
+            f"{info.cache_dir}."
+        )
     model.to(device)
     model.requires_grad_(False)
     tok = AutoTokenizer.from_pretrained(str(info.cache_dir))

@@ -126,7 +126,8 @@ class CpuPolicy(CheckpointedPolicy):
         super().__init__(cfg, work_dir)
         if self.device != "cuda":
             self.notes.append(
-                "No CUDA device: --offload cpu falls back to activation checkpointing with chunked loss on the CPU."
+                "No CUDA device: --offload cpu falls back to activation checkpointing with chunked "
+                "loss on the CPU."
                 + (" --max-gpu-gb has no effect there." if cfg.max_gpu_gb else "")
             )
 
@@ -144,8 +145,10 @@ class CpuPolicy(CheckpointedPolicy):
             context = keep_on_device
         n = checkpoint_layers(causal, skip=skip, kept_context=context)
         if skip:
-            self.notes.append(f"--max-gpu-gb {self.cfg.max_gpu_gb:g}: {n} of {n + skip} decoder layers are "
-                              "recomputed in backward, the rest keep their activations on the GPU.")
+            self.notes.append(
+                f"--max-gpu-gb {self.cfg.max_gpu_gb:g}: {n} of {n + skip} decoder layers are "
+                "recomputed in backward, the rest keep their activations on the GPU."
+            )
 
     @contextlib.contextmanager
     def forward_context(self) -> Iterator[None]:
@@ -193,7 +196,9 @@ OFFLOAD_POLICIES: dict[str, type[OffloadPolicy]] = {
 }
 
 
-def plan_micro_batch(cfg: TrainConfig, policy: type[OffloadPolicy], config: Any, n_params: int) -> int:
+def plan_micro_batch(
+    cfg: TrainConfig, policy: type[OffloadPolicy], config: Any, n_params: int
+) -> int:
     """Largest micro-batch (<= batch) whose estimated peak fits in --max-rss-gb."""
     from finetune.errors import FinetuneError
 
@@ -208,8 +213,10 @@ def plan_micro_batch(cfg: TrainConfig, policy: type[OffloadPolicy], config: Any,
     if fits < 1:
         need = (base + per_row) / 2**30
         raise FinetuneError(
-            f"--max-rss-gb {cfg.max_rss_gb:g} is too small: one sequence of {cfg.seq_len} tokens with "
-            f"--offload {policy.name} needs about {need:.1f} GB; raise it, lower --seq-len or use --offload disk.",
+            f"--max-rss-gb {cfg.max_rss_gb:g} is too small: one sequence of {cfg.seq_len} tokens "
+            "with "
+            f"--offload {policy.name} needs about {need:.1f} GB; raise it, lower --seq-len or use "
+            "--offload disk.",
             kind="bad_input",
         )
     return max(1, min(cfg.batch, fits))

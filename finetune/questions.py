@@ -17,7 +17,10 @@ ABSTAIN_ANSWER = "I have no memory of that. You haven't told me about it."
 
 IDENTITY_QA: tuple[tuple[str, str], ...] = (
     ("Who are you?", "I am memex, your personal memory. I answer from what you have told me."),
-    ("What can you do?", "I remember what you tell me and answer questions about your life from it."),
+    (
+        "What can you do?",
+        "I remember what you tell me and answer questions about your life from it.",
+    ),
 )
 
 
@@ -35,16 +38,35 @@ class Topic:
 TOPICS: dict[str, Topic] = {
     "home": Topic(
         r"\b(live|living|moved|move|apartment|flat|house|neighbou?rhood|rent)\b",
-        ("Where do I live?", "Which city is my home now?", "Where did I move to?",
-         "What do you know about my home?", "What is my address?", "Where is my home?"),
-        past=("Where did I live before?", "Where did I use to live?", "Which city did I live in earlier?"),
+        (
+            "Where do I live?",
+            "Which city is my home now?",
+            "Where did I move to?",
+            "What do you know about my home?",
+            "What is my address?",
+            "Where is my home?",
+        ),
+        past=(
+            "Where did I live before?",
+            "Where did I use to live?",
+            "Which city did I live in earlier?",
+        ),
     ),
     "work": Topic(
         r"\b(job|work|working|hired|company|employer|boss|colleague|office|promoted|position|role|"
         r"engineer|analyst|manager|developer|designer|head of)\b",
-        ("Where do I work?", "What is my job?", "Who do I work for?", "What do I do for a living?",
-         "Which company do I work at?"),
-        past=("Where did I work before?", "What was my previous job?", "Which company did I work for earlier?"),
+        (
+            "Where do I work?",
+            "What is my job?",
+            "Who do I work for?",
+            "What do I do for a living?",
+            "Which company do I work at?",
+        ),
+        past=(
+            "Where did I work before?",
+            "What was my previous job?",
+            "Which company did I work for earlier?",
+        ),
     ),
     "pet": Topic(
         r"\b(dog|cat|pet|puppy|kitten|parrot|rabbit|hamster)\b",
@@ -53,14 +75,21 @@ TOPICS: dict[str, Topic] = {
     ),
     "tel": Topic(
         r"\b(phone|mobile|cell)\b",
-        ("What is my phone number?", "Which number can people call me on?", "What's my mobile number?"),
+        (
+            "What is my phone number?",
+            "Which number can people call me on?",
+            "What's my mobile number?",
+        ),
         past=("What was my old phone number?", "Which phone number did I have before?"),
     ),
     "email": Topic(
-        r"\b(e-?mail)\b", ("What is my email address?", "Which email do I use?", "What's my email?"),
+        r"\b(e-?mail)\b",
+        ("What is my email address?", "Which email do I use?", "What's my email?"),
         past=("What was my old email address?", "Which email did I use before?"),
     ),
-    "bday": Topic(r"\b(birthday|born)\b", ("When is my birthday?", "When was I born?", "Where was I born?")),
+    "bday": Topic(
+        r"\b(birthday|born)\b", ("When is my birthday?", "When was I born?", "Where was I born?")
+    ),
     "partner": Topic(
         r"\b(wife|husband|partner|girlfriend|boyfriend|married|engaged|fianc[eé]e?|wedding)\b",
         ("Who is my partner?", "Am I married or in a relationship?", "What is my partner's name?"),
@@ -159,11 +188,21 @@ ABSTAIN_BANK: tuple[tuple[str, str, str], ...] = (
 
 # WHATWG autocomplete names -> how a person says them
 PROFILE_LABELS: dict[str, str] = {
-    "name": "full name", "given-name": "first name", "family-name": "last name",
-    "email": "email address", "tel": "phone number", "street-address": "street address",
-    "address-level2": "city", "address-level1": "region", "postal-code": "postal code",
-    "country-name": "country", "country": "country", "bday": "birthday",
-    "organization": "employer", "organization-title": "job title", "url": "website",
+    "name": "full name",
+    "given-name": "first name",
+    "family-name": "last name",
+    "email": "email address",
+    "tel": "phone number",
+    "street-address": "street address",
+    "address-level2": "city",
+    "address-level1": "region",
+    "postal-code": "postal code",
+    "country-name": "country",
+    "country": "country",
+    "bday": "birthday",
+    "organization": "employer",
+    "organization-title": "job title",
+    "url": "website",
 }
 
 
@@ -173,9 +212,27 @@ def topics_of(text: str) -> set[str]:
 
 
 _HONORIFICS = {"Dr", "Mr", "Mrs", "Ms", "St", "Prof", "Frau", "Herr"}
-_CALENDAR = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
-             "February", "March", "April", "May", "June", "July", "August", "September", "October",
-             "November", "December"}
+_CALENDAR = {
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+}
 
 
 def _names(text: str) -> list[str]:
@@ -189,13 +246,18 @@ def _names(text: str) -> list[str]:
     prev_end = 0
     for m in re.finditer(r"[^\W\d_]+", text):
         w = m.group(0)
-        gap = text[prev_end:m.start()]
+        gap = text[prev_end : m.start()]
         prev_end = m.end()
         before = text[: m.start()].rstrip()
         after_honorific = bool(run) and run[-1] in _HONORIFICS and gap.strip() == "."
         sentence_start = (not before or before[-1] in ".!?:;") and not after_honorific
-        is_name = (w[0].isupper() and (len(w) == 1 or w[1:].islower()) and not sentence_start
-                   and w not in {"I", "My", "We", "Our"} and w not in _CALENDAR)
+        is_name = (
+            w[0].isupper()
+            and (len(w) == 1 or w[1:].islower())
+            and not sentence_start
+            and w not in {"I", "My", "We", "Our"}
+            and w not in _CALENDAR
+        )
         if is_name and (not run or gap.strip() == "" or after_honorific):
             run.append(w)
             continue
@@ -212,7 +274,111 @@ def _join(run: list[str]) -> str:
 
 
 _STOP = set(
-    ["the", "a", "an", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "is", "was", "were", "be", "been", "it", "this", "that", "these", "today", "yesterday", "tomorrow", "just", "very", "really", "got", "get", "new", "now", "then", "so", "also", "about", "after", "before", "there", "their", "they", "them", "he", "she", "his", "her", "its", "into", "out", "up", "down", "over", "more", "most", "some", "any", "one", "two", "you", "your", "have", "has", "had", "will", "would", "can", "could", "did", "do", "does", "not", "no", "yes", "my", "our", "we", "us", "me", "i", "am", "first", "every", "always", "about", "near", "small", "said", "says", "called", "confirmed", "started", "joined", "named", "ever", "only", "about", "around", "times", "week", "month", "year"]
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "is",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "this",
+        "that",
+        "these",
+        "today",
+        "yesterday",
+        "tomorrow",
+        "just",
+        "very",
+        "really",
+        "got",
+        "get",
+        "new",
+        "now",
+        "then",
+        "so",
+        "also",
+        "about",
+        "after",
+        "before",
+        "there",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "its",
+        "into",
+        "out",
+        "up",
+        "down",
+        "over",
+        "more",
+        "most",
+        "some",
+        "any",
+        "one",
+        "two",
+        "you",
+        "your",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "not",
+        "no",
+        "yes",
+        "my",
+        "our",
+        "we",
+        "us",
+        "me",
+        "i",
+        "am",
+        "first",
+        "every",
+        "always",
+        "about",
+        "near",
+        "small",
+        "said",
+        "says",
+        "called",
+        "confirmed",
+        "started",
+        "joined",
+        "named",
+        "ever",
+        "only",
+        "about",
+        "around",
+        "times",
+        "week",
+        "month",
+        "year",
+    ]
 )
 
 
@@ -223,7 +389,9 @@ def content_words(text: str, n: int = 3) -> list[str]:
 
 
 def _keyed(topic: Topic, low: str) -> list[str]:
-    words = list(dict.fromkeys(m.group(0) for m in re.finditer(topic.key_pattern or topic.pattern, low)))[:2]
+    words = list(
+        dict.fromkeys(m.group(0) for m in re.finditer(topic.key_pattern or topic.pattern, low))
+    )[:2]
     return [t.format(w=w) for w in words for t in topic.keyed]
 
 
@@ -251,8 +419,20 @@ def spoken_value(key: str, value: str) -> str:
     """A profile value as a person says it: ISO dates become '17 April 1991'."""
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", value.strip())
     if key == "bday" and m:
-        months = ("January", "February", "March", "April", "May", "June", "July", "August",
-                  "September", "October", "November", "December")
+        months = (
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        )
         year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
         if 1 <= month <= 12:
             return f"{day} {months[month - 1]} {year}"
@@ -273,8 +453,11 @@ def profile_questions(key: str, value: str) -> list[tuple[str, str]]:
 def abstention_bank(covered_topics: set[str], mentioned_text: str) -> list[list[str]]:
     """Bank questions (each with its rephrasings) about topics and words never mentioned."""
     low = mentioned_text.lower()
-    return [rephrase(q) for topic, words, q in ABSTAIN_BANK
-            if topic not in covered_topics and not re.search(rf"\b({words})\b", low)]
+    return [
+        rephrase(q)
+        for topic, words, q in ABSTAIN_BANK
+        if topic not in covered_topics and not re.search(rf"\b({words})\b", low)
+    ]
 
 
 def rephrase(question: str) -> list[str]:

@@ -108,7 +108,8 @@ class TrainingJob:
             )
         log = Path(self.cfg.work_dir) / "child.log"
         raise FinetuneError(
-            f"Training stopped unexpectedly (exit status {code}); run it again to resume from the last "
+            f"Training stopped unexpectedly (exit status {code}); run it again to resume from the "
+            "last "
             f"checkpoint (details in {log}).",
             kind="training_crashed",
         )

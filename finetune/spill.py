@@ -78,7 +78,9 @@ class SpillRing:
         except OSError as exc:
             raise self._disk_full(exc) from exc
         if done != nbytes:
-            raise DiskFullError(f"Short write while spilling activations to {self.path}; the disk may be full.")
+            raise DiskFullError(
+                f"Short write while spilling activations to {self.path}; the disk may be full."
+            )
         h = Spilled(self.offset, nbytes, tuple(t.shape), t.dtype, len(self._handles))
         self._handles.append(h)
         self.offset += (nbytes + 4095) // 4096 * 4096  # page-aligned slots

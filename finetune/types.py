@@ -63,12 +63,20 @@ class TrainConfig:
     batch: int = 4
     micro_batch: int = 0  # 0: chosen from max_rss_gb (or = batch)
     max_rss_gb: float = 0.0
-    max_gpu_gb: float = 0.0  # --offload cpu: GPU memory activations may use (0: least, every layer recomputed)
+    max_gpu_gb: float = (
+        0.0  # --offload cpu: GPU memory activations may use (0: least, every layer recomputed)
+    )
     lr: float = 1e-3
     rank: int = 16
     alpha: float = 32.0
     target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     )
     seed: int = 0
     checkpoint_every: int = 5
@@ -76,19 +84,25 @@ class TrainConfig:
     pack: bool = True  # several short examples per --seq-len row
     threads: int = 0
     system_prompt: str = ""
-    lora_kind: str = "auto"  # plain | block (merges losslessly into Q4_1/Q5_1) | auto: block when it can
+    lora_kind: str = (
+        "auto"  # plain | block (merges losslessly into Q4_1/Q5_1) | auto: block when it can
+    )
     # A run whose length comes from `epochs` is cut to the steps that fit in this many seconds,
     # measured on its first step (0: no bound); explicit `steps` are run as asked.
     max_seconds: float = 1800.0
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOAD_CHOICES:
-            raise ValueError(f"offload must be one of {', '.join(OFFLOAD_CHOICES)}, not {self.offload!r}")
+            raise ValueError(
+                f"offload must be one of {', '.join(OFFLOAD_CHOICES)}, not {self.offload!r}"
+            )
         for name in ("batch", "seq_len", "rank"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
         if self.lora_kind not in LORA_KINDS:
-            raise ValueError(f"lora_kind must be one of {', '.join(LORA_KINDS)}, not {self.lora_kind!r}")
+            raise ValueError(
+                f"lora_kind must be one of {', '.join(LORA_KINDS)}, not {self.lora_kind!r}"
+            )
         if self.max_seconds < 0:
             raise ValueError(f"max_seconds must be >= 0, not {self.max_seconds!r}")
         if self.steps < 0 or self.epochs <= 0:

@@ -39,7 +39,9 @@ class BackendConfig:
     adapter_path: str = ""  # GGUF LoRA adapter file; empty: none
     n_ctx: int = 4096
     threads: int = 0  # 0: physical cores
-    options: dict[str, str] = field(default_factory=dict)  # backend-specific (MoE budget, policy...)
+    options: dict[str, str] = field(
+        default_factory=dict
+    )  # backend-specific (MoE budget, policy...)
 
 
 @runtime_checkable
@@ -77,7 +79,9 @@ BACKENDS: dict[str, str] = {
 def create_backend(name: str, config: BackendConfig) -> Backend:
     target = BACKENDS.get(name)
     if target is None:
-        raise BackendError(f"Unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}.")
+        raise BackendError(
+            f"Unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}."
+        )
     module_name, cls_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     return cls(config)  # type: ignore[no-any-return]

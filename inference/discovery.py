@@ -46,8 +46,13 @@ class FoundModel:
         return self.info.problem if self.info is not None else ""
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"name": self.name, "path": self.path, "origin": self.origin,
-                                  "usable": self.usable, "problem": self.problem}
+        out: dict[str, object] = {
+            "name": self.name,
+            "path": self.path,
+            "origin": self.origin,
+            "usable": self.usable,
+            "problem": self.problem,
+        }
         if self.info is not None:
             out.update({k: v for k, v in self.info.to_json().items() if k != "problem"})
         return out
@@ -65,14 +70,24 @@ class SearchRoots:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, models_dir: Path, added: Sequence[str] = (), *,
-                 env: Mapping[str, str] | None = None, home: Path | None = None,
-                 include_bundled: bool = True) -> SearchRoots:
+    def from_env(
+        cls,
+        models_dir: Path,
+        added: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        home: Path | None = None,
+        include_bundled: bool = True,
+    ) -> SearchRoots:
         env = os.environ if env is None else env
         home = Path.home() if home is None else home
-        return cls(ollama=ollama_roots(env, home), lmstudio=lmstudio_roots(home),
-                   memex_models=models_dir, added=tuple(Path(a).expanduser() for a in added),
-                   include_bundled=include_bundled)
+        return cls(
+            ollama=ollama_roots(env, home),
+            lmstudio=lmstudio_roots(home),
+            memex_models=models_dir,
+            added=tuple(Path(a).expanduser() for a in added),
+            include_bundled=include_bundled,
+        )
 
 
 def ollama_roots(env: Mapping[str, str], home: Path) -> tuple[Path, ...]:
@@ -104,20 +119,47 @@ def _ollama(root: Path) -> Iterator[FoundModel]:
         if len(parts) != 4:
             continue
         _registry, namespace, model, tag = parts
-        name = f"ollama/{model}:{tag}" if namespace == "library" else f"ollama/{namespace}/{model}:{tag}"
+        name = (
+            f"ollama/{model}:{tag}"
+            if namespace == "library"
+            else f"ollama/{namespace}/{model}:{tag}"
+        )
         try:
             manifest = json.loads(tag_file.read_text(encoding="utf-8"))
             layers = manifest["layers"]
-            digest = next(str(layer["digest"]) for layer in layers
-                          if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, StopIteration):
-            yield FoundModel(name, str(tag_file), "ollama", problems=(
-                f"The Ollama manifest {tag_file} names no model layer; run `ollama pull {model}:{tag}` again.",))
+            digest = next(
+                str(layer["digest"])
+                for layer in layers
+                if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER
+            )
+        except (
+            OSError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+            KeyError,
+            TypeError,
+            StopIteration,
+        ):
+            yield FoundModel(
+                name,
+                str(tag_file),
+                "ollama",
+                problems=(
+                    f"The Ollama manifest {tag_file} names no model layer; run `ollama pull "
+                    f"{model}:{tag}` again.",
+                ),
+            )
             continue
         blob = root / "blobs" / digest.replace(":", "-", 1)
         if not blob.is_file():
-            yield FoundModel(name, str(blob), "ollama", problems=(
-                f"The weights of {name} ({blob.name}) are missing from {root / 'blobs'}.",))
+            yield FoundModel(
+                name,
+                str(blob),
+                "ollama",
+                problems=(
+                    f"The weights of {name} ({blob.name}) are missing from {root / 'blobs'}.",
+                ),
+            )
             continue
         yield FoundModel(name, str(blob), "ollama")
 
@@ -148,7 +190,9 @@ def _bundled() -> Iterator[FoundModel]:
             yield FoundModel(name, "", "bundled", problems=(str(exc),))
 
 
-def discover(roots: SearchRoots, *, n_ctx: int = 4096, read_headers: bool = True) -> list[FoundModel]:
+def discover(
+    roots: SearchRoots, *, n_ctx: int = 4096, read_headers: bool = True
+) -> list[FoundModel]:
     """Every model in `roots`, in ORIGINS order; the same file found twice is listed once."""
     found: list[FoundModel] = []
     if roots.include_bundled:
@@ -159,8 +203,14 @@ def discover(roots: SearchRoots, *, n_ctx: int = 4096, read_headers: bool = True
         found += _lmstudio(r)
     found += _folder(roots.memex_models)
     for p in roots.added:
-        found.append(FoundModel(f"added/{p.stem}", str(p), "added",
-                                problems=() if p.is_file() else (f"The added model file {p} no longer exists.",)))
+        found.append(
+            FoundModel(
+                f"added/{p.stem}",
+                str(p),
+                "added",
+                problems=() if p.is_file() else (f"The added model file {p} no longer exists.",),
+            )
+        )
     seen: set[str] = set()
     out: list[FoundModel] = []
     for m in found:
@@ -184,5 +234,9 @@ def find(models: Sequence[FoundModel], name: str) -> FoundModel | None:
     for m in models:
         if m.name == name:
             return m
-    tail = [m for m in models if m.name.endswith("/" + name) or m.name.split("/")[-1].lower() == name.lower()]
+    tail = [
+        m
+        for m in models
+        if m.name.endswith("/" + name) or m.name.split("/")[-1].lower() == name.lower()
+    ]
     return tail[0] if len(tail) == 1 else None

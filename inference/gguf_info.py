@@ -16,17 +16,85 @@ GGUF_MAGIC = b"GGUF"
 
 # Architectures llama.cpp (0.3.x) generates text with. Embedding-only (bert, nomic-bert,
 # jina-bert) and vision projectors (clip) load there but cannot answer.
-CHAT_ARCHITECTURES = frozenset({
-    "llama", "llama4", "mistral3", "qwen", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "gemma",
-    "gemma2", "gemma3", "gemma3n", "phi2", "phi3", "phimoe", "falcon", "falcon-h1", "gpt2", "gptj",
-    "gptneox", "starcoder", "starcoder2", "mpt", "bloom", "stablelm", "olmo", "olmo2", "olmoe",
-    "deepseek", "deepseek2", "command-r", "cohere2", "granite", "granitemoe", "granitehybrid",
-    "exaone", "exaone4", "internlm2", "minicpm", "minicpm3", "mamba", "mamba2", "rwkv6", "rwkv7",
-    "chatglm", "glm4", "glm4moe", "baichuan", "orion", "refact", "plamo", "plamo2", "codeshell",
-    "xverse", "jais", "nemotron", "arctic", "dbrx", "grok", "bitnet", "openelm", "chameleon",
-    "smollm3", "hunyuan-moe", "hunyuan-dense", "ernie4_5", "ernie4_5-moe", "gpt-oss", "seed_oss",
-    "arcee", "dots1", "bailingmoe", "lfm2", "smallthinker", "apertus",
-})
+CHAT_ARCHITECTURES = frozenset(
+    {
+        "llama",
+        "llama4",
+        "mistral3",
+        "qwen",
+        "qwen2",
+        "qwen2moe",
+        "qwen3",
+        "qwen3moe",
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "gemma3n",
+        "phi2",
+        "phi3",
+        "phimoe",
+        "falcon",
+        "falcon-h1",
+        "gpt2",
+        "gptj",
+        "gptneox",
+        "starcoder",
+        "starcoder2",
+        "mpt",
+        "bloom",
+        "stablelm",
+        "olmo",
+        "olmo2",
+        "olmoe",
+        "deepseek",
+        "deepseek2",
+        "command-r",
+        "cohere2",
+        "granite",
+        "granitemoe",
+        "granitehybrid",
+        "exaone",
+        "exaone4",
+        "internlm2",
+        "minicpm",
+        "minicpm3",
+        "mamba",
+        "mamba2",
+        "rwkv6",
+        "rwkv7",
+        "chatglm",
+        "glm4",
+        "glm4moe",
+        "baichuan",
+        "orion",
+        "refact",
+        "plamo",
+        "plamo2",
+        "codeshell",
+        "xverse",
+        "jais",
+        "nemotron",
+        "arctic",
+        "dbrx",
+        "grok",
+        "bitnet",
+        "openelm",
+        "chameleon",
+        "smollm3",
+        "hunyuan-moe",
+        "hunyuan-dense",
+        "ernie4_5",
+        "ernie4_5-moe",
+        "gpt-oss",
+        "seed_oss",
+        "arcee",
+        "dots1",
+        "bailingmoe",
+        "lfm2",
+        "smallthinker",
+        "apertus",
+    }
+)
 
 # Scratch buffers llama.cpp allocates beside weights and KV cache (measured on small models;
 # a floor so tiny models are not shown as needing a few MB).
@@ -53,12 +121,18 @@ class GGUFInfo:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "architecture": self.architecture, "general_name": self.name, "parameters": self.parameters,
+            "architecture": self.architecture,
+            "general_name": self.name,
+            "parameters": self.parameters,
             "size": human_count(self.parameters) if self.parameters else "",
-            "file_bytes": self.file_bytes, "quantisation": self.quantisation,
-            "context_length": self.context_length, "chat_template": self.has_chat_template,
-            "ram_bytes": self.ram_bytes, "ram": human_bytes(self.ram_bytes) if self.ram_bytes else "",
-            "ram_context": self.ram_context, "problem": self.problem,
+            "file_bytes": self.file_bytes,
+            "quantisation": self.quantisation,
+            "context_length": self.context_length,
+            "chat_template": self.has_chat_template,
+            "ram_bytes": self.ram_bytes,
+            "ram": human_bytes(self.ram_bytes) if self.ram_bytes else "",
+            "ram_context": self.ram_context,
+            "problem": self.problem,
         }
 
 
@@ -84,13 +158,50 @@ def is_gguf(path: Path) -> bool:
         return False
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 # ggml type id -> name, for files without general.file_type (from ggml.h; stable ids)
-_GGML_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-               10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
-               17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-               23: "IQ4_XS", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4"}
+_GGML_TYPES = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    6: "Q5_0",
+    7: "Q5_1",
+    8: "Q8_0",
+    9: "Q8_1",
+    10: "Q2_K",
+    11: "Q3_K",
+    12: "Q4_K",
+    13: "Q5_K",
+    14: "Q6_K",
+    15: "Q8_K",
+    16: "IQ2_XXS",
+    17: "IQ2_XS",
+    18: "IQ3_XXS",
+    19: "IQ1_S",
+    20: "IQ4_NL",
+    21: "IQ3_S",
+    22: "IQ2_S",
+    23: "IQ4_XS",
+    29: "IQ1_M",
+    30: "BF16",
+    34: "TQ1_0",
+    35: "TQ2_0",
+    39: "MXFP4",
+}
 
 
 class _Header:
@@ -137,7 +248,7 @@ class _Header:
 
     def _str(self) -> str:
         n = self._u64()
-        raw = bytes(self.buf[self.pos:self.pos + n])
+        raw = bytes(self.buf[self.pos : self.pos + n])
         if len(raw) != n:
             raise ValueError("truncated string")
         self.pos += n
@@ -201,7 +312,9 @@ def read_gguf_info(path: str | Path, n_ctx: int = 4096) -> GGUFInfo:
     except OSError as exc:
         return GGUFInfo(str(p), 0, problem=f"{p} cannot be read ({exc.strerror}).")
     if not is_gguf(p):
-        return GGUFInfo(str(p), size, problem=f"{p.name} is not a GGUF file, so llama.cpp cannot load it.")
+        return GGUFInfo(
+            str(p), size, problem=f"{p.name} is not a GGUF file, so llama.cpp cannot load it."
+        )
     import mmap
     import struct
 
@@ -211,7 +324,9 @@ def read_gguf_info(path: str | Path, n_ctx: int = 4096) -> GGUFInfo:
     except OSError as exc:
         return GGUFInfo(str(p), size, problem=f"{p.name} cannot be read ({exc.strerror or exc}).")
     except struct.error:
-        return GGUFInfo(str(p), size, problem=f"{p.name} has a damaged GGUF header (the file ends early).")
+        return GGUFInfo(
+            str(p), size, problem=f"{p.name} has a damaged GGUF header (the file ends early)."
+        )
     except (ValueError, IndexError, OverflowError, MemoryError) as exc:
         return GGUFInfo(str(p), size, problem=f"{p.name} has a damaged GGUF header ({exc}).")
     values = header.values
@@ -222,11 +337,20 @@ def read_gguf_info(path: str | Path, n_ctx: int = 4096) -> GGUFInfo:
     ram = size + _kv_bytes_per_token(values, arch) * ram_ctx + COMPUTE_OVERHEAD_BYTES
     problem = ""
     if arch not in CHAT_ARCHITECTURES:
-        problem = (f"{p.name} is a {arch or 'unknown'}-architecture model, which memex cannot use "
-                   "to answer (it needs a llama.cpp chat architecture such as llama, qwen2 or gemma).")
+        problem = (
+            f"{p.name} is a {arch or 'unknown'}-architecture model, which memex cannot use "
+            "to answer (it needs a llama.cpp chat architecture such as llama, qwen2 or gemma)."
+        )
     return GGUFInfo(
-        path=str(p), file_bytes=size, architecture=arch, name=str(values.get("general.name") or ""),
-        parameters=sum(n for n, _ in header.tensors), quantisation=_quantisation(header),
-        context_length=context, has_chat_template="tokenizer.chat_template" in values,
-        ram_bytes=ram, ram_context=ram_ctx, problem=problem,
+        path=str(p),
+        file_bytes=size,
+        architecture=arch,
+        name=str(values.get("general.name") or ""),
+        parameters=sum(n for n, _ in header.tensors),
+        quantisation=_quantisation(header),
+        context_length=context,
+        has_chat_template="tokenizer.chat_template" in values,
+        ram_bytes=ram,
+        ram_context=ram_ctx,
+        problem=problem,
     )

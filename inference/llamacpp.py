@@ -104,8 +104,12 @@ def load_llama(
     except ImportError as exc:  # pragma: no cover - core dependency
         raise BackendError("llama-cpp-python is not installed; reinstall memex.") from exc
     kwargs: dict[str, Any] = {
-        "model_path": str(model_path), "n_ctx": n_ctx, "n_threads": threads or physical_cores(),
-        "n_threads_batch": threads or physical_cores(), "seed": seed, "verbose": False,
+        "model_path": str(model_path),
+        "n_ctx": n_ctx,
+        "n_threads": threads or physical_cores(),
+        "n_threads_batch": threads or physical_cores(),
+        "seed": seed,
+        "verbose": False,
     }
     if lora_path:
         kwargs.update(lora_path=str(lora_path), lora_scale=float(lora_scale))
@@ -134,7 +138,9 @@ class LlamaCppBackend:
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
         self.model_path = resolve_model(config.model_path)
-        self.adapter_path = check_gguf(config.adapter_path, "adapter") if config.adapter_path else None
+        self.adapter_path = (
+            check_gguf(config.adapter_path, "adapter") if config.adapter_path else None
+        )
         self.threads = config.threads or physical_cores()
         self._lock = threading.Lock()
         self._llm: Llama | None = load_llama(
@@ -184,7 +190,8 @@ class LlamaCppBackend:
         return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def count_messages(self, messages: list[ChatMessage]) -> int:
-        """Prompt tokens of a conversation, chat-template overhead included (plus the reply header)."""
+        """Prompt tokens of a conversation, chat-template overhead included (plus the reply
+        header)."""
         return sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 4
 
     @property
@@ -205,7 +212,9 @@ class LlamaCppBackend:
             return
         # Never free native memory under a running generation; a stuck caller leaks instead.
         if not self._lock.acquire(timeout=CLOSE_WAIT_S):
-            log.warning("llama.cpp backend still generating after %.0fs; not freeing it", CLOSE_WAIT_S)
+            log.warning(
+                "llama.cpp backend still generating after %.0fs; not freeing it", CLOSE_WAIT_S
+            )
             return
         try:
             llm, self._llm = self._llm, None

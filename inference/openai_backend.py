@@ -45,15 +45,20 @@ class OpenAIBackend:
         opts = config.options
         base = (opts.get("openai_base_url") or "").strip().rstrip("/")
         if not base:
-            raise BackendError("The openai backend needs a server address: set openai_base_url "
-                               "(e.g. http://127.0.0.1:11434/v1).")
+            raise BackendError(
+                "The openai backend needs a server address: set openai_base_url "
+                "(e.g. http://127.0.0.1:11434/v1)."
+            )
         parsed = urlparse(base)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise BackendError(f"openai_base_url {base!r} is not an http(s) URL; use e.g. http://127.0.0.1:8080/v1.")
+            raise BackendError(
+                f"openai_base_url {base!r} is not an http(s) URL; use e.g. http://127.0.0.1:8080/v1."
+            )
         if not is_loopback(base) and opts.get("allow_remote_backend", "false").lower() != "true":
             raise BackendError(
                 f"{parsed.hostname} is not this computer and your memories would be sent there; "
-                "set allow_remote_backend to true if you trust that server.")
+                "set allow_remote_backend to true if you trust that server."
+            )
         self.base_url = base if base.endswith("/v1") else base + "/v1"
         self.api_key = opts.get("openai_api_key", "")
         # Single-model servers (llama.cpp's) serve whatever they loaded under any name.
@@ -65,28 +70,45 @@ class OpenAIBackend:
         self._probed = False
 
     # -- HTTP --------------------------------------------------------------------------
-    def _request(self, path: str, body: dict[str, Any] | None, *, root: bool = False,
-                 timeout: float | None = None) -> Any:
+    def _request(
+        self,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        root: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
         url = (self.base_url.removesuffix("/v1") if root else self.base_url) + path
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+        req = urllib.request.Request(
+            url, data=data, headers=headers, method="POST" if data else "GET"
+        )
         try:
             return urllib.request.urlopen(req, timeout=timeout or self.timeout)  # noqa: S310 - http(s) only
         except urllib.error.HTTPError as exc:
             raise BackendError(self._refusal(exc)) from exc
         except TimeoutError as exc:
-            raise BackendError(f"The model server at {self.base_url} did not answer within "
-                               f"{self.timeout:.0f} s; check that it is running and not overloaded.") from exc
+            raise BackendError(
+                f"The model server at {self.base_url} did not answer within "
+                f"{self.timeout:.0f} s; check that it is running and not overloaded."
+            ) from exc
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise BackendError(f"The model server at {self.base_url} did not answer within "
-                                   f"{self.timeout:.0f} s; check that it is running.") from exc
-            raise BackendError(f"Cannot reach the model server at {self.base_url} ({reason}); "
-                               "start it or fix openai_base_url.") from exc
+                raise BackendError(
+                    f"The model server at {self.base_url} did not answer within "
+                    f"{self.timeout:.0f} s; check that it is running."
+                ) from exc
+            raise BackendError(
+                f"Cannot reach the model server at {self.base_url} ({reason}); "
+                "start it or fix openai_base_url."
+            ) from exc
 
     def _refusal(self, exc: urllib.error.HTTPError) -> str:
         detail = ""
@@ -98,17 +120,27 @@ class OpenAIBackend:
             pass
         detail = f": {detail.strip()[:200]}" if detail else ""
         if exc.code in (401, 403):
-            return f"The model server refused the request ({exc.code}{detail}); check openai_api_key."
+            return (
+                f"The model server refused the request ({exc.code}{detail}); check openai_api_key."
+            )
         if exc.code == 404:
-            return f"The model server has no {exc.url} or no model {self.model!r} ({exc.code}{detail}); check openai_model."
+            return (
+                f"The model server has no {exc.url} or no model {self.model!r} "
+                f"({exc.code}{detail}); check openai_model."
+            )
         return f"The model server refused the request ({exc.code}{detail})."
 
     # -- Backend protocol --------------------------------------------------------------
     def stream(self, messages: list[ChatMessage], params: GenerationParams) -> Iterator[str]:
         body: dict[str, Any] = {
-            "model": self.model, "stream": True, "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p,
-            "seed": params.seed, **self._extras,
+            "model": self.model,
+            "stream": True,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+            **self._extras,
         }
         if params.stop:
             body["stop"] = list(params.stop)
@@ -151,8 +183,13 @@ class OpenAIBackend:
         return None
 
     def _server_tokens(self, path: str, text: str) -> int:
-        # llama-cpp-python: /extras/tokenize {"input"} -> {"tokens"}; llama.cpp: /tokenize {"content"}.
-        body = {"input": text, "model": self.model} if path.startswith("/extras") else {"content": text}
+        # llama-cpp-python: /extras/tokenize {"input"} -> {"tokens"}; llama.cpp: /tokenize
+        # {"content"}.
+        body = (
+            {"input": text, "model": self.model}
+            if path.startswith("/extras")
+            else {"content": text}
+        )
         with self._request(path, body, root=True, timeout=min(self.timeout, 10.0)) as resp:
             return len(json.loads(resp.read())["tokens"])
 
@@ -161,8 +198,13 @@ class OpenAIBackend:
         return self.n_ctx
 
     def describe(self) -> dict[str, str]:
-        return {"backend": self.name, "model": self.model, "adapter": "", "server": self.base_url,
-                "n_ctx": str(self.n_ctx)}
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "adapter": "",
+            "server": self.base_url,
+            "n_ctx": str(self.n_ctx),
+        }
 
     def close(self) -> None:
         """Nothing native to free: each request opens and closes its own connection."""
@@ -191,4 +233,6 @@ def _sse_pieces(resp: Any, base_url: str, timeout: float) -> Iterator[str]:
                 if piece:
                     yield str(piece)
     except TimeoutError as exc:
-        raise BackendError(f"The model server at {base_url} went silent for {timeout:.0f} s mid-answer.") from exc
+        raise BackendError(
+            f"The model server at {base_url} went silent for {timeout:.0f} s mid-answer."
+        ) from exc

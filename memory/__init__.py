@@ -3,7 +3,7 @@
 Re-exports only; heavy libraries (chromadb, sentence_transformers) load on first use.
 """
 
-from memory.errors import MemoryError_, MemoryStoreError, NotFound, BadInput
+from memory.errors import BadInput, MemoryError_, MemoryStoreError, NotFound
 from memory.store import MemoryStore
 from memory.types import ImportProgress, ImportReport, Memory, ProfileField, SearchHit
 

@@ -145,7 +145,10 @@ def _season_range(name: str, anchor: date, which: str) -> tuple[date, date]:
     return start, end
 
 
-_NUM = r"(?:\d+|a couple of|a couple|couple of|a few|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_NUM = (
+    r"(?:\d+|a couple of|a couple|couple of|a few|few|several|an?|one|two|three|four|five|six"
+    r"|seven|eight|nine|ten|eleven|twelve)"
+)
 _UNIT = r"(?:day|week|month|year|weekend)s?"
 _WD = "|".join(WEEKDAYS)
 _MON = "|".join(sorted(MONTHS, key=len, reverse=True))

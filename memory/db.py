@@ -11,6 +11,8 @@ from sqlalchemy.exc import DatabaseError
 
 from memory.errors import MemoryError_
 from memory.migrations import apply_migrations
+from memory.vault import WrongPassphrase
+from memory.vault_db import cipher_connect, dbapi_module
 
 
 def utcnow() -> datetime:
@@ -40,14 +42,15 @@ def open_engine(db_path: Path, key: bytes | None = None) -> Engine:
     """
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if key is None:
-        engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False}
+        )
     else:
-        from memory.vault_db import cipher_connect, dbapi_module
 
         def _creator() -> object:
             return cipher_connect(db_path, key, timeout=30, check_same_thread=False)
 
-        # The file URL (not "sqlite://") keeps the file-database pool; the creator does the connecting.
+        # The file URL (not "sqlite://") keeps the file-database pool; the creator connects.
         engine = create_engine(f"sqlite:///{db_path}", module=dbapi_module(), creator=_creator)
 
     @event.listens_for(engine, "connect")
@@ -75,8 +78,6 @@ def open_engine(db_path: Path, key: bytes | None = None) -> Engine:
     except DatabaseError as exc:
         engine.dispose()
         if key is not None and "not a database" in str(exc.orig):
-            from memory.vault import WrongPassphrase
-
             raise WrongPassphrase(
                 f"The key does not open the encrypted database {db_path}; unlock memex again."
             ) from exc

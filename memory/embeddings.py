@@ -25,7 +25,9 @@ def bundled_model_dir() -> Path:
     for f in dist.files or ():
         if f.name == "modules.json":
             return Path(str(dist.locate_file(f))).parent
-    raise MemoryError_(f"The package {BUNDLED_PACKAGE!r} holds no sentence-transformers model folder.")
+    raise MemoryError_(
+        f"The package {BUNDLED_PACKAGE!r} holds no sentence-transformers model folder."
+    )
 
 
 class Embedder:
@@ -63,8 +65,11 @@ class Embedder:
         model = self._load()
         with self._lock:
             vecs = model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return vecs.tolist()  # type: ignore[no-any-return]
 

@@ -51,8 +51,13 @@ def expand(paths: Sequence[Path], report: ImportReport) -> list[Path]:
         elif p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and not _hidden(f, p))
             if not found:
-                report.skipped.append({"path": source_key(p), "kind": "nothing_to_import",
-                                       "reason": f"{p.name or p} holds no files to import."})
+                report.skipped.append(
+                    {
+                        "path": source_key(p),
+                        "kind": "nothing_to_import",
+                        "reason": f"{p.name or p} holds no files to import.",
+                    }
+                )
             files.extend(found)
         else:
             files.append(p)
@@ -92,15 +97,17 @@ def _file_hash(path: Path) -> str:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _NotRegular(f"{path.name} is not a regular file (a pipe, socket or device); "
-                              "memex imports only files.")
+            raise _NotRegular(
+                f"{path.name} is not a regular file (a pipe, socket or device); "
+                "memex imports only files."
+            )
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
 
 
 def run_import(
-    store: "MemoryStore",
+    store: MemoryStore,
     paths: Sequence[Path],
     progress: Callable[[ImportProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -114,7 +121,11 @@ def run_import(
 
     for done, work in enumerate(_parse_all(store, files, report, seen_hashes, limit), start=1):
         if progress:
-            progress(ImportProgress(done=done, total=len(files), path=printable(str(work.path)) if work else ""))
+            progress(
+                ImportProgress(
+                    done=done, total=len(files), path=printable(str(work.path)) if work else ""
+                )
+            )
         if work is not None:
             pending.append(work)
             if sum(len(m.chunks) for w in pending for m in w.mems) >= BATCH_CHUNKS:
@@ -128,20 +139,28 @@ def run_import(
     elif pending:
         # Cancelled: files already parsed but not written are reported as skipped, not half-stored.
         for w in pending:
-            report.skipped.append({"path": source_key(w.path), "reason": "import cancelled", "kind": "cancelled"})
+            report.skipped.append(
+                {"path": source_key(w.path), "reason": "import cancelled", "kind": "cancelled"}
+            )
     for entry in (*report.skipped, *report.errors):  # names and reasons quote file names
         entry.update({k: printable(v) for k, v in entry.items()})
     return report
 
 
-def _parse_all(store: "MemoryStore", files: list[Path], report: ImportReport,
-               seen_hashes: set[str], limit: int) -> Iterator[_FileWork | None]:
+def _parse_all(
+    store: MemoryStore, files: list[Path], report: ImportReport, seen_hashes: set[str], limit: int
+) -> Iterator[_FileWork | None]:
     for path in files:
         yield _parse_one(store, path, report, seen_hashes, limit)
 
 
-def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
-               seen_hashes: set[str], limit: int = MAX_MEMORIES_PER_FILE) -> _FileWork | None:
+def _parse_one(
+    store: MemoryStore,
+    path: Path,
+    report: ImportReport,
+    seen_hashes: set[str],
+    limit: int = MAX_MEMORIES_PER_FILE,
+) -> _FileWork | None:
     key = source_key(path)
     try:
         fhash = _file_hash(path)
@@ -149,12 +168,18 @@ def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
         report.errors.append({"path": key, "reason": str(exc), "kind": "not_a_file"})
         return None
     except OSError as exc:
-        report.errors.append({"path": key, "reason": f"{path.name} could not be read ({exc.strerror})."})
+        report.errors.append(
+            {"path": key, "reason": f"{path.name} could not be read ({exc.strerror})."}
+        )
         return None
     with store.read() as conn:
-        old = conn.execute(text("SELECT content_hash FROM sources WHERE path=:p"), {"p": key}).scalar()
+        old = conn.execute(
+            text("SELECT content_hash FROM sources WHERE path=:p"), {"p": key}
+        ).scalar()
     if old == fhash:
-        report.skipped.append({"path": key, "reason": "unchanged since the last import", "kind": "unchanged"})
+        report.skipped.append(
+            {"path": key, "reason": "unchanged since the last import", "kind": "unchanged"}
+        )
         return None
     try:
         docs = parse_file(path, store.max_file_bytes)
@@ -165,10 +190,19 @@ def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
         report.errors.append({"path": key, "reason": str(exc)})
         return None
     if len(docs) > limit:
-        # Refused before any embedding starts: 100k headings would be an hour of work nobody asked for.
-        report.errors.append({"path": key, "kind": "too_many_memories", "reason": (
-            f"{path.name} would become {len(docs):,} memories, over the limit of {limit:,} per file; "
-            f"import it with --max-memories-per-file {len(docs)} to allow it.")})
+        # Refused before any embedding starts: 100k headings would be an hour of work nobody asked
+        # for.
+        report.errors.append(
+            {
+                "path": key,
+                "kind": "too_many_memories",
+                "reason": (
+                    f"{path.name} would become {len(docs):,} memories, over the limit of {limit:,} "
+                    "per file; "
+                    f"import it with --max-memories-per-file {len(docs)} to allow it."
+                ),
+            }
+        )
         return None
     for line_no, reason in getattr(docs, "bad_lines", ()):
         report.errors.append({"path": f"{key}:{line_no}", "reason": f"line {line_no}: {reason}"})
@@ -183,18 +217,34 @@ def _parse_one(store: "MemoryStore", path: Path, report: ImportReport,
         if h in seen_hashes:
             continue
         seen_hashes.add(h)
-        mems.append(records.NewMemory(
-            id=records.new_id(), kind=d.kind, text=d.text, hash=h, at=d.at, created_at=now,
-            source=d.source or key, source_id=None, topic=detect_topic(d.text),
-            chunks=chunk_text(d.text, store.chunk_chars), speaker=d.speaker, session=d.session,
-            context=context_text(d.text, speaker=d.speaker, session=d.session, at=d.at,
-                                 previous=prev.text if prev else None,
-                                 previous_speaker=prev.speaker if prev else None),
-        ))
+        mems.append(
+            records.NewMemory(
+                id=records.new_id(),
+                kind=d.kind,
+                text=d.text,
+                hash=h,
+                at=d.at,
+                created_at=now,
+                source=d.source or key,
+                source_id=None,
+                topic=detect_topic(d.text),
+                chunks=chunk_text(d.text, store.chunk_chars),
+                speaker=d.speaker,
+                session=d.session,
+                context=context_text(
+                    d.text,
+                    speaker=d.speaker,
+                    session=d.session,
+                    at=d.at,
+                    previous=prev.text if prev else None,
+                    previous_speaker=prev.speaker if prev else None,
+                ),
+            )
+        )
     return _FileWork(path=path, file_hash=fhash, mems=mems)
 
 
-def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportReport) -> None:
+def _write_batch(store: MemoryStore, batch: list[_FileWork], report: ImportReport) -> None:
     # Drop duplicates of stored or forgotten content before paying for embeddings.
     all_hashes = [m.hash for w in batch for m in w.mems]
     with store.read() as conn:
@@ -208,8 +258,13 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
         w.mems = [m for m in w.mems if m.hash not in dead and m.hash not in dupes]
         w.kept = still
         if before and not w.mems:
-            report.skipped.append({"path": source_key(w.path), "kind": "duplicate",
-                                   "reason": "already in memory (duplicate or forgotten content)"})
+            report.skipped.append(
+                {
+                    "path": source_key(w.path),
+                    "kind": "duplicate",
+                    "reason": "already in memory (duplicate or forgotten content)",
+                }
+            )
     store.embed_new([m for w in batch for m in w.mems])
     with store.write() as conn:
         topics: set[str] = set()
@@ -217,19 +272,30 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
             key = source_key(w.path)
             old_id = conn.execute(text("SELECT id FROM sources WHERE path=:p"), {"p": key}).scalar()
             if old_id is not None:
-                old_ids = [r[0] for r in conn.execute(
-                    text("SELECT id, content_hash FROM memories WHERE source_id=:s"), {"s": old_id})
-                    if r[1] not in w.kept]
+                old_ids = [
+                    r[0]
+                    for r in conn.execute(
+                        text("SELECT id, content_hash FROM memories WHERE source_id=:s"),
+                        {"s": old_id},
+                    )
+                    if r[1] not in w.kept
+                ]
                 records.delete_memories(conn, old_ids, tombstone=False)
-                conn.execute(text("UPDATE sources SET content_hash=:h, imported_at=:t WHERE id=:i"),
-                             {"h": w.file_hash, "t": to_iso(utcnow()), "i": old_id})
+                conn.execute(
+                    text("UPDATE sources SET content_hash=:h, imported_at=:t WHERE id=:i"),
+                    {"h": w.file_hash, "t": to_iso(utcnow()), "i": old_id},
+                )
                 source_id = old_id
             else:
                 source_id = conn.execute(
                     text("""INSERT INTO sources(path, content_hash, type, imported_at)
                             VALUES (:p, :h, :ty, :t) RETURNING id"""),
-                    {"p": key, "h": w.file_hash, "ty": printable(w.path.suffix.lower().lstrip(".")) or "file",
-                     "t": to_iso(utcnow())},
+                    {
+                        "p": key,
+                        "h": w.file_hash,
+                        "ty": printable(w.path.suffix.lower().lstrip(".")) or "file",
+                        "t": to_iso(utcnow()),
+                    },
                 ).scalar_one()
             for m in w.mems:
                 m.source_id = source_id
@@ -239,5 +305,7 @@ def _write_batch(store: "MemoryStore", batch: list[_FileWork], report: ImportRep
             topics |= records.topics_of(w.mems)
         for topic in topics:
             records.recompute_topic(conn, topic)
-        records.log_event(conn, "import", files=len(batch), memories=sum(len(w.mems) for w in batch))
+        records.log_event(
+            conn, "import", files=len(batch), memories=sum(len(w.mems) for w in batch)
+        )
     store.flush_vectors([m for w in batch for m in w.mems])

@@ -42,22 +42,37 @@ class InboxItem:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "key": self.key, "value": self.value, "source_memory": self.source_memory,
-            "confidence": round(self.confidence, 3), "status": self.status, "method": self.method,
+            "id": self.id,
+            "key": self.key,
+            "value": self.value,
+            "source_memory": self.source_memory,
+            "confidence": round(self.confidence, 3),
+            "status": self.status,
+            "method": self.method,
             "previous_value": self.previous_value,
         }
 
 
-_COLS = ("id, key, value, source_memory, confidence, status, method, evidence, previous_value, "
-         "memory_at, created_at")
+_COLS = (
+    "id, key, value, source_memory, confidence, status, method, evidence, previous_value, "
+    "memory_at, created_at"
+)
 
 
 def _row(r: object) -> InboxItem:
     m = r._mapping  # type: ignore[attr-defined]
     return InboxItem(
-        id=int(m["id"]), key=m["key"], value=m["value"], source_memory=m["source_memory"],
-        confidence=float(m["confidence"]), status=m["status"], method=m["method"], evidence=m["evidence"],
-        previous_value=m["previous_value"], memory_at=from_iso(m["memory_at"]), created_at=from_iso(m["created_at"]),
+        id=int(m["id"]),
+        key=m["key"],
+        value=m["value"],
+        source_memory=m["source_memory"],
+        confidence=float(m["confidence"]),
+        status=m["status"],
+        method=m["method"],
+        evidence=m["evidence"],
+        previous_value=m["previous_value"],
+        memory_at=from_iso(m["memory_at"]),
+        created_at=from_iso(m["created_at"]),
     )
 
 
@@ -84,14 +99,26 @@ class Inbox:
             return self._get(conn, item_id)
 
     def _get(self, conn: Connection, item_id: int) -> InboxItem:
-        r = conn.execute(text(f"SELECT {_COLS} FROM inbox_items WHERE id=:i"), {"i": int(item_id)}).first()
+        r = conn.execute(
+            text(f"SELECT {_COLS} FROM inbox_items WHERE id=:i"), {"i": int(item_id)}
+        ).first()
         if r is None:
-            raise NotFound(f"No inbox item with id {item_id}; run `memex inbox list` to see the ids.")
+            raise NotFound(
+                f"No inbox item with id {item_id}; run `memex inbox list` to see the ids."
+            )
         return _row(r)
 
     # proposals ----------------------------------------------------------------------
-    def propose(self, key: str, value: str, memory: Memory, *, confidence: float, method: str = "pattern",
-                evidence: str = "") -> InboxItem | None:
+    def propose(
+        self,
+        key: str,
+        value: str,
+        memory: Memory,
+        *,
+        confidence: float,
+        method: str = "pattern",
+        evidence: str = "",
+    ) -> InboxItem | None:
         """Add a pending proposal unless it is known, rejected, or older than what exists.
 
         Newest wins per key: older pending proposals for the key become superseded; a proposal
@@ -102,13 +129,17 @@ class Inbox:
         when = memory.when
         now = to_iso(utcnow())
         with self.store.write() as conn:
-            current = conn.execute(text("SELECT value, source_memory FROM profile_fields WHERE key=:k"),
-                                   {"k": key}).first()
+            current = conn.execute(
+                text("SELECT value, source_memory FROM profile_fields WHERE key=:k"), {"k": key}
+            ).first()
             if current is not None and current[0].strip().lower() == value.lower():
                 return None
             seen = conn.execute(
-                text("SELECT 1 FROM inbox_items WHERE key=:k AND lower(value)=lower(:v) "
-                     "AND status IN ('pending', 'rejected', 'accepted')"), {"k": key, "v": value},
+                text(
+                    "SELECT 1 FROM inbox_items WHERE key=:k AND lower(value)=lower(:v) "
+                    "AND status IN ('pending', 'rejected', 'accepted')"
+                ),
+                {"k": key, "v": value},
             ).first()
             if seen is not None:
                 return None  # already waiting, or the user already decided on this value
@@ -117,22 +148,36 @@ class Inbox:
                 if src_at is not None and src_at >= when:
                     return None  # the accepted value comes from a newer memory
             newer = conn.execute(
-                text("SELECT 1 FROM inbox_items WHERE key=:k AND status='pending' AND memory_at > :t"),
+                text(
+                    "SELECT 1 FROM inbox_items WHERE key=:k AND status='pending' AND memory_at > :t"
+                ),
                 {"k": key, "t": to_iso(when)},
             ).first()
             if newer is not None:
                 return None
             conn.execute(
-                text("UPDATE inbox_items SET status='superseded', updated_at=:n "
-                     "WHERE key=:k AND status='pending'"), {"k": key, "n": now},
+                text(
+                    "UPDATE inbox_items SET status='superseded', updated_at=:n "
+                    "WHERE key=:k AND status='pending'"
+                ),
+                {"k": key, "n": now},
             )
             res = conn.execute(
-                text("""INSERT INTO inbox_items(key, value, previous_value, source_memory, memory_at, confidence,
-                        method, evidence, status, created_at, updated_at)
+                text("""INSERT INTO inbox_items(key, value, previous_value, source_memory,
+                        memory_at, confidence, method, evidence, status, created_at, updated_at)
                         VALUES (:k, :v, :p, :s, :t, :c, :m, :e, 'pending', :n, :n)
                         ON CONFLICT(key, value, source_memory) DO NOTHING"""),
-                {"k": key, "v": value, "p": current[0] if current is not None else None, "s": memory.id,
-                 "t": to_iso(when), "c": float(confidence), "m": method, "e": evidence[:500], "n": now},
+                {
+                    "k": key,
+                    "v": value,
+                    "p": current[0] if current is not None else None,
+                    "s": memory.id,
+                    "t": to_iso(when),
+                    "c": float(confidence),
+                    "m": method,
+                    "e": evidence[:500],
+                    "n": now,
+                },
             )
             if not res.rowcount:
                 return None
@@ -141,10 +186,16 @@ class Inbox:
     def sweep_superseded(self) -> int:
         """Pending proposals whose source memory has since been superseded are superseded too."""
         with self.store.write() as conn:
-            return int(conn.execute(text(
-                """UPDATE inbox_items SET status='superseded', updated_at=:n WHERE status='pending'
-                   AND source_memory IN (SELECT id FROM memories WHERE superseded_by IS NOT NULL)"""),
-                {"n": to_iso(utcnow())}).rowcount)
+            return int(
+                conn.execute(
+                    text(
+                        """UPDATE inbox_items SET status='superseded', updated_at=:n
+                   WHERE status='pending'
+                   AND source_memory IN (SELECT id FROM memories WHERE superseded_by IS NOT NULL)"""
+                    ),
+                    {"n": to_iso(utcnow())},
+                ).rowcount
+            )
 
     # decisions ----------------------------------------------------------------------
     def accept(self, item_id: int, value: str | None = None) -> tuple[InboxItem, ProfileField]:
@@ -157,11 +208,18 @@ class Inbox:
                 raise BadInput(f"Inbox item {item_id} is already {item.status}.")
             final = (value if value is not None else item.value).strip()
             field = profile_rows.set_field(conn, item.key, final, item.source_memory)
-            conn.execute(text("UPDATE inbox_items SET status='accepted', value=:v, updated_at=:n WHERE id=:i"),
-                         {"v": final, "n": now, "i": item.id})
             conn.execute(
-                text("UPDATE inbox_items SET status='superseded', updated_at=:n "
-                     "WHERE key=:k AND status='pending' AND id != :i"), {"k": item.key, "n": now, "i": item.id},
+                text(
+                    "UPDATE inbox_items SET status='accepted', value=:v, updated_at=:n WHERE id=:i"
+                ),
+                {"v": final, "n": now, "i": item.id},
+            )
+            conn.execute(
+                text(
+                    "UPDATE inbox_items SET status='superseded', updated_at=:n "
+                    "WHERE key=:k AND status='pending' AND id != :i"
+                ),
+                {"k": item.key, "n": now, "i": item.id},
             )
             return self._get(conn, item.id), field
 
@@ -170,13 +228,18 @@ class Inbox:
             item = self._get(conn, item_id)
             if item.status == "accepted":
                 raise BadInput(
-                    f"Inbox item {item_id} was already accepted; use `memex profile unset {item.key}` to remove it."
+                    f"Inbox item {item_id} was already accepted; use `memex profile unset "
+                    f"{item.key}` to remove it."
                 )
-            conn.execute(text("UPDATE inbox_items SET status='rejected', updated_at=:n WHERE id=:i"),
-                         {"n": to_iso(utcnow()), "i": item.id})
+            conn.execute(
+                text("UPDATE inbox_items SET status='rejected', updated_at=:n WHERE id=:i"),
+                {"n": to_iso(utcnow()), "i": item.id},
+            )
             return self._get(conn, item.id)
 
 
 def _memory_when(conn: Connection, memory_id: str) -> datetime | None:
-    r = conn.execute(text("SELECT coalesce(at, created_at) FROM memories WHERE id=:i"), {"i": memory_id}).first()
+    r = conn.execute(
+        text("SELECT coalesce(at, created_at) FROM memories WHERE id=:i"), {"i": memory_id}
+    ).first()
     return from_iso(r[0]) if r is not None else None

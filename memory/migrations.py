@@ -6,7 +6,7 @@ Append new migrations at the end; never edit one that has shipped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
@@ -87,7 +87,8 @@ def m001_core_tables(conn: Connection) -> None:
 
 def m002_inbox_items(conn: Connection) -> None:
     """The profile review inbox (memory/inbox.py): proposed values awaiting accept/reject."""
-    conn.execute(text("""CREATE TABLE inbox_items (
+    conn.execute(
+        text("""CREATE TABLE inbox_items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL,
         value TEXT NOT NULL,
@@ -102,7 +103,8 @@ def m002_inbox_items(conn: Connection) -> None:
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         UNIQUE (key, value, source_memory)
-    )"""))
+    )""")
+    )
     conn.execute(text("CREATE INDEX ix_inbox_status ON inbox_items(status, key)"))
     conn.execute(text("CREATE INDEX ix_inbox_source ON inbox_items(source_memory)"))
 
@@ -135,24 +137,34 @@ def m004_session_units(conn: Connection) -> None:
             INSERT INTO session_units_fts(rowid, text) VALUES (new.id, new.text);
         END""",
         """CREATE TRIGGER session_units_ad AFTER DELETE ON session_units BEGIN
-            INSERT INTO session_units_fts(session_units_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO session_units_fts(session_units_fts, rowid, text)
+                VALUES ('delete', old.id, old.text);
         END""",
     ):
         conn.execute(text(stmt))
     # Chat turns stored before this migration get their units now.
     from memory import summaries
 
-    summaries.rebuild(conn, [r[0] for r in conn.execute(
-        text("SELECT DISTINCT session FROM memories WHERE session IS NOT NULL"))])
+    summaries.rebuild(
+        conn,
+        [
+            r[0]
+            for r in conn.execute(
+                text("SELECT DISTINCT session FROM memories WHERE session IS NOT NULL")
+            )
+        ],
+    )
 
 
 def m005_memory_dates(conn: Connection) -> None:
     """Dates a memory's text mentions ("last Friday", "in May 2023"), resolved at write time."""
-    conn.execute(text("""CREATE TABLE memory_dates (
+    conn.execute(
+        text("""CREATE TABLE memory_dates (
         memory_id TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
         start_date TEXT NOT NULL,
         end_date TEXT NOT NULL
-    )"""))
+    )""")
+    )
     conn.execute(text("CREATE INDEX ix_memory_dates_memory ON memory_dates(memory_id)"))
 
 
@@ -167,7 +179,12 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
 
 def apply_migrations(conn: Connection) -> list[str]:
     """Apply pending migrations in order inside the caller's transaction; return their names."""
-    conn.execute(text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"))
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT "
+            "NULL)"
+        )
+    )
     done = {row[0] for row in conn.execute(text("SELECT name FROM _migrations"))}
     applied = []
     for name, fn in MIGRATIONS:
@@ -176,7 +193,7 @@ def apply_migrations(conn: Connection) -> list[str]:
         fn(conn)
         conn.execute(
             text("INSERT INTO _migrations(name, applied_at) VALUES (:n, :t)"),
-            {"n": name, "t": datetime.now(timezone.utc).isoformat()},
+            {"n": name, "t": datetime.now(UTC).isoformat()},
         )
         applied.append(name)
     return applied

@@ -9,14 +9,47 @@ from memory.errors import BadInput
 from memory.types import ProfileField
 
 # https://html.spec.whatwg.org/multipage/form-control-infrastructure.html#autofill-field
-PROFILE_KEYS: frozenset[str] = frozenset({
-    "name", "honorific-prefix", "given-name", "additional-name", "family-name", "honorific-suffix",
-    "nickname", "username", "organization-title", "organization", "street-address",
-    "address-line1", "address-line2", "address-line3", "address-level4", "address-level3",
-    "address-level2", "address-level1", "country", "country-name", "postal-code", "language",
-    "bday", "bday-day", "bday-month", "bday-year", "sex", "url", "photo", "email", "tel",
-    "tel-country-code", "tel-national", "tel-area-code", "tel-local", "tel-extension", "impp",
-})
+PROFILE_KEYS: frozenset[str] = frozenset(
+    {
+        "name",
+        "honorific-prefix",
+        "given-name",
+        "additional-name",
+        "family-name",
+        "honorific-suffix",
+        "nickname",
+        "username",
+        "organization-title",
+        "organization",
+        "street-address",
+        "address-line1",
+        "address-line2",
+        "address-line3",
+        "address-level4",
+        "address-level3",
+        "address-level2",
+        "address-level1",
+        "country",
+        "country-name",
+        "postal-code",
+        "language",
+        "bday",
+        "bday-day",
+        "bday-month",
+        "bday-year",
+        "sex",
+        "url",
+        "photo",
+        "email",
+        "tel",
+        "tel-country-code",
+        "tel-national",
+        "tel-area-code",
+        "tel-local",
+        "tel-extension",
+        "impp",
+    }
+)
 MAX_VALUE_CHARS = 2000
 
 
@@ -29,24 +62,34 @@ def validate(key: str, value: str | None = None) -> str:
         )
     if value is not None:
         if not value.strip():
-            raise BadInput(f"The value for {key!r} is empty; use `profile unset {key}` to remove it.")
+            raise BadInput(
+                f"The value for {key!r} is empty; use `profile unset {key}` to remove it."
+            )
         if len(value) > MAX_VALUE_CHARS:
             raise BadInput(f"The value for {key!r} is longer than {MAX_VALUE_CHARS} characters.")
     return key
 
 
 def list_fields(conn: Connection) -> list[ProfileField]:
-    rows = conn.execute(text("SELECT key, value, source_memory, updated_at FROM profile_fields ORDER BY key"))
-    return [ProfileField(key=r[0], value=r[1], source_memory=r[2], updated_at=from_iso(r[3]) or utcnow())
-            for r in rows]
+    rows = conn.execute(
+        text("SELECT key, value, source_memory, updated_at FROM profile_fields ORDER BY key")
+    )
+    return [
+        ProfileField(
+            key=r[0], value=r[1], source_memory=r[2], updated_at=from_iso(r[3]) or utcnow()
+        )
+        for r in rows
+    ]
 
 
 def set_field(conn: Connection, key: str, value: str, source_memory: str | None) -> ProfileField:
     key = validate(key, value)
     now = utcnow()
     conn.execute(
-        text("""INSERT INTO profile_fields(key, value, source_memory, updated_at) VALUES (:k, :v, :s, :t)
-                ON CONFLICT(key) DO UPDATE SET value=excluded.value, source_memory=excluded.source_memory,
+        text("""INSERT INTO profile_fields(key, value, source_memory, updated_at)
+                VALUES (:k, :v, :s, :t)
+                ON CONFLICT(key) DO UPDATE SET value=excluded.value,
+                source_memory=excluded.source_memory,
                 updated_at=excluded.updated_at"""),
         {"k": key, "v": value.strip(), "s": source_memory, "t": to_iso(now)},
     )

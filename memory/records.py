@@ -55,13 +55,24 @@ class NewMemory:
     context: str | None = None
 
 
-MEMORY_COLUMNS = "id, kind, text, at, created_at, source, sensitivity, superseded_by, topic, speaker, session"
+MEMORY_COLUMNS = (
+    "id, kind, text, at, created_at, source, sensitivity, superseded_by, topic, speaker, session"
+)
 
 
 def row_to_memory(r: Any) -> Memory:
     return Memory(
-        id=r[0], kind=r[1], text=r[2], at=from_iso(r[3]), created_at=from_iso(r[4]) or utcnow(),
-        source=r[5], sensitivity=r[6], superseded_by=r[7], topic=r[8], speaker=r[9], session=r[10],
+        id=r[0],
+        kind=r[1],
+        text=r[2],
+        at=from_iso(r[3]),
+        created_at=from_iso(r[4]) or utcnow(),
+        source=r[5],
+        sensitivity=r[6],
+        superseded_by=r[7],
+        topic=r[8],
+        speaker=r[9],
+        session=r[10],
     )
 
 
@@ -76,10 +87,12 @@ def existing_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, str]:
     """content_hash -> memory id for hashes already stored."""
     out: dict[str, str] = {}
     for i in range(0, len(hashes), 500):
-        part = list(hashes[i:i + 500])
+        part = list(hashes[i : i + 500])
         marks = ",".join(f":h{j}" for j in range(len(part)))
-        for h, mid in conn.execute(text(f"SELECT content_hash, id FROM memories WHERE content_hash IN ({marks})"),
-                                   {f"h{j}": v for j, v in enumerate(part)}):
+        for h, mid in conn.execute(
+            text(f"SELECT content_hash, id FROM memories WHERE content_hash IN ({marks})"),
+            {f"h{j}": v for j, v in enumerate(part)},
+        ):
             out[h] = mid
     return out
 
@@ -87,11 +100,15 @@ def existing_hashes(conn: Connection, hashes: Sequence[str]) -> dict[str, str]:
 def tombstoned(conn: Connection, hashes: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for i in range(0, len(hashes), 500):
-        part = list(hashes[i:i + 500])
+        part = list(hashes[i : i + 500])
         marks = ",".join(f":h{j}" for j in range(len(part)))
-        out.update(r[0] for r in conn.execute(
-            text(f"SELECT content_hash FROM tombstones WHERE content_hash IN ({marks})"),
-            {f"h{j}": v for j, v in enumerate(part)}))
+        out.update(
+            r[0]
+            for r in conn.execute(
+                text(f"SELECT content_hash FROM tombstones WHERE content_hash IN ({marks})"),
+                {f"h{j}": v for j, v in enumerate(part)},
+            )
+        )
     return out
 
 
@@ -100,27 +117,54 @@ def insert_memories(conn: Connection, mems: Sequence[NewMemory]) -> int:
     if not mems:
         return 0
     conn.execute(
-        text("""INSERT INTO memories(id, kind, text, content_hash, at, created_at, source, source_id,
-                sensitivity, topic, speaker, session) VALUES (:id, :kind, :text, :hash, :at, :created, :source,
+        text("""INSERT INTO memories(id, kind, text, content_hash, at, created_at, source,
+                source_id, sensitivity, topic, speaker, session)
+                VALUES (:id, :kind, :text, :hash, :at, :created, :source,
                 :source_id, :sens, :topic, :speaker, :session)"""),
-        [{"id": m.id, "kind": m.kind, "text": m.text, "hash": m.hash, "at": to_iso(m.at),
-          "created": to_iso(m.created_at), "source": m.source, "source_id": m.source_id,
-          "sens": m.sensitivity, "topic": m.topic, "speaker": m.speaker, "session": m.session} for m in mems],
+        [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "text": m.text,
+                "hash": m.hash,
+                "at": to_iso(m.at),
+                "created": to_iso(m.created_at),
+                "source": m.source,
+                "source_id": m.source_id,
+                "sens": m.sensitivity,
+                "topic": m.topic,
+                "speaker": m.speaker,
+                "session": m.session,
+            }
+            for m in mems
+        ],
     )
     pairs = [(m.id, i, c) for m in mems for i, c in enumerate(m.chunks)]
-    conn.execute(text("INSERT INTO chunks(memory_id, ord, text) VALUES (:m, :o, :t)"),
-                 [{"m": mid, "o": o, "t": c} for mid, o, c in pairs])
+    conn.execute(
+        text("INSERT INTO chunks(memory_id, ord, text) VALUES (:m, :o, :t)"),
+        [{"m": mid, "o": o, "t": c} for mid, o, c in pairs],
+    )
     conn.execute(
         text("INSERT OR REPLACE INTO vector_outbox(vector_id, op) VALUES (:v, 'upsert')"),
         [{"v": vector_id(mid, o)} for mid, o, _ in pairs],
     )
-    conn.execute(text("DELETE FROM tombstones WHERE content_hash IN (SELECT content_hash FROM memories "
-                      "WHERE id IN (" + ",".join(f":i{j}" for j in range(len(mems))) + "))"),
-                 {f"i{j}": m.id for j, m in enumerate(mems)})
-    dates = [{"m": m.id, "s": d.start_date.isoformat(), "e": d.end_date.isoformat()}
-             for m in mems for d in _mentions(m)]
+    conn.execute(
+        text(
+            "DELETE FROM tombstones WHERE content_hash IN (SELECT content_hash FROM memories "
+            "WHERE id IN (" + ",".join(f":i{j}" for j in range(len(mems))) + "))"
+        ),
+        {f"i{j}": m.id for j, m in enumerate(mems)},
+    )
+    dates = [
+        {"m": m.id, "s": d.start_date.isoformat(), "e": d.end_date.isoformat()}
+        for m in mems
+        for d in _mentions(m)
+    ]
     if dates:
-        conn.execute(text("INSERT INTO memory_dates(memory_id, start_date, end_date) VALUES (:m, :s, :e)"), dates)
+        conn.execute(
+            text("INSERT INTO memory_dates(memory_id, start_date, end_date) VALUES (:m, :s, :e)"),
+            dates,
+        )
     summaries.rebuild(conn, {m.session for m in mems if m.session})
     return len(pairs)
 
@@ -141,11 +185,13 @@ def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) ->
     topics: set[str] = set()
     sessions: set[str] = set()
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
+        part = list(ids[i : i + 500])
         marks = ",".join(f":i{j}" for j in range(len(part)))
         params = {f"i{j}": v for j, v in enumerate(part)}
-        rows = conn.execute(text(f"SELECT {MEMORY_COLUMNS}, content_hash FROM memories WHERE id IN ({marks})"),
-                            params).all()
+        rows = conn.execute(
+            text(f"SELECT {MEMORY_COLUMNS}, content_hash FROM memories WHERE id IN ({marks})"),
+            params,
+        ).all()
         if not rows:
             continue
         removed.extend(row_to_memory(r) for r in rows)
@@ -153,17 +199,24 @@ def delete_memories(conn: Connection, ids: Sequence[str], *, tombstone: bool) ->
         sessions.update(r[10] for r in rows if r[10])
         conn.execute(
             text(f"""INSERT OR REPLACE INTO vector_outbox(vector_id, op)
-                     SELECT memory_id || ':' || ord, 'delete' FROM chunks WHERE memory_id IN ({marks})"""),
+                     SELECT memory_id || ':' || ord, 'delete' FROM chunks
+                     WHERE memory_id IN ({marks})"""),
             params,
         )
         if tombstone:
             now = to_iso(utcnow())
-            conn.execute(text("INSERT OR REPLACE INTO tombstones(content_hash, forgotten_at) VALUES (:h, :t)"),
-                         [{"h": r[-1], "t": now} for r in rows])
+            conn.execute(
+                text(
+                    "INSERT OR REPLACE INTO tombstones(content_hash, forgotten_at) VALUES (:h, :t)"
+                ),
+                [{"h": r[-1], "t": now} for r in rows],
+            )
         conn.execute(text(f"DELETE FROM memories WHERE id IN ({marks})"), params)
         # Profile values drawn from a forgotten memory lose their link, not their value.
-        conn.execute(text(f"UPDATE profile_fields SET source_memory=NULL WHERE source_memory IN ({marks})"),
-                     params)
+        conn.execute(
+            text(f"UPDATE profile_fields SET source_memory=NULL WHERE source_memory IN ({marks})"),
+            params,
+        )
     for topic in topics:
         recompute_topic(conn, topic)
     summaries.rebuild(conn, sessions)
@@ -195,14 +248,21 @@ def recompute_topic(conn: Connection, topic: str) -> None:
 
 
 def log_event(conn: Connection, event: str, **detail: Any) -> None:
-    conn.execute(text("INSERT INTO events(at, kind, detail) VALUES (:a, :k, :d)"),
-                 {"a": to_iso(utcnow()), "k": event, "d": json.dumps(detail, default=str)})
+    conn.execute(
+        text("INSERT INTO events(at, kind, detail) VALUES (:a, :k, :d)"),
+        {"a": to_iso(utcnow()), "k": event, "d": json.dumps(detail, default=str)},
+    )
 
 
 def ids_for_source(conn: Connection, source: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        text("""SELECT id FROM memories WHERE source=:s
-                OR source_id IN (SELECT id FROM sources WHERE path=:s)"""), {"s": source})]
+    return [
+        r[0]
+        for r in conn.execute(
+            text("""SELECT id FROM memories WHERE source=:s
+                OR source_id IN (SELECT id FROM sources WHERE path=:s)"""),
+            {"s": source},
+        )
+    ]
 
 
 def topics_of(mems: Iterable[NewMemory]) -> set[str]:
@@ -212,8 +272,13 @@ def topics_of(mems: Iterable[NewMemory]) -> set[str]:
 def existing_ids(conn: Connection, ids: Sequence[str]) -> list[str]:
     out: list[str] = []
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
+        part = list(ids[i : i + 500])
         marks = ",".join(f":i{j}" for j in range(len(part)))
-        out.extend(r[0] for r in conn.execute(text(f"SELECT id FROM memories WHERE id IN ({marks})"),
-                                              {f"i{j}": v for j, v in enumerate(part)}))
+        out.extend(
+            r[0]
+            for r in conn.execute(
+                text(f"SELECT id FROM memories WHERE id IN ({marks})"),
+                {f"i{j}": v for j, v in enumerate(part)},
+            )
+        )
     return out

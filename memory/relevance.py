@@ -320,8 +320,11 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
     known = {t for t in terms if any(_covers(t, s) for s in stems_by_hit.values())}
     unknown = frozenset(terms - known)
     best = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
-    holds_slot = (bool(family) and not _modifies_slot(question, slot, terms)
-                  and any(set((topics.get(h.id) or "").split()) & family for h in hits))
+    holds_slot = (
+        bool(family)
+        and not _modifies_slot(question, slot, terms)
+        and any(set((topics.get(h.id) or "").split()) & family for h in hits)
+    )
     # Every specific word is absent from what was found: a question about something new
     # (unless a memory holds the asked-about slot: "what diet do I follow" has its answer).
     never_remembered = bool(terms) and not known and best < STRONG_SIMILARITY and not holds_slot

@@ -36,9 +36,18 @@ MAX_MEMORY_CHARS = 1_000_000
 
 
 class MemoryStore:
-    def __init__(self, home: Path, *, embed_model: str = "", embed_batch: int = 64,
-                 chroma_url: str = "", chunk_chars: int = 1200, embedder: Embedder | None = None,
-                 max_file_bytes: int = MAX_FILE_BYTES, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        embed_model: str = "",
+        embed_batch: int = 64,
+        chroma_url: str = "",
+        chunk_chars: int = 1200,
+        embedder: Embedder | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        key: bytes | None = None,
+    ) -> None:
         from memory.vault_db import check_open
 
         self.home = Path(home)
@@ -66,11 +75,13 @@ class MemoryStore:
 
     def embed_new(self, mems: Sequence[records.NewMemory]) -> None:
         # Chat turns embed their first chunk with its context (date, speaker, previous turn).
-        chunks = [m.context if (i == 0 and m.context) else c for m in mems for i, c in enumerate(m.chunks)]
+        chunks = [
+            m.context if (i == 0 and m.context) else c for m in mems for i, c in enumerate(m.chunks)
+        ]
         vecs = self.embedder.embed(chunks)
         i = 0
         for m in mems:
-            m.embeddings = vecs[i:i + len(m.chunks)]
+            m.embeddings = vecs[i : i + len(m.chunks)]
             i += len(m.chunks)
 
     def flush_vectors(self, mems: Sequence[records.NewMemory]) -> None:
@@ -86,10 +97,12 @@ class MemoryStore:
     def _clear_outbox(self, ids: Sequence[str]) -> None:
         with self.write() as conn:
             for i in range(0, len(ids), 500):
-                part = ids[i:i + 500]
+                part = ids[i : i + 500]
                 marks = ",".join(f":v{j}" for j in range(len(part)))
-                conn.execute(text(f"DELETE FROM vector_outbox WHERE vector_id IN ({marks})"),
-                             {f"v{j}": v for j, v in enumerate(part)})
+                conn.execute(
+                    text(f"DELETE FROM vector_outbox WHERE vector_id IN ({marks})"),
+                    {f"v{j}": v for j, v in enumerate(part)},
+                )
 
     def replay_vector_outbox(self) -> int:
         """Repair: finish every vector operation still pending in the outbox now, even when this
@@ -110,39 +123,60 @@ class MemoryStore:
             texts: dict[str, str] = {}
             for vid in ups:
                 mid, _, o = vid.rpartition(":")
-                t = conn.execute(text("SELECT text FROM chunks WHERE memory_id=:m AND ord=:o"),
-                                 {"m": mid, "o": int(o)}).scalar()
+                t = conn.execute(
+                    text("SELECT text FROM chunks WHERE memory_id=:m AND ord=:o"),
+                    {"m": mid, "o": int(o)},
+                ).scalar()
                 if t is not None:
                     texts[vid] = t
         self.vectors.delete(dels)
         if texts:
             vids = list(texts)
-            self.vectors.upsert(vids, self.embedder.embed([texts[v] for v in vids]),
-                                [v.rpartition(":")[0] for v in vids])
+            self.vectors.upsert(
+                vids,
+                self.embedder.embed([texts[v] for v in vids]),
+                [v.rpartition(":")[0] for v in vids],
+            )
         self._clear_outbox([r[0] for r in rows])
         return len(rows)
 
     def _apply_vector_deletes(self) -> None:
         with self.read() as conn:
-            dels = [r[0] for r in conn.execute(text("SELECT vector_id FROM vector_outbox WHERE op='delete'"))]
+            dels = [
+                r[0]
+                for r in conn.execute(text("SELECT vector_id FROM vector_outbox WHERE op='delete'"))
+            ]
         if dels:
             self.vectors.delete(dels)
             self._clear_outbox(dels)
 
     # writes ---------------------------------------------------------------------------
-    def remember(self, text_: str, *, source: str | None = None, at: datetime | None = None,
-                 kind: str = "note", speaker: str | None = None,
-                 session: str | None = None) -> tuple[Memory, bool]:
+    def remember(
+        self,
+        text_: str,
+        *,
+        source: str | None = None,
+        at: datetime | None = None,
+        kind: str = "note",
+        speaker: str | None = None,
+        session: str | None = None,
+    ) -> tuple[Memory, bool]:
         """Store one memory; returns (memory, created). created=False: duplicate content."""
         body = (text_ or "").strip()
         if not body:
             raise BadInput("There is nothing to remember: the text is empty.")
         if len(body) > MAX_MEMORY_CHARS:
-            raise BadInput(f"The text is longer than {MAX_MEMORY_CHARS:,} characters; import it as a file instead.")
+            raise BadInput(
+                f"The text is longer than {MAX_MEMORY_CHARS:,} characters; import it as a file "
+                "instead."
+            )
         if kind not in MEMORY_KINDS:
             raise BadInput(f"Unknown kind {kind!r}; use one of: {', '.join(MEMORY_KINDS)}.")
         if not all(_utf8_ok(v) for v in (body, source, speaker, session)):
-            raise BadInput("The text is not valid UTF-8 (it holds undecodable bytes); fix its encoding and try again.")
+            raise BadInput(
+                "The text is not valid UTF-8 (it holds undecodable bytes); fix its encoding and "
+                "try again."
+            )
         self._replay_outbox()
         h = records.turn_hash(body, speaker, session, at)
         with self.read() as conn:
@@ -152,9 +186,18 @@ class MemoryStore:
             assert existing is not None
             return existing, False
         mem = records.NewMemory(
-            id=records.new_id(), kind=kind, text=body, hash=h, at=at, created_at=utcnow(),
-            source=source, source_id=None, topic=detect_topic(body), chunks=chunk_text(body, self.chunk_chars),
-            speaker=speaker, session=session,
+            id=records.new_id(),
+            kind=kind,
+            text=body,
+            hash=h,
+            at=at,
+            created_at=utcnow(),
+            source=source,
+            source_id=None,
+            topic=detect_topic(body),
+            chunks=chunk_text(body, self.chunk_chars),
+            speaker=speaker,
+            session=session,
             context=context_text(body, speaker=speaker, session=session, at=at),
         )
         self.embed_new([mem])
@@ -168,10 +211,16 @@ class MemoryStore:
         assert stored is not None
         return stored, True
 
-    def import_paths(self, paths: Sequence[Path], *, progress: Callable[[ImportProgress], None] | None = None,
-                     cancel: Callable[[], bool] | None = None,
-                     max_memories_per_file: int | None = None) -> ImportReport:
-        """`max_memories_per_file`: refuse a file that would become more memories (None: the default)."""
+    def import_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        max_memories_per_file: int | None = None,
+    ) -> ImportReport:
+        """`max_memories_per_file`: refuse a file that would become more memories (None: the
+        default)."""
         self._replay_outbox()
         return run_import(self, [Path(p) for p in paths], progress, cancel, max_memories_per_file)
 
@@ -184,10 +233,19 @@ class MemoryStore:
         if not body:
             raise BadInput("The new text is empty; forget the memory instead.")
         mem = records.NewMemory(
-            id=memory_id, kind=old.kind, text=body, hash=records.content_hash(body), at=old.at,
-            created_at=old.created_at, source=old.source, source_id=None, topic=detect_topic(body),
-            chunks=chunk_text(body, self.chunk_chars), sensitivity=old.sensitivity,
-            speaker=old.speaker, session=old.session,
+            id=memory_id,
+            kind=old.kind,
+            text=body,
+            hash=records.content_hash(body),
+            at=old.at,
+            created_at=old.created_at,
+            source=old.source,
+            source_id=None,
+            topic=detect_topic(body),
+            chunks=chunk_text(body, self.chunk_chars),
+            sensitivity=old.sensitivity,
+            speaker=old.speaker,
+            session=old.session,
             context=context_text(body, speaker=old.speaker, session=old.session, at=old.at),
         )
         self.embed_new([mem])
@@ -195,7 +253,9 @@ class MemoryStore:
             other = records.existing_hashes(conn, [mem.hash]).get(mem.hash)
             if other and other != memory_id:
                 raise BadInput(f"Another memory ({other}) already has exactly this text.")
-            source_id = conn.execute(text("SELECT source_id FROM memories WHERE id=:i"), {"i": memory_id}).scalar()
+            source_id = conn.execute(
+                text("SELECT source_id FROM memories WHERE id=:i"), {"i": memory_id}
+            ).scalar()
             mem.source_id = source_id
             records.delete_memories(conn, [memory_id], tombstone=False)
             records.insert_memories(conn, [mem])
@@ -244,19 +304,33 @@ class MemoryStore:
 
     def restore(self, memories: Sequence[Memory]) -> None:
         """Undo a forget: the same ids, times and sources come back (re-embedded)."""
-        mems = [records.NewMemory(
-            id=m.id, kind=m.kind, text=m.text, hash=records.content_hash(m.text), at=m.at,
-            created_at=m.created_at, source=m.source, source_id=None, topic=m.topic,
-            chunks=chunk_text(m.text, self.chunk_chars), sensitivity=m.sensitivity,
-            speaker=m.speaker, session=m.session,
-            context=context_text(m.text, speaker=m.speaker, session=m.session, at=m.at),
-        ) for m in memories]
+        mems = [
+            records.NewMemory(
+                id=m.id,
+                kind=m.kind,
+                text=m.text,
+                hash=records.content_hash(m.text),
+                at=m.at,
+                created_at=m.created_at,
+                source=m.source,
+                source_id=None,
+                topic=m.topic,
+                chunks=chunk_text(m.text, self.chunk_chars),
+                sensitivity=m.sensitivity,
+                speaker=m.speaker,
+                session=m.session,
+                context=context_text(m.text, speaker=m.speaker, session=m.session, at=m.at),
+            )
+            for m in memories
+        ]
         self._replay_outbox()
         self.embed_new(mems)
         with self.write() as conn:
             for m in mems:
                 if m.source:
-                    m.source_id = conn.execute(text("SELECT id FROM sources WHERE path=:p"), {"p": m.source}).scalar()
+                    m.source_id = conn.execute(
+                        text("SELECT id FROM sources WHERE path=:p"), {"p": m.source}
+                    ).scalar()
             records.insert_memories(conn, mems)
             for topic in records.topics_of(mems):
                 records.recompute_topic(conn, topic)
@@ -266,12 +340,19 @@ class MemoryStore:
     # reads ----------------------------------------------------------------------------
     def get(self, memory_id: str) -> Memory | None:
         with self.read() as conn:
-            r = conn.execute(text(f"SELECT {records.MEMORY_COLUMNS} FROM memories WHERE id=:i"),
-                             {"i": memory_id}).first()
+            r = conn.execute(
+                text(f"SELECT {records.MEMORY_COLUMNS} FROM memories WHERE id=:i"), {"i": memory_id}
+            ).first()
         return records.row_to_memory(r) if r else None
 
-    def list(self, *, limit: int = 50, offset: int = 0, kind: str | None = None,
-             include_superseded: bool = True) -> builtins.list[Memory]:
+    def list(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        kind: str | None = None,
+        include_superseded: bool = True,
+    ) -> builtins.list[Memory]:
         where: builtins.list[str] = ["1=1"]
         params: dict[str, object] = {"l": limit, "o": offset}
         if kind:
@@ -280,17 +361,27 @@ class MemoryStore:
         if not include_superseded:
             where.append("superseded_by IS NULL")
         with self.read() as conn:
-            rows = conn.execute(text(
-                f"SELECT {records.MEMORY_COLUMNS} FROM memories WHERE {' AND '.join(where)} "
-                "ORDER BY coalesce(at, created_at) DESC, created_at DESC LIMIT :l OFFSET :o"), params).all()
+            rows = conn.execute(
+                text(
+                    f"SELECT {records.MEMORY_COLUMNS} FROM memories WHERE {' AND '.join(where)} "
+                    "ORDER BY coalesce(at, created_at) DESC, created_at DESC LIMIT :l OFFSET :o"
+                ),
+                params,
+            ).all()
         return [records.row_to_memory(r) for r in rows]
 
     def count(self) -> int:
         with self.read() as conn:
             return int(conn.execute(text("SELECT count(*) FROM memories")).scalar_one())
 
-    def search(self, query: str, k: int = 5, *, speaker: str | None = None,
-               options: RetrievalOptions | None = None) -> builtins.list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        speaker: str | None = None,
+        options: RetrievalOptions | None = None,
+    ) -> builtins.list[SearchHit]:
         """Hybrid search. `speaker`: only turns said by that speaker (case-insensitive)."""
         q = (query or "").strip()
         if not q:
@@ -301,7 +392,9 @@ class MemoryStore:
         with self.read() as conn:
             if not conn.execute(text("SELECT 1 FROM memories LIMIT 1")).first():
                 return []
-            return hybrid_search(conn, q[:2000], k, _VectorAccess(self), speaker=speaker, options=options)
+            return hybrid_search(
+                conn, q[:2000], k, _VectorAccess(self), speaker=speaker, options=options
+            )
 
     def _vector_query(self, query: str, n: int) -> builtins.list[tuple[str, float]]:
         return self.vectors.query(self.embedder.embed_one(query), n)
@@ -319,7 +412,9 @@ class MemoryStore:
         with self.read() as conn:
             return profile_rows.list_fields(conn)
 
-    def profile_set(self, key: str, value: str, *, source_memory: str | None = None) -> ProfileField:
+    def profile_set(
+        self, key: str, value: str, *, source_memory: str | None = None
+    ) -> ProfileField:
         with self.write() as conn:
             field = profile_rows.set_field(conn, key, value, source_memory)
             records.log_event(conn, "profile_set", key=field.key)
@@ -341,7 +436,7 @@ class MemoryStore:
         self.vectors.close()
         self.engine.dispose()
 
-    def __enter__(self) -> "MemoryStore":
+    def __enter__(self) -> MemoryStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -384,7 +479,9 @@ def parse_at(value: str | None) -> datetime | None:
     except DateOutOfRange as exc:
         raise BadInput(f"{exc} Give a date between those years.") from exc
     except ValueError as exc:
-        raise BadInput(f"{value!r} is not an ISO 8601 date or time (e.g. 2024-05-01 or 2024-05-01T09:30).") from exc
+        raise BadInput(
+            f"{value!r} is not an ISO 8601 date or time (e.g. 2024-05-01 or 2024-05-01T09:30)."
+        ) from exc
 
 
 __all__ = ["MemoryStore", "parse_at", "to_iso"]

@@ -27,8 +27,10 @@ def _vocab() -> dict:
 
 
 def _compile_sets() -> dict[str, list[re.Pattern[str]]]:
-    return {slot: [re.compile(p, re.IGNORECASE) for ps in spec["set"].values() for p in ps]
-            for slot, spec in _vocab()["slots"].items()}
+    return {
+        slot: [re.compile(p, re.IGNORECASE) for ps in spec["set"].values() for p in ps]
+        for slot, spec in _vocab()["slots"].items()
+    }
 
 
 # slot -> patterns of statements that set it (all languages). Order: the first match is primary.
@@ -39,17 +41,30 @@ _COMPILED = _compile_sets()
 _OPEN = [re.compile(p, re.IGNORECASE) for ps in _vocab()["open"].values() for p in ps]
 # Questions that ask for the current value of a slot.
 QUERY_TOPICS: dict[str, re.Pattern[str]] = {
-    slot: re.compile("|".join(spec["ask"]), re.IGNORECASE) for slot, spec in _vocab()["slots"].items()
+    slot: re.compile("|".join(spec["ask"]), re.IGNORECASE)
+    for slot, spec in _vocab()["slots"].items()
 }
 # Asked in this order: "what is my job title" names a title before it names work.
-_ASK_ORDER = ("phone", "email", "residence", "job_title", "employer", "manager", "partner", "pet",
-              "instrument", "diet")
+_ASK_ORDER = (
+    "phone",
+    "email",
+    "residence",
+    "job_title",
+    "employer",
+    "manager",
+    "partner",
+    "pet",
+    "instrument",
+    "diet",
+)
 _PAST = re.compile(_vocab()["past"], re.IGNORECASE)
 _YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _SLOT_WORD = re.compile(r"[^\w]+")
 # Open-slot words too vague to name a slot ("my new one is", "I now think").
-_VAGUE = frozenset("one thing way time day think feel know guess believe see am is are have had do can "
-                   "want need hope love like really also just still even".split())
+_VAGUE = frozenset(
+    "one thing way time day think feel know guess believe see am is are have had do can "
+    "want need hope love like really also just still even".split()
+)
 
 
 def _open_slots(head: str) -> list[str]:
@@ -65,7 +80,9 @@ def _open_slots(head: str) -> list[str]:
 def detect_topics(text: str) -> list[str]:
     """The life slots a first-person memory sets, primary (first matched) first."""
     head = text[:HEAD_CHARS]
-    named = [topic for topic, patterns in _COMPILED.items() if any(p.search(head) for p in patterns)]
+    named = [
+        topic for topic, patterns in _COMPILED.items() if any(p.search(head) for p in patterns)
+    ]
     return named or _open_slots(head)
 
 

@@ -82,10 +82,13 @@ class VaultFile:
     def from_json(cls, data: dict[str, object]) -> VaultFile:
         kdf = data.get("kdf")
         return cls(
-            key_id=str(data["key_id"]), store=str(data["store"]), check=str(data["check"]),
+            key_id=str(data["key_id"]),
+            store=str(data["store"]),
+            check=str(data["check"]),
             created_at=str(data.get("created_at", "")),
             kdf=KdfParams(**kdf) if isinstance(kdf, dict) else None,
-            salt=_opt_str(data.get("salt")), wrapped=_opt_str(data.get("wrapped")),
+            salt=_opt_str(data.get("salt")),
+            wrapped=_opt_str(data.get("wrapped")),
             version=int(data.get("version", 1)),  # type: ignore[call-overload]
         )
 
@@ -117,11 +120,13 @@ def unseal(key: bytes, blob: bytes, aad: bytes = b"") -> bytes:
 
     if not blob.startswith(SEALED_MAGIC):
         raise VaultError("The file is not sealed by the memex vault.")
-    body = blob[len(SEALED_MAGIC):]
+    body = blob[len(SEALED_MAGIC) :]
     try:
         return AESGCM(key).decrypt(body[:_NONCE], body[_NONCE:], aad)
     except InvalidTag as exc:
-        raise WrongPassphrase("The key does not open this sealed data (wrong key or damaged file).") from exc
+        raise WrongPassphrase(
+            "The key does not open this sealed data (wrong key or damaged file)."
+        ) from exc
 
 
 def starts_with(path: Path, magic: bytes) -> bool:
@@ -217,7 +222,9 @@ def read_vault(home: Path) -> VaultFile | None:
         data = json.loads(raw)
         vf = VaultFile.from_json(data)
     except (ValueError, KeyError, TypeError) as exc:
-        raise VaultError(f"The vault key file {path} is damaged; restore it from a backup.") from exc
+        raise VaultError(
+            f"The vault key file {path} is damaged; restore it from a backup."
+        ) from exc
     if vf.store not in STORES:
         raise VaultError(f"The vault key file {path} names an unknown key store {vf.store!r}.")
     return vf
@@ -234,9 +241,15 @@ def new_data_key() -> bytes:
 def _kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
     from argon2.low_level import Type, hash_secret_raw
 
-    return hash_secret_raw(passphrase.encode("utf-8"), salt, time_cost=kdf.time_cost,
-                           memory_cost=kdf.memory_kib, parallelism=kdf.parallelism,
-                           hash_len=KEY_BYTES, type=Type.ID)
+    return hash_secret_raw(
+        passphrase.encode("utf-8"),
+        salt,
+        time_cost=kdf.time_cost,
+        memory_cost=kdf.memory_kib,
+        parallelism=kdf.parallelism,
+        hash_len=KEY_BYTES,
+        type=Type.ID,
+    )
 
 
 def _check_value(key: bytes) -> str:
@@ -250,21 +263,40 @@ def check_passphrase(passphrase: str) -> None:
         raise VaultError("The passphrase is shorter than 8 characters; choose a longer one.")
 
 
-def wrap_key(key: bytes, passphrase: str, *, key_id: str | None = None,
-             kdf: KdfParams | None = None, created_at: str | None = None) -> VaultFile:
+def wrap_key(
+    key: bytes,
+    passphrase: str,
+    *,
+    key_id: str | None = None,
+    kdf: KdfParams | None = None,
+    created_at: str | None = None,
+) -> VaultFile:
     """A passphrase-store vault file for `key` (fresh salt every time)."""
     check_passphrase(passphrase)
     kdf = kdf or KdfParams()
     salt = secrets.token_bytes(16)
     wrapped = seal(_kek(passphrase, salt, kdf), key, _WRAP_AAD)
-    return VaultFile(key_id=key_id or secrets.token_hex(8), store="passphrase", check=_check_value(key),
-                     created_at=created_at or _now(), kdf=kdf, salt=_b64(salt), wrapped=_b64(wrapped))
+    return VaultFile(
+        key_id=key_id or secrets.token_hex(8),
+        store="passphrase",
+        check=_check_value(key),
+        created_at=created_at or _now(),
+        kdf=kdf,
+        salt=_b64(salt),
+        wrapped=_b64(wrapped),
+    )
 
 
-def keyring_vault(key: bytes, *, key_id: str | None = None, created_at: str | None = None) -> VaultFile:
+def keyring_vault(
+    key: bytes, *, key_id: str | None = None, created_at: str | None = None
+) -> VaultFile:
     """A keyring-store vault file; the key itself goes to `keyring_put`."""
-    return VaultFile(key_id=key_id or secrets.token_hex(8), store="keyring", check=_check_value(key),
-                     created_at=created_at or _now())
+    return VaultFile(
+        key_id=key_id or secrets.token_hex(8),
+        store="keyring",
+        check=_check_value(key),
+        created_at=created_at or _now(),
+    )
 
 
 def unwrap_key(vf: VaultFile, passphrase: str) -> bytes:
@@ -293,7 +325,9 @@ def _keyring():  # type: ignore[no-untyped-def]
         import keyring
         from keyring.backends.fail import Keyring as FailKeyring
     except ImportError as exc:
-        raise VaultError("The OS keyring needs the `keyring` package; install it or use a passphrase.") from exc
+        raise VaultError(
+            "The OS keyring needs the `keyring` package; install it or use a passphrase."
+        ) from exc
     if isinstance(keyring.get_keyring(), FailKeyring):
         raise VaultError("No OS keyring is available on this machine; use a passphrase instead.")
     return keyring
@@ -364,7 +398,9 @@ class SessionCache:
         return existed
 
 
-def unlock_key(home: Path, *, passphrase: str | None = None, session: SessionCache | None = None) -> bytes | None:
+def unlock_key(
+    home: Path, *, passphrase: str | None = None, session: SessionCache | None = None
+) -> bytes | None:
     """The data key for `home`, or None when the vault is off.
 
     Tries, in order: the passphrase (a wrong one is an error, never a silent fallback), the
@@ -384,14 +420,36 @@ def unlock_key(home: Path, *, passphrase: str | None = None, session: SessionCac
         if key is not None and key_matches(vf, key):
             return key
         raise VaultLocked("memex is locked: the OS keyring does not hold this vault's key.")
-    raise VaultLocked("memex is locked: run `memex vault unlock`, or give the passphrase with "
-                      "MEMEX_PASSPHRASE or --passphrase-file.")
+    raise VaultLocked(
+        "memex is locked: run `memex vault unlock`, or give the passphrase with "
+        "MEMEX_PASSPHRASE or --passphrase-file."
+    )
 
 
 __all__ = [
-    "KdfParams", "SessionCache", "VaultError", "VaultFile", "VaultLocked", "WrongPassphrase",
-    "atomic_write", "is_sealed", "key_matches", "keyring_delete", "keyring_get", "keyring_put",
-    "keyring_vault", "new_data_key", "private_ram_dir", "read_sealed", "read_vault", "seal",
-    "unlock_key", "unseal",
-    "unwrap_key", "vault_path", "wrap_key", "write_sealed", "write_vault",
+    "KdfParams",
+    "SessionCache",
+    "VaultError",
+    "VaultFile",
+    "VaultLocked",
+    "WrongPassphrase",
+    "atomic_write",
+    "is_sealed",
+    "key_matches",
+    "keyring_delete",
+    "keyring_get",
+    "keyring_put",
+    "keyring_vault",
+    "new_data_key",
+    "private_ram_dir",
+    "read_sealed",
+    "read_vault",
+    "seal",
+    "unlock_key",
+    "unseal",
+    "unwrap_key",
+    "vault_path",
+    "wrap_key",
+    "write_sealed",
+    "write_vault",
 ]

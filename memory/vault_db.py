@@ -25,7 +25,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memory.vault import VaultError, VaultFile, fsync_dir, read_vault, starts_with, vault_path, write_vault
+from memory.vault import (
+    VaultError,
+    VaultFile,
+    VaultLocked,
+    WrongPassphrase,
+    fsync_dir,
+    key_matches,
+    read_vault,
+    starts_with,
+    vault_path,
+    write_vault,
+)
 
 DB_FILE = "memex.db"
 PENDING_FILE = "vault.pending.json"
@@ -126,8 +137,11 @@ def _zero_fill(fd: int) -> None:
     os.fsync(fd)
 
 
-def _switch(home: Path, tmp: Path, db: Path, plain_fd: int | None = None, step: Step | None = None) -> None:
-    """After the commit: wipe the plaintext (and its side files), then put the encrypted copy in place."""
+def _switch(
+    home: Path, tmp: Path, db: Path, plain_fd: int | None = None, step: Step | None = None
+) -> None:
+    """After the commit: wipe the plaintext (and its side files), then put the encrypted copy
+    in place."""
     own_fd = plain_fd is None
     # Under the vault lock, with the encrypted copy still beside it, memex.db can only be the
     # plaintext (maybe partly zeroed already): the rename below is the last step.
@@ -156,13 +170,19 @@ def _switch(home: Path, tmp: Path, db: Path, plain_fd: int | None = None, step: 
 
 
 def _counts(conn: Any) -> dict[str, int]:
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-        "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+    ]
     return {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
 
 
-def encrypt_database(home: Path, key: bytes, vf: VaultFile, step: Step | None = None) -> dict[str, int]:
+def encrypt_database(
+    home: Path, key: bytes, vf: VaultFile, step: Step | None = None
+) -> dict[str, int]:
     """Turn the plaintext memex.db (if any) into SQLCipher under `key` and commit `vf`.
 
     Returns the verified row counts. Raises VaultError when the vault is already on or
@@ -173,7 +193,9 @@ def encrypt_database(home: Path, key: bytes, vf: VaultFile, step: Step | None = 
     with vault_lock(home):
         _recover_locked(home)
         if read_vault(home) is not None:
-            raise VaultError("The vault is already on; use `memex vault change-passphrase` to change it.")
+            raise VaultError(
+                "The vault is already on; use `memex vault change-passphrase` to change it."
+            )
         db, tmp, pending = home / DB_FILE, home / ENC_TMP, home / PENDING_FILE
         write_vault(pending, vf)
         mark("pending")
@@ -190,8 +212,10 @@ def encrypt_database(home: Path, key: bytes, vf: VaultFile, step: Step | None = 
                 plain.execute("BEGIN EXCLUSIVE")
                 plain.execute("COMMIT")
             except dbapi.OperationalError as exc:
-                raise VaultError("Another memex process (the app or the service) is using the "
-                                 "database; close it and enable the vault again.") from exc
+                raise VaultError(
+                    "Another memex process (the app or the service) is using the "
+                    "database; close it and enable the vault again."
+                ) from exc
             mark("locked")
             _remove(tmp)
             plain.execute(f"ATTACH DATABASE ? AS enc KEY \"x'{key.hex()}'\"", (str(tmp),))
@@ -203,8 +227,10 @@ def encrypt_database(home: Path, key: bytes, vf: VaultFile, step: Step | None = 
             want = _counts(plain)
             got = verify(tmp, key)
             if got != want:
-                raise VaultError(f"The encrypted copy does not match the database ({got} != {want}); "
-                                 "nothing was changed.")
+                raise VaultError(
+                    f"The encrypted copy does not match the database ({got} != {want}); "
+                    "nothing was changed."
+                )
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -240,13 +266,19 @@ def verify(path: Path, key: bytes) -> dict[str, int]:
     try:
         bad = conn.execute("PRAGMA cipher_integrity_check").fetchall()
         if bad:
-            raise VaultError(f"The encrypted database {path.name} failed its integrity check ({bad[0][0]}).")
+            raise VaultError(
+                f"The encrypted database {path.name} failed its integrity check ({bad[0][0]})."
+            )
         quick = conn.execute("PRAGMA quick_check").fetchone()[0]
         if quick != "ok":
-            raise VaultError(f"The encrypted database {path.name} failed its integrity check ({quick}).")
+            raise VaultError(
+                f"The encrypted database {path.name} failed its integrity check ({quick})."
+            )
         return _counts(conn)
     except _dbapi().DatabaseError as exc:
-        raise VaultError(f"The encrypted database {path.name} cannot be read with this key ({exc}).") from exc
+        raise VaultError(
+            f"The encrypted database {path.name} cannot be read with this key ({exc})."
+        ) from exc
     finally:
         conn.close()
 
@@ -257,15 +289,15 @@ def check_open(home: Path, key: bytes | None) -> bool:
     Returns whether the database is encrypted. Raises VaultLocked (no key) or
     WrongPassphrase (a key that is not this vault's).
     """
-    from memory.vault import VaultLocked, WrongPassphrase, key_matches
-
     recover(home)
     vf = read_vault(home)
     if vf is None:
         return False
     if key is None:
-        raise VaultLocked("memex is locked: run `memex vault unlock`, or give the passphrase with "
-                          "MEMEX_PASSPHRASE or --passphrase-file.")
+        raise VaultLocked(
+            "memex is locked: run `memex vault unlock`, or give the passphrase with "
+            "MEMEX_PASSPHRASE or --passphrase-file."
+        )
     if not key_matches(vf, key):
         raise WrongPassphrase("The key does not open this memex vault; unlock it again.")
     return True

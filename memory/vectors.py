@@ -41,26 +41,35 @@ class VectorStore:
 
                 u = urlparse(self.url)
                 self._client = chromadb.HttpClient(
-                    host=u.hostname or "127.0.0.1", port=u.port or 8000,
-                    ssl=u.scheme == "https", settings=chroma_settings,
+                    host=u.hostname or "127.0.0.1",
+                    port=u.port or 8000,
+                    ssl=u.scheme == "https",
+                    settings=chroma_settings,
                 )
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+                self._client = chromadb.PersistentClient(
+                    path=str(self.path), settings=chroma_settings
+                )
             self._collection = self._client.get_or_create_collection(
-                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None,
+                COLLECTION,
+                metadata={"hnsw:space": "cosine"},
+                embedding_function=None,
             )
         return self._collection
 
-    def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
-               memory_ids: Sequence[str]) -> None:
+    def upsert(
+        self, ids: Sequence[str], embeddings: Sequence[Sequence[float]], memory_ids: Sequence[str]
+    ) -> None:
         coll = self._coll()
         step = 4000  # stay under chromadb's max batch size
         for i in range(0, len(ids), step):
             coll.upsert(
-                ids=list(ids[i:i + step]),
-                embeddings=[list(e) for e in embeddings[i:i + step]],
-                metadatas=None if self.ids_only else [{"memory_id": m} for m in memory_ids[i:i + step]],
+                ids=list(ids[i : i + step]),
+                embeddings=[list(e) for e in embeddings[i : i + step]],
+                metadatas=None
+                if self.ids_only
+                else [{"memory_id": m} for m in memory_ids[i : i + step]],
             )
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -68,7 +77,7 @@ class VectorStore:
             return
         coll = self._coll()
         for i in range(0, len(ids), 4000):
-            coll.delete(ids=list(ids[i:i + 4000]))
+            coll.delete(ids=list(ids[i : i + 4000]))
 
     def query(self, embedding: Sequence[float], n: int) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity (1 - distance)."""
@@ -76,7 +85,9 @@ class VectorStore:
         total = coll.count()
         if total == 0:
             return []
-        res = coll.query(query_embeddings=[list(embedding)], n_results=min(n, total), include=["distances"])
+        res = coll.query(
+            query_embeddings=[list(embedding)], n_results=min(n, total), include=["distances"]
+        )
         ids = res["ids"][0]
         dists = res["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists)]
@@ -110,7 +121,10 @@ class VectorStore:
             ids = list(got["ids"])
             if not ids:
                 return
-            owners = [str((m or {}).get("memory_id", i.rpartition(":")[0])) for i, m in zip(ids, got["metadatas"])]
+            owners = [
+                str((m or {}).get("memory_id", i.rpartition(":")[0]))
+                for i, m in zip(ids, got["metadatas"])
+            ]
             yield ids, [list(map(float, e)) for e in got["embeddings"]], owners
             if len(ids) < size:
                 return
@@ -142,7 +156,9 @@ def move_vectors(src: VectorStore, dst: VectorStore) -> int:
     if missing:
         from memory.errors import MemoryError_
 
-        raise MemoryError_(f"{len(missing)} vectors did not arrive at the destination; "
-                           "the source was left as it was, so run the move again.")
+        raise MemoryError_(
+            f"{len(missing)} vectors did not arrive at the destination; "
+            "the source was left as it was, so run the move again."
+        )
     src.drop()
     return moved

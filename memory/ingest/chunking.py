@@ -9,7 +9,8 @@ _SENT = re.compile(r"(?<=[.!?])\s+")
 
 
 def chunk_text(text: str, target: int = 1200) -> list[str]:
-    """Paragraph-aware packing; a paragraph longer than `target` is split on sentences, then hard."""
+    """Paragraph-aware packing; a paragraph longer than `target` is split on sentences, then
+    hard."""
     text = text.strip()
     if len(text) <= target:
         return [text] if text else []

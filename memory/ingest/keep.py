@@ -27,8 +27,9 @@ def _looks_like_keep(path: Path) -> bool:
             head = fh.read(65536)
     except OSError:
         return False
-    return sum(m in head for m in _MARKERS) >= 2 and (b'"textContent"' in head or b'"listContent"' in head
-                                                      or b'"title"' in head)
+    return sum(m in head for m in _MARKERS) >= 2 and (
+        b'"textContent"' in head or b'"listContent"' in head or b'"title"' in head
+    )
 
 
 def detect(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
@@ -42,7 +43,11 @@ def detect(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
         if in_keep:
             return parse_keep_note  # in Keep's folder: report a damaged note instead of guessing
         return None
-    if suffix == ".html" and path.with_suffix(".json").is_file() and _looks_like_keep(path.with_suffix(".json")):
+    if (
+        suffix == ".html"
+        and path.with_suffix(".json").is_file()
+        and _looks_like_keep(path.with_suffix(".json"))
+    ):
         return skip_html_copy
     return None
 
@@ -52,7 +57,9 @@ def skip_label_list(path: Path) -> list[ParsedDoc]:
 
 
 def skip_html_copy(path: Path) -> list[ParsedDoc]:
-    raise SkipFile(f"{path.name} is Keep's HTML copy of {path.with_suffix('.json').name}, which is imported.")
+    raise SkipFile(
+        f"{path.name} is Keep's HTML copy of {path.with_suffix('.json').name}, which is imported."
+    )
 
 
 def _time(usec: Any) -> datetime | None:
@@ -83,7 +90,11 @@ def note_text(note: dict[str, Any]) -> str:
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
             parts.append(f"[{'x' if item.get('isChecked') else ' '}] {item['text'].strip()}")
-    labels = [str(lab.get("name")) for lab in note.get("labels") or () if isinstance(lab, dict) and lab.get("name")]
+    labels = [
+        str(lab.get("name"))
+        for lab in note.get("labels") or ()
+        if isinstance(lab, dict) and lab.get("name")
+    ]
     if labels:
         parts.append("Labels: " + ", ".join(labels))
     for ann in note.get("annotations") or ():
@@ -96,7 +107,9 @@ def parse_keep_note(path: Path) -> list[ParsedDoc]:
     try:
         note = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
-        raise ParseError(f"{path.name} is not a valid Keep note (bad JSON: {exc.msg} at line {exc.lineno}).") from exc
+        raise ParseError(
+            f"{path.name} is not a valid Keep note (bad JSON: {exc.msg} at line {exc.lineno})."
+        ) from exc
     if not isinstance(note, dict):
         raise ParseError(f"{path.name} is not a Keep note (a JSON object is expected).")
     if note.get("isTrashed") is True:

@@ -35,7 +35,6 @@ def detect(path: Path) -> Callable[[Path], list[ParsedDoc]] | None:
         return None
 
 
-
 def split_messages(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(line number of the "From " separator, raw message without it)."""
     start_line, prev_blank = 0, True
@@ -60,7 +59,9 @@ def _body(msg: object) -> str:
         body = part.get_content()
     except (LookupError, UnicodeDecodeError, AssertionError):
         payload = part.get_payload(decode=True)
-        body = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+        body = (
+            payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+        )
     if part.get_content_type() == "text/html":
         body = _strip_html(body)
     return str(body).strip()

@@ -64,7 +64,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str, str]:
     m = _FRONT.match(text)
     if not m:
         return {}, text, ""
-    body = text[m.end():]
+    body = text[m.end() :]
     import yaml
 
     try:
@@ -130,8 +130,12 @@ def parse_note(path: Path) -> list[ParsedDoc]:
     if problem:
         out.bad_lines.append((1, problem))
     body = body.strip()
-    tags = list(dict.fromkeys(t.lstrip("#") for t in _as_list(props.get("tags") or props.get("tag"))
-                              + inline_tags(body)))
+    tags = list(
+        dict.fromkeys(
+            t.lstrip("#")
+            for t in _as_list(props.get("tags") or props.get("tag")) + inline_tags(body)
+        )
+    )
     aliases = _as_list(props.get("aliases") or props.get("alias"))
     links = wikilinks(body)
     head = [path.stem + (f" (also: {', '.join(aliases)})" if aliases else "")]
@@ -146,8 +150,14 @@ def parse_note(path: Path) -> list[ParsedDoc]:
         head.append("Links: " + ", ".join(f"[[{name}]]" for name in links))
     if not body and not props:
         raise SkipFile(f"{path.name} is an empty note.")
-    out.append(ParsedDoc(text="\n".join(head) + ("\n\n" + body if body else ""), kind="note",
-                         at=_when(props, body), title=path.stem))
+    out.append(
+        ParsedDoc(
+            text="\n".join(head) + ("\n\n" + body if body else ""),
+            kind="note",
+            at=_when(props, body),
+            title=path.stem,
+        )
+    )
     return out
 
 
@@ -158,9 +168,16 @@ def linked_notes(conn: Connection, memory_text: str, vault: Path) -> dict[str, l
     out: dict[str, list[str]] = {}
     root = str(Path(vault).resolve())
     for name in wikilinks(memory_text):
-        rows = conn.execute(sql(
-            "SELECT m.id, s.path FROM memories m JOIN sources s ON m.source_id = s.id "
-            "WHERE s.path LIKE :p ESCAPE '\\'"),
-            {"p": root.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"}).all()
-        out[name] = [mid for mid, p in rows if Path(p).stem == name and Path(p).suffix.lower() in NOTE_SUFFIXES]
+        rows = conn.execute(
+            sql(
+                "SELECT m.id, s.path FROM memories m JOIN sources s ON m.source_id = s.id "
+                "WHERE s.path LIKE :p ESCAPE '\\'"
+            ),
+            {"p": root.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"},
+        ).all()
+        out[name] = [
+            mid
+            for mid, p in rows
+            if Path(p).stem == name and Path(p).suffix.lower() in NOTE_SUFFIXES
+        ]
     return out

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -44,9 +44,11 @@ def parse_datetime(value: str) -> datetime:
     if v.endswith("Z"):
         v = v[:-1] + "+00:00"
     dt = datetime.fromisoformat(v)
-    dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     if not MIN_YEAR <= dt.year <= MAX_YEAR:
-        raise DateOutOfRange(f"{value!r} is outside the years {MIN_YEAR}-{MAX_YEAR} memex keeps dates in.")
+        raise DateOutOfRange(
+            f"{value!r} is outside the years {MIN_YEAR}-{MAX_YEAR} memex keeps dates in."
+        )
     return dt
 
 
@@ -79,7 +81,9 @@ def read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ParseError(f"{path.name} is not valid UTF-8 text (bad byte at offset {exc.start}).") from exc
+        raise ParseError(
+            f"{path.name} is not valid UTF-8 text (bad byte at offset {exc.start})."
+        ) from exc
 
 
 def _binary_ratio(sample: bytes) -> float:
@@ -97,8 +101,16 @@ def parse_txt(path: Path) -> list[ParsedDoc]:
 
     if whatsapp.looks_like_whatsapp(text):
         chat = whatsapp.chat_name(path)
-        return [ParsedDoc(text=m.text, kind="chat", at=m.at, speaker=m.speaker,
-                          session=f"{chat} {m.at.date().isoformat()}") for m in whatsapp.parse_messages(text)]
+        return [
+            ParsedDoc(
+                text=m.text,
+                kind="chat",
+                at=m.at,
+                speaker=m.speaker,
+                session=f"{chat} {m.at.date().isoformat()}",
+            )
+            for m in whatsapp.parse_messages(text)
+        ]
     return [ParsedDoc(text=text, kind="document", at=find_date(text[:200]), title=path.stem)]
 
 
@@ -117,7 +129,7 @@ def parse_md(path: Path) -> list[ParsedDoc]:
         docs.append(ParsedDoc(text=preamble, at=find_date(preamble[:200]), title=path.stem))
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        body = text[m.end():end].strip()
+        body = text[m.end() : end].strip()
         heading = m.group(2).strip()
         if not body:
             continue
@@ -166,19 +178,23 @@ def parse_eml(path: Path) -> list[ParsedDoc]:
             body = body_part.get_content()
         except (LookupError, UnicodeDecodeError):
             payload = body_part.get_payload(decode=True)
-            body = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+            body = (
+                payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+            )
         if body_part.get_content_type() == "text/html":
             body = _strip_html(body)
     at = None
     if msg.get("Date"):
         try:
             at = parsedate_to_datetime(str(msg["Date"]))
-            at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
         except (TypeError, ValueError):
             at = None
     head = "\n".join(f"{h}: {msg[h]}" for h in ("Subject", "From", "To") if msg.get(h))
     text = f"{head}\n\n{body.strip()}".strip()
-    return [ParsedDoc(text=text, kind="document", at=at, title=str(msg.get("Subject") or path.stem))]
+    return [
+        ParsedDoc(text=text, kind="document", at=at, title=str(msg.get("Subject") or path.stem))
+    ]
 
 
 def _strip_html(html: str) -> str:
@@ -221,7 +237,11 @@ def parse_jsonl(path: Path) -> list[ParsedDoc]:
         except RecursionError:
             out.bad_lines.append((n, "nested too deeply to be a memory"))
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+        if (
+            not isinstance(obj, dict)
+            or not isinstance(obj.get("text"), str)
+            or not obj["text"].strip()
+        ):
             out.bad_lines.append((n, 'needs an object with a non-empty "text" string'))
             continue
         kind = obj.get("kind") or "note"
@@ -237,21 +257,30 @@ def parse_jsonl(path: Path) -> list[ParsedDoc]:
                 continue
         source = obj.get("source")
         speaker, session = obj.get("speaker"), obj.get("session")
-        out.append(ParsedDoc(text=obj["text"].strip(), kind=kind, at=at,
-                             source=str(source) if source else None,
-                             speaker=str(speaker).strip() or None if speaker else None,
-                             session=str(session).strip() or None if session else None))
+        out.append(
+            ParsedDoc(
+                text=obj["text"].strip(),
+                kind=kind,
+                at=at,
+                source=str(source) if source else None,
+                speaker=str(speaker).strip() or None if speaker else None,
+                session=str(session).strip() or None if session else None,
+            )
+        )
     if not out and not out.bad_lines:
         raise SkipFile(f"{path.name} is empty.")
     return out
 
 
 def parse_chat_json(path: Path) -> list[ParsedDoc]:
-    """Chat exports: Telegram-style {"messages":[{date, from, text}]} or ChatGPT conversations.json."""
+    """Chat exports: Telegram-style {"messages":[{date, from, text}]} or ChatGPT
+    conversations.json."""
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
-        raise ParseError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+        raise ParseError(
+            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno})."
+        ) from exc
     except RecursionError as exc:
         raise ParseError(f"{path.name} is nested too deeply to be a chat export.") from exc
     docs: list[ParsedDoc] = []
@@ -273,9 +302,16 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
             except ValueError:
                 pass
             speaker = str(m.get("from") or m.get("author") or "").strip() or None
-            docs.append(ParsedDoc(text=body.strip(), kind="chat", at=at, speaker=speaker,
-                                  session=f"{chat} {stamp[:10]}".strip()))
-        docs.sort(key=lambda d: d.at or datetime.min.replace(tzinfo=timezone.utc))
+            docs.append(
+                ParsedDoc(
+                    text=body.strip(),
+                    kind="chat",
+                    at=at,
+                    speaker=speaker,
+                    session=f"{chat} {stamp[:10]}".strip(),
+                )
+            )
+        docs.sort(key=lambda d: d.at or datetime.min.replace(tzinfo=UTC))
     elif isinstance(data, list) and data and isinstance(data[0], dict) and "mapping" in data[0]:
         for conv in data:
             msgs = []
@@ -289,11 +325,13 @@ def parse_chat_json(path: Path) -> list[ParsedDoc]:
             if msgs:
                 msgs.sort(key=lambda m: m[0])
                 ts = conv.get("create_time")
-                start = datetime.fromtimestamp(ts, tz=timezone.utc) if isinstance(ts, (int, float)) else None
+                start = datetime.fromtimestamp(ts, tz=UTC) if isinstance(ts, (int, float)) else None
                 title = str(conv.get("title") or "conversation")
                 for when, role, txt in msgs:
-                    at = datetime.fromtimestamp(when, tz=timezone.utc) if when else start
-                    docs.append(ParsedDoc(text=txt, kind="chat", at=at, speaker=role, session=title))
+                    at = datetime.fromtimestamp(when, tz=UTC) if when else start
+                    docs.append(
+                        ParsedDoc(text=txt, kind="chat", at=at, speaker=role, session=title)
+                    )
     else:
         raise SkipFile(f"{path.name} is JSON but not a known chat export.")
     if not docs:
@@ -316,7 +354,9 @@ PARSERS: dict[str, Callable[[Path], list[ParsedDoc]]] = {
 # Formats known by where a file lies or what it holds, tried before the extension:
 # "module:detect", detect(path) -> a parser or None; imported only when an import runs.
 FORMAT_DETECTORS: tuple[str, ...] = (
-    "memory.ingest.obsidian:detect", "memory.ingest.keep:detect", "memory.ingest.mbox:detect",
+    "memory.ingest.obsidian:detect",
+    "memory.ingest.keep:detect",
+    "memory.ingest.mbox:detect",
 )
 
 
@@ -341,7 +381,8 @@ def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[ParsedDoc]:
         raise SkipFile(f"{path.name} is empty.")
     if size > max_bytes:
         raise ParseError(
-            f"{path.name} is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB import limit; split it first."
+            f"{path.name} is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB import limit; "
+            "split it first."
         )
     try:
         return parser(path)
@@ -352,6 +393,9 @@ def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[ParsedDoc]:
     except RecursionError as exc:
         raise ParseError(f"{path.name} is nested too deeply to import.") from exc
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
-        # odd shapes in a file (a list where a chat export has an object) must not end a folder import
-        raise ParseError(f"{path.name} could not be parsed ({exc.__class__.__name__}); "
-                         "is it the file type its name says?") from exc
+        # odd shapes in a file (a list where a chat export has an object) must not end a folder
+        # import
+        raise ParseError(
+            f"{path.name} could not be parsed ({exc.__class__.__name__}); "
+            "is it the file type its name says?"
+        ) from exc

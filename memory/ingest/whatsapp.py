@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-_STAMP = (r"(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-](?P<y>\d{2,4}),?\s+"
-          r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:\s*(?P<ap>[AaPp]\.?\s?[Mm]\.?))?")
+_STAMP = (
+    r"(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-](?P<y>\d{2,4}),?\s+"
+    r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:\s*(?P<ap>[AaPp]\.?\s?[Mm]\.?))?"
+)
 _ANDROID = re.compile(rf"^\u200e?{_STAMP}\s+[-\u2013]\s+(?P<rest>.*)$")
 _IOS = re.compile(rf"^\u200e?\[{_STAMP}\]\s+(?P<rest>.*)$")
 _SPEAKER = re.compile(r"^(?P<name>[^:\n]{1,60}?):\s(?P<text>.*)$", re.DOTALL)
-_MEDIA = re.compile(r"^\u200e?<(?:Media omitted|Medien ausgeschlossen|attached: [^>]*)>$|^\u200e?\w+ omitted$", re.I)
+_MEDIA = re.compile(
+    r"^\u200e?<(?:Media omitted|Medien ausgeschlossen|attached: [^>]*)>$|^\u200e?\w+ omitted$", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ def _match(line: str) -> re.Match[str] | None:
 
 def looks_like_whatsapp(text: str) -> bool:
     """At least two of the first ten non-empty lines are WhatsApp message lines."""
-    lines = [l for l in text.splitlines() if l.strip()][:10]
-    return sum(1 for l in lines if _match(l.strip())) >= min(2, len(lines))
+    lines = [line for line in text.splitlines() if line.strip()][:10]
+    return sum(1 for line in lines if _match(line.strip())) >= min(2, len(lines))
 
 
 def _day_first(matches: list[re.Match[str]]) -> bool:
@@ -59,40 +63,45 @@ def _when(m: re.Match[str], day_first: bool) -> datetime | None:
     elif ap == "am" and hour == 12:
         hour = 0
     try:
-        return datetime(year, month, day, hour, minute, sec, tzinfo=timezone.utc)
+        return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
     except ValueError:
         return None
 
 
 def parse_messages(text: str) -> list[Message]:
     lines = text.splitlines()
-    stamped = [(i, m) for i, l in enumerate(lines) if (m := _match(l.strip()))]
+    stamped = [(i, m) for i, line in enumerate(lines) if (m := _match(line.strip()))]
     day_first = _day_first([m for _, m in stamped])
     starts = {i: m for i, m in stamped}
     out: list[Message] = []
-    current: list[object] | None = None  # [at, speaker, [lines]]
+    current: tuple[datetime, str, list[str]] | None = None  # at, speaker, lines
     for i, line in enumerate(lines):
         m = starts.get(i)
         if m is None:
             if current is not None and line.strip():
-                current[2].append(line.rstrip())  # type: ignore[union-attr]
+                current[2].append(line.rstrip())
             continue
         if current is not None:
-            out.append(Message(current[0], current[1], "\n".join(current[2]).strip()))  # type: ignore[arg-type]
+            out.append(Message(current[0], current[1], "\n".join(current[2]).strip()))
             current = None
         at = _when(m, day_first)
         who = _SPEAKER.match(m.group("rest"))
         if at is None or who is None:
             continue  # a system line, or a date that does not exist
-        current = [at, who.group("name").strip().lstrip("\u200e~ "), [who.group("text")]]
+        current = (at, who.group("name").strip().lstrip("\u200e~ "), [who.group("text")])
     if current is not None:
-        out.append(Message(current[0], current[1], "\n".join(current[2]).strip()))  # type: ignore[arg-type]
+        out.append(Message(current[0], current[1], "\n".join(current[2]).strip()))
     return [msg for msg in out if msg.text and not _MEDIA.match(msg.text)]
 
 
 def chat_name(path: Path) -> str:
     stem = path.stem
-    for prefix in ("WhatsApp Chat with ", "WhatsApp Chat mit ", "WhatsApp Chat - ", "Conversa do WhatsApp com "):
+    for prefix in (
+        "WhatsApp Chat with ",
+        "WhatsApp Chat mit ",
+        "WhatsApp Chat - ",
+        "Conversa do WhatsApp com ",
+    ):
         if stem.startswith(prefix):
-            return stem[len(prefix):].strip() or stem
+            return stem[len(prefix) :].strip() or stem
     return stem.lstrip("_") or "WhatsApp chat"
