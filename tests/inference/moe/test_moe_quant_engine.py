@@ -122,6 +122,9 @@ def test_bench_cli_quant(tiny_dir, memex_home):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["quant"] == "int4" and out["expert_bytes_stored"] < out["model"]["expert_bytes"]
     assert out["policies"]["lru"]["max_abs_logit_diff"] == 0.0  # same packed weights as resident
+    old = CliRunner().invoke(cli, [*args, "--quant", "fate"])  # int4_int2's old name
+    assert old.exit_code == 0, old.output
+    assert json.loads(old.stdout.strip().splitlines()[-1])["quant"] == "int4_int2"
     bad = CliRunner().invoke(cli, [*args, "--quant", "int3"])
     assert bad.exit_code != 0
     err = json.loads(bad.stdout.strip().splitlines()[-1])
