@@ -197,14 +197,17 @@ def ram_copy(settings: Settings, path: Path, key: bytes | None) -> Path:
     if not is_sealed(path):
         return path
     if key is None:
-        raise MemexError("memex is locked: the adapter is encrypted; unlock memex first.",
-                         kind="locked")
+        raise MemexError(
+            "memex is locked: the adapter is encrypted; unlock memex first.", kind="locked"
+        )
     tag = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
     folder = private_ram_dir(f"memex-models-{tag}")
     if folder is None:
-        raise MemexError("An encrypted adapter needs private in-memory storage ($XDG_RUNTIME_DIR "
-                         "or /dev/shm) to be loaded from, and this machine has neither.",
-                         kind="vault")
+        raise MemexError(
+            "An encrypted adapter needs private in-memory storage ($XDG_RUNTIME_DIR "
+            "or /dev/shm) to be loaded from, and this machine has neither.",
+            kind="vault",
+        )
     try:
         data = read_sealed(path, key)
     except MemoryError_ as exc:
@@ -231,8 +234,11 @@ def loadable(
     k = key()
     copies = {p: ram_copy(settings, Path(p), k) for p in paths}
     try:
-        yield Served(str(copies.get(served.model_path, served.model_path)),
-                     str(copies.get(served.adapter_path, served.adapter_path)), served.version)
+        yield Served(
+            str(copies.get(served.model_path, served.model_path)),
+            str(copies.get(served.adapter_path, served.adapter_path)),
+            served.version,
+        )
     finally:
         for c in copies.values():
             c.unlink(missing_ok=True)

@@ -57,8 +57,11 @@ def as_memex_error(exc: BaseException) -> MemexError | None:
         if entry is not None:
             kind = getattr(exc, "kind", None)
             message = str(exc.args[0]) if exc.args else str(kind or entry[0])
-            return MemexError(message, kind=kind if isinstance(kind, str) and kind else entry[0],
-                              exit_code=entry[1])
+            return MemexError(
+                message,
+                kind=kind if isinstance(kind, str) and kind else entry[0],
+                exit_code=entry[1],
+            )
     return None
 
 

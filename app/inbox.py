@@ -23,8 +23,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODEL_KEYS = frozenset({"name", "email", "tel", "street-address", "postal-code", "address-level2",
-                        "country-name", "bday", "organization", "organization-title"})
+MODEL_KEYS = frozenset(
+    {
+        "name",
+        "email",
+        "tel",
+        "street-address",
+        "postal-code",
+        "address-level2",
+        "country-name",
+        "bday",
+        "organization",
+        "organization-title",
+    }
+)
 # Model calls per batch of new memories: an import of thousands of notes must not take hours.
 MAX_MODEL_CALLS = 16
 MAX_MODEL_TEXT = 1500
@@ -32,10 +44,13 @@ MAX_MODEL_TEXT = 1500
 _PERSONAL = re.compile(
     r"\b(?:my (?:name|e-?mail|phone|mobile|number|address|birthday|employer|company|title|job)|"
     r"i (?:was born|live|moved|work|joined|started working)|call me|"
-    r"mein(?:e)? (?:name|e-?mail|nummer|handynummer|adresse|geburtstag|arbeitgeber)|ich (?:wohne|arbeite|bin am)|"
-    r"(?:o )?meu (?:nome|e-?mail|n[úu]mero|endere[çc]o|anivers[áa]rio)|a minha morada|(?:moro|trabalho|nasci)|"
+    r"mein(?:e)? (?:name|e-?mail|nummer|handynummer|adresse|geburtstag|arbeitgeber)|ich "
+    r"(?:wohne|arbeite|bin am)|"
+    r"(?:o )?meu (?:nome|e-?mail|n[úu]mero|endere[çc]o|anivers[áa]rio)|a minha "
+    r"morada|(?:moro|trabalho|nasci)|"
     r"mi (?:nombre|correo|n[úu]mero|direcci[óo]n|cumplea[ñn]os)|(?:vivo|trabajo|nac[íi])|"
-    r"(?:mon|ma) (?:nom|e-?mail|num[ée]ro|adresse|anniversaire)|j'habite|je travaille|je suis n[ée]e?)\b",
+    r"(?:mon|ma) (?:nom|e-?mail|num[ée]ro|adresse|anniversaire)|j'habite|je travaille|je suis "
+    r"n[ée]e?)\b",
     re.IGNORECASE,
 )
 
@@ -56,7 +71,9 @@ def proposals_for(memory: Memory, generate: Generate | None) -> list[Extracted]:
     return parse_model_reply(reply, note, MODEL_KEYS)
 
 
-def propose(store: MemoryStore, mems: Sequence[Memory], generate: Generate | None = None) -> list[InboxItem]:
+def propose(
+    store: MemoryStore, mems: Sequence[Memory], generate: Generate | None = None
+) -> list[InboxItem]:
     """Propose values from `mems` (oldest first, so newer values supersede older ones)."""
     inbox = Inbox(store)
     created: list[InboxItem] = []
@@ -73,10 +90,17 @@ def propose(store: MemoryStore, mems: Sequence[Memory], generate: Generate | Non
             continue
         for value in proposals_for(current, limited if generate is not None else None):
             try:
-                item = inbox.propose(value.key, value.value, current, confidence=value.confidence,
-                                     method="model" if value.confidence < 0.6 else "pattern",
-                                     evidence=value.evidence)
-            except MemoryStoreError as exc:  # one bad value (e.g. too long) must not lose the others
+                item = inbox.propose(
+                    value.key,
+                    value.value,
+                    current,
+                    confidence=value.confidence,
+                    method="model" if value.confidence < 0.6 else "pattern",
+                    evidence=value.evidence,
+                )
+            except (
+                MemoryStoreError
+            ) as exc:  # one bad value (e.g. too long) must not lose the others
                 log.warning("inbox: skipped %s=%r (%s)", value.key, value.value, exc)
                 continue
             if item is not None:

@@ -52,8 +52,10 @@ def choose(settings: Settings, name: str) -> dict[str, Any]:
         return add(settings, name, use=True)
     if model is None:
         names = ", ".join(m.name for m in found[:8]) or "none"
-        raise MemexError(f"No model is called {name!r}; `memex models list` shows them (e.g. {names}).",
-                         kind="not_found")
+        raise MemexError(
+            f"No model is called {name!r}; `memex models list` shows them (e.g. {names}).",
+            kind="not_found",
+        )
     if not model.usable:
         raise MemexError(model.problem, kind="bad_model")
     path = "" if model.origin == "bundled" else model.path

@@ -38,7 +38,7 @@ class Runtime:
         self.vault = VaultAccess(lambda: self.settings)  # the data key when the vault is on
 
     @property
-    def memory(self) -> "MemoryStore":
+    def memory(self) -> MemoryStore:
         if self._memory is not None and self.vault.idle_expired():
             self.lock()
         if self._memory is None:
@@ -46,14 +46,16 @@ class Runtime:
 
             self.settings.ensure_home()
             # Locked: MemexError kind "locked" ("memex is locked ..."), for every front-end.
-            self._memory = self.vault.open(lambda key: MemoryStore(
-                self.settings.home,
-                embed_model=self.settings.embed_model,
-                embed_batch=self.settings.embed_batch,
-                chroma_url=self.settings.chroma_url,
-                chunk_chars=self.settings.chunk_chars,
-                key=key,
-            ))
+            self._memory = self.vault.open(
+                lambda key: MemoryStore(
+                    self.settings.home,
+                    embed_model=self.settings.embed_model,
+                    embed_batch=self.settings.embed_batch,
+                    chroma_url=self.settings.chroma_url,
+                    chunk_chars=self.settings.chunk_chars,
+                    key=key,
+                )
+            )
         self.vault.touch()
         return self._memory
 
@@ -65,20 +67,34 @@ class Runtime:
         self.vault.forget()
 
     # memory writes go through here so hooks (the profile inbox) see every new memory ---------
-    def remember(self, text: str, *, source: str | None = None, at: datetime | None = None,
-                 kind: str = "note") -> tuple["Memory", bool]:
+    def remember(
+        self,
+        text: str,
+        *,
+        source: str | None = None,
+        at: datetime | None = None,
+        kind: str = "note",
+    ) -> tuple[Memory, bool]:
         mem, created = self.memory.remember(text, source=source, at=at, kind=kind)
         if created:
             self._notify([mem])
         return mem, created
 
-    def import_paths(self, paths: Sequence[Path], *,
-                     progress: Callable[["ImportProgress"], None] | None = None,
-                     cancel: Callable[[], bool] | None = None,
-                     max_memories_per_file: int | None = None) -> "ImportReport":
+    def import_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        max_memories_per_file: int | None = None,
+    ) -> ImportReport:
         report = self.memory.import_paths(
-            paths, progress=progress, cancel=cancel,
-            max_memories_per_file=max_memories_per_file or self.settings.import_max_memories_per_file)
+            paths,
+            progress=progress,
+            cancel=cancel,
+            max_memories_per_file=max_memories_per_file
+            or self.settings.import_max_memories_per_file,
+        )
         if report.memory_ids and self.on_new_memories:
             mems = [m for m in (self.memory.get(i) for i in report.memory_ids) if m is not None]
             self._notify(mems)
@@ -90,7 +106,7 @@ class Runtime:
     def forget_source(self, source: str) -> int:
         return self.memory.forget_source(source)
 
-    def _notify(self, mems: "Sequence[Memory]") -> None:
+    def _notify(self, mems: Sequence[Memory]) -> None:
         for hook in list(self.on_new_memories):
             hook(self, mems)
 
@@ -104,7 +120,7 @@ class Runtime:
         return served_model(self.settings)
 
     @property
-    def backend(self) -> "Backend":
+    def backend(self) -> Backend:
         """The generation backend, loaded on first use and reloaded when the active adapter
         changes (activate / roll back); BackendError becomes a MemexError."""
         with self._backend_lock:
@@ -122,7 +138,7 @@ class Runtime:
         """Whether the generation backend is loaded now (asking never loads it)."""
         return self._backend is not None
 
-    def loaded_backend(self) -> "Backend | None":
+    def loaded_backend(self) -> Backend | None:
         """The generation backend if it is loaded now, else None; never loads it (for display)."""
         return self._backend
 
@@ -133,21 +149,32 @@ class Runtime:
         if backend is not None:
             backend.close()
 
-    def _create_backend(self, served: "Served") -> "Backend":
+    def _create_backend(self, served: Served) -> Backend:
         from app.errors import MemexError
         from inference.base import BackendConfig, BackendError, create_backend
 
         s = self.settings
         config = BackendConfig(
-            model_path=served.model_path, adapter_path=served.adapter_path, n_ctx=s.n_ctx, threads=s.threads,
-            options={"lora_scale": str(s.lora_scale), "extra_buffers": s.llama_extra_buffers,
-                     "prompt_lookup": str(s.prompt_lookup_tokens),
-                     "moe_model": s.moe_model, "moe_budget": s.moe_budget, "moe_policy": s.moe_policy,
-                     "moe_device": s.moe_device, "moe_quant": s.moe_quant,
-                     "models_dir": str(s.models_dir),
-                     "openai_base_url": s.openai_base_url, "openai_api_key": s.openai_api_key,
-                     "openai_model": s.openai_model, "openai_timeout_s": str(s.openai_timeout_s),
-                     "allow_remote_backend": str(s.allow_remote_backend).lower()},
+            model_path=served.model_path,
+            adapter_path=served.adapter_path,
+            n_ctx=s.n_ctx,
+            threads=s.threads,
+            options={
+                "lora_scale": str(s.lora_scale),
+                "extra_buffers": s.llama_extra_buffers,
+                "prompt_lookup": str(s.prompt_lookup_tokens),
+                "moe_model": s.moe_model,
+                "moe_budget": s.moe_budget,
+                "moe_policy": s.moe_policy,
+                "moe_device": s.moe_device,
+                "moe_quant": s.moe_quant,
+                "models_dir": str(s.models_dir),
+                "openai_base_url": s.openai_base_url,
+                "openai_api_key": s.openai_api_key,
+                "openai_model": s.openai_model,
+                "openai_timeout_s": str(s.openai_timeout_s),
+                "allow_remote_backend": str(s.allow_remote_backend).lower(),
+            },
         )
         from dataclasses import replace
 
@@ -156,25 +183,38 @@ class Runtime:
         try:
             # with the vault on, sealed adapter weights load from an in-memory copy
             with loadable(s, served, self.vault.key) as plain:
-                return create_backend(s.backend, replace(
-                    config, model_path=plain.model_path, adapter_path=plain.adapter_path))
+                return create_backend(
+                    s.backend,
+                    replace(config, model_path=plain.model_path, adapter_path=plain.adapter_path),
+                )
         except BackendError as exc:
             raise MemexError(str(exc), kind="model") from exc
 
-    def generation_params(self, max_tokens: int | None = None) -> "GenerationParams":
+    def generation_params(self, max_tokens: int | None = None) -> GenerationParams:
         from inference.base import GenerationParams
 
-        return GenerationParams(max_tokens=max_tokens or self.settings.max_answer_tokens, temperature=0.0)
+        return GenerationParams(
+            max_tokens=max_tokens or self.settings.max_answer_tokens, temperature=0.0
+        )
 
     def generate(self, prompt: str, max_tokens: int = 128) -> str:
-        """One prompt in, the model's reply out (the `generate(prompt) -> str` other packages get)."""
+        """One prompt in, the model's reply out (the `generate(prompt) -> str` other packages
+        get)."""
         from inference.base import ChatMessage
 
-        return "".join(self.backend.stream([ChatMessage("user", prompt)], self.generation_params(max_tokens)))
+        return "".join(
+            self.backend.stream([ChatMessage("user", prompt)], self.generation_params(max_tokens))
+        )
 
-    def ask_stream(self, question: str, *, history: "Sequence[ChatMessage]" = (),
-                   now: datetime | None = None, max_tokens: int | None = None,
-                   strategy: str | None = None) -> "AnswerStream":
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[ChatMessage] = (),
+        now: datetime | None = None,
+        max_tokens: int | None = None,
+        strategy: str | None = None,
+    ) -> AnswerStream:
         """Retrieve + find the evidence now; iterate the result for reply pieces, then `.result()`.
 
         The default strategy answers from evidence spans without loading the model."""
@@ -183,13 +223,19 @@ class Runtime:
 
         chosen = answer_strategy(strategy or self.settings.answer_strategy)
         params = self.generation_params(max_tokens)
-        prepared = prepare_answer(self.memory, question,
-                                  tokenizer=(lambda: self.backend) if chosen.name == "generate" else None,
-                                  answer_tokens=params.max_tokens, history=history, now=now)
+        prepared = prepare_answer(
+            self.memory,
+            question,
+            tokenizer=(lambda: self.backend) if chosen.name == "generate" else None,
+            answer_tokens=params.max_tokens,
+            history=history,
+            now=now,
+        )
         return chosen.stream(prepared, lambda: self.backend, params)
 
-    def ask(self, question: str, *, history: "Sequence[ChatMessage]" = (),
-            now: datetime | None = None) -> "Answer":
+    def ask(
+        self, question: str, *, history: Sequence[ChatMessage] = (), now: datetime | None = None
+    ) -> Answer:
         return self.ask_stream(question, history=history, now=now).result()
 
     def close(self) -> None:
@@ -201,7 +247,7 @@ class Runtime:
             self._memory = None
 
 
-def _propose_profile_values(runtime: Runtime, mems: "Sequence[Memory]") -> None:
+def _propose_profile_values(runtime: Runtime, mems: Sequence[Memory]) -> None:
     """New memories -> profile proposals in the review inbox (app/inbox.py)."""
     from app.inbox import propose  # loads memory.extract only once memories arrive
 

@@ -36,7 +36,9 @@ class _JsonFileSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.path = path
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+    def get_field_value(
+        self, field: Any, field_name: str
+    ) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -65,54 +67,84 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="folder that holds all user data")
 
     # memory
-    embed_model: str = Field("", description="sentence-transformers folder; empty = bundled all-MiniLM-L6-v2")
+    embed_model: str = Field(
+        "", description="sentence-transformers folder; empty = bundled all-MiniLM-L6-v2"
+    )
     embed_batch: int = Field(64, ge=1, le=4096, description="texts embedded per batch")
     chroma_url: str = Field("", description="Chroma server URL; empty = embedded PersistentClient")
     chunk_chars: int = Field(1200, ge=200, le=20000, description="target characters per chunk")
     import_max_memories_per_file: int = Field(
-        5000, ge=1, description="a file that would become more memories is refused (`--max-memories-per-file`)")
+        5000,
+        ge=1,
+        description="a file that would become more memories is refused (`--max-memories-per-file`)",
+    )
 
     # inference
     backend: str = Field("llamacpp", description="inference backend name (llamacpp, moe)")
-    model_path: str = Field("", description="GGUF model path; empty = bundled SmolLM2-135M-Instruct")
-    adapter_path: str = Field("", description="LoRA adapter (GGUF) applied at load time; empty = active adapter")
+    model_path: str = Field(
+        "", description="GGUF model path; empty = bundled SmolLM2-135M-Instruct"
+    )
+    adapter_path: str = Field(
+        "", description="LoRA adapter (GGUF) applied at load time; empty = active adapter"
+    )
     n_ctx: int = Field(4096, ge=256, le=131072, description="context window in tokens")
     threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = physical cores")
     max_answer_tokens: int = Field(256, ge=8, le=8192)
     answer_strategy: str = Field(
-        "extract", description="how answers are worded: extract (evidence spans, no model), "
-        "constrained (the model picks a span under a grammar), generate (free text, verified)")
+        "extract",
+        description="how answers are worded: extract (evidence spans, no model), "
+        "constrained (the model picks a span under a grammar), generate (free text, verified)",
+    )
     prompt_lookup_tokens: int = Field(
-        0, ge=0, le=64, description="prompt-lookup speculative decoding draft length; 0 = off "
-        "(measured slower and not token-identical on the bundled model on CPU)")
+        0,
+        ge=0,
+        le=64,
+        description="prompt-lookup speculative decoding draft length; 0 = off "
+        "(measured slower and not token-identical on the bundled model on CPU)",
+    )
     save_chats: bool = Field(False, description="store terminal/GUI conversations as chat memories")
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")
     llama_extra_buffers: str = Field(
-        "auto", description="llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on AMX CPUs"
+        "auto",
+        description="llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on "
+        "AMX CPUs",
     )
-    inbox_use_model: bool = Field(True, description="let the local model propose profile values too")
-    model_paths: list[str] = Field(default_factory=list,
-                                   description="GGUF files added with `memex models add` (used in place)")
+    inbox_use_model: bool = Field(
+        True, description="let the local model propose profile values too"
+    )
+    model_paths: list[str] = Field(
+        default_factory=list, description="GGUF files added with `memex models add` (used in place)"
+    )
 
     # remote engines (backend "openai")
-    openai_base_url: str = Field("", description="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
+    openai_base_url: str = Field(
+        "", description="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1"
+    )
     openai_api_key: str = Field("", description="bearer token for that server; empty = none")
     openai_model: str = Field("", description="model name the server knows; empty = its default")
-    openai_timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds to wait for the server")
+    openai_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="seconds to wait for the server"
+    )
     allow_remote_backend: bool = Field(
-        False, description="allow sending memories to a model server that is not on this computer")
+        False, description="allow sending memories to a model server that is not on this computer"
+    )
 
     # MoE engine
     moe_model: str = Field("", description="MoE checkpoint folder, 'moefied' or 'tiny'")
-    moe_budget: str = Field("2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)")
+    moe_budget: str = Field(
+        "2x", description="fast-tier budget: fraction, bytes (2GB) or multiple (2x)"
+    )
     moe_policy: str = Field("lru", description="expert cache policy")
     moe_device: Literal["cpu", "cuda", "auto"] = "auto"
     moe_quant: Literal["none", "int8", "int4", "int4_int2", "fate"] = Field(
-        "none", description="how MoE experts are stored and moved (none = exact fp32; "
-        "fate = int4_int2's old name)"
+        "none",
+        description="how MoE experts are stored and moved (none = exact fp32; "
+        "fate = int4_int2's old name)",
     )
     moe_testbed_dir: str = Field(
-        "", description="where real-size MoE testbeds (GBs) are written; empty = the user cache folder")
+        "",
+        description="where real-size MoE testbeds (GBs) are written; empty = the user cache folder",
+    )
 
     # local API
     api_port: int = Field(8765, ge=1, le=65535)
@@ -121,13 +153,20 @@ class Settings(BaseSettings):
     api_rate_per_minute: int = Field(120, ge=1)
 
     # the vault (encryption at rest; `memex vault`)
-    passphrase_file: str = Field("", description="file holding the vault passphrase (MEMEX_PASSPHRASE also works)")
+    passphrase_file: str = Field(
+        "", description="file holding the vault passphrase (MEMEX_PASSPHRASE also works)"
+    )
     vault_auto_lock_minutes: float = Field(
-        30.0, ge=0, description="lock the vault after this long unused; 0 = only at logout or `memex vault lock`")
+        30.0,
+        ge=0,
+        description="lock the vault after this long unused; 0 = only at logout or `memex vault "
+        "lock`",
+    )
 
     # the resident service (app/service)
-    service_idle_minutes: float = Field(30.0, ge=0, description="stop the service after this long "
-                                        "without a request; 0 = never")
+    service_idle_minutes: float = Field(
+        30.0, ge=0, description="stop the service after this long without a request; 0 = never"
+    )
 
     @field_validator("home", mode="before")
     @classmethod
@@ -175,8 +214,9 @@ class Settings(BaseSettings):
             pass
         return self.home
 
-    def save(self, **changes: Any) -> "Settings":
-        """Persist `changes` to settings.json (merged with what is there) and return new settings."""
+    def save(self, **changes: Any) -> Settings:
+        """Persist `changes` to settings.json (merged with what is there) and return new
+        settings."""
         path = self.ensure_home() / SETTINGS_FILE
         current: dict[str, Any] = {}
         if path.exists():

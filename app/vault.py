@@ -47,7 +47,9 @@ def read_passphrase_file(path: str | Path) -> str:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise MemexError(f"The passphrase file {p} cannot be read ({exc.strerror}).", kind="bad_input") from exc
+        raise MemexError(
+            f"The passphrase file {p} cannot be read ({exc.strerror}).", kind="bad_input"
+        ) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -101,7 +103,11 @@ class VaultAccess:
 
         settings = self._settings()
         try:
-            return unlock_key(settings.home, passphrase=given_passphrase(settings), session=session_cache(settings))
+            return unlock_key(
+                settings.home,
+                passphrase=given_passphrase(settings),
+                session=session_cache(settings),
+            )
         except MemoryError_ as exc:
             raise as_memex_error(exc) from exc
 

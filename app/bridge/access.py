@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def runtime_profile(runtime: Runtime) -> dict[str, str]:
     return {f.key: f.value for f in runtime.memory.profile()}
 
@@ -35,8 +36,11 @@ def runtime_draft(runtime: Runtime, question: str) -> dict[str, Any]:
             cites = result.get("citations")
         abstained = bool(getattr(result, "abstained", False))
         # an abstention is not a draft: show nothing rather than "I don't know" in a form
-        return {"text": "" if abstained else str(text or ""), "abstained": abstained,
-                "citations": [_cite(c) for c in (cites or [])]}
+        return {
+            "text": "" if abstained else str(text or ""),
+            "abstained": abstained,
+            "citations": [_cite(c) for c in (cites or [])],
+        }
     hits = runtime.memory.search(question, k=3)
     return {"text": "\n".join(h.text for h in hits), "citations": [{"id": h.id} for h in hits]}
 

@@ -87,7 +87,10 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             try:
                 self._send(self.server.dispatch(line))
-            except (BrokenPipeError, ConnectionResetError):  # the host stopped waiting (its timeout)
+            except (
+                BrokenPipeError,
+                ConnectionResetError,
+            ):  # the host stopped waiting (its timeout)
                 return
 
     def _send(self, obj: dict[str, Any]) -> None:
@@ -98,8 +101,13 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, access: MemoryAccess, confirmer: Confirmer | None = None,
-                 secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        access: MemoryAccess,
+        confirmer: Confirmer | None = None,
+        secret: bytes | None = None,
+    ) -> None:
         self.access = access
         self.confirmer = confirmer
         self.secret = secret
@@ -146,8 +154,9 @@ class AgentServer:
     With a `confirmer`, hosts may also ask the app to confirm a site's first fill.
     """
 
-    def __init__(self, settings: Settings, access: MemoryAccess,
-                 confirmer: Confirmer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, access: MemoryAccess, confirmer: Confirmer | None = None
+    ) -> None:
         self.path = agent_socket_path(settings)
         self.access = access
         self.confirmer = confirmer
@@ -167,8 +176,9 @@ class AgentServer:
             self._server = _Server(self.path, self.access, self.confirmer, secret)
         finally:
             os.umask(old_umask)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="memex-bridge-agent",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="memex-bridge-agent", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -273,29 +283,38 @@ class AppConfirmer:
             mac = sign(secret, REQUEST, body)
             line = AgentClient._exchange(sock, {"op": "confirm", "request": body, "mac": mac})
         except TimeoutError as exc:
-            raise ConfirmError("The memex app did not answer in time; fill again to retry.",
-                               "confirm_timeout") from exc
+            raise ConfirmError(
+                "The memex app did not answer in time; fill again to retry.", "confirm_timeout"
+            ) from exc
         except OSError as exc:
-            raise ConfirmError("The memex app stopped before you answered; fill again to retry.",
-                               "confirm_failed") from exc
+            raise ConfirmError(
+                "The memex app stopped before you answered; fill again to retry.", "confirm_failed"
+            ) from exc
         finally:
             sock.close()
         if not line:
-            raise ConfirmError("The memex app closed before you answered; fill again to retry.",
-                               "confirm_failed")
+            raise ConfirmError(
+                "The memex app closed before you answered; fill again to retry.", "confirm_failed"
+            )
         try:
             reply = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ConfirmError("The memex app sent an unreadable answer.", "confirm_failed") from exc
+            raise ConfirmError(
+                "The memex app sent an unreadable answer.", "confirm_failed"
+            ) from exc
         if not isinstance(reply, dict):
             raise ConfirmError("The memex app sent an unreadable answer.", "confirm_failed")
         if "error" in reply:
             if reply.get("kind") == "unsupported" or reply.get("error") == "unknown op":
                 return None  # an app that cannot show the dialog: the extension asks instead
-            raise ConfirmError(f"The memex app refused the confirmation ({str(reply['error'])[:120]}).",
-                               "confirm_failed")
+            raise ConfirmError(
+                f"The memex app refused the confirmation ({str(reply['error'])[:120]}).",
+                "confirm_failed",
+            )
         result = reply.get("result")
         if not isinstance(result, dict) or not verify(secret, ANSWER, result, reply.get("mac")):
-            raise ConfirmError("The confirmation answer did not come from the memex app; fill refused.",
-                               "confirm_unauthenticated")
+            raise ConfirmError(
+                "The confirmation answer did not come from the memex app; fill refused.",
+                "confirm_unauthenticated",
+            )
         return ConfirmAnswer.from_json(result)

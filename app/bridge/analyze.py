@@ -22,8 +22,17 @@ def analyze_html(html: str, origin: str | None, profile: Mapping[str, str]) -> l
     sensitive fields)."""
     verdicts = classify_page(html, origin)
     values = fill_values(verdicts, profile)
-    return [{"ref": v.ref, "kind": v.kind, "source": v.source, "sensitive": v.sensitive, "section": v.section,
-             "value": None if v.sensitive else values.get(v.ref)} for v in verdicts]
+    return [
+        {
+            "ref": v.ref,
+            "kind": v.kind,
+            "source": v.source,
+            "sensitive": v.sensitive,
+            "section": v.section,
+            "value": None if v.sensitive else values.get(v.ref),
+        }
+        for v in verdicts
+    ]
 
 
 def analyze_page(html: str, origin: str | None, profile: Mapping[str, str]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def exclusion(name: str) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
         EXCLUSION_RULES[name] = fn
         return fn
+
     return register
 
 
@@ -58,6 +59,7 @@ def positive(name: str) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
         POSITIVE_RULES[name] = fn
         return fn
+
     return register
 
 
@@ -86,8 +88,20 @@ def _has_visible_label(d: FieldDescriptor) -> bool:
 
 # --- autocomplete attribute (WHATWG grammar) -----------------------------------------------
 
-_CONTACT_FIELDS = frozenset({"tel", "tel-country-code", "tel-national", "tel-area-code", "tel-local",
-                             "tel-local-prefix", "tel-local-suffix", "tel-extension", "email", "impp"})
+_CONTACT_FIELDS = frozenset(
+    {
+        "tel",
+        "tel-country-code",
+        "tel-national",
+        "tel-area-code",
+        "tel-local",
+        "tel-local-prefix",
+        "tel-local-suffix",
+        "tel-extension",
+        "email",
+        "impp",
+    }
+)
 _CONTACT_HINTS = frozenset({"home", "work", "mobile", "fax", "pager"})
 _KNOWN_FIELDS = FILLABLE_KINDS | SENSITIVE_KINDS
 
@@ -96,8 +110,8 @@ _KNOWN_FIELDS = FILLABLE_KINDS | SENSITIVE_KINDS
 class AutocompleteToken:
     field: str
     section: str | None = None
-    mode: str | None = None      # "shipping" | "billing"
-    contact: str | None = None   # "home" | "work" | ...
+    mode: str | None = None  # "shipping" | "billing"
+    contact: str | None = None  # "home" | "work" | ...
     webauthn: bool = False
 
 
@@ -136,6 +150,7 @@ def _section(ac: AutocompleteToken | None) -> str | None:
 
 # --- secrets: decided before anything else, whatever a later rule would say -----------------
 
+
 @dataclass(frozen=True)
 class _Secret:
     kind: str | None
@@ -146,7 +161,11 @@ class _Secret:
 def _password_kind(d: FieldDescriptor, ac: AutocompleteToken | None) -> str:
     if ac is not None and ac.field in ("current-password", "new-password"):
         return ac.field
-    own = [tokens(t) for t in (d.label, d.aria_label, d.aria_labelledby, d.placeholder, d.name, d.id) if t]
+    own = [
+        tokens(t)
+        for t in (d.label, d.aria_label, d.aria_labelledby, d.placeholder, d.name, d.id)
+        if t
+    ]
     return "new-password" if _any_phrase(own, NEW_PASSWORD_PHRASES) else "current-password"
 
 
@@ -170,10 +189,15 @@ def _secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
         for reason, cat in SENSITIVE_PHRASES.items():
             n = find_phrases(toks, cat)
             if n and n >= best_kind:  # "pin code" is a postal code, not a PIN
-                kind = _password_kind(d, ac) if reason == "password" else (
-                    "one-time-code" if reason == "one-time-code" else None)
+                kind = (
+                    _password_kind(d, ac)
+                    if reason == "password"
+                    else ("one-time-code" if reason == "one-time-code" else None)
+                )
                 return _Secret(kind, f"keyword:{reason}", reason)
-    return _card_secret(d, ctx) if ac is None or ac.field not in FILLABLE_KINDS else _csc_only(d, ctx)
+    return (
+        _card_secret(d, ctx) if ac is None or ac.field not in FILLABLE_KINDS else _csc_only(d, ctx)
+    )
 
 
 def _card_secret(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
@@ -193,8 +217,9 @@ def _csc_only(d: FieldDescriptor, ctx: FormContext) -> _Secret | None:
 
 # --- exclusion rules (order matters: cheapest structural checks first) ----------------------
 
-_UNFILLABLE_TYPES = frozenset({"submit", "button", "reset", "image", "file", "checkbox", "radio",
-                               "range", "color", "hidden"})
+_UNFILLABLE_TYPES = frozenset(
+    {"submit", "button", "reset", "image", "file", "checkbox", "radio", "range", "color", "hidden"}
+)
 
 
 @exclusion("hidden")
@@ -256,6 +281,7 @@ def _readonly(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
 
 # --- positive rules ---------------------------------------------------------------------------
 
+
 @positive("autocomplete")
 def _by_autocomplete(d: FieldDescriptor, ctx: FormContext) -> Classification | None:
     ac = parse_autocomplete(d.autocomplete)
@@ -273,7 +299,9 @@ def _by_email_type(d: FieldDescriptor, ctx: FormContext) -> Classification | Non
 
 def _is_question(label: str) -> bool:
     toks = tokens(label)
-    return bool(toks) and (label.rstrip().endswith(("?", "？")) or starts_with_phrase(toks, QUESTION_STARTS))
+    return bool(toks) and (
+        label.rstrip().endswith(("?", "？")) or starts_with_phrase(toks, QUESTION_STARTS)
+    )
 
 
 def _label_text(d: FieldDescriptor) -> str:
@@ -290,22 +318,76 @@ def _question_textarea(d: FieldDescriptor, ctx: FormContext) -> Classification |
 
 # Higher first: breaks ties between equally long matches ("Business phone" is tel).
 KIND_PRIORITY: tuple[str, ...] = (
-    "not-profile", "cc-csc", "cc-exp-month", "cc-exp-year", "cc-exp", "cc-type", "cc-name", "cc-number",
-    "email", "username", "tel-extension", "tel", "tel-country-code", "tel-area-code", "tel-local-prefix",
-    "tel-local-suffix", "url", "postal-code", "bday", "address-line3", "address-line2",
-    "address-line1", "address-level3", "address-level2", "address-level1", "country", "given-name",
-    "additional-name", "family-name", "organization-title", "street-address", "organization", "sex",
-    "language", "nickname", "honorific-prefix", "name",
+    "not-profile",
+    "cc-csc",
+    "cc-exp-month",
+    "cc-exp-year",
+    "cc-exp",
+    "cc-type",
+    "cc-name",
+    "cc-number",
+    "email",
+    "username",
+    "tel-extension",
+    "tel",
+    "tel-country-code",
+    "tel-area-code",
+    "tel-local-prefix",
+    "tel-local-suffix",
+    "url",
+    "postal-code",
+    "bday",
+    "address-line3",
+    "address-line2",
+    "address-line1",
+    "address-level3",
+    "address-level2",
+    "address-level1",
+    "country",
+    "given-name",
+    "additional-name",
+    "family-name",
+    "organization-title",
+    "street-address",
+    "organization",
+    "sex",
+    "language",
+    "nickname",
+    "honorific-prefix",
+    "name",
 )
 _RANK = {k: len(KIND_PRIORITY) - i for i, k in enumerate(KIND_PRIORITY)}
 SIGNAL_WEIGHTS: dict[str, float] = {
-    "label": 4, "aria_label": 4, "aria_labelledby": 4, "placeholder": 3,
-    "name": 2, "id": 2, "title": 1, "nearby": 2,
+    "label": 4,
+    "aria_label": 4,
+    "aria_labelledby": 4,
+    "placeholder": 3,
+    "name": 2,
+    "id": 2,
+    "title": 1,
+    "nearby": 2,
 }
 # Selects only hold what their options say; these kinds have option lists memex can match.
-SELECT_KINDS = frozenset({"country", "address-level1", "address-level2", "sex", "language", "bday", "bday-day",
-                          "bday-month", "bday-year", "honorific-prefix", "tel-country-code", "cc-exp",
-                          "cc-exp-month", "cc-exp-year", "cc-type", "not-profile"})
+SELECT_KINDS = frozenset(
+    {
+        "country",
+        "address-level1",
+        "address-level2",
+        "sex",
+        "language",
+        "bday",
+        "bday-day",
+        "bday-month",
+        "bday-year",
+        "honorific-prefix",
+        "tel-country-code",
+        "cc-exp",
+        "cc-exp-month",
+        "cc-exp-year",
+        "cc-type",
+        "not-profile",
+    }
+)
 TEXTAREA_KINDS = frozenset({"street-address", "not-profile"})
 
 
@@ -345,11 +427,15 @@ def identifier_tail(identifier: str) -> str:
     return segments[-1] if segments else identifier
 
 
-def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
-                ) -> tuple[dict[str, float], dict[str, str]]:
+def score_kinds(
+    d: FieldDescriptor, ctx: FormContext, *, title: bool = True
+) -> tuple[dict[str, float], dict[str, str]]:
     """kind -> weighted evidence from the field's texts, and the first signal naming each kind."""
-    signals = tuple((s, getattr(d, s)) for s in SIGNAL_WEIGHTS
-                    if s != "nearby" and getattr(d, s) and (title or s != "title"))
+    signals = tuple(
+        (s, getattr(d, s))
+        for s in SIGNAL_WEIGHTS
+        if s != "nearby" and getattr(d, s) and (title or s != "title")
+    )
     if not (d.label or d.aria_label or d.aria_labelledby) and d.nearby:
         signals += (("nearby", d.nearby),)  # unlabelled field: fall back on the text beside it
     scores, first = _scores(signals, d.lang or str(ctx.extra.get("lang") or ""))
@@ -357,8 +443,9 @@ def score_kinds(d: FieldDescriptor, ctx: FormContext, *, title: bool = True
 
 
 @lru_cache(maxsize=4096)
-def _scores(signals: tuple[tuple[str, str], ...], lang: str
-            ) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]]:
+def _scores(
+    signals: tuple[tuple[str, str], ...], lang: str
+) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]]:
     primary, every = _phrase_tables(lang)
     scores: dict[str, float] = {}
     first_signal: dict[str, str] = {}
@@ -394,7 +481,9 @@ def _by_heuristics(d: FieldDescriptor, ctx: FormContext) -> Classification | Non
     for family in SCHEMA_FAMILIES:
         if kind in family and len(family & set(scores)) > 1:
             kind = _schema_kind(d, ctx, family) or kind
-    return Classification(d.ref, kind, f"heuristic:{first_signal[kind]}", sensitive=kind in SENSITIVE_KINDS)
+    return Classification(
+        d.ref, kind, f"heuristic:{first_signal[kind]}", sensitive=kind in SENSITIVE_KINDS
+    )
 
 
 # Kinds of one family that the label and the name/id may disagree on. Label "Shipping address"
@@ -451,7 +540,9 @@ def _classify_field(d: FieldDescriptor, ctx: FormContext) -> Classification:
     if secret is not None:
         section = _section(parse_autocomplete(d.autocomplete))
         source = secret.source if secret.kind else f"excluded:{secret.reason}"
-        return Classification(d.ref, secret.kind, source, sensitive=True, section=section, reason=secret.reason)
+        return Classification(
+            d.ref, secret.kind, source, sensitive=True, section=section, reason=secret.reason
+        )
     for rule in POSITIVE_RULES.values():
         verdict = rule(d, ctx)
         if verdict is not None:
@@ -461,7 +552,9 @@ def _classify_field(d: FieldDescriptor, ctx: FormContext) -> Classification:
     return Classification(d.ref, None, "unknown")
 
 
-def classify_form(fields: Iterable[FieldDescriptor], ctx: FormContext | None = None) -> list[Classification]:
+def classify_form(
+    fields: Iterable[FieldDescriptor], ctx: FormContext | None = None
+) -> list[Classification]:
     """Every field of a page, then the form-level pass: phone/date/address parts and sections."""
     from app.bridge.parts import refine_parts
     from app.bridge.sections import assign_sections

@@ -35,7 +35,14 @@ MAX_CONFIRM_FIELDS = 60  # what the dialog lists; the fill itself uses every cla
 
 # Profile kinds shown partly hidden in the dialog (someone may be looking at the screen);
 # secrets (SENSITIVE_KINDS) never have a value at all.
-MASKED_PREFIXES: tuple[str, ...] = ("tel", "bday", "street-address", "address-line", "postal-code", "sex")
+MASKED_PREFIXES: tuple[str, ...] = (
+    "tel",
+    "bday",
+    "street-address",
+    "address-line",
+    "postal-code",
+    "sex",
+)
 
 
 class ConfirmError(Exception):
@@ -60,7 +67,8 @@ class ConfirmField:
 
 @dataclass(frozen=True)
 class ConfirmRequest:
-    """What the dialog shows. Built by the host; never carries a secret or an unmasked identifier."""
+    """What the dialog shows. Built by the host; never carries a secret or an unmasked
+    identifier."""
 
     token: str
     site: str
@@ -70,23 +78,41 @@ class ConfirmRequest:
     fields: tuple[ConfirmField, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
-        return {"token": self.token, "site": self.site, "browser": self.browser, "code": self.code,
-                "ttl_s": self.ttl_s, "fields": [f.to_json() for f in self.fields]}
+        return {
+            "token": self.token,
+            "site": self.site,
+            "browser": self.browser,
+            "code": self.code,
+            "ttl_s": self.ttl_s,
+            "fields": [f.to_json() for f in self.fields],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConfirmRequest:
         try:
             fields = tuple(
-                ConfirmField(ref=str(f["ref"])[:200], label=str(f.get("label", ""))[:120],
-                             kind=None if f.get("kind") is None else str(f["kind"])[:40],
-                             sensitive=bool(f.get("sensitive", False)), preview=str(f.get("preview", ""))[:120])
-                for f in list(data.get("fields", []))[:MAX_CONFIRM_FIELDS])
+                ConfirmField(
+                    ref=str(f["ref"])[:200],
+                    label=str(f.get("label", ""))[:120],
+                    kind=None if f.get("kind") is None else str(f["kind"])[:40],
+                    sensitive=bool(f.get("sensitive", False)),
+                    preview=str(f.get("preview", ""))[:120],
+                )
+                for f in list(data.get("fields", []))[:MAX_CONFIRM_FIELDS]
+            )
             ttl = float(data["ttl_s"])
-            return cls(token=str(data["token"])[:64], site=str(data["site"])[:300],
-                       browser=str(data.get("browser", ""))[:80], code=str(data.get("code", ""))[:16],
-                       ttl_s=min(max(ttl, 1.0), 600.0), fields=fields)
+            return cls(
+                token=str(data["token"])[:64],
+                site=str(data["site"])[:300],
+                browser=str(data.get("browser", ""))[:80],
+                code=str(data.get("code", ""))[:16],
+                ttl_s=min(max(ttl, 1.0), 600.0),
+                fields=fields,
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfirmError(f"Malformed confirmation request ({exc.__class__.__name__}).", "malformed") from exc
+            raise ConfirmError(
+                f"Malformed confirmation request ({exc.__class__.__name__}).", "malformed"
+            ) from exc
 
     @property
     def filled(self) -> list[ConfirmField]:
@@ -109,19 +135,42 @@ class ConfirmAnswer:
         return cls(token=str(data["token"]), decision=decision)
 
 
-def build_request(*, token: str, site: str, browser: str, code: str, ttl_s: float,
-                  descriptors: Iterable[FieldDescriptor], verdicts: Iterable[Classification],
-                  profile: Mapping[str, str]) -> ConfirmRequest:
+def build_request(
+    *,
+    token: str,
+    site: str,
+    browser: str,
+    code: str,
+    ttl_s: float,
+    descriptors: Iterable[FieldDescriptor],
+    verdicts: Iterable[Classification],
+    profile: Mapping[str, str],
+) -> ConfirmRequest:
     """The dialog's view of a fill: every recognised or secret field, with its masked value."""
     from app.bridge.values import value_for
 
-    labels = {d.ref: d.label or d.aria_label or d.placeholder or d.name or d.ref for d in descriptors}
+    labels = {
+        d.ref: d.label or d.aria_label or d.placeholder or d.name or d.ref for d in descriptors
+    }
     fields = tuple(
-        ConfirmField(ref=v.ref, label=labels.get(v.ref, v.ref)[:120], kind=v.kind, sensitive=v.sensitive,
-                     preview="" if v.sensitive else mask_value(v.kind, value_for(v.kind, profile) or ""))
-        for v in verdicts if v.kind is not None or v.sensitive)
-    return ConfirmRequest(token=token, site=site, browser=browser, code=code, ttl_s=ttl_s,
-                          fields=fields[:MAX_CONFIRM_FIELDS])
+        ConfirmField(
+            ref=v.ref,
+            label=labels.get(v.ref, v.ref)[:120],
+            kind=v.kind,
+            sensitive=v.sensitive,
+            preview="" if v.sensitive else mask_value(v.kind, value_for(v.kind, profile) or ""),
+        )
+        for v in verdicts
+        if v.kind is not None or v.sensitive
+    )
+    return ConfirmRequest(
+        token=token,
+        site=site,
+        browser=browser,
+        code=code,
+        ttl_s=ttl_s,
+        fields=fields[:MAX_CONFIRM_FIELDS],
+    )
 
 
 # -- masking --------------------------------------------------------------------------------
@@ -144,7 +193,8 @@ def secret_path(socket_path: Path) -> Path:
 
 
 def create_secret(socket_path: Path) -> bytes:
-    """A fresh secret next to the socket (0600, in the 0700 socket folder), replacing any old one."""
+    """A fresh secret next to the socket (0600, in the 0700 socket folder), replacing any old
+    one."""
     path = secret_path(socket_path)
     secret = secrets.token_bytes(SECRET_SIZE)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -169,12 +219,16 @@ def read_secret(socket_path: Path) -> bytes | None:
 
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
 
 
 def sign(secret: bytes, purpose: str, obj: Mapping[str, Any]) -> str:
     # the purpose is part of the MAC, so a signed request can never pass as a signed answer
-    return hmac.new(secret, purpose.encode("ascii") + b"\n" + _canonical(obj), hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret, purpose.encode("ascii") + b"\n" + _canonical(obj), hashlib.sha256
+    ).hexdigest()
 
 
 def verify(secret: bytes, purpose: str, obj: Mapping[str, Any], mac: object) -> bool:

@@ -88,7 +88,9 @@ class HostKey:
         except NaclCryptoError as exc:
             raise CryptoError("message could not be decrypted with the paired key") from exc
 
-    def seal_reply(self, client_public: bytes, request_nonce: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+    def seal_reply(
+        self, client_public: bytes, request_nonce: bytes, plaintext: bytes
+    ) -> tuple[bytes, bytes]:
         """Encrypt a reply with nonce = request nonce + 1; returns (nonce, ciphertext)."""
         from nacl.public import Box, PublicKey
 

@@ -13,23 +13,71 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Fields whose values are secrets or identity documents: never filled, never logged, whatever
 # a message claims. Kinds are WHATWG autocomplete field names.
-SENSITIVE_KINDS: frozenset[str] = frozenset({
-    "current-password", "new-password", "one-time-code", "username", "webauthn",
-    "cc-name", "cc-given-name", "cc-additional-name", "cc-family-name", "cc-number", "cc-exp",
-    "cc-exp-month", "cc-exp-year", "cc-csc", "cc-type", "transaction-currency",
-    "transaction-amount",
-})
+SENSITIVE_KINDS: frozenset[str] = frozenset(
+    {
+        "current-password",
+        "new-password",
+        "one-time-code",
+        "username",
+        "webauthn",
+        "cc-name",
+        "cc-given-name",
+        "cc-additional-name",
+        "cc-family-name",
+        "cc-number",
+        "cc-exp",
+        "cc-exp-month",
+        "cc-exp-year",
+        "cc-csc",
+        "cc-type",
+        "transaction-currency",
+        "transaction-amount",
+    }
+)
 
 # WHATWG autocomplete field names memex knows how to fill (plus "freetext" for drafts).
-FILLABLE_KINDS: frozenset[str] = frozenset({
-    "name", "honorific-prefix", "given-name", "additional-name", "family-name",
-    "honorific-suffix", "nickname", "organization-title", "organization", "street-address",
-    "address-line1", "address-line2", "address-line3", "address-level4", "address-level3",
-    "address-level2", "address-level1", "country", "country-name", "postal-code", "language",
-    "bday", "bday-day", "bday-month", "bday-year", "sex", "url", "photo", "email", "impp",
-    "tel", "tel-country-code", "tel-national", "tel-area-code", "tel-local", "tel-local-prefix",
-    "tel-local-suffix", "tel-extension",
-})
+FILLABLE_KINDS: frozenset[str] = frozenset(
+    {
+        "name",
+        "honorific-prefix",
+        "given-name",
+        "additional-name",
+        "family-name",
+        "honorific-suffix",
+        "nickname",
+        "organization-title",
+        "organization",
+        "street-address",
+        "address-line1",
+        "address-line2",
+        "address-line3",
+        "address-level4",
+        "address-level3",
+        "address-level2",
+        "address-level1",
+        "country",
+        "country-name",
+        "postal-code",
+        "language",
+        "bday",
+        "bday-day",
+        "bday-month",
+        "bday-year",
+        "sex",
+        "url",
+        "photo",
+        "email",
+        "impp",
+        "tel",
+        "tel-country-code",
+        "tel-national",
+        "tel-area-code",
+        "tel-local",
+        "tel-local-prefix",
+        "tel-local-suffix",
+        "tel-extension",
+    }
+)
 
 # Card kinds: classified (so a plan can show them) but, being sensitive, never given a value.
 CARD_KINDS: frozenset[str] = frozenset(k for k in SENSITIVE_KINDS if k.startswith("cc-"))
@@ -68,9 +116,9 @@ class FieldDescriptor(BaseModel):
     inputmode: str = ""
     # select options as (value, text) pairs; enough to tell a month list from a state list
     options: list[tuple[str, str]] = Field(default_factory=list)
-    group: str = ""      # the form (or form-like block) the field belongs to
-    context: str = ""    # fieldset legend / nearest heading above the field
-    lang: str = ""       # the document's language (html lang)
+    group: str = ""  # the form (or form-like block) the field belongs to
+    context: str = ""  # fieldset legend / nearest heading above the field
+    lang: str = ""  # the document's language (html lang)
 
     @field_validator("options", mode="before")
     @classmethod
@@ -99,8 +147,13 @@ class Classification:
     descriptor: FieldDescriptor | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "kind": self.kind, "source": self.source,
-                "sensitive": self.sensitive, "section": self.section}
+        return {
+            "ref": self.ref,
+            "kind": self.kind,
+            "source": self.source,
+            "sensitive": self.sensitive,
+            "section": self.section,
+        }
 
 
 @dataclass(frozen=True)

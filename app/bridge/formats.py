@@ -1,4 +1,5 @@
-"""A stored profile value cut and formatted for the part a field asks for, or for a select's options.
+"""A stored profile value cut and formatted for the part a field asks for, or for a select's
+options.
 
 "+1 415 555 0100 x12" becomes "415" / "555" / "0100" / "12" for a four-box phone; "1990-07-04"
 becomes "04" / "07" / "1990" (or "July" for a month select); "CA" matches a state select whose
@@ -23,32 +24,159 @@ from app.bridge.keywords import tokens
 
 # ITU calling codes of one and two digits; every other code has three.
 _CC1 = {"1", "7"}
-_CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48",
-        "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81",
-        "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
+_CC2 = {
+    "20",
+    "27",
+    "30",
+    "31",
+    "32",
+    "33",
+    "34",
+    "36",
+    "39",
+    "40",
+    "41",
+    "43",
+    "44",
+    "45",
+    "46",
+    "47",
+    "48",
+    "49",
+    "51",
+    "52",
+    "53",
+    "54",
+    "55",
+    "56",
+    "57",
+    "58",
+    "60",
+    "61",
+    "62",
+    "63",
+    "64",
+    "65",
+    "66",
+    "81",
+    "82",
+    "84",
+    "86",
+    "90",
+    "91",
+    "92",
+    "93",
+    "94",
+    "95",
+    "98",
+}
 _EXT = re.compile(r"\s*(?:x|ext\.?|extension|durchwahl|ramal|poste)\s*(\d{1,6})\s*$", re.IGNORECASE)
 MONTH_NAMES: dict[str, tuple[str, ...]] = {
-    "en": ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december"),
-    "de": ("januar", "februar", "marz", "april", "mai", "juni", "juli", "august", "september", "oktober",
-           "november", "dezember"),
-    "fr": ("janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre",
-           "novembre", "decembre"),
-    "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
-           "noviembre", "diciembre"),
-    "pt": ("janeiro", "fevereiro", "marco", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro",
-           "novembro", "dezembro"),
-    "it": ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre",
-           "ottobre", "novembre", "dicembre"),
-    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-           "november", "december"),
+    "en": (
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ),
+    "de": (
+        "januar",
+        "februar",
+        "marz",
+        "april",
+        "mai",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "dezember",
+    ),
+    "fr": (
+        "janvier",
+        "fevrier",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "aout",
+        "septembre",
+        "octobre",
+        "novembre",
+        "decembre",
+    ),
+    "es": (
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ),
+    "pt": (
+        "janeiro",
+        "fevereiro",
+        "marco",
+        "abril",
+        "maio",
+        "junho",
+        "julho",
+        "agosto",
+        "setembro",
+        "outubro",
+        "novembro",
+        "dezembro",
+    ),
+    "it": (
+        "gennaio",
+        "febbraio",
+        "marzo",
+        "aprile",
+        "maggio",
+        "giugno",
+        "luglio",
+        "agosto",
+        "settembre",
+        "ottobre",
+        "novembre",
+        "dicembre",
+    ),
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Phone:
-    country_code: str   # digits, "" when the stored number has none
-    national: str       # digits
+    country_code: str  # digits, "" when the stored number has none
+    national: str  # digits
     extension: str
 
 
@@ -56,7 +184,7 @@ def split_phone(value: str) -> Phone | None:
     ext = ""
     m = _EXT.search(value)
     if m:
-        ext, value = m.group(1), value[:m.start()]
+        ext, value = m.group(1), value[: m.start()]
     digits = re.sub(r"\D", "", value)
     if not digits:
         return None
@@ -86,7 +214,9 @@ def phone_part(kind: str, value: str, d: FieldDescriptor | None) -> str | None:
     area, local = national[:area_len], national[area_len:]
     prefix_len = 3 if len(local) == 7 else len(local) // 2
     parts = {
-        "tel-country-code": f"+{p.country_code}" if p.country_code else ("+1" if _nanp(p) else None),
+        "tel-country-code": f"+{p.country_code}"
+        if p.country_code
+        else ("+1" if _nanp(p) else None),
         "tel-national": p.national or None,
         "tel-area-code": area or None,
         "tel-local": local or None,
@@ -133,14 +263,18 @@ def date_part_value(kind: str, value: str, d: FieldDescriptor | None) -> str | N
         return str(y)[-2:] if d is not None and d.maxlength == 2 else str(y)
     number = mo if kind.endswith("-month") else dd
     if d is not None and d.tag == "select":
-        names = [MONTH_NAMES[lang][mo - 1] for lang in MONTH_NAMES] if kind.endswith("-month") else []
+        names = (
+            [MONTH_NAMES[lang][mo - 1] for lang in MONTH_NAMES] if kind.endswith("-month") else []
+        )
         return match_option([f"{number:02d}", str(number), *names], d.options, prefix=bool(names))
     return f"{number:02d}"
 
 
 @lru_cache(maxsize=1)
 def _places() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((Path(__file__).parent / "places.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(
+        (Path(__file__).parent / "places.json").read_text(encoding="utf-8")
+    )
     return data
 
 
@@ -180,7 +314,9 @@ def region_candidates(value: str) -> list[str]:
     return [value]
 
 
-def match_option(candidates: list[str], options: list[tuple[str, str]], *, prefix: bool = False) -> str | None:
+def match_option(
+    candidates: list[str], options: list[tuple[str, str]], *, prefix: bool = False
+) -> str | None:
     """The value of the first option whose value or text equals a candidate (folded); with
     `prefix`, an option text starting with a candidate's first three letters ("Jul" for July)."""
     wanted = [_norm(c) for c in candidates if c and _norm(c)]
@@ -207,6 +343,7 @@ def formats(*kinds: str) -> Callable[[Formatter], Formatter]:
         for k in kinds:
             FORMATTERS[k] = fn
         return fn
+
     return register
 
 

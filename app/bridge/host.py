@@ -31,8 +31,12 @@ def build_service(settings: Settings, memory: MemoryAccess | None = None) -> Bri
     state = open_state(settings)  # keyed when the vault is on; MemexError "locked" otherwise
     # the resident service (one writer, warm model) when it runs; else the app or the store
     memory = memory or ServiceAccess(settings.home, AutoAccess(settings))
-    return BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                         memory=memory, desktop=AppConfirmer(settings))
+    return BridgeService(
+        state=state,
+        host_key=HostKey.load_or_create(settings.bridge_dir),
+        memory=memory,
+        desktop=AppConfirmer(settings),
+    )
 
 
 def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
@@ -41,7 +45,9 @@ def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
         try:
             message = read_frame(stdin)
         except FrameError as exc:
-            write_frame(stdout, {"action": "error", "id": None, "error": str(exc), "kind": exc.kind})
+            write_frame(
+                stdout, {"action": "error", "id": None, "error": str(exc), "kind": exc.kind}
+            )
             if exc.fatal:
                 return 1
             continue
@@ -51,13 +57,19 @@ def serve(service: BridgeService, stdin: BinaryIO, stdout: BinaryIO) -> int:
             reply: dict[str, Any] = service.handle(message)
         except Exception:  # a bug must not kill the port the browser keeps open
             log.exception("bridge request failed")
-            reply = {"action": "error", "id": message.get("id"), "error": "Internal error in memex.",
-                     "kind": "internal"}
+            reply = {
+                "action": "error",
+                "id": message.get("id"),
+                "error": "Internal error in memex.",
+                "kind": "internal",
+            }
         try:
             write_frame(stdout, reply)
         except FrameError as exc:
-            write_frame(stdout, {"action": "error", "id": message.get("id"), "error": str(exc),
-                                 "kind": exc.kind})
+            write_frame(
+                stdout,
+                {"action": "error", "id": message.get("id"), "error": str(exc), "kind": exc.kind},
+            )
 
 
 def serve_locked(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:
@@ -75,16 +87,25 @@ def serve_locked(settings: Settings, stdin: BinaryIO, stdout: BinaryIO) -> int:
         try:
             service = build_service(settings)
         except MemexError as exc:
-            write_frame(stdout, {"action": "error", "id": message.get("id"), "error": str(exc),
-                                 "kind": exc.kind})
+            write_frame(
+                stdout,
+                {"action": "error", "id": message.get("id"), "error": str(exc), "kind": exc.kind},
+            )
             continue
         try:
             try:
                 write_frame(stdout, service.handle(message))
             except Exception:  # as in `serve`: a bug must not kill the port
                 log.exception("bridge request failed")
-                write_frame(stdout, {"action": "error", "id": message.get("id"),
-                                     "error": "Internal error in memex.", "kind": "internal"})
+                write_frame(
+                    stdout,
+                    {
+                        "action": "error",
+                        "id": message.get("id"),
+                        "error": "Internal error in memex.",
+                        "kind": "internal",
+                    },
+                )
             return serve(service, stdin, stdout)
         finally:
             _close(service)
@@ -98,8 +119,9 @@ def _close(service: BridgeService) -> None:
 
 
 def run_host(settings: Settings) -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="memex-bridge %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="memex-bridge %(levelname)s %(message)s"
+    )
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # keep stray prints out of the frame stream
     try:

@@ -44,7 +44,9 @@ def _text(node: Any) -> str:
 
 
 def _has_control(node: Any) -> bool:
-    return node.tag in _CONTROL_TAGS or (node.tag != "-text" and node.css_first(_CONTROLS) is not None)
+    return node.tag in _CONTROL_TAGS or (
+        node.tag != "-text" and node.css_first(_CONTROLS) is not None
+    )
 
 
 class _Document:
@@ -74,8 +76,11 @@ class _Document:
             n = ctl.attributes.get("name") or ""
             names[n] = names.get(n, 0) + 1
         # `for` naming a control's name (no such id): only when both are unique on the page
-        self.label_by_name = {t: self.label_for[t] for t, c in for_counts.items()
-                              if c == 1 and names.get(t) == 1 and t not in self.by_id}
+        self.label_by_name = {
+            t: self.label_for[t]
+            for t, c in for_counts.items()
+            if c == 1 and names.get(t) == 1 and t not in self.by_id
+        }
         self.forms = {f.mem_id: i for i, f in enumerate(tree.css("form"))}
         self.context: dict[int, str] = {}
         heading = ""
@@ -96,21 +101,32 @@ class _Document:
         wrapping = _ancestor(node, "label")
         if not label and wrapping is not None:
             label = _text(wrapping)
-        labelledby = " ".join(_text(self.by_id[i]) for i in (a.get("aria-labelledby") or "").split()
-                              if i in self.by_id)
+        labelledby = " ".join(
+            _text(self.by_id[i])
+            for i in (a.get("aria-labelledby") or "").split()
+            if i in self.by_id
+        )
         visible, opacity, width, height, aria_hidden = self._visibility(node)
         tabindex = a.get("tabindex")
         return FieldDescriptor(
             ref=ident or name or f"field-{index}",
             tag=node.tag,
             type=(a.get("type") or "text").lower() if node.tag == "input" else node.tag,
-            id=ident, name=name,
+            id=ident,
+            name=name,
             autocomplete=a.get("autocomplete") or "",
-            label=label, aria_label=a.get("aria-label") or "", aria_labelledby=labelledby,
-            placeholder=a.get("placeholder") or "", title=a.get("title") or "",
+            label=label,
+            aria_label=a.get("aria-label") or "",
+            aria_labelledby=labelledby,
+            placeholder=a.get("placeholder") or "",
+            title=a.get("title") or "",
             nearby="" if label else _nearby(node),
-            visible=visible, opacity=opacity, width=width, height=height,
-            readonly="readonly" in a, disabled="disabled" in a or _ancestor_disabled(node),
+            visible=visible,
+            opacity=opacity,
+            width=width,
+            height=height,
+            readonly="readonly" in a,
+            disabled="disabled" in a or _ancestor_disabled(node),
             aria_hidden=aria_hidden,
             tabindex=int(tabindex) if tabindex and tabindex.lstrip("-").isdigit() else None,
             frame_origin=self.origin,
@@ -139,7 +155,11 @@ class _Document:
             attrs = current.attributes
             if "-" in current.tag or current.tag in ("shipping", "billing"):
                 parts.append(current.tag)
-            parts.extend(str(attrs.get(k) or "") for k in ("id", "name", "type", "aria-label") if attrs.get(k))
+            parts.extend(
+                str(attrs.get(k) or "")
+                for k in ("id", "name", "type", "aria-label")
+                if attrs.get(k)
+            )
             current, depth = current.parent, depth + 1
         return " ".join(p for p in parts if p)[:300]
 
@@ -165,28 +185,47 @@ class _Document:
             style = own if current is node else self.sheet.style_for(current)
             if "hidden" in attrs or "inert" in attrs or style.get("display") == "none":
                 visible = False
-            if current.tag == "details" and "open" not in attrs and (child is None or child.tag != "summary"):
+            if (
+                current.tag == "details"
+                and "open" not in attrs
+                and (child is None or child.tag != "summary")
+            ):
                 visible = False
             if visibility is None and style.get("visibility") in ("hidden", "collapse", "visible"):
                 visibility = style["visibility"]
             op = length(style.get("opacity"))
-            opacity *= op / 100 if op is not None and (style.get("opacity") or "").endswith("%") else (
-                op if op is not None else 1.0)
+            opacity *= (
+                op / 100
+                if op is not None and (style.get("opacity") or "").endswith("%")
+                else (op if op is not None else 1.0)
+            )
             if attrs.get("aria-hidden") == "true":
                 aria_hidden = True
-            if offscreen(style) or transform_hides(style.get("transform")) or \
-                    clip_path_hides(style.get("clip-path")) or clip_hides(style.get("clip")):
+            if (
+                offscreen(style)
+                or transform_hides(style.get("transform"))
+                or clip_path_hides(style.get("clip-path"))
+                or clip_hides(style.get("clip"))
+            ):
                 visible = False
             child, current = current, current.parent
         if visibility in ("hidden", "collapse"):
             visible = False
-        return visible, opacity, 10.0 if width is None else width, 10.0 if height is None else height, aria_hidden
+        return (
+            visible,
+            opacity,
+            10.0 if width is None else width,
+            10.0 if height is None else height,
+            aria_hidden,
+        )
 
 
 def _options(node: Any) -> list[tuple[str, str]]:
     out = []
     for opt in node.css("option")[:MAX_OPTIONS]:
-        out.append(((opt.attributes.get("value") or "")[:120], " ".join(opt.text(deep=True).split())[:120]))
+        out.append(
+            ((opt.attributes.get("value") or "")[:120], " ".join(opt.text(deep=True).split())[:120])
+        )
     return out
 
 
@@ -228,7 +267,12 @@ def _nearby(node: Any) -> str:
         if nxt is not None and nxt.tag == "label":
             return " ".join(_text(nxt).split())[:_NEARBY_CHARS]
     current, depth = node, 0
-    while not parts and depth < 3 and current.parent is not None and current.parent.tag not in ("form", "body"):
+    while (
+        not parts
+        and depth < 3
+        and current.parent is not None
+        and current.parent.tag not in ("form", "body")
+    ):
         current, depth = current.parent, depth + 1
         if current.tag == "tr":
             header = _column_header(node)  # the cell before it said nothing: the column's header
@@ -291,12 +335,15 @@ def parse_form_html(html: str, page_origin: str | None = None) -> list[FieldDesc
     from selectolax.lexbor import LexborHTMLParser
 
     out: list[FieldDescriptor] = []
-    _collect(LexborHTMLParser(html), page_origin or LOCAL_ORIGIN, out, depth=0, hidden=False, lang="")
+    _collect(
+        LexborHTMLParser(html), page_origin or LOCAL_ORIGIN, out, depth=0, hidden=False, lang=""
+    )
     return out
 
 
-def _collect(tree: Any, origin: str | None, out: list[FieldDescriptor], depth: int, hidden: bool,
-             lang: str) -> None:
+def _collect(
+    tree: Any, origin: str | None, out: list[FieldDescriptor], depth: int, hidden: bool, lang: str
+) -> None:
     from selectolax.lexbor import LexborHTMLParser
 
     root = tree.css_first("html")
@@ -306,7 +353,13 @@ def _collect(tree: Any, origin: str | None, out: list[FieldDescriptor], depth: i
         if node.tag == "iframe":
             srcdoc = node.attributes.get("srcdoc")
             if srcdoc and depth < MAX_FRAME_DEPTH:
-                _collect(LexborHTMLParser(srcdoc), _frame_origin(node, origin), out, depth + 1,
-                         hidden or _frame_hidden(doc, node), lang or "")
+                _collect(
+                    LexborHTMLParser(srcdoc),
+                    _frame_origin(node, origin),
+                    out,
+                    depth + 1,
+                    hidden or _frame_hidden(doc, node),
+                    lang or "",
+                )
             continue
         out.append(doc.descriptor(node, len(out)))

@@ -28,12 +28,21 @@ DESCRIPTION = "memex browser bridge: fills forms from your local memory"
 
 # browser -> (family, per-user folder on Linux, on macOS)
 BROWSERS: dict[str, tuple[str, str, str]] = {
-    "chromium": ("chromium", ".config/chromium/NativeMessagingHosts",
-                 "Library/Application Support/Chromium/NativeMessagingHosts"),
-    "chrome": ("chromium", ".config/google-chrome/NativeMessagingHosts",
-               "Library/Application Support/Google/Chrome/NativeMessagingHosts"),
-    "firefox": ("firefox", ".mozilla/native-messaging-hosts",
-                "Library/Application Support/Mozilla/NativeMessagingHosts"),
+    "chromium": (
+        "chromium",
+        ".config/chromium/NativeMessagingHosts",
+        "Library/Application Support/Chromium/NativeMessagingHosts",
+    ),
+    "chrome": (
+        "chromium",
+        ".config/google-chrome/NativeMessagingHosts",
+        "Library/Application Support/Google/Chrome/NativeMessagingHosts",
+    ),
+    "firefox": (
+        "firefox",
+        ".mozilla/native-messaging-hosts",
+        "Library/Application Support/Mozilla/NativeMessagingHosts",
+    ),
 }
 
 
@@ -44,12 +53,20 @@ class Installed:
     launcher: Path
 
     def to_json(self) -> dict[str, str]:
-        return {"browser": self.browser, "manifest": str(self.manifest), "launcher": str(self.launcher)}
+        return {
+            "browser": self.browser,
+            "manifest": str(self.manifest),
+            "launcher": str(self.launcher),
+        }
 
 
 def host_manifest(family: str, launcher: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = {"name": HOST_NAME, "description": DESCRIPTION,
-                                "path": str(launcher), "type": "stdio"}
+    manifest: dict[str, Any] = {
+        "name": HOST_NAME,
+        "description": DESCRIPTION,
+        "path": str(launcher),
+        "type": "stdio",
+    }
     if family == "firefox":
         manifest["allowed_extensions"] = [FIREFOX_EXTENSION_ID]
     else:
@@ -62,7 +79,9 @@ def write_launcher(settings: Settings) -> Path:
     if os.name == "nt":
         from app.errors import MemexError
 
-        raise MemexError("Installing the browser bridge on Windows is not supported yet.", kind="unsupported")
+        raise MemexError(
+            "Installing the browser bridge on Windows is not supported yet.", kind="unsupported"
+        )
     settings.bridge_dir.mkdir(parents=True, exist_ok=True)
     launcher = settings.bridge_dir / "memex-bridge-host"
     root = Path(__file__).resolve().parents[2]  # so the launcher works from a source checkout too
@@ -70,8 +89,9 @@ def write_launcher(settings: Settings) -> Path:
         "#!/bin/sh\n"
         "# Started by the browser for native messaging; written by `memex bridge install`.\n"
         f"HF_HUB_OFFLINE=1 PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"exec {shlex.quote(sys.executable)} -m app.cli --home {shlex.quote(str(settings.home.resolve()))} "
-        "bridge host \"$@\"\n"
+        f"exec {shlex.quote(sys.executable)} -m app.cli --home "
+        f"{shlex.quote(str(settings.home.resolve()))} "
+        'bridge host "$@"\n'
     )
     tmp = launcher.with_suffix(".tmp")
     tmp.write_text(script, encoding="utf-8")
@@ -83,11 +103,15 @@ def write_launcher(settings: Settings) -> Path:
 def manifest_dir(browser: str, user_data_dir: Path | None = None) -> Path:
     family, linux, mac = BROWSERS[browser]
     if user_data_dir is not None:
-        return user_data_dir / ("NativeMessagingHosts" if family == "chromium" else "native-messaging-hosts")
+        return user_data_dir / (
+            "NativeMessagingHosts" if family == "chromium" else "native-messaging-hosts"
+        )
     return Path.home() / (mac if sys.platform == "darwin" else linux)
 
 
-def install(settings: Settings, browsers: list[str], user_data_dir: Path | None = None) -> list[Installed]:
+def install(
+    settings: Settings, browsers: list[str], user_data_dir: Path | None = None
+) -> list[Installed]:
     launcher = write_launcher(settings)
     done: list[Installed] = []
     for browser in browsers:
@@ -96,7 +120,9 @@ def install(settings: Settings, browsers: list[str], user_data_dir: Path | None 
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{HOST_NAME}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(host_manifest(family, launcher), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(host_manifest(family, launcher), indent=2) + "\n", encoding="utf-8"
+        )
         os.replace(tmp, path)
         done.append(Installed(browser, path, launcher))
     return done
@@ -108,10 +134,16 @@ def installed(settings: Settings, user_data_dir: Path | None = None) -> dict[str
     out: dict[str, dict[str, Any]] = {}
     for browser in BROWSERS:
         path = manifest_dir(browser, user_data_dir) / f"{HOST_NAME}.json"
-        entry: dict[str, Any] = {"manifest": str(path), "installed": path.exists(), "current": False}
+        entry: dict[str, Any] = {
+            "manifest": str(path),
+            "installed": path.exists(),
+            "current": False,
+        }
         if path.exists():
             try:
-                entry["current"] = json.loads(path.read_text(encoding="utf-8")).get("path") == str(launcher)
+                entry["current"] = json.loads(path.read_text(encoding="utf-8")).get("path") == str(
+                    launcher
+                )
             except (OSError, json.JSONDecodeError):
                 entry["installed"] = False
         out[browser] = entry

@@ -18,7 +18,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+_CAMEL = re.compile(
+    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"
+)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 DATA_DIR = Path(__file__).parent
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "pt", "it", "nl")
@@ -53,13 +55,13 @@ class PhraseSet:
                 k = len(phrase)
                 if k <= best:
                     break  # sorted longest first
-                if toks[i:i + k] == phrase:
+                if toks[i : i + k] == phrase:
                     best = k
                     break
         return best
 
     def starts(self, toks: tuple[str, ...]) -> bool:
-        return bool(toks) and any(toks[:len(p)] == p for p in self._by_first.get(toks[0], ()))
+        return bool(toks) and any(toks[: len(p)] == p for p in self._by_first.get(toks[0], ()))
 
     def __or__(self, other: PhraseSet) -> PhraseSet:
         return PhraseSet(self.phrases + other.phrases)
@@ -71,7 +73,9 @@ def _phrases(texts: list[str]) -> PhraseSet:
 
 @cache
 def _table(lang: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DATA_DIR / f"keywords_{lang}.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(
+        (DATA_DIR / f"keywords_{lang}.json").read_text(encoding="utf-8")
+    )
     return data
 
 
@@ -100,7 +104,13 @@ def _merged_flat(key: str, langs: tuple[str, ...] = LANGUAGES) -> PhraseSet:
 def page_languages(lang: str | None) -> tuple[str, ...]:
     """The tables to use for a page: its own language plus English, or all when unknown."""
     primary = (lang or "").lower().replace("_", "-").split("-")[0]
-    return ("en", primary) if primary in LANGUAGES and primary != "en" else ("en",) if primary == "en" else LANGUAGES
+    return (
+        ("en", primary)
+        if primary in LANGUAGES and primary != "en"
+        else ("en",)
+        if primary == "en"
+        else LANGUAGES
+    )
 
 
 @cache

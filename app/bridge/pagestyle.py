@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
-_AT_BLOCK = re.compile(r"@(media|supports|keyframes|font-face|page|-webkit-keyframes)[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}",
-                       re.IGNORECASE | re.DOTALL)
+_AT_BLOCK = re.compile(
+    r"@(media|supports|keyframes|font-face|page|-webkit-keyframes)[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}",
+    re.IGNORECASE | re.DOTALL,
+)
 _LENGTH = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(px|em|rem|%|vw|vh|pt)?\s*$")
-_DYNAMIC = re.compile(r":(hover|focus|active|visited|focus-within|focus-visible|target|checked)|::|:before|:after")
+_DYNAMIC = re.compile(
+    r":(hover|focus|active|visited|focus-within|focus-visible|target|checked)|::|:before|:after"
+)
 OFFSCREEN_PX = 500.0
 MAX_RULES = 4000  # rules that can hide something; beyond that a page is not resolved further
 
@@ -41,14 +45,34 @@ def parse_decls(text: str) -> dict[str, _Decl]:
         if ":" in part:
             key, _, value = part.partition(":")
             important = "!important" in value.lower()
-            out[key.strip().lower()] = _Decl(value.lower().replace("!important", "").strip(), important)
+            out[key.strip().lower()] = _Decl(
+                value.lower().replace("!important", "").strip(), important
+            )
     return out
 
 
 # Only these properties can hide a field; rules that set nothing else (colours, fonts) are skipped.
-VISIBILITY_PROPERTIES = frozenset({
-    "display", "visibility", "opacity", "position", "left", "top", "right", "margin-left", "margin-top",
-    "transform", "clip", "clip-path", "width", "height", "max-width", "max-height", "content-visibility"})
+VISIBILITY_PROPERTIES = frozenset(
+    {
+        "display",
+        "visibility",
+        "opacity",
+        "position",
+        "left",
+        "top",
+        "right",
+        "margin-left",
+        "margin-top",
+        "transform",
+        "clip",
+        "clip-path",
+        "width",
+        "height",
+        "max-width",
+        "max-height",
+        "content-visibility",
+    }
+)
 
 
 def _visibility_decls(body: str) -> dict[str, _Decl]:
@@ -81,8 +105,11 @@ class StyleSheet:
         css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
         css = _AT_BLOCK.sub("", css)  # media queries etc.: depend on the viewport, not resolved
         rules: list[tuple[tuple[int, int, int], int, str, dict[str, _Decl]]] = []
-        relevant = [(sel, decls) for sel, decls in ((m[0], _visibility_decls(m[1])) for m in _RULE.findall(css))
-                    if decls]
+        relevant = [
+            (sel, decls)
+            for sel, decls in ((m[0], _visibility_decls(m[1])) for m in _RULE.findall(css))
+            if decls
+        ]
         for order, (selectors, decls) in enumerate(relevant[:MAX_RULES]):
             for sel in selectors.split(","):
                 sel = sel.strip()
@@ -149,9 +176,17 @@ def clip_path_hides(value: str | None) -> bool:
         pct = [p.endswith("%") for p in parts]
         if not parts or any(v is None for v in vals):
             return False
-        top, right, bottom, left = (vals * 4)[:4] if len(vals) == 1 else (
-            (vals[0], vals[1], vals[0], vals[1]) if len(vals) == 2 else
-            (vals[0], vals[1], vals[2], vals[1]) if len(vals) == 3 else vals[:4])
+        top, right, bottom, left = (
+            (vals * 4)[:4]
+            if len(vals) == 1
+            else (
+                (vals[0], vals[1], vals[0], vals[1])
+                if len(vals) == 2
+                else (vals[0], vals[1], vals[2], vals[1])
+                if len(vals) == 3
+                else vals[:4]
+            )
+        )
         if all(pct):
             return (top or 0) + (bottom or 0) >= 100 or (left or 0) + (right or 0) >= 100
         return False

@@ -19,17 +19,28 @@ Pair = tuple[FieldDescriptor, Classification]
 Refinement = Callable[[list[Pair], FormContext], None]
 REFINEMENTS: dict[str, Refinement] = {}
 
-TEL_PARTS = ("tel-country-code", "tel-area-code", "tel-local-prefix", "tel-local-suffix", "tel-extension",
-             "tel-local", "tel-national")
+TEL_PARTS = (
+    "tel-country-code",
+    "tel-area-code",
+    "tel-local-prefix",
+    "tel-local-suffix",
+    "tel-extension",
+    "tel-local",
+    "tel-national",
+)
 TEL_FAMILY = frozenset(("tel",) + TEL_PARTS)
-_MONTHS = frozenset(tokens(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec januar februar marz juni juli oktober dezember "
-    "janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
-    "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre "
-    "janeiro fevereiro marco maio junho julho setembro outubro novembro dezembro "
-    "gennaio febbraio aprile maggio giugno luglio settembre ottobre dicembre "
-    "januari februari maart mei augustus"))
+_MONTHS = frozenset(
+    tokens(
+        "january february march april may june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec januar februar marz juni juli oktober "
+        "dezember "
+        "janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
+        "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre "
+        "janeiro fevereiro marco maio junho julho setembro outubro novembro dezembro "
+        "gennaio febbraio aprile maggio giugno luglio settembre ottobre dicembre "
+        "januari februari maart mei augustus"
+    )
+)
 _PLUS_CODE = re.compile(r"^\+?\d{1,4}$")
 
 
@@ -37,11 +48,13 @@ def refinement(name: str) -> Callable[[Refinement], Refinement]:
     def register(fn: Refinement) -> Refinement:
         REFINEMENTS[name] = fn
         return fn
+
     return register
 
 
-def refine_parts(descriptors: list[FieldDescriptor], verdicts: list[Classification],
-                 ctx: FormContext) -> list[Classification]:
+def refine_parts(
+    descriptors: list[FieldDescriptor], verdicts: list[Classification], ctx: FormContext
+) -> list[Classification]:
     """The verdicts with parts resolved; fields keep their order, excluded fields are untouched."""
     out = list(verdicts)
     index = {v.ref: i for i, v in enumerate(verdicts)}
@@ -62,8 +75,15 @@ def _set(pairs: list[Pair], i: int, kind: str, how: str) -> None:
     d, v = pairs[i]
     if v.source == "autocomplete" or v.kind == kind:
         return
-    pairs[i] = (d, replace(v, kind=kind, source=f"{v.source}+{how}" if v.kind else how,
-                           sensitive=v.sensitive or kind in SENSITIVE_KINDS))
+    pairs[i] = (
+        d,
+        replace(
+            v,
+            kind=kind,
+            source=f"{v.source}+{how}" if v.kind else how,
+            sensitive=v.sensitive or kind in SENSITIVE_KINDS,
+        ),
+    )
 
 
 def _unlabelled(d: FieldDescriptor) -> bool:
@@ -71,6 +91,7 @@ def _unlabelled(d: FieldDescriptor) -> bool:
 
 
 # --- phones ----------------------------------------------------------------------------------
+
 
 def _country_code_select(d: FieldDescriptor) -> bool:
     opts = [t or v for v, t in d.options if (t or v).strip()]
@@ -90,8 +111,11 @@ def _tel_candidate(d: FieldDescriptor, v: Classification) -> bool:
 @refinement("country-code-select")
 def _code_selects(pairs: list[Pair], ctx: FormContext) -> None:
     for i, (d, v) in enumerate(pairs):
-        if _country_code_select(d) and (v.kind in (None, "tel", "country") and i + 1 < len(pairs)
-                                        and pairs[i + 1][1].kind in TEL_FAMILY):
+        if _country_code_select(d) and (
+            v.kind in (None, "tel", "country")
+            and i + 1 < len(pairs)
+            and pairs[i + 1][1].kind in TEL_FAMILY
+        ):
             _set(pairs, i, "tel-country-code", "options")
 
 
@@ -109,11 +133,20 @@ def _assign_run(lengths: list[int | None], explicit: list[str | None]) -> list[s
             return ["tel-country-code", "tel-area-code", "tel-local"]
         return ["tel-area-code", "tel-local-prefix", "tel-local-suffix"]
     if n == 4:
-        if explicit[3] == "tel-extension" or (lengths[:3] == [3, 3, 4]) or explicit[0] == "tel-area-code":
+        if (
+            explicit[3] == "tel-extension"
+            or (lengths[:3] == [3, 3, 4])
+            or explicit[0] == "tel-area-code"
+        ):
             return ["tel-area-code", "tel-local-prefix", "tel-local-suffix", "tel-extension"]
         return ["tel-country-code", "tel-area-code", "tel-local-prefix", "tel-local-suffix"]
-    return ["tel-country-code", "tel-area-code", "tel-local-prefix", "tel-local-suffix", "tel-extension"][:n] + \
-        ["tel-extension"] * max(0, n - 5)
+    return [
+        "tel-country-code",
+        "tel-area-code",
+        "tel-local-prefix",
+        "tel-local-suffix",
+        "tel-extension",
+    ][:n] + ["tel-extension"] * max(0, n - 5)
 
 
 def _part_named(d: FieldDescriptor) -> str | None:
@@ -122,7 +155,11 @@ def _part_named(d: FieldDescriptor) -> str | None:
 
     phrases = kind_phrases()
     words = tokens(" ".join((d.label, d.aria_label, d.placeholder, d.nearby)))
-    hits = [k for k in TEL_PARTS if k not in ("tel-local", "tel-national") and find_phrases(words, phrases[k])]
+    hits = [
+        k
+        for k in TEL_PARTS
+        if k not in ("tel-local", "tel-national") and find_phrases(words, phrases[k])
+    ]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -168,8 +205,9 @@ def _phone_parts(pairs: list[Pair], ctx: FormContext) -> None:
 
 # --- dates: birthday and card expiry ---------------------------------------------------------
 
+
 def date_part(d: FieldDescriptor) -> str | None:
-    """"day" | "month" | "year" from the field's options, its own words or its size."""
+    """ "day" | "month" | "year" from the field's options, its own words or its size."""
     if d.tag == "select" and d.options:
         texts = [(t or v).strip().lower() for v, t in d.options if (t or v).strip()]
         nums = [int(x) for x in (re.sub(r"\D", "", t) for t in texts) if x and len(x) <= 4]
@@ -178,8 +216,15 @@ def date_part(d: FieldDescriptor) -> str | None:
             return "month"
         if nums and len(nums) >= len(texts) * 0.6:
             hi, lo = max(nums), min(nums)
-            if hi >= 1900 or (len(nums) >= 5 and all(10 <= n <= 99 for n in nums) and lo >= 10 and hi - lo < 40
-                              and len(set(nums)) == len(nums) and nums == sorted(nums) and hi > 31):
+            if hi >= 1900 or (
+                len(nums) >= 5
+                and all(10 <= n <= 99 for n in nums)
+                and lo >= 10
+                and hi - lo < 40
+                and len(set(nums)) == len(nums)
+                and nums == sorted(nums)
+                and hi > 31
+            ):
                 return "year"
             if hi <= 12 and len(nums) >= 10:
                 return "month"
@@ -195,10 +240,14 @@ def date_part(d: FieldDescriptor) -> str | None:
     return None
 
 
-_PART_KINDS = {"bday": {"day": "bday-day", "month": "bday-month", "year": "bday-year"},
-               "cc-exp": {"month": "cc-exp-month", "year": "cc-exp-year"}}
-_FAMILY = {"bday": ("bday", "bday-day", "bday-month", "bday-year"),
-           "cc-exp": ("cc-exp", "cc-exp-month", "cc-exp-year")}
+_PART_KINDS = {
+    "bday": {"day": "bday-day", "month": "bday-month", "year": "bday-year"},
+    "cc-exp": {"month": "cc-exp-month", "year": "cc-exp-year"},
+}
+_FAMILY = {
+    "bday": ("bday", "bday-day", "bday-month", "bday-year"),
+    "cc-exp": ("cc-exp", "cc-exp-month", "cc-exp-year"),
+}
 
 
 def _date_runs(pairs: list[Pair], family: str) -> None:
@@ -224,10 +273,16 @@ def _date_runs(pairs: list[Pair], family: str) -> None:
             part = found[i]
             if d.tag == "select" and part in parts:
                 _set(pairs, i, parts[part], "date-part")
-            elif v.kind == family and part in parts and d.maxlength is not None and d.maxlength <= 4:
+            elif (
+                v.kind == family and part in parts and d.maxlength is not None and d.maxlength <= 4
+            ):
                 _set(pairs, i, parts[part], "date-part")
         else:
-            order = [p for p in (("day", "month", "year") if family == "bday" else ("month", "year")) if p in parts]
+            order = [
+                p
+                for p in (("day", "month", "year") if family == "bday" else ("month", "year"))
+                if p in parts
+            ]
             if family == "bday" and (d.lang or "").lower() in ("en-us", "en"):
                 order = ["month", "day", "year"]
             taken = {p for p in found.values() if p in parts}
@@ -256,7 +311,12 @@ def _unnamed_dates(pairs: list[Pair], ctx: FormContext) -> None:
             i += 1
             continue
         j = i
-        while j < len(pairs) and j - i < 3 and pairs[j][1].kind is None and date_part(pairs[j][0]) is not None:
+        while (
+            j < len(pairs)
+            and j - i < 3
+            and pairs[j][1].kind is None
+            and date_part(pairs[j][0]) is not None
+        ):
             j += 1
         words = _words_of(pairs[i][0])
         prev = pairs[i - 1][1].kind if i > 0 else None
@@ -281,24 +341,39 @@ def _dates(pairs: list[Pair], ctx: FormContext) -> None:
 
 # --- street address over lines ---------------------------------------------------------------
 
+
 @refinement("address-lines")
 def _address_lines(pairs: list[Pair], ctx: FormContext) -> None:
     for i, (d, v) in enumerate(pairs):
         if v.kind != "street-address" or d.tag == "textarea":
             continue
-        nxt = [vv.kind for _, vv in pairs[i + 1:i + 3]]
+        nxt = [vv.kind for _, vv in pairs[i + 1 : i + 3]]
         if "address-line2" in nxt:
             _set(pairs, i, "address-line1", "address-lines")
-        elif i + 1 < len(pairs) and nxt and nxt[0] is None and _unlabelled(pairs[i + 1][0]) \
-                and pairs[i + 1][0].tag == "input":
+        elif (
+            i + 1 < len(pairs)
+            and nxt
+            and nxt[0] is None
+            and _unlabelled(pairs[i + 1][0])
+            and pairs[i + 1][0].tag == "input"
+        ):
             _set(pairs, i, "address-line1", "address-lines")
             _set(pairs, i + 1, "address-line2", "address-lines")
 
 
 # --- a name next to a card number is the card holder ------------------------------------------
 
-_ADDRESS_KINDS = frozenset({"street-address", "address-line1", "address-line2", "address-level2",
-                            "address-level1", "postal-code", "country"})
+_ADDRESS_KINDS = frozenset(
+    {
+        "street-address",
+        "address-line1",
+        "address-line2",
+        "address-level2",
+        "address-level1",
+        "postal-code",
+        "country",
+    }
+)
 
 
 @refinement("card-holder")
@@ -310,4 +385,7 @@ def _card_holder(pairs: list[Pair], ctx: FormContext) -> None:
             continue
         near = [pairs[k][1].kind for k in (i - 1, i + 1) if 0 <= k < len(pairs)]
         if "cc-number" in near:
-            pairs[i] = (d, replace(v, kind="cc-name", source=f"{v.source}+card-holder", sensitive=True))
+            pairs[i] = (
+                d,
+                replace(v, kind="cc-name", source=f"{v.source}+card-holder", sensitive=True),
+            )

@@ -18,8 +18,20 @@ from app.bridge.fields import CARD_KINDS, Classification, FieldDescriptor
 from app.bridge.keywords import SECTION_PHRASES, find_phrases, tokens
 
 SECTION_ORDER = ("billing", "shipping", "contact")
-_ADDRESS = frozenset({"street-address", "address-line1", "address-line2", "address-line3", "address-level1",
-                      "address-level2", "address-level3", "postal-code", "country", "country-name"})
+_ADDRESS = frozenset(
+    {
+        "street-address",
+        "address-line1",
+        "address-line2",
+        "address-line3",
+        "address-level1",
+        "address-level2",
+        "address-level3",
+        "postal-code",
+        "country",
+        "country-name",
+    }
+)
 _REPEATABLE = frozenset({"tel", "email", "freetext"})  # a phone and a mobile sit in one block
 
 
@@ -47,7 +59,9 @@ def _hint(d: FieldDescriptor, v: Classification) -> str | None:
     return None
 
 
-def assign_sections(descriptors: list[FieldDescriptor], verdicts: list[Classification]) -> list[Classification]:
+def assign_sections(
+    descriptors: list[FieldDescriptor], verdicts: list[Classification]
+) -> list[Classification]:
     """Each classified field gets its block's name; excluded fields keep section None."""
     out = list(verdicts)
     blocks: list[list[int]] = []
@@ -60,9 +74,13 @@ def assign_sections(descriptors: list[FieldDescriptor], verdicts: list[Classific
             continue
         hint = _hint(d, v)
         card = v.kind in CARD_KINDS
-        boundary = (not blocks or d.group != group or (v.kind in seen and v.kind not in _REPEATABLE)
-                    or (hint is not None and block_hint is not None and hint != block_hint)
-                    or card != block_card)
+        boundary = (
+            not blocks
+            or d.group != group
+            or (v.kind in seen and v.kind not in _REPEATABLE)
+            or (hint is not None and block_hint is not None and hint != block_hint)
+            or card != block_card
+        )
         if boundary:
             blocks.append([])
             seen, group, block_hint, block_card = set(), d.group, hint, card
@@ -77,7 +95,9 @@ def assign_sections(descriptors: list[FieldDescriptor], verdicts: list[Classific
         label = name if used[name] == 1 else f"{name}-{used[name]}"
         for i in block:
             own = verdicts[i].section
-            out[i] = replace(verdicts[i], section=own if own and own.startswith("section-") else label)
+            out[i] = replace(
+                verdicts[i], section=own if own and own.startswith("section-") else label
+            )
     return out
 
 

@@ -122,7 +122,9 @@ class BridgeService:
                 return self._request(_Request.model_validate(message))
             raise BridgeFault(f"Unknown action {str(action)[:40]!r}.", "malformed")
         except ValidationError as exc:
-            return _error(req_id, f"Malformed message: {exc.errors()[0].get('msg', 'invalid')}.", "malformed")
+            return _error(
+                req_id, f"Malformed message: {exc.errors()[0].get('msg', 'invalid')}.", "malformed"
+            )
         except BridgeFault as exc:
             return _error(req_id, str(exc), exc.kind)
         except MemexError as exc:  # from the memory route, e.g. "memex is locked" (the vault)
@@ -132,17 +134,29 @@ class BridgeService:
         key = _client_key(hello.client_key)
         code = fingerprint(key)
         pairing = self.state.pairing(hello.client_key)
-        if pairing is None and not self.state.request_pairing(hello.client_key, code, hello.client_name):
-            raise BridgeFault(f"{MAX_PENDING} pairing requests are already waiting; approve yours with "
-                              "`memex bridge pair CODE --name NAME` or try again in 15 minutes.", "pairing_full")
-        return {"action": "hello", "host_key": b64e(self.host_key.public), "paired": pairing is not None,
-                "code": code, "name": pairing.name if pairing else None}
+        if pairing is None and not self.state.request_pairing(
+            hello.client_key, code, hello.client_name
+        ):
+            raise BridgeFault(
+                f"{MAX_PENDING} pairing requests are already waiting; approve yours with "
+                "`memex bridge pair CODE --name NAME` or try again in 15 minutes.",
+                "pairing_full",
+            )
+        return {
+            "action": "hello",
+            "host_key": b64e(self.host_key.public),
+            "paired": pairing is not None,
+            "code": code,
+            "name": pairing.name if pairing else None,
+        }
 
     def _request(self, req: _Request) -> dict[str, Any]:
         client = _client_key(req.client_key)
         pairing = self.state.pairing(req.client_key)
         if pairing is None:
-            raise BridgeFault("This browser is not paired; run `memex bridge pair` to approve it.", "unpaired")
+            raise BridgeFault(
+                "This browser is not paired; run `memex bridge pair` to approve it.", "unpaired"
+            )
         try:
             nonce = b64d(req.nonce, NONCE_SIZE)
             plaintext = self.host_key.open(client, nonce, b64d(req.message))
@@ -151,7 +165,9 @@ class BridgeService:
         try:
             inner = _Inner.model_validate_json(plaintext)
         except ValidationError as exc:
-            raise BridgeFault(f"Malformed request: {exc.errors()[0].get('msg', 'invalid')}.", "malformed") from exc
+            raise BridgeFault(
+                f"Malformed request: {exc.errors()[0].get('msg', 'invalid')}.", "malformed"
+            ) from exc
         if abs(self.clock() - inner.ts / 1000.0) > NONCE_WINDOW_S:
             raise BridgeFault("Request is too old or from the future; check the clock.", "stale")
         if not self.state.use_nonce(req.client_key, req.nonce):
@@ -159,8 +175,16 @@ class BridgeService:
         self.state.touch(req.client_key)
         reply = self._dispatch(inner, req.client_key, pairing.name)
         reply_nonce, sealed = self.host_key.seal_reply(
-            client, nonce, json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        return {"action": "response", "id": req.id, "nonce": b64e(reply_nonce), "message": b64e(sealed)}
+            client,
+            nonce,
+            json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        )
+        return {
+            "action": "response",
+            "id": req.id,
+            "nonce": b64e(reply_nonce),
+            "message": b64e(sealed),
+        }
 
     # -- inner messages --------------------------------------------------------------------
     def _dispatch(self, inner: _Inner, client_key: str, pairing: str) -> dict[str, Any]:
@@ -172,7 +196,9 @@ class BridgeService:
         if inner.type == "confirm":
             return self._confirm(inner, site, client_key, pairing)
         if not self.state.confirmed(site, client_key):
-            raise BridgeFault(f"Fill a form on {site} once before asking for drafts there.", "not_confirmed")
+            raise BridgeFault(
+                f"Fill a form on {site} once before asking for drafts there.", "not_confirmed"
+            )
         return self._draft(inner, site, pairing)
 
     def _site(self, inner: _Inner, pairing: str) -> str:
@@ -180,14 +206,20 @@ class BridgeService:
             origin = normalize_site(inner.origin)
             top = normalize_site(inner.top_origin or inner.origin)
         except SiteError as exc:
-            raise BridgeFault(f"Request from a page memex cannot fill ({exc}).", "bad_origin") from exc
+            raise BridgeFault(
+                f"Request from a page memex cannot fill ({exc}).", "bad_origin"
+            ) from exc
         if origin != top:
             self.state.audit("refused", top, [], pairing=pairing, outcome="cross-origin-frame")
-            raise BridgeFault(f"Refused: a frame from {origin} inside {top} cannot be filled.", "cross_origin")
+            raise BridgeFault(
+                f"Refused: a frame from {origin} inside {top} cannot be filled.", "cross_origin"
+            )
         if not self.state.permitted(origin):
             self.state.audit("refused", origin, [], pairing=pairing, outcome="not-permitted")
-            raise BridgeFault(f"{origin} is not permitted; run `memex bridge permit {origin}` first.",
-                              "not_permitted")
+            raise BridgeFault(
+                f"{origin} is not permitted; run `memex bridge permit {origin}` first.",
+                "not_permitted",
+            )
         return origin
 
     def _fill(self, inner: _Inner, site: str, client_key: str, pairing: str) -> dict[str, Any]:
@@ -202,28 +234,48 @@ class BridgeService:
                 answer = self._ask_desktop(token, inner, verdicts, site, client_key, pairing)
                 if answer is not None:
                     return self._desktop_answer(answer, site, client_key, pairing)
-            self._confirms[token] = _PendingConfirm(client_key, site, verdicts, self.clock() + CONFIRM_TTL_S)
+            self._confirms[token] = _PendingConfirm(
+                client_key, site, verdicts, self.clock() + CONFIRM_TTL_S
+            )
             return {"status": "confirm", "token": token, "site": site, "fields": listing}
         return self._values(verdicts, site, pairing, listing)
 
     # -- first fill confirmed in the desktop app ------------------------------------------
-    def _ask_desktop(self, token: str, inner: _Inner, verdicts: list[Classification], site: str,
-                     client_key: str, pairing: str) -> ConfirmAnswer | None:
+    def _ask_desktop(
+        self,
+        token: str,
+        inner: _Inner,
+        verdicts: list[Classification],
+        site: str,
+        client_key: str,
+        pairing: str,
+    ) -> ConfirmAnswer | None:
         assert self.desktop is not None
         try:
-            request = build_request(token=token, site=site, browser=pairing,
-                                    code=fingerprint(_client_key(client_key)), ttl_s=self.desktop_ttl_s,
-                                    descriptors=inner.fields, verdicts=verdicts, profile=self.memory.profile())
+            request = build_request(
+                token=token,
+                site=site,
+                browser=pairing,
+                code=fingerprint(_client_key(client_key)),
+                ttl_s=self.desktop_ttl_s,
+                descriptors=inner.fields,
+                verdicts=verdicts,
+                profile=self.memory.profile(),
+            )
             answer = self.desktop.ask(request)
         except ConfirmError as exc:
             self._confirms.pop(token, None)
-            self.state.audit("refused", site, [], pairing=pairing, outcome=exc.kind.replace("_", "-"))
+            self.state.audit(
+                "refused", site, [], pairing=pairing, outcome=exc.kind.replace("_", "-")
+            )
             raise BridgeFault(str(exc), exc.kind) from exc
         if answer is None:
             self._confirms.pop(token, None)
         return answer
 
-    def _desktop_answer(self, answer: ConfirmAnswer, site: str, client_key: str, pairing: str) -> dict[str, Any]:
+    def _desktop_answer(
+        self, answer: ConfirmAnswer, site: str, client_key: str, pairing: str
+    ) -> dict[str, Any]:
         pending = self._confirms.pop(answer.token, None)
         if pending is None or pending.client_key != client_key or pending.site != site:
             self.state.audit("refused", site, [], pairing=pairing, outcome="bad-token")
@@ -236,12 +288,16 @@ class BridgeService:
             raise BridgeFault(f"You denied filling this form on {site} in the memex app.", "denied")
         if answer.decision == "timeout":
             self.state.audit("refused", site, [], pairing=pairing, outcome="confirm-timeout")
-            raise BridgeFault("Nobody answered memex's confirmation in time; fill again to retry.",
-                              "confirm_timeout")
+            raise BridgeFault(
+                "Nobody answered memex's confirmation in time; fill again to retry.",
+                "confirm_timeout",
+            )
         if answer.decision == "always":
             self.state.confirm(site, client_key)
         self.state.audit("confirm", site, [], pairing=pairing, outcome=answer.decision)
-        return self._values(pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts])
+        return self._values(
+            pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts]
+        )
 
     def _confirm(self, inner: _Inner, site: str, client_key: str, pairing: str) -> dict[str, Any]:
         self._expire()
@@ -251,15 +307,24 @@ class BridgeService:
         del self._confirms[inner.token]  # single use
         self.state.confirm(site, client_key)
         self.state.audit("confirm", site, [], pairing=pairing)
-        return self._values(pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts])
+        return self._values(
+            pending.verdicts, site, pairing, [v.to_json() for v in pending.verdicts]
+        )
 
-    def _values(self, verdicts: list[Classification], site: str, pairing: str,
-                listing: list[dict[str, Any]]) -> dict[str, Any]:
+    def _values(
+        self, verdicts: list[Classification], site: str, pairing: str, listing: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         values = fill_values(verdicts, self.memory.profile())
         kinds = {v.ref: v.kind for v in verdicts}
         self.state.audit("fill", site, [str(kinds[r]) for r in values], pairing=pairing)
         freetext = [v.ref for v in verdicts if v.kind == FREETEXT]
-        return {"status": "fill", "site": site, "values": values, "freetext": freetext, "fields": listing}
+        return {
+            "status": "fill",
+            "site": site,
+            "values": values,
+            "freetext": freetext,
+            "fields": listing,
+        }
 
     def _draft(self, inner: _Inner, site: str, pairing: str) -> dict[str, Any]:
         if not inner.question.strip():
@@ -267,8 +332,13 @@ class BridgeService:
         result = self.memory.draft(inner.question)
         self.state.audit("draft", site, [FREETEXT], pairing=pairing)
         # shown to the user next to the field; the extension never writes it into the page
-        return {"status": "draft", "ref": inner.ref, "text": str(result.get("text", "")),
-                "abstained": bool(result.get("abstained", False)), "citations": result.get("citations", [])}
+        return {
+            "status": "draft",
+            "ref": inner.ref,
+            "text": str(result.get("text", "")),
+            "abstained": bool(result.get("abstained", False)),
+            "citations": result.get("citations", []),
+        }
 
     def _expire(self) -> None:
         now = self.clock()

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS permissions (site TEXT PRIMARY KEY, granted_at REAL N
 CREATE TABLE IF NOT EXISTS confirmations (
     site TEXT NOT NULL, client_key TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (site, client_key));
 CREATE TABLE IF NOT EXISTS nonces (
-    client_key TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (client_key, nonce));
+    client_key TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL,
+    PRIMARY KEY (client_key, nonce));
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL, site TEXT,
     pairing TEXT, kinds TEXT NOT NULL DEFAULT '[]', outcome TEXT NOT NULL DEFAULT 'ok');
@@ -105,8 +106,9 @@ def _connect(path: Path, key: bytes | None) -> sqlite3.Connection:
     exists = path.exists() and path.stat().st_size > 0
     if key is None:
         if exists and not is_plain_sqlite(path):
-            raise MemexError("memex is locked: the bridge state is encrypted; unlock memex first.",
-                             kind="locked")
+            raise MemexError(
+                "memex is locked: the bridge state is encrypted; unlock memex first.", kind="locked"
+            )
         return sqlite3.connect(path, **opts)
     tmp = path.with_name(path.name + ".vault-tmp")
     if tmp.exists() and not is_plain_sqlite(path):
@@ -118,8 +120,9 @@ def _connect(path: Path, key: bytes | None) -> sqlite3.Connection:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except Exception as exc:  # sqlcipher3's DatabaseError: another key
         conn.close()
-        raise MemexError("The key does not open the bridge state; unlock memex again.",
-                         kind="wrong_passphrase") from exc
+        raise MemexError(
+            "The key does not open the bridge state; unlock memex again.", kind="wrong_passphrase"
+        ) from exc
     return conn
 
 
@@ -141,8 +144,11 @@ def _encrypt_in_place(path: Path, tmp: Path, key: bytes) -> None:
         plain.execute("DETACH DATABASE enc")
     except dbapi.Error as exc:
         tmp.unlink(missing_ok=True)
-        raise MemexError("Another memex process (a browser's bridge host or the app) is using the "
-                         "bridge state; close it and try again.", kind="busy") from exc
+        raise MemexError(
+            "Another memex process (a browser's bridge host or the app) is using the "
+            "bridge state; close it and try again.",
+            kind="busy",
+        ) from exc
     finally:
         plain.close()
     fd = os.open(tmp, os.O_RDONLY)
@@ -236,7 +242,8 @@ class BridgeState:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) VALUES (?,?,?,?)",
+                "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) VALUES "
+                "(?,?,?,?)",
                 (client_key, name, real_code, now),
             )
             self._db.execute("DELETE FROM pending WHERE client_key = ?", (client_key,))
@@ -260,7 +267,8 @@ class BridgeState:
 
     def revoke_pairing(self, name_or_code: str) -> int:
         cur = self._db.execute(
-            "UPDATE pairings SET revoked_at = ? WHERE revoked_at IS NULL AND (name = ? OR upper(code) = upper(?))",
+            "UPDATE pairings SET revoked_at = ? WHERE revoked_at IS NULL AND (name = ? OR "
+            "upper(code) = upper(?))",
             (time.time(), name_or_code, name_or_code),
         )
         if cur.rowcount:
@@ -310,7 +318,8 @@ class BridgeState:
     def confirmations(self) -> dict[str, list[str]]:
         """site -> names of the paired browsers allowed to fill there without asking again."""
         rows = self._db.execute(
-            "SELECT c.site, p.name FROM confirmations c JOIN pairings p ON p.client_key = c.client_key "
+            "SELECT c.site, p.name FROM confirmations c JOIN pairings p ON p.client_key = "
+            "c.client_key "
             "WHERE p.revoked_at IS NULL ORDER BY c.site, p.name"
         )
         out: dict[str, list[str]] = {}

@@ -24,11 +24,16 @@ def derives(*kinds: str) -> Callable[[Derivation], Derivation]:
         for kind in kinds:
             DERIVATIONS[kind] = fn
         return fn
+
     return register
 
 
 def _lines(p: Mapping[str, str]) -> list[str]:
-    return [ln.strip() for ln in p.get("street-address", "").replace(",", "\n").splitlines() if ln.strip()]
+    return [
+        ln.strip()
+        for ln in p.get("street-address", "").replace(",", "\n").splitlines()
+        if ln.strip()
+    ]
 
 
 @derives("name")
@@ -88,8 +93,14 @@ def _tel_national(p: Mapping[str, str]) -> str | None:
     return phone_part("tel-national", p["tel"], None) if p.get("tel") else None
 
 
-PHONE_PARTS = ("tel-country-code", "tel-area-code", "tel-local", "tel-local-prefix", "tel-local-suffix",
-               "tel-extension")
+PHONE_PARTS = (
+    "tel-country-code",
+    "tel-area-code",
+    "tel-local",
+    "tel-local-prefix",
+    "tel-local-suffix",
+    "tel-extension",
+)
 DATE_PARTS = ("bday-day", "bday-month", "bday-year")
 
 
@@ -101,8 +112,12 @@ def _base(kind: str, profile: Mapping[str, str]) -> str | None:
     return derive(profile) if derive else None
 
 
-def value_for(kind: str | None, profile: Mapping[str, str], descriptor: FieldDescriptor | None = None,
-              section: str | None = None) -> str | None:
+def value_for(
+    kind: str | None,
+    profile: Mapping[str, str],
+    descriptor: FieldDescriptor | None = None,
+    section: str | None = None,
+) -> str | None:
     """The value to fill for `kind`, or None. Never a value for sensitive kinds or freetext."""
     if kind is None or kind == FREETEXT or kind in SENSITIVE_KINDS:
         return None
@@ -122,7 +137,7 @@ def _for_section(profile: Mapping[str, str], section: str | None) -> Mapping[str
         return profile
     word = section.split("-")[0] if not section.startswith("section-") else section
     prefix = f"{word} "
-    scoped = {k[len(prefix):]: v for k, v in profile.items() if k.startswith(prefix) and v}
+    scoped = {k[len(prefix) :]: v for k, v in profile.items() if k.startswith(prefix) and v}
     return {**profile, **scoped} if scoped else profile
 
 

@@ -26,7 +26,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Set by the resident service around each command it runs (app/service/runner.py): commands
 # then share its warm Runtime instead of opening the store and loading the models again.
-HOSTED_RUNTIME: ContextVar[Callable[[], Runtime] | None] = ContextVar("memex_hosted_runtime", default=None)
+HOSTED_RUNTIME: ContextVar[Callable[[], Runtime] | None] = ContextVar(
+    "memex_hosted_runtime", default=None
+)
 
 
 class AppContext:
@@ -40,7 +42,7 @@ class AppContext:
         self._runtime: Runtime | None = None
 
     @property
-    def settings(self) -> "Settings":
+    def settings(self) -> Settings:
         if self._settings is None:
             from app.settings import load_settings
 
@@ -49,7 +51,7 @@ class AppContext:
         return self._settings
 
     @property
-    def runtime(self) -> "Runtime":
+    def runtime(self) -> Runtime:
         if self._runtime is None:
             hosted = HOSTED_RUNTIME.get()
             if hosted is not None:  # inside the service: the warm shared Runtime, never closed here
@@ -79,12 +81,20 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
 def json_flag(func: F) -> F:
     """Add `--json` to a command (also accepted before the command name)."""
     return click.option(
-        "--json", "json_", is_flag=True, default=False, expose_value=False, is_eager=True,
-        callback=_set_json, help="Print one JSON object on stdout.",
+        "--json",
+        "json_",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_json,
+        help="Print one JSON object on stdout.",
     )(func)
 
 
-def emit(obj: AppContext, payload: dict[str, Any], human: Callable[[dict[str, Any]], str] | None = None) -> None:
+def emit(
+    obj: AppContext, payload: dict[str, Any], human: Callable[[dict[str, Any]], str] | None = None
+) -> None:
     if obj.json:
         click.echo(json.dumps(payload, ensure_ascii=False, default=str))
         return

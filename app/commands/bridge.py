@@ -26,15 +26,22 @@ def autofill() -> None:
 
 
 def _analyze_human(p: dict[str, Any]) -> str:
-    rows = [f"{f['ref']:<24} {f['kind']!s:<20} {f['source']:<28} "
-            f"{'SENSITIVE' if f['sensitive'] else (f['value'] or '')}" for f in p["fields"]]
+    rows = [
+        f"{f['ref']:<24} {f['kind']!s:<20} {f['source']:<28} "
+        f"{'SENSITIVE' if f['sensitive'] else (f['value'] or '')}"
+        for f in p["fields"]
+    ]
     return "\n".join(rows) or "No form fields found."
 
 
 @memex_command("analyze", group=autofill, human=_analyze_human)
 @click.argument("form", type=click.Path(path_type=Path))
-@click.option("--url", default=None, help="The page's address (its origin decides which frames are foreign).")
-@click.option("--no-values", is_flag=True, default=False, help="Classify only; do not read the profile.")
+@click.option(
+    "--url", default=None, help="The page's address (its origin decides which frames are foreign)."
+)
+@click.option(
+    "--no-values", is_flag=True, default=False, help="Classify only; do not read the profile."
+)
 def analyze(obj: AppContext, form: Path, url: str | None, no_values: bool) -> dict[str, Any]:
     """Classify the fields of a saved HTML page and show what memex would fill."""
     from app.bridge.analyze import analyze_page
@@ -47,8 +54,10 @@ def analyze(obj: AppContext, form: Path, url: str | None, no_values: bool) -> di
         try:
             origin = normalize_site(url)
         except SiteError as exc:
-            raise MemexError(f"--url {url!r} is not a web address ({exc}); use e.g. https://example.com.",
-                             kind="bad_input") from exc
+            raise MemexError(
+                f"--url {url!r} is not a web address ({exc}); use e.g. https://example.com.",
+                kind="bad_input",
+            ) from exc
     profile = {} if no_values else _profile(obj)
     return analyze_page(html, origin, profile)  # {"fields": [...], "plan": [...]}
 
@@ -57,7 +66,9 @@ def _read_form(form: Path) -> str:
     if not form.is_file():
         raise MemexError(f"No such file: {form}; give a saved HTML page.", kind="not_found")
     if form.stat().st_size > MAX_FORM_BYTES:
-        raise MemexError(f"{form} is larger than 20 MB; save just the page with the form.", kind="bad_input")
+        raise MemexError(
+            f"{form} is larger than 20 MB; save just the page with the form.", kind="bad_input"
+        )
     data = form.read_bytes()
     if b"\x00" in data[:4096]:
         raise MemexError(f"{form} is not an HTML file (it looks binary).", kind="bad_input")
@@ -72,6 +83,7 @@ def _profile(obj: AppContext) -> dict[str, str]:
 
 # --- bridge ---------------------------------------------------------------------------------
 
+
 @click.group(name="bridge")
 def bridge() -> None:
     """Browser bridge: install, pair, permit, revoke."""
@@ -85,30 +97,51 @@ def _state(obj: AppContext) -> BridgeState:
 
 
 @memex_command("install", group=bridge)
-@click.option("--browser", "browsers", multiple=True, type=click.Choice(["chromium", "chrome", "firefox"]),
-              help="Browser to register with (repeatable; default: all).")
-@click.option("--user-data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="A custom browser profile folder to register the host in.")
-def install(obj: AppContext, browsers: tuple[str, ...], user_data_dir: Path | None) -> dict[str, Any]:
+@click.option(
+    "--browser",
+    "browsers",
+    multiple=True,
+    type=click.Choice(["chromium", "chrome", "firefox"]),
+    help="Browser to register with (repeatable; default: all).",
+)
+@click.option(
+    "--user-data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A custom browser profile folder to register the host in.",
+)
+def install(
+    obj: AppContext, browsers: tuple[str, ...], user_data_dir: Path | None
+) -> dict[str, Any]:
     """Write the native-messaging host manifests (Chromium, Chrome, Firefox)."""
     from app.bridge import install as inst
 
     try:
         done = inst.install(obj.settings, list(browsers) or list(inst.BROWSERS), user_data_dir)
     except OSError as exc:
-        raise MemexError(f"Could not write the host manifest: {exc.strerror} ({exc.filename}).",
-                         kind="io") from exc
-    return {"host": inst.HOST_NAME, "extension_id": inst.CHROMIUM_EXTENSION_ID,
-            "firefox_extension_id": inst.FIREFOX_EXTENSION_ID,
-            "installed": [d.to_json() for d in done]}
+        raise MemexError(
+            f"Could not write the host manifest: {exc.strerror} ({exc.filename}).", kind="io"
+        ) from exc
+    return {
+        "host": inst.HOST_NAME,
+        "extension_id": inst.CHROMIUM_EXTENSION_ID,
+        "firefox_extension_id": inst.FIREFOX_EXTENSION_ID,
+        "installed": [d.to_json() for d in done],
+    }
 
 
 def _status_human(p: dict[str, Any]) -> str:
-    lines = [f"{b}: {'installed' if e['installed'] else 'not installed'}" for b, e in p["browsers"].items()]
+    lines = [
+        f"{b}: {'installed' if e['installed'] else 'not installed'}"
+        for b, e in p["browsers"].items()
+    ]
     lines.append(f"app running: {p['app_running']}")
     lines += [f"paired: {x['name']} ({x['code']})" for x in p["pairings"]]
-    lines += [f"waiting for approval: {x['code']} {x['label']}  (memex bridge pair {x['code']} --name NAME)"
-              for x in p["pending"]]
+    lines += [
+        f"waiting for approval: {x['code']} {x['label']}  (memex bridge pair {x['code']} --name "
+        "NAME)"
+        for x in p["pending"]
+    ]
     lines += [f"permitted: {s}" for s in p["sites"]]
     return "\n".join(lines)
 
@@ -127,9 +160,13 @@ def status(obj: AppContext, user_data_dir: Path | None) -> dict[str, Any]:
     except AgentUnavailable:
         running = False
     try:
-        return {"browsers": installed(obj.settings, user_data_dir), "app_running": running,
-                "pairings": [p.to_json() for p in state.pairings()],
-                "pending": [p.to_json() for p in state.pending()], "sites": state.sites()}
+        return {
+            "browsers": installed(obj.settings, user_data_dir),
+            "app_running": running,
+            "pairings": [p.to_json() for p in state.pairings()],
+            "pending": [p.to_json() for p in state.pending()],
+            "sites": state.sites(),
+        }
     finally:
         state.close()
 
@@ -144,12 +181,16 @@ def pair(obj: AppContext, code: str | None, name: str | None) -> dict[str, Any]:
         if code is None:
             return {"pending": [p.to_json() for p in state.pending()]}
         if not name or not name.strip():
-            raise MemexError("Give the browser a name with --name, e.g. --name 'Laptop Chromium'.",
-                             kind="bad_input")
+            raise MemexError(
+                "Give the browser a name with --name, e.g. --name 'Laptop Chromium'.",
+                kind="bad_input",
+            )
         paired = state.approve(code.strip(), name.strip()[:80])
         if paired is None:
-            raise MemexError(f"No pairing request has the code {code!r}; run `memex bridge pair` to list them.",
-                             kind="not_found")
+            raise MemexError(
+                f"No pairing request has the code {code!r}; run `memex bridge pair` to list them.",
+                kind="not_found",
+            )
         return {"paired": paired.to_json()}
     finally:
         state.close()
@@ -165,20 +206,26 @@ def permit(obj: AppContext, site: str) -> dict[str, Any]:
     try:
         return {"permitted": state.permit(site)}
     except SiteError as exc:
-        raise MemexError(f"Cannot permit {site!r}: {exc}; use e.g. https://example.com.", kind="bad_input") from exc
+        raise MemexError(
+            f"Cannot permit {site!r}: {exc}; use e.g. https://example.com.", kind="bad_input"
+        ) from exc
     finally:
         state.close()
 
 
 @memex_command("revoke", group=bridge)
 @click.argument("site", required=False)
-@click.option("--pairing", default=None, help="Revoke a paired browser (its name or code) instead of a site.")
+@click.option(
+    "--pairing", default=None, help="Revoke a paired browser (its name or code) instead of a site."
+)
 def revoke(obj: AppContext, site: str | None, pairing: str | None) -> dict[str, Any]:
     """Withdraw a site permission, or a browser pairing with --pairing."""
     from app.bridge.state import SiteError
 
     if (site is None) == (pairing is None):
-        raise MemexError("Give either a SITE or --pairing NAME to revoke.", kind="usage", exit_code=2)
+        raise MemexError(
+            "Give either a SITE or --pairing NAME to revoke.", kind="usage", exit_code=2
+        )
     state = _state(obj)
     try:
         if pairing is not None:

@@ -46,19 +46,34 @@ def _models() -> dict[str, Any]:
 
 def _human(p: dict[str, Any]) -> str:
     if "moved" in p:
-        where = f"the Chroma server at {p['chroma_url']}" if p["to"] == "server" else "the embedded store"
+        where = (
+            f"the Chroma server at {p['chroma_url']}"
+            if p["to"] == "server"
+            else "the embedded store"
+        )
         return f"Moved {p['moved']} vectors to {where}."
     lines = [f"memex data folder: {p['home']}"]
     for name, ok in p["extras"].items():
-        lines.append(f"  extra {name:<7} {'installed' if ok else 'missing (pip install memex[' + name + '])'}")
+        lines.append(
+            f"  extra {name:<7} "
+            f"{'installed' if ok else 'missing (pip install memex[' + name + '])'}"
+        )
     for name, info in p["models"].items():
-        lines.append(f"  model {name:<11} {'ok ' + info.get('path', '') if info['ok'] else 'FAILED: ' + info['error']}")
-    lines.append(f"  chromium      {'found' if p['chromium'] else 'not found (needed for browser tests only)'}")
+        lines.append(
+            f"  model {name:<11} "
+            f"{'ok ' + info.get('path', '') if info['ok'] else 'FAILED: ' + info['error']}"
+        )
+    lines.append(
+        "  chromium      "
+        f"{'found' if p['chromium'] else 'not found (needed for browser tests only)'}"
+    )
     d = p["data"]
-    lines.append(f"  data          {'healthy' if d.get('ok') else 'needs attention'}: "
-                 f"{d.get('memories', 0)} memories, {d.get('vectors', 0)} vectors, "
-                 f"{d.get('pending_vector_ops', 0)} pending, {d.get('orphan_vectors', 0)} orphans, "
-                 f"{d.get('missing_vectors', 0)} missing")
+    lines.append(
+        f"  data          {'healthy' if d.get('ok') else 'needs attention'}: "
+        f"{d.get('memories', 0)} memories, {d.get('vectors', 0)} vectors, "
+        f"{d.get('pending_vector_ops', 0)} pending, {d.get('orphan_vectors', 0)} orphans, "
+        f"{d.get('missing_vectors', 0)} missing"
+    )
     if "repaired" in d:
         lines.append(f"  repaired      {d['repaired']}")
     elif not d.get("ok"):
@@ -75,8 +90,11 @@ def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
     s = obj.settings
     server_url = url or s.chroma_url
     if not server_url:
-        raise MemexError("Moving vectors needs a Chroma server: give --chroma-url http://HOST:PORT "
-                         "or set chroma_url.", kind="bad_input")
+        raise MemexError(
+            "Moving vectors needs a Chroma server: give --chroma-url http://HOST:PORT "
+            "or set chroma_url.",
+            kind="bad_input",
+        )
     embedded, server = VectorStore(s.chroma_dir), VectorStore(s.chroma_dir, server_url)
     src, dst = (embedded, server) if to == "server" else (server, embedded)
     try:
@@ -84,8 +102,11 @@ def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
     except MemoryStoreError as exc:
         raise MemexError(str(exc), kind="vectors") from exc
     except Exception as exc:  # chromadb raises its own and httpx's types for an unreachable server
-        raise MemexError(f"The Chroma server at {server_url} cannot be used ({exc.__class__.__name__}); "
-                         "start it with `chroma run` or fix chroma_url.", kind="chroma") from exc
+        raise MemexError(
+            f"The Chroma server at {server_url} cannot be used ({exc.__class__.__name__}); "
+            "start it with `chroma run` or fix chroma_url.",
+            kind="chroma",
+        ) from exc
     finally:
         embedded.close()
         server.close()
@@ -94,11 +115,19 @@ def _move_vectors(obj: AppContext, to: str, url: str | None) -> dict[str, Any]:
 
 
 @memex_command("doctor", human=_human)
-@click.option("--repair", is_flag=True, help="Make SQLite, the keyword index and the vector store agree.")
-@click.option("--move-vectors", type=click.Choice(["embedded", "server"]), default=None,
-              help="Move the vectors to the embedded store or to the Chroma server (chroma_url).")
+@click.option(
+    "--repair", is_flag=True, help="Make SQLite, the keyword index and the vector store agree."
+)
+@click.option(
+    "--move-vectors",
+    type=click.Choice(["embedded", "server"]),
+    default=None,
+    help="Move the vectors to the embedded store or to the Chroma server (chroma_url).",
+)
 @click.option("--chroma-url", default=None, help="The Chroma server for --move-vectors server.")
-def doctor(obj: AppContext, repair: bool, move_vectors: str | None, chroma_url: str | None) -> dict[str, Any]:
+def doctor(
+    obj: AppContext, repair: bool, move_vectors: str | None, chroma_url: str | None
+) -> dict[str, Any]:
     """Check what is installed, which models load, and the data folder's health."""
     from memory import MemoryStoreError
 

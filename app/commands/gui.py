@@ -28,25 +28,41 @@ def _human(p: dict[str, Any]) -> str:
 
 
 @memex_command("gui", human=_human)
-@click.option("--screenshot", "screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Render the window offscreen to this PNG and exit.")
-@click.option("--tab", type=click.Choice(TABS + SCREENSHOT_TABS), default=None,
-              help="Screen to show (bridge-confirm: with --screenshot only).")
-@click.option("--size", default="1180x760", show_default=True, help="Window size for --screenshot, WxH.")
+@click.option(
+    "--screenshot",
+    "screenshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Render the window offscreen to this PNG and exit.",
+)
+@click.option(
+    "--tab",
+    type=click.Choice(TABS + SCREENSHOT_TABS),
+    default=None,
+    help="Screen to show (bridge-confirm: with --screenshot only).",
+)
+@click.option(
+    "--size", default="1180x760", show_default=True, help="Window size for --screenshot, WxH."
+)
 @click.option("--ask", "question", default=None, help="With --screenshot: ask this in Chat first.")
-def gui(obj: AppContext, screenshot: Path | None, tab: str | None, size: str,
-        question: str | None) -> dict[str, Any] | None:
+def gui(
+    obj: AppContext, screenshot: Path | None, tab: str | None, size: str, question: str | None
+) -> dict[str, Any] | None:
     """Open the desktop app (or render it to a PNG with --screenshot)."""
     _require_qt()
     if screenshot is not None:
         try:
             w, h = (int(v) for v in size.lower().split("x"))
         except ValueError as exc:
-            raise MemexError(f"--size must look like 1180x760, not {size!r}.", kind="usage") from exc
+            raise MemexError(
+                f"--size must look like 1180x760, not {size!r}.", kind="usage"
+            ) from exc
         if not (400 <= w <= 4000 and 300 <= h <= 4000):
             raise MemexError("--size must be between 400x300 and 4000x4000.", kind="usage")
         if screenshot.suffix.lower() != ".png":
-            raise MemexError(f"The screenshot file must end in .png, not {screenshot.name!r}.", kind="usage")
+            raise MemexError(
+                f"The screenshot file must end in .png, not {screenshot.name!r}.", kind="usage"
+            )
         if not screenshot.parent.exists():
             raise MemexError(f"The folder {screenshot.parent} does not exist.", kind="usage")
         from app.gui.app import ask_first, render_screenshot

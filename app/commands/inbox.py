@@ -21,8 +21,10 @@ def _human(p: dict[str, Any]) -> str:
     lines = []
     for i in p["items"]:
         change = f"  (was {i['previous_value']})" if i.get("previous_value") else ""
-        lines.append(f"{i['id']:>4}  {i['status']:<10} {i['key']:<20} {i['value']}{change}"
-                     f"  [{i['confidence']:.2f}, memory {i['source_memory']}]")
+        lines.append(
+            f"{i['id']:>4}  {i['status']:<10} {i['key']:<20} {i['value']}{change}"
+            f"  [{i['confidence']:.2f}, memory {i['source_memory']}]"
+        )
     return "\n".join(lines)
 
 
@@ -42,8 +44,13 @@ def _run(fn: Any) -> Any:
 
 
 @memex_command("list", group=inbox, human=_human)
-@click.option("--status", type=click.Choice(["pending", "accepted", "rejected", "superseded", "all"]),
-              default="pending", show_default=True, help="Which items to show.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "accepted", "rejected", "superseded", "all"]),
+    default="pending",
+    show_default=True,
+    help="Which items to show.",
+)
 def list_(obj: AppContext, status: str) -> dict[str, Any]:
     """List suggested profile values."""
     items = _run(lambda: _open(obj).list(None if status == "all" else status))

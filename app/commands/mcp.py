@@ -19,7 +19,8 @@ def _protocol_stdout() -> None:
 
 @memex_command("mcp", human=lambda p: "")
 def mcp(obj: AppContext) -> dict[str, object] | None:
-    """Stdio MCP server: tools remember, search, ask, forget, profile; the profile and recent memories as resources."""
+    """Stdio MCP server: tools remember, search, ask, forget, profile; the profile and recent
+    memories as resources."""
     import importlib.util
 
     if importlib.util.find_spec("mcp") is None:  # pragma: no cover - the SDK is a core dependency

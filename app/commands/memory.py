@@ -94,7 +94,8 @@ def _human_import(p: dict[str, Any]) -> str:
     "import_max_memories_per_file setting, 5000).",
 )
 def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) -> dict[str, Any]:
-    """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are skipped."""
+    """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are
+    skipped."""
     from memory import MemoryError_
 
     def progress(p: Any) -> None:
@@ -149,7 +150,8 @@ def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
 @click.argument("ids", nargs=-1)
 @click.option("--source", default=None, help="Forget everything imported from this source (path).")
 def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[str, Any]:
-    """Forget memories everywhere: SQLite, the keyword index, the vector store, future training data."""
+    """Forget memories everywhere: SQLite, the keyword index, the vector store, future training
+    data."""
     from memory import MemoryError_
     from memory.importer import source_key
 
@@ -173,8 +175,8 @@ def _human_list(p: dict[str, Any]) -> str:
     if not p["memories"]:
         return 'No memories yet. Add one with `memex remember "..."` or `memex import FILE`.'
     return "\n".join(
-        f"[{m['id']}] {(m['at'] or m['created_at'])[:10]} {m['kind']:<8} {' '.join(m['text'].split())[:120]}"
-        + ("  (superseded)" if m["superseded_by"] else "")
+        f"[{m['id']}] {(m['at'] or m['created_at'])[:10]} {m['kind']:<8} "
+        f"{' '.join(m['text'].split())[:120]}" + ("  (superseded)" if m["superseded_by"] else "")
         for m in p["memories"]
     )
 

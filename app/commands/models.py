@@ -25,11 +25,15 @@ def _human_list(p: dict[str, Any]) -> str:
         if not m["usable"]:
             lines.append(f"{mark} {m['name']:<44} unusable: {m['problem']}")
             continue
-        lines.append(f"{mark} {m['name']:<44} {m.get('architecture', ''):<9} {m.get('size', ''):>6} "
-                     f"{m.get('quantisation', ''):<8} ctx {m.get('context_length', 0):<7} "
-                     f"needs {m.get('ram', '?')} RAM{'' if m.get('chat_template') else ', no chat template'}")
+        lines.append(
+            f"{mark} {m['name']:<44} {m.get('architecture', ''):<9} {m.get('size', ''):>6} "
+            f"{m.get('quantisation', ''):<8} ctx {m.get('context_length', 0):<7} "
+            f"needs {m.get('ram', '?')} RAM{'' if m.get('chat_template') else ', no chat template'}"
+        )
     if p["backend"] != "llamacpp":
-        lines.append(f"(answers come from the {p['backend']} backend now; `memex models use` switches back)")
+        lines.append(
+            f"(answers come from the {p['backend']} backend now; `memex models use` switches back)"
+        )
     return "\n".join(lines)
 
 
@@ -39,15 +43,27 @@ def list_(obj: AppContext) -> dict[str, Any]:
     return listing(obj.settings)
 
 
-@memex_command("use", group=models, human=lambda p: f"Now answering with {p['name']} ({p['path']}).")
+@memex_command(
+    "use", group=models, human=lambda p: f"Now answering with {p['name']} ({p['path']})."
+)
 @click.argument("name")
 def use(obj: AppContext, name: str) -> dict[str, Any]:
     """Answer, train and autofill with NAME (from `memex models list`)."""
     return choose(obj.settings, name)
 
 
-@memex_command("add", group=models, human=lambda p: f"Added {p['name']} ({p['path']}); "
-               + ("it is in use now." if p["active"] else f"`memex models use {p['name']}` switches to it."))
+@memex_command(
+    "add",
+    group=models,
+    human=lambda p: (
+        f"Added {p['name']} ({p['path']}); "
+        + (
+            "it is in use now."
+            if p["active"]
+            else f"`memex models use {p['name']}` switches to it."
+        )
+    ),
+)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--use", "use_", is_flag=True, help="Also switch to it.")
 def add_cmd(obj: AppContext, path: str, use_: bool) -> dict[str, Any]:

@@ -135,15 +135,26 @@ def _human_bench(p: dict[str, Any]) -> str:
     show_default=True,
     help="Run the policies N times, interleaved, and report each one's median speed.",
 )
-@click.option("--testbed", default=None,
-              help="A real-size testbed instead of --model: olmoe-real (8 GB of OLMoE-sized "
-              "experts on disk, written once) or olmoe-tiny.")
-@click.option("--routing", default="model", show_default=True,
-              help="Testbed routing: trace (the MoEfied model's recorded routing), trace:FILE, "
-              "random, or model (the testbed's own routers).")
-@click.option("--compute", type=click.Choice(["auto", "fused", "loop"]), default="auto",
-              show_default=True,
-              help="Expert compute: fused grouped GEMMs or one loop step per expert.")
+@click.option(
+    "--testbed",
+    default=None,
+    help="A real-size testbed instead of --model: olmoe-real (8 GB of OLMoE-sized "
+    "experts on disk, written once) or olmoe-tiny.",
+)
+@click.option(
+    "--routing",
+    default="model",
+    show_default=True,
+    help="Testbed routing: trace (the MoEfied model's recorded routing), trace:FILE, "
+    "random, or model (the testbed's own routers).",
+)
+@click.option(
+    "--compute",
+    type=click.Choice(["auto", "fused", "loop"]),
+    default="auto",
+    show_default=True,
+    help="Expert compute: fused grouped GEMMs or one loop step per expert.",
+)
 def bench(
     obj: AppContext,
     model_spec: str,
@@ -185,12 +196,25 @@ def bench(
         settings = obj.settings
         n_threads = configure_threads(threads) if device != "cuda" else threads
         if testbed is not None:
-            return _bench_testbed(obj, testbed, routing, device, budget, tokens, prompt_tokens,
-                                  names, prefill_chunk, rounds, compute, n_threads)
+            return _bench_testbed(
+                obj,
+                testbed,
+                routing,
+                device,
+                budget,
+                tokens,
+                prompt_tokens,
+                names,
+                prefill_chunk,
+                rounds,
+                compute,
+                n_threads,
+            )
         if routing != "model":
-            raise MemexError("--routing needs --testbed (a checkpoint routes with its own "
-                             "routers).",
-                             kind="bad_input")
+            raise MemexError(
+                "--routing needs --testbed (a checkpoint routes with its own routers).",
+                kind="bad_input",
+            )
         folder = resolve_model(model_spec, settings.models_dir)
         _progress(f"loading {folder}")
         loaded = load_model(
@@ -231,16 +255,29 @@ def testbed_root(settings: Any) -> Any:
     return Path(user_cache_dir("memex", appauthor=False)) / "moe-testbeds"
 
 
-def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget: str, tokens: int,
-                   prompt_tokens: int, names: list[str], prefill_chunk: int, rounds: int,
-                   compute: str, n_threads: int) -> dict[str, Any]:
+def _bench_testbed(
+    obj: AppContext,
+    name: str,
+    routing: str,
+    device: str,
+    budget: str,
+    tokens: int,
+    prompt_tokens: int,
+    names: list[str],
+    prefill_chunk: int,
+    rounds: int,
+    compute: str,
+    n_threads: int,
+) -> dict[str, Any]:
     from inference.moe.tools.bench import run_bench
     from inference.moe.tools.testbed import ROUTINGS, ensure_testbed, load_testbed
 
     kind, _, trace_arg = routing.partition(":")
     if kind not in ROUTINGS or (trace_arg and kind != "trace"):
-        raise MemexError(f"Unknown --routing {routing!r}; use trace, trace:FILE, random or model.",
-                         kind="bad_input")
+        raise MemexError(
+            f"Unknown --routing {routing!r}; use trace, trace:FILE, random or model.",
+            kind="bad_input",
+        )
     root = testbed_root(obj.settings)
     folder = ensure_testbed(name, root, _progress)
     trace = None
@@ -253,9 +290,17 @@ def _bench_testbed(obj: AppContext, name: str, routing: str, device: str, budget
         _progress("verifying the expert file's checksums")
         loaded.slow.verify_all()
         prompt = [(17 + 31 * i) % loaded.cfg.vocab_size for i in range(prompt_tokens)]
-        result = run_bench(loaded, budget=budget, tokens=tokens, policies=names, prompt=prompt,
-                           reference="resident", progress=_progress, prefill_chunk=prefill_chunk,
-                           rounds=rounds)
+        result = run_bench(
+            loaded,
+            budget=budget,
+            tokens=tokens,
+            policies=names,
+            prompt=prompt,
+            reference="resident",
+            progress=_progress,
+            prefill_chunk=prefill_chunk,
+            rounds=rounds,
+        )
         result.update(threads=n_threads, testbed=name, routing=routing, compute=compute)
         if loaded.routing is not None and hasattr(loaded.routing, "meta"):
             result["trace"] = loaded.routing.meta
@@ -285,7 +330,8 @@ def _default_trace(obj: AppContext, root: Any) -> Any:
 
 def _human_moefy(p: dict[str, Any]) -> str:
     return (
-        f"MoEfied model in {p['out']}: {p['layers']} layers x {p['experts']} experts, top-{p['top_k']} "
+        f"MoEfied model in {p['out']}: {p['layers']} layers x {p['experts']} experts, "
+        f"top-{p['top_k']} "
         f"({p['active_share']:.0%} active); held-out perplexity dense {p['ppl_dense']:.2f} -> "
         f"MoE {p['ppl_moe']:.2f} ({p['ppl_ratio']:.2f}x); hottest expert serves "
         f"{p['usage_skew'].get('hottest_expert_token_share_mean', 0):.0%} of tokens on average"
@@ -293,30 +339,54 @@ def _human_moefy(p: dict[str, Any]) -> str:
 
 
 @memex_command("moefy", group=moe, human=_human_moefy)
-@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: MEMEX_HOME/models/moefied).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default: MEMEX_HOME/models/moefied).",
+)
 @click.option("--experts", type=int, default=64, show_default=True, help="Experts per layer.")
-@click.option("--top-k", "top_k", type=int, default=16, show_default=True, help="Active experts per token.")
+@click.option(
+    "--top-k", "top_k", type=int, default=16, show_default=True, help="Active experts per token."
+)
 @click.option("--train-tokens", type=click.IntRange(256, 65536), default=8192, show_default=True)
 @click.option("--eval-tokens", type=click.IntRange(256, 32768), default=2048, show_default=True)
-@click.option("--layers", type=int, default=None, help="MoEfy only the first N layers (quick tests).")
-def moefy_cmd(obj: AppContext, out: str | None, experts: int, top_k: int, train_tokens: int,
-              eval_tokens: int, layers: int | None) -> dict[str, Any]:
+@click.option(
+    "--layers", type=int, default=None, help="MoEfy only the first N layers (quick tests)."
+)
+def moefy_cmd(
+    obj: AppContext,
+    out: str | None,
+    experts: int,
+    top_k: int,
+    train_tokens: int,
+    eval_tokens: int,
+    layers: int | None,
+) -> dict[str, Any]:
     """Turn the bundled dense SmolLM2 into a Mixtral-format MoE (the realistic testbed)."""
     from pathlib import Path
 
     with moe_errors():
         from inference.moe.tools.moefy import MoefyOptions, moefy
 
-        options = MoefyOptions(experts=experts, top_k=top_k, train_tokens=train_tokens,
-                               eval_tokens=eval_tokens, layers=layers)
+        options = MoefyOptions(
+            experts=experts,
+            top_k=top_k,
+            train_tokens=train_tokens,
+            eval_tokens=eval_tokens,
+            layers=layers,
+        )
         target = Path(out).expanduser() if out else obj.settings.models_dir / "moefied"
         return moefy(target, options, _progress).to_dict()
 
 
 def _human_lrc(p: dict[str, Any]) -> str:
     sch = ", ".join(f"{k} {v:.3f}" for k, v in p["sch"].items())
-    return f"{p['model']}: SRP {p['srp']:.3f} (segment {p['segment']}); SCH {sch} over {p['tokens']} tokens"
+    return (
+        f"{p['model']}: SRP {p['srp']:.3f} (segment {p['segment']}); "
+        f"SCH {sch} over {p['tokens']} tokens"
+    )
 
 
 def _traced_model(obj: AppContext, model_spec: str) -> Any:
@@ -330,17 +400,33 @@ def _traced_model(obj: AppContext, model_spec: str) -> Any:
 
 
 @memex_command("lrc", group=moe, human=_human_lrc)
-@click.option("--model", "model_spec", default="moefied", show_default=True,
-              help="moefied, tiny, or a checkpoint folder.")
-@click.option("--segment", type=int, default=16, show_default=True, help="Segment length m in tokens.")
-@click.option("--tokens", type=click.IntRange(16, 32768), default=2048, show_default=True,
-              help="Held-out tokens to trace.")
+@click.option(
+    "--model",
+    "model_spec",
+    default="moefied",
+    show_default=True,
+    help="moefied, tiny, or a checkpoint folder.",
+)
+@click.option(
+    "--segment", type=int, default=16, show_default=True, help="Segment length m in tokens."
+)
+@click.option(
+    "--tokens",
+    type=click.IntRange(16, 32768),
+    default=2048,
+    show_default=True,
+    help="Held-out tokens to trace.",
+)
 def lrc_cmd(obj: AppContext, model_spec: str, segment: int, tokens: int) -> dict[str, Any]:
     """Local routing consistency (SRP, SCH at 1x/2x/4x) from routing traces of held-out text."""
     if segment < 1:
-        raise MemexError(f"--segment must be a positive number of tokens (got {segment}).", kind="bad_input")
+        raise MemexError(
+            f"--segment must be a positive number of tokens (got {segment}).", kind="bad_input"
+        )
     if segment > tokens:
-        raise MemexError(f"--segment {segment} is longer than the {tokens} traced tokens.", kind="bad_input")
+        raise MemexError(
+            f"--segment {segment} is longer than the {tokens} traced tokens.", kind="bad_input"
+        )
     with moe_errors():
         from inference.moe.predictors.routing_trace import trace_text
         from inference.moe.tools.lrc import lrc_metrics
@@ -353,22 +439,40 @@ def lrc_cmd(obj: AppContext, model_spec: str, segment: int, tokens: int) -> dict
 
 
 def _human_predict(p: dict[str, Any]) -> str:
-    lines = [f"{p['model']}: next-layer expert prediction over {p['tokens']} held-out tokens (top-{p['top_k']})"]
+    lines = [
+        f"{p['model']}: next-layer expert prediction over {p['tokens']} held-out tokens "
+        f"(top-{p['top_k']})"
+    ]
     for name, r in p["predictors"].items():
         lines.append(f"  {name:<12} width {r['width']:>3}  accuracy {r['accuracy']:.3f}")
     return "\n".join(lines)
 
 
 @memex_command("predict", group=moe, human=_human_predict)
-@click.option("--model", "model_spec", default="moefied", show_default=True,
-              help="moefied, tiny, or a checkpoint folder.")
+@click.option(
+    "--model",
+    "model_spec",
+    default="moefied",
+    show_default=True,
+    help="moefied, tiny, or a checkpoint folder.",
+)
 @click.option("--tokens", type=click.IntRange(16, 32768), default=2048, show_default=True)
-@click.option("--extra", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="m: predictors name top-(k+m) experts.")
-@click.option("--predictors", default="prev_token,cross_layer,linear_map", show_default=True,
-              help="prev_token, cross_layer, linear_map, wide_map (old names: fate, "
-              "fate_linear, fate_plus).")
-def predict_cmd(obj: AppContext, model_spec: str, tokens: int, extra: int, predictors: str) -> dict[str, Any]:
+@click.option(
+    "--extra",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="m: predictors name top-(k+m) experts.",
+)
+@click.option(
+    "--predictors",
+    default="prev_token,cross_layer,linear_map",
+    show_default=True,
+    help="prev_token, cross_layer, linear_map, wide_map (old names: fate, fate_linear, fate_plus).",
+)
+def predict_cmd(
+    obj: AppContext, model_spec: str, tokens: int, extra: int, predictors: str
+) -> dict[str, Any]:
     """Offline accuracy of next-layer expert predictors on routing traces of held-out text."""
     names = [n.strip() for n in predictors.split(",") if n.strip()]
     with moe_errors():
@@ -382,16 +486,30 @@ def predict_cmd(obj: AppContext, model_spec: str, tokens: int, extra: int, predi
 
         unknown = [n for n in names if PREDICTOR_ALIASES.get(n, n) not in PREDICTORS]
         if unknown or not names:
-            raise MemexError(f"Unknown predictor {unknown[0] if unknown else ''!r}; choose from "
-                             f"{', '.join(PREDICTORS)}.", kind="bad_input")
+            raise MemexError(
+                f"Unknown predictor {unknown[0] if unknown else ''!r}; choose from "
+                f"{', '.join(PREDICTORS)}.",
+                kind="bad_input",
+            )
         folder = _traced_model(obj, model_spec)
         _progress(f"tracing {tokens} held-out tokens through {folder}")
         trace = trace_text(folder, "eval", tokens)
-        out: dict[str, Any] = {"model": model_spec, "tokens": trace.tokens, "top_k": trace.top_k,
-                               "experts": trace.num_experts, "predictors": {}}
+        out: dict[str, Any] = {
+            "model": model_spec,
+            "tokens": trace.tokens,
+            "top_k": trace.top_k,
+            "experts": trace.num_experts,
+            "predictors": {},
+        }
         for name in names:
-            pred = fitted_predictor(name, folder, trace.routers, trace.top_k, extra,
-                                    cache_dir=obj.settings.home / "cache" / "moe")
+            pred = fitted_predictor(
+                name,
+                folder,
+                trace.routers,
+                trace.top_k,
+                extra,
+                cache_dir=obj.settings.home / "cache" / "moe",
+            )
             out["predictors"][name] = evaluate(pred, trace).to_dict()
         return out
 

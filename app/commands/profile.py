@@ -12,7 +12,8 @@ from app.commands.memory import memory_errors
 
 @click.group(name="profile")
 def profile() -> None:
-    """Show or edit profile fields (keys are WHATWG autocomplete names: email, tel, given-name, ...)."""
+    """Show or edit profile fields (keys are WHATWG autocomplete names: email, tel, given-name,
+    ...)."""
 
 
 def _human(p: dict[str, Any]) -> str:
@@ -45,7 +46,9 @@ def set_(obj: AppContext, key: str, value: str, source_memory: str | None) -> di
         raise memory_errors(exc) from exc
 
 
-@memex_command("unset", group=profile, human=lambda p: "Removed." if p["removed"] else "Was not set.")
+@memex_command(
+    "unset", group=profile, human=lambda p: "Removed." if p["removed"] else "Was not set."
+)
 @click.argument("key")
 def unset(obj: AppContext, key: str) -> dict[str, Any]:
     """Remove one profile field."""

@@ -37,7 +37,9 @@ def _interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-def _passphrase(obj: AppContext, file: str | None, *, env: str, prompt: str, confirm: bool = False) -> str:
+def _passphrase(
+    obj: AppContext, file: str | None, *, env: str, prompt: str, confirm: bool = False
+) -> str:
     from app.vault import read_passphrase_file
 
     if file:
@@ -47,7 +49,9 @@ def _passphrase(obj: AppContext, file: str | None, *, env: str, prompt: str, con
     if os.environ.get(env):
         return os.environ[env]
     if not _interactive():
-        raise MemexError(f"No passphrase given: use --passphrase-file F or set {env}.", kind="no_passphrase")
+        raise MemexError(
+            f"No passphrase given: use --passphrase-file F or set {env}.", kind="no_passphrase"
+        )
     value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
     return value
 
@@ -71,10 +75,20 @@ def _mem_error(exc: Exception) -> MemexError:
 
 
 @memex_command("enable", group=vault)
-@click.option("--passphrase-file", "file_", default=None, type=click.Path(dir_okay=False),
-              help="Read the new passphrase from this file.")
-@click.option("--keyring", "use_keyring", is_flag=True, default=False,
-              help="Keep the key in the OS keyring instead of behind a passphrase.")
+@click.option(
+    "--passphrase-file",
+    "file_",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read the new passphrase from this file.",
+)
+@click.option(
+    "--keyring",
+    "use_keyring",
+    is_flag=True,
+    default=False,
+    help="Keep the key in the OS keyring instead of behind a passphrase.",
+)
 def enable(obj: AppContext, file_: str | None, use_keyring: bool) -> dict[str, Any]:
     """Encrypt memex.db in place (crash-safe) and turn the vault on."""
     from memory import vault as v
@@ -84,23 +98,34 @@ def enable(obj: AppContext, file_: str | None, use_keyring: bool) -> dict[str, A
     home = obj.settings.ensure_home()
     try:
         if v.read_vault(home) is not None:
-            raise MemexError("The vault is already on; use `memex vault change-passphrase` to change it.",
-                             kind="vault_on")
+            raise MemexError(
+                "The vault is already on; use `memex vault change-passphrase` to change it.",
+                kind="vault_on",
+            )
         key = v.new_data_key()
         if use_keyring:
             vf = v.keyring_vault(key)
             v.keyring_put(vf.key_id, key)
         else:
-            vf = v.wrap_key(key, _passphrase(obj, file_, env="MEMEX_PASSPHRASE",
-                                             prompt="New vault passphrase", confirm=True))
+            vf = v.wrap_key(
+                key,
+                _passphrase(
+                    obj, file_, env="MEMEX_PASSPHRASE", prompt="New vault passphrase", confirm=True
+                ),
+            )
         _stop_service(home)
         counts = encrypt_database(home, key, vf, _step)
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc
     _seal_the_rest(obj, key)
     unlocked = _remember_unlocked(obj, vf.key_id, key)
-    return {"enabled": True, "store": vf.store, "database": "encrypted",
-            "memories": counts.get("memories", 0), "unlocked": unlocked}
+    return {
+        "enabled": True,
+        "store": vf.store,
+        "database": "encrypted",
+        "memories": counts.get("memories", 0),
+        "unlocked": unlocked,
+    }
 
 
 def _seal_the_rest(obj: AppContext, key: bytes) -> None:
@@ -138,13 +163,20 @@ def _vault_file(home: Path) -> Any:
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc
     if vf is None:
-        raise MemexError("The vault is off; turn it on with `memex vault enable`.", kind="vault_off")
+        raise MemexError(
+            "The vault is off; turn it on with `memex vault enable`.", kind="vault_off"
+        )
     return vf
 
 
 @memex_command("unlock", group=vault)
-@click.option("--passphrase-file", "file_", default=None, type=click.Path(dir_okay=False),
-              help="Read the passphrase from this file.")
+@click.option(
+    "--passphrase-file",
+    "file_",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read the passphrase from this file.",
+)
 def unlock(obj: AppContext, file_: str | None) -> dict[str, Any]:
     """Unlock memex for this login session (until `memex vault lock` or the idle time)."""
     from app.vault import session_cache
@@ -153,18 +185,30 @@ def unlock(obj: AppContext, file_: str | None) -> dict[str, Any]:
 
     vf = _vault_file(obj.settings.home)
     if vf.store == "keyring":
-        return {"unlocked": True, "store": "keyring",
-                "note": "The OS keyring holds the key; memex is unlocked while your keyring is."}
+        return {
+            "unlocked": True,
+            "store": "keyring",
+            "note": "The OS keyring holds the key; memex is unlocked while your keyring is.",
+        }
     cache = session_cache(obj.settings)
     if cache is None:
-        raise MemexError("This system has no private in-memory folder ($XDG_RUNTIME_DIR) to keep the key "
-                         "between commands; give the passphrase to each command instead.", kind="no_session")
+        raise MemexError(
+            "This system has no private in-memory folder ($XDG_RUNTIME_DIR) to keep the key "
+            "between commands; give the passphrase to each command instead.",
+            kind="no_session",
+        )
     try:
-        key = unwrap_key(vf, _passphrase(obj, file_, env="MEMEX_PASSPHRASE", prompt="Vault passphrase"))
+        key = unwrap_key(
+            vf, _passphrase(obj, file_, env="MEMEX_PASSPHRASE", prompt="Vault passphrase")
+        )
     except MemoryError_ as exc:
         raise _mem_error(exc) from exc
     cache.put(vf.key_id, key)
-    return {"unlocked": True, "store": vf.store, "auto_lock_minutes": obj.settings.vault_auto_lock_minutes}
+    return {
+        "unlocked": True,
+        "store": vf.store,
+        "auto_lock_minutes": obj.settings.vault_auto_lock_minutes,
+    }
 
 
 @memex_command("lock", group=vault)
@@ -183,10 +227,20 @@ def lock(obj: AppContext) -> dict[str, Any]:
 
 
 @memex_command("change-passphrase", group=vault)
-@click.option("--passphrase-file", "file_", default=None, type=click.Path(dir_okay=False),
-              help="Read the current passphrase from this file.")
-@click.option("--new-passphrase-file", "new_file", default=None, type=click.Path(dir_okay=False),
-              help="Read the new passphrase from this file.")
+@click.option(
+    "--passphrase-file",
+    "file_",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read the current passphrase from this file.",
+)
+@click.option(
+    "--new-passphrase-file",
+    "new_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read the new passphrase from this file.",
+)
 def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) -> dict[str, Any]:
     """Rewrap the data key under a new passphrase (nothing else is rewritten)."""
     from memory import vault as v
@@ -195,11 +249,17 @@ def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) 
     home = obj.settings.home
     vf = _vault_file(home)
     if vf.store != "passphrase":
-        raise MemexError("This vault keeps its key in the OS keyring; it has no passphrase to change.",
-                         kind="vault_keyring")
+        raise MemexError(
+            "This vault keeps its key in the OS keyring; it has no passphrase to change.",
+            kind="vault_keyring",
+        )
     try:
-        key = v.unwrap_key(vf, _passphrase(obj, file_, env="MEMEX_PASSPHRASE", prompt="Current passphrase"))
-        new = _passphrase(obj, new_file, env=NEW_PASSPHRASE_ENV, prompt="New passphrase", confirm=True)
+        key = v.unwrap_key(
+            vf, _passphrase(obj, file_, env="MEMEX_PASSPHRASE", prompt="Current passphrase")
+        )
+        new = _passphrase(
+            obj, new_file, env=NEW_PASSPHRASE_ENV, prompt="New passphrase", confirm=True
+        )
         new_vf = v.wrap_key(key, new, key_id=vf.key_id, created_at=vf.created_at)
         _step("rewrapped")
         v.write_vault(v.vault_path(home), new_vf)  # atomic: the old file or the new one, never half
@@ -256,8 +316,15 @@ def status(obj: AppContext) -> dict[str, Any]:
         if exc.kind != "locked":
             raise
         locked = True
-    return {"enabled": True, "store": vf.store, "locked": locked, "database": database,
-            "auto_lock_minutes": obj.settings.vault_auto_lock_minutes, "created_at": vf.created_at,
-            "unencrypted": unencrypted_files(home),
-            "kdf": None if vf.kdf is None else {"name": "argon2id", "time_cost": vf.kdf.time_cost,
-                                                  "memory_kib": vf.kdf.memory_kib}}
+    return {
+        "enabled": True,
+        "store": vf.store,
+        "locked": locked,
+        "database": database,
+        "auto_lock_minutes": obj.settings.vault_auto_lock_minutes,
+        "created_at": vf.created_at,
+        "unencrypted": unencrypted_files(home),
+        "kdf": None
+        if vf.kdf is None
+        else {"name": "argon2id", "time_cost": vf.kdf.time_cost, "memory_kib": vf.kdf.memory_kib},
+    }

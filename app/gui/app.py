@@ -105,7 +105,13 @@ def _with_confirm_dialog(win: MainWindow, runtime: Runtime) -> Any:
     y = max(8, (image.height() - shot.height() - title_h) // 2)
     pal = dialog.palette()
     # offscreen windows have no frame: draw a title bar so it reads as its own window
-    painter.fillRect(x - 1, y - 1, shot.width() + 2, shot.height() + title_h + 2, pal.color(QPalette.ColorRole.Mid))
+    painter.fillRect(
+        x - 1,
+        y - 1,
+        shot.width() + 2,
+        shot.height() + title_h + 2,
+        pal.color(QPalette.ColorRole.Mid),
+    )
     painter.fillRect(x, y, shot.width(), title_h, pal.color(QPalette.ColorRole.Button))
     painter.setPen(pal.color(QPalette.ColorRole.ButtonText))
     painter.drawText(x + 12, y + 20, dialog.windowTitle())
@@ -145,8 +151,13 @@ def ask_first(question: str) -> Any:
     return setup
 
 
-def render_screenshot(runtime: Runtime, png: Path, tab: str = "chat",
-                      size: tuple[int, int] = (1180, 760), setup: Any = None) -> dict[str, Any]:
+def render_screenshot(
+    runtime: Runtime,
+    png: Path,
+    tab: str = "chat",
+    size: tuple[int, int] = (1180, 760),
+    setup: Any = None,
+) -> dict[str, Any]:
     """Render the window offscreen with the current data, save a PNG, return what was written."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     ensure_app()

@@ -8,7 +8,6 @@ from typing import Any
 
 from app.errors import MemexError
 
-
 _VAULT: list[Any] = []  # the app's VaultAccess: it holds the key after the unlock screen
 
 
@@ -51,7 +50,10 @@ def install(settings: Any, browser: str) -> list[dict[str, str]]:
 def approve(settings: Any, code: str, name: str) -> None:
     with _state(settings) as st:
         if st.approve(code, name) is None:
-            raise MemexError(f"No browser is waiting with the code {code}; ask it to pair again.", kind="not_found")
+            raise MemexError(
+                f"No browser is waiting with the code {code}; ask it to pair again.",
+                kind="not_found",
+            )
 
 
 def revoke_pairing(settings: Any, name_or_code: str) -> None:

@@ -30,17 +30,32 @@ from PySide6.QtWidgets import (
 
 from app.bridge.confirm import ConfirmAnswer, ConfirmField, ConfirmRequest, Decision
 
-KIND_NAMES = {"given-name": "first name", "family-name": "last name", "additional-name": "middle name",
-              "name": "full name", "tel": "phone", "tel-national": "phone", "email": "email",
-              "street-address": "street address", "address-line1": "address line 1",
-              "address-line2": "address line 2", "address-level2": "city", "address-level1": "region",
-              "postal-code": "postal code", "country-name": "country", "country": "country",
-              "bday": "birthday", "organization": "organization", "freetext": "free text"}
+KIND_NAMES = {
+    "given-name": "first name",
+    "family-name": "last name",
+    "additional-name": "middle name",
+    "name": "full name",
+    "tel": "phone",
+    "tel-national": "phone",
+    "email": "email",
+    "street-address": "street address",
+    "address-line1": "address line 1",
+    "address-line2": "address line 2",
+    "address-level2": "city",
+    "address-level1": "region",
+    "postal-code": "postal code",
+    "country-name": "country",
+    "country": "country",
+    "bday": "birthday",
+    "organization": "organization",
+    "freetext": "free text",
+}
 
 
 @dataclass
 class PendingConfirm:
-    """One question to the user, shared by the socket thread (waits) and the GUI thread (answers)."""
+    """One question to the user, shared by the socket thread (waits) and the GUI thread
+    (answers)."""
 
     request: ConfirmRequest
     deadline: float  # time.monotonic()
@@ -106,12 +121,16 @@ class ConfirmDialog(QDialog):
         self.setMinimumWidth(560)
         lay = QVBoxLayout(self)
         lay.setSpacing(10)
-        head = QLabel(f"<span style='font-size:13pt'><b>Fill this form on {_esc(req.site)}?</b></span>")
+        head = QLabel(
+            f"<span style='font-size:13pt'><b>Fill this form on {_esc(req.site)}?</b></span>"
+        )
         head.setTextFormat(Qt.TextFormat.RichText)
         head.setAccessibleName("Site")
         lay.addWidget(head)
-        who = QLabel(f"Asked by your browser “{_esc(req.browser)}” (pairing code {_esc(req.code)}). "
-                     "This is its first fill on this site; nothing has been sent yet.")
+        who = QLabel(
+            f"Asked by your browser “{_esc(req.browser)}” (pairing code {_esc(req.code)}). "
+            "This is its first fill on this site; nothing has been sent yet."
+        )
         who.setTextFormat(Qt.TextFormat.RichText)
         who.setWordWrap(True)
         who.setAccessibleName("Browser pairing")
@@ -125,14 +144,18 @@ class ConfirmDialog(QDialog):
         for f in req.fields:
             self.table.addTopLevelItem(QTreeWidgetItem(field_row(f)))
         if not req.fields:
-            self.table.addTopLevelItem(QTreeWidgetItem(["", "", "No field on this page matches your profile."]))
+            self.table.addTopLevelItem(
+                QTreeWidgetItem(["", "", "No field on this page matches your profile."])
+            )
         # tall enough for every row up to ten (then it scrolls), and no taller
         rows = max(1, min(self.table.topLevelItemCount(), 10))
         row_h = max(self.table.sizeHintForRow(0), self.fontMetrics().height() + 6)
         self.table.setFixedHeight(self.table.header().sizeHint().height() + rows * row_h + 8)
         lay.addWidget(self.table)
-        note = QLabel("Phone numbers, birthdays and addresses are shown partly hidden. Passwords, card "
-                      "numbers and one-time codes are never filled.")
+        note = QLabel(
+            "Phone numbers, birthdays and addresses are shown partly hidden. Passwords, card "
+            "numbers and one-time codes are never filled."
+        )
         note.setObjectName("muted")
         note.setWordWrap(True)
         lay.addWidget(note)
@@ -211,7 +234,8 @@ PREVIEW_FORM = (  # a ticket shop's checkout form, as the content script would d
 
 
 def preview_request(runtime: object, ttl_s: float = 45.0) -> ConfirmRequest:
-    """The request a host would send for PREVIEW_FORM on the first permitted site (worker thread)."""
+    """The request a host would send for PREVIEW_FORM on the first permitted site (worker
+    thread)."""
     import hashlib
 
     from app.bridge.classify import classify_form
@@ -223,14 +247,28 @@ def preview_request(runtime: object, ttl_s: float = 45.0) -> ConfirmRequest:
     state = open_state(settings, getattr(runtime, "vault", None))
     try:
         pairing = next(iter(state.pairings()), None)
-        fresh = [s for s in state.sites() if pairing is None or not state.confirmed(s, pairing.client_key)]
+        fresh = [
+            s
+            for s in state.sites()
+            if pairing is None or not state.confirmed(s, pairing.client_key)
+        ]
     finally:
         state.close()
-    site = fresh[-1] if fresh else "https://tickets.example"  # a site this browser has not filled yet
+    site = (
+        fresh[-1] if fresh else "https://tickets.example"
+    )  # a site this browser has not filled yet
     fields = [FieldDescriptor.model_validate(f) for f in PREVIEW_FORM]
     verdicts = classify_form(fields, FormContext(page_origin=site))
     profile = {f.key: f.value for f in runtime.memory.profile()}  # type: ignore[attr-defined]
     browser = pairing.name if pairing else "Laptop Chromium"
     code = pairing.code if pairing else hashlib.sha256(site.encode()).hexdigest()[:8].upper()
-    return build_request(token="preview", site=site, browser=browser, code=code, ttl_s=ttl_s,
-                         descriptors=fields, verdicts=verdicts, profile=profile)
+    return build_request(
+        token="preview",
+        site=site,
+        browser=browser,
+        code=code,
+        ttl_s=ttl_s,
+        descriptors=fields,
+        verdicts=verdicts,
+        profile=profile,
+    )

@@ -18,7 +18,17 @@ from typing import Any
 
 from app.gui.theme_paths import assets_dir
 
-TABS = ("chat", "memories", "timeline", "inbox", "profile", "training", "models", "bridge", "bridge-confirm")
+TABS = (
+    "chat",
+    "memories",
+    "timeline",
+    "inbox",
+    "profile",
+    "training",
+    "models",
+    "bridge",
+    "bridge-confirm",
+)
 # The chat screenshot shows a real streamed answer from the bundled model to this question.
 DEMO_QUESTION = "What is my cat called?"
 
@@ -30,7 +40,9 @@ def demo_dir() -> Path:
 def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
     """Import the demo notes and set the demo profile (each value linked to its note)."""
     folder = folder or demo_dir()
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".md") and p.name != "README.md")
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in (".jsonl", ".md") and p.name != "README.md"
+    )
     report = runtime.import_paths(files)
     store = runtime.memory
     profile = json.loads((folder / "profile.json").read_text(encoding="utf-8"))
@@ -47,7 +59,11 @@ def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
             continue
         source = next((m.id for m in by_text if spec["from"] in m.text), None)
         store.profile_set(key, spec["value"], source_memory=source)
-    sites = [s.strip() for s in (folder / "sites.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
+    sites = [
+        s.strip()
+        for s in (folder / "sites.txt").read_text(encoding="utf-8").splitlines()
+        if s.strip()
+    ]
     if sites:
         from app.bridge.state import open_state
 
@@ -58,23 +74,32 @@ def fill_demo(runtime: Any, folder: Path | None = None) -> dict[str, Any]:
             _demo_browser(state, sites[-1])
         finally:
             state.close()
-    return {"imported": report.imported, "profile_fields": len(profile), "memories": store.count(),
-            "sites": len(sites)}
+    return {
+        "imported": report.imported,
+        "profile_fields": len(profile),
+        "memories": store.count(),
+        "sites": len(sites),
+    }
 
 
 def _demo_browser(state: Any, site: str) -> None:
-    """A paired browser that has filled one form on `site`, so the Bridge screen shows a used setup."""
+    """A paired browser that has filled one form on `site`, so the Bridge screen shows a used
+    setup."""
     import hashlib
 
     from app.bridge.crypto import b64e, fingerprint
 
-    key = hashlib.sha256(b"memex demo browser").digest()  # a stand-in public key: never used to talk
+    key = hashlib.sha256(
+        b"memex demo browser"
+    ).digest()  # a stand-in public key: never used to talk
     code = fingerprint(key)
     state.request_pairing(b64e(key), code, "Chromium extension")
     state.approve(code, "Laptop Chromium")
     state.confirm(site, b64e(key))
     state.audit("confirm", site, [], pairing="Laptop Chromium", outcome="always")
-    state.audit("fill", site, ["given-name", "family-name", "email", "tel"], pairing="Laptop Chromium")
+    state.audit(
+        "fill", site, ["given-name", "family-name", "email", "tel"], pairing="Laptop Chromium"
+    )
 
 
 def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]:
@@ -82,16 +107,35 @@ def render_all(home: Path, out: Path, tabs: tuple[str, ...] = TABS) -> list[str]
     written = []
     for tab in tabs:
         png = out / f"{tab}.png"
-        extra = ["--ask", DEMO_QUESTION] if tab in ("chat", "models") else []  # models: plots the answer
-        subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), "gui", "--screenshot",
-                        str(png), "--tab", tab, *extra], check=True, env=env)
+        extra = (
+            ["--ask", DEMO_QUESTION] if tab in ("chat", "models") else []
+        )  # models: plots the answer
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "--home",
+                str(home),
+                "gui",
+                "--screenshot",
+                str(png),
+                "--tab",
+                tab,
+                *extra,
+            ],
+            check=True,
+            env=env,
+        )
         written.append(str(png))
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True, help="data folder to fill (use a fresh one)")
+    parser.add_argument(
+        "--home", type=Path, required=True, help="data folder to fill (use a fresh one)"
+    )
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for the PNGs")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -33,7 +33,9 @@ def fmt_when(value: datetime | None) -> str:
 class MemoryEditor(QDialog):
     """New memory (empty) or edit one (text only: date and source belong to the original)."""
 
-    def __init__(self, parent: QWidget | None = None, *, text: str = "", editing: bool = False) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, *, text: str = "", editing: bool = False
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit memory" if editing else "New memory")
         self.setAccessibleName(self.windowTitle())
@@ -41,7 +43,9 @@ class MemoryEditor(QDialog):
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.text = QPlainTextEdit(text)
-        self.text.setPlaceholderText("What should memex remember? e.g. “My dentist is Dr. Okafor on Elm Street.”")
+        self.text.setPlaceholderText(
+            "What should memex remember? e.g. “My dentist is Dr. Okafor on Elm Street.”"
+        )
         self.text.setAccessibleName("Memory text")
         form.addRow("Text", self.text)
         self.kind = QComboBox()
@@ -63,7 +67,9 @@ class MemoryEditor(QDialog):
             form.addRow("Source", self.source)
             form.addRow(self.has_date, self.when)
         lay.addLayout(form)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
@@ -129,9 +135,15 @@ def show_memory(services: Any, parent: QWidget, memory_id: str) -> None:
 
     def done(memory: Any) -> None:
         if memory is None:
-            QMessageBox.information(parent, "Memory", "This memory was forgotten; it is no longer stored.")
+            QMessageBox.information(
+                parent, "Memory", "This memory was forgotten; it is no longer stored."
+            )
             return
         MemoryViewer(memory, parent).exec()
 
-    services.jobs.start(lambda ctx: services.memory().get(memory_id), name="get-memory",
-                        on_done=done, on_error=lambda msg: QMessageBox.warning(parent, "Memory", msg))
+    services.jobs.start(
+        lambda ctx: services.memory().get(memory_id),
+        name="get-memory",
+        on_done=done,
+        on_error=lambda msg: QMessageBox.warning(parent, "Memory", msg),
+    )

@@ -145,7 +145,9 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Memory could not be opened: {info['error']}")
         elif isinstance(info, dict):
             n = info.get("memories", 0)
-            self.status.setText(f"{n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer")
+            self.status.setText(
+                f"{n} memor{'y' if n == 1 else 'ies'} · everything stays on this computer"
+            )
 
     # -- first-fill confirmations from browser hosts ----------------------------------------
     def show_confirm(self, pending: object) -> QWidget:
@@ -169,8 +171,12 @@ class MainWindow(QMainWindow):
             self.confirm_dialogs.remove(dialog)
 
     def _confirm_decided(self, site: str, decision: str) -> None:
-        said = {"once": "allowed once", "always": "always allowed", "deny": "denied",
-                "timeout": "not answered in time (refused)"}.get(decision, decision)
+        said = {
+            "once": "allowed once",
+            "always": "always allowed",
+            "deny": "denied",
+            "timeout": "not answered in time (refused)",
+        }.get(decision, decision)
         self.set_status(f"Form fill on {site}: {said}.")
         bridge = self.pages.get("bridge")
         if bridge is not None and self.current_name == "bridge":

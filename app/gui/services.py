@@ -121,14 +121,20 @@ class Services(QObject):
     def ask_feature(self) -> Feature:
         if callable(getattr(self.runtime, "ask_stream", None)):
             return Feature(True)
-        return Feature(False, "Answering questions is not installed in this build yet "
-                              "(the Runtime has no ask_stream). Your memories are still searchable.")
+        return Feature(
+            False,
+            "Answering questions is not installed in this build yet "
+            "(the Runtime has no ask_stream). Your memories are still searchable.",
+        )
 
     def inbox_feature(self) -> Feature:
         if module_exists("memory.inbox"):
             return Feature(True)
-        return Feature(False, "The review inbox is not installed in this build yet. Facts found in "
-                              "new memories will wait here for you to accept, edit or reject.")
+        return Feature(
+            False,
+            "The review inbox is not installed in this build yet. Facts found in "
+            "new memories will wait here for you to accept, edit or reject.",
+        )
 
     def training_feature(self) -> Feature:
         if optional_module("app.training") is None:
@@ -141,8 +147,9 @@ class Services(QObject):
         if not module_exists("app.bridge"):
             return Feature(False, "The browser bridge is not installed in this build yet.")
         if not module_exists("nacl"):
-            return Feature(False, "The browser bridge needs the bridge extra: "
-                                  "pip install 'memex[bridge]'.")
+            return Feature(
+                False, "The browser bridge needs the bridge extra: pip install 'memex[bridge]'."
+            )
         return Feature(True)
 
     def moe_feature(self) -> Feature:
@@ -152,16 +159,22 @@ class Services(QObject):
 
     # -- the bridge agent: native hosts ask the running app instead of opening the store ---
     def start_bridge_agent(self) -> str:
-        """Serve profile/draft/confirm requests to browser hosts while the app runs ('' if not possible)."""
+        """Serve profile/draft/confirm requests to browser hosts while the app runs ('' if not
+        possible)."""
         if self._agent is not None or not self.bridge_feature().available:
             return ""
         try:
             from app.bridge.access import RuntimeAccess
             from app.bridge.agent import AgentServer, AgentUnavailable
 
-            self._agent = AgentServer(self.settings, RuntimeAccess(self.runtime),
-                                      confirmer=self.confirms.ask).start()
-        except (ImportError, OSError, AgentUnavailable) as exc:  # another app serves it, or no sockets
+            self._agent = AgentServer(
+                self.settings, RuntimeAccess(self.runtime), confirmer=self.confirms.ask
+            ).start()
+        except (
+            ImportError,
+            OSError,
+            AgentUnavailable,
+        ) as exc:  # another app serves it, or no sockets
             self._agent = None
             return str(exc)
         return str(self._agent.path)
@@ -207,5 +220,9 @@ class Services(QObject):
                     info["search_error"] = str(exc)
             return info
 
-        self.jobs.start(work, name="warm-up", on_done=self.warmed.emit,
-                        on_error=lambda msg: self.warmed.emit({"error": msg}))
+        self.jobs.start(
+            work,
+            name="warm-up",
+            on_done=self.warmed.emit,
+            on_error=lambda msg: self.warmed.emit({"error": msg}),
+        )

@@ -53,7 +53,11 @@ def _dark_palette() -> QPalette:
     }
     for role, color in roles.items():
         p.setColor(role, QColor(color))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#80868b"))
     return p
 
@@ -66,15 +70,18 @@ def _light_palette(app: QApplication) -> QPalette:
 
 
 STYLESHEET = """
-#sidebar { border: none; outline: 0; background: palette(alternate-base); padding-top: 8px; font-size: 11pt; }
+#sidebar { border: none; outline: 0; background: palette(alternate-base); padding-top: 8px;
+           font-size: 11pt; }
 #sidebar::item { padding: 9px 14px; border-radius: 6px; margin: 1px 8px; }
 #sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }
 QTreeView::item { padding: 3px 2px; }
 QLabel#pageTitle { font-size: 16pt; font-weight: 600; }
 QLabel#muted { color: palette(placeholder-text); }
 QLabel#emptyState { color: palette(placeholder-text); font-size: 11pt; padding: 24px; }
-QFrame#banner { background: palette(alternate-base); border: 1px solid palette(mid); border-radius: 6px; }
-QFrame#notice { background: palette(alternate-base); border: 1px solid palette(mid); border-radius: 6px; }
+QFrame#banner { background: palette(alternate-base); border: 1px solid palette(mid);
+                border-radius: 6px; }
+QFrame#notice { background: palette(alternate-base); border: 1px solid palette(mid);
+                border-radius: 6px; }
 QPushButton#chip { border: 1px solid palette(mid); border-radius: 10px; padding: 2px 10px;
                    background: palette(base); }
 QPushButton#primary { background: palette(highlight); color: palette(highlighted-text);

@@ -24,9 +24,16 @@ def adapters(settings: Any) -> dict[str, Any]:
     versions = []
     for v in reversed(store.versions()):
         m = store.metrics(v)
-        versions.append({"version": v, "created_at": m.get("created_at", ""), "steps": m.get("steps"),
-                         "loss_first": m.get("loss_first"), "loss_last": m.get("loss_last"),
-                         "eval": m.get("eval")})
+        versions.append(
+            {
+                "version": v,
+                "created_at": m.get("created_at", ""),
+                "steps": m.get("steps"),
+                "loss_first": m.get("loss_first"),
+                "loss_last": m.get("loss_last"),
+                "eval": m.get("eval"),
+            }
+        )
     return {"versions": versions, "active": store.active()}
 
 
@@ -50,8 +57,10 @@ def preview(services: Any, limit: int = 200) -> dict[str, Any]:
     splits: dict[str, int] = {}
     for e in examples:
         splits[e.split] = splits.get(e.split, 0) + 1
-    rows = [{"question": e.question, "answer": e.answer, "split": e.split, "kind": e.kind}
-            for e in examples[:limit]]
+    rows = [
+        {"question": e.question, "answer": e.answer, "split": e.split, "kind": e.kind}
+        for e in examples[:limit]
+    ]
     return {"path": str(path), "examples": len(examples), "splits": splits, "rows": rows}
 
 

@@ -27,8 +27,10 @@ class UnlockDialog(QDialog):
         self.setAccessibleName(self.windowTitle())
         self.setMinimumWidth(420)
         lay = QVBoxLayout(self)
-        intro = QLabel("memex is locked. Your memories are encrypted on disk; enter your vault "
-                       "passphrase to open them.")
+        intro = QLabel(
+            "memex is locked. Your memories are encrypted on disk; enter your vault "
+            "passphrase to open them."
+        )
         intro.setWordWrap(True)
         lay.addWidget(intro)
         self.passphrase = QLineEdit()
@@ -40,7 +42,9 @@ class UnlockDialog(QDialog):
         self.error.setObjectName("muted")
         self.error.setWordWrap(True)
         lay.addWidget(self.error)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText("Unlock")
         self.buttons.accepted.connect(self.try_unlock)

@@ -88,8 +88,13 @@ class Banner(QFrame):
         self._timer.timeout.connect(self.hide)
         self.hide()
 
-    def show_message(self, text: str, action: str = "", callback: Callable[[], None] | None = None,
-                     timeout_ms: int = 15000) -> None:
+    def show_message(
+        self,
+        text: str,
+        action: str = "",
+        callback: Callable[[], None] | None = None,
+        timeout_ms: int = 15000,
+    ) -> None:
         self.label.setText(text)
         self._callback = callback
         self.action.setVisible(bool(action and callback))
@@ -123,8 +128,15 @@ class LinePlot(QWidget):
 
     changed = Signal()
 
-    def __init__(self, title: str, unit: str = "", parent: QWidget | None = None,
-                 y_min: float | None = None, y_max: float | None = None, max_points: int = 600) -> None:
+    def __init__(
+        self,
+        title: str,
+        unit: str = "",
+        parent: QWidget | None = None,
+        y_min: float | None = None,
+        y_max: float | None = None,
+        max_points: int = 600,
+    ) -> None:
         super().__init__(parent)
         self.title = title
         self.unit = unit
@@ -137,13 +149,13 @@ class LinePlot(QWidget):
         self.setAccessibleName(f"{title} plot")
 
     def set_values(self, values: Sequence[float]) -> None:
-        self.values = list(values)[-self.max_points:]
+        self.values = list(values)[-self.max_points :]
         self.update()
         self.changed.emit()
 
     def append(self, value: float) -> None:
         self.values.append(float(value))
-        del self.values[:-self.max_points]
+        del self.values[: -self.max_points]
         self.update()
         self.changed.emit()
 
@@ -162,7 +174,9 @@ class LinePlot(QWidget):
         plot = r.adjusted(48, 16 + fm.height(), -12, -10 - fm.height())
         if not self.values:
             p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
+            p.drawText(
+                plot, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text
+            )
             return
         lo = self.fixed_min if self.fixed_min is not None else min(self.values)
         hi = self.fixed_max if self.fixed_max is not None else max(self.values)
@@ -171,11 +185,17 @@ class LinePlot(QWidget):
         p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
         for frac, val in ((0.0, hi), (1.0, lo)):
             y = plot.top() + frac * plot.height()
-            p.drawText(QRectF(r.left() + 2, y - fm.height() / 2, 42, fm.height()),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, _fmt(val))
+            p.drawText(
+                QRectF(r.left() + 2, y - fm.height() / 2, 42, fm.height()),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                _fmt(val),
+            )
         last = f"last {_fmt(self.values[-1])}{(' ' + self.unit) if self.unit else ''}"
-        p.drawText(QRectF(plot.left(), plot.bottom() + 4, plot.width(), fm.height()),
-                   Qt.AlignmentFlag.AlignRight, last)
+        p.drawText(
+            QRectF(plot.left(), plot.bottom() + 4, plot.width(), fm.height()),
+            Qt.AlignmentFlag.AlignRight,
+            last,
+        )
         n = len(self.values)
         if n == 1:  # one answer so far: a dot, not an empty plot
             y = plot.bottom() - plot.height() * (self.values[0] - lo) / (hi - lo)

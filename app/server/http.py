@@ -47,7 +47,9 @@ class MemexAPIServer(ThreadingHTTPServer):
         s = runtime.settings
         self.runtime = runtime
         self.token = token or ensure_token(s.home)
-        self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in s.api_allowed_origins)
+        self.allowed_origins = frozenset(
+            o.strip().rstrip("/").lower() for o in s.api_allowed_origins
+        )
         self.max_body = s.api_max_body_bytes
         self.limiter = ClientLimits(s.api_rate_per_minute)
         super().__init__((BIND_HOST, port), _Handler)
@@ -95,18 +97,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._guard()
             route()
         except _Refused as exc:
-            self.close_connection = True  # a body we did not read must not be parsed as the next request
+            self.close_connection = (
+                True  # a body we did not read must not be parsed as the next request
+            )
             self._send_json(exc.status, wire.error(exc.message, exc.kind, exc.status), exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             log.info("api: client went away")
         except Exception:  # never let one request take the server down
             log.exception("api: request failed")
             try:
-                self._send_json(500, wire.error("Internal error; see the server log.", "internal", 500))
+                self._send_json(
+                    500, wire.error("Internal error; see the server log.", "internal", 500)
+                )
             except OSError:
                 pass
 
-    def _refuse(self, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> None:
+    def _refuse(
+        self, status: int, message: str, kind: str, headers: dict[str, str] | None = None
+    ) -> None:
         raise _Refused(status, message, kind, headers)
 
     def _guard(self) -> None:
@@ -118,10 +126,19 @@ class _Handler(BaseHTTPRequestHandler):
         authenticated = bearer_ok(self.headers.get("Authorization"), srv.token)
         ok, wait = srv.limiter.allow(authenticated)
         if not ok:
-            self._refuse(429, "Too many requests; slow down.", "rate_limited", {"Retry-After": str(int(wait) + 1)})
+            self._refuse(
+                429,
+                "Too many requests; slow down.",
+                "rate_limited",
+                {"Retry-After": str(int(wait) + 1)},
+            )
         if not authenticated:
-            self._refuse(401, "Missing or wrong bearer token (see $MEMEX_HOME/api-token).", "unauthorized",
-                         {"WWW-Authenticate": "Bearer"})
+            self._refuse(
+                401,
+                "Missing or wrong bearer token (see $MEMEX_HOME/api-token).",
+                "unauthorized",
+                {"WWW-Authenticate": "Bearer"},
+            )
 
     def _get(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
@@ -135,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             req = wire.parse_request(self._read_json())
             question, history = wire.split_conversation(req)
-            stream = self.server.runtime.ask_stream(question, history=history, max_tokens=req.max_tokens)
+            stream = self.server.runtime.ask_stream(
+                question, history=history, max_tokens=req.max_tokens
+            )
         except wire.BadRequest as exc:
             raise _Refused(400, str(exc), "invalid_request") from exc
         except MemexError as exc:
@@ -145,14 +164,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(stream)
         else:
             answer = stream.result()
-            self._send_json(200, wire.completion(wire.completion_id(), answer, stream.prepared.prompt_tokens))
+            self._send_json(
+                200, wire.completion(wire.completion_id(), answer, stream.prepared.prompt_tokens)
+            )
 
     # -- body -----------------------------------------------------------------------
     def _read_json(self) -> Any:
         if not json_content_type(self.headers.get("Content-Type")):
             self._refuse(415, "Send the body as application/json.", "unsupported_media_type")
         if self.headers.get("Transfer-Encoding"):
-            self._refuse(411, "Send a Content-Length; chunked bodies are not accepted.", "length_required")
+            self._refuse(
+                411, "Send a Content-Length; chunked bodies are not accepted.", "length_required"
+            )
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -161,14 +184,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body must not be parsed as a next request
             if 0 < length <= DRAIN_FACTOR * self.server.max_body:
                 self._drain(length)  # so a client that sends it all still reads our answer
-            self._refuse(413, f"The body is larger than {self.server.max_body} bytes.", "payload_too_large")
+            self._refuse(
+                413, f"The body is larger than {self.server.max_body} bytes.", "payload_too_large"
+            )
         raw = self.rfile.read(length)
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._refuse(400, f"The body is not valid JSON ({exc}).", "invalid_json")
         except RecursionError:
-            self._refuse(400, "The JSON body is nested too deeply to be a chat request.", "invalid_json")
+            self._refuse(
+                400, "The JSON body is nested too deeply to be a chat request.", "invalid_json"
+            )
 
     def _drain(self, length: int) -> None:
         left = length
@@ -204,7 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in pieces:
                 self._event(wire.chunk(cid, {"content": piece}))
             answer = stream.result()
-            self._event(wire.chunk(cid, {}, "stop", {"citations": [c.to_json() for c in answer.citations]}))
+            self._event(
+                wire.chunk(cid, {}, "stop", {"citations": [c.to_json() for c in answer.citations]})
+            )
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
         finally:
@@ -226,5 +255,7 @@ def serve(runtime: Runtime, port: int) -> MemexAPIServer:
     try:
         return MemexAPIServer(runtime, port)
     except OSError as exc:
-        raise MemexError(f"Cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port.",
-                         kind="port_in_use") from exc
+        raise MemexError(
+            f"Cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port.",
+            kind="port_in_use",
+        ) from exc

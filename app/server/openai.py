@@ -40,7 +40,9 @@ def parse_request(data: Any) -> ChatRequest:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadRequest(f"Invalid request field {loc or 'body'}: {first.get('msg', 'bad value')}.") from exc
+        raise BadRequest(
+            f"Invalid request field {loc or 'body'}: {first.get('msg', 'bad value')}."
+        ) from exc
     if not any(m.role == "user" and (m.content or "").strip() for m in req.messages):
         raise BadRequest("The request has no user message with content.")
     return req
@@ -65,19 +67,39 @@ def _cites(citations: list[Citation]) -> list[dict[str, object]]:
 
 def completion(cid: str, answer: Answer, prompt_tokens: int = 0) -> dict[str, Any]:
     return {
-        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": MODEL_ID,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens},
-        "memex": {"citations": _cites(answer.citations), "abstained": answer.abstained,
-                  "retrieval_ms": round(answer.retrieval_ms, 2), "generation_ms": round(answer.generation_ms, 2)},
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": MODEL_ID,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.answer},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 0,
+            "total_tokens": prompt_tokens,
+        },
+        "memex": {
+            "citations": _cites(answer.citations),
+            "abstained": answer.abstained,
+            "retrieval_ms": round(answer.retrieval_ms, 2),
+            "generation_ms": round(answer.generation_ms, 2),
+        },
     }
 
 
-def chunk(cid: str, delta: dict[str, str], finish: str | None = None,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk(
+    cid: str, delta: dict[str, str], finish: str | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     obj: dict[str, Any] = {
-        "id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": MODEL_ID,
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL_ID,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     if extra:
@@ -86,7 +108,10 @@ def chunk(cid: str, delta: dict[str, str], finish: str | None = None,
 
 
 def models() -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "memex"}]}
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "memex"}],
+    }
 
 
 def error(message: str, kind: str, code: int) -> dict[str, Any]:

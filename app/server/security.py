@@ -41,7 +41,9 @@ def ensure_token(home: Path) -> str:
         os.chmod(path, 0o600)  # someone loosened it: the token is a password
     token = path.read_text(encoding="utf-8").strip()
     if not token:
-        raise ValueError(f"The API token file {path} is empty; delete it and restart `memex serve`.")
+        raise ValueError(
+            f"The API token file {path} is empty; delete it and restart `memex serve`."
+        )
     return token
 
 

@@ -1,4 +1,5 @@
-"""Bridge: install the browser host, approve and revoke pairings, site permissions, the fill audit log.
+"""Bridge: install the browser host, approve and revoke pairings, site permissions, the fill
+audit log.
 
 Bridge state is a small SQLite file shared with the native hosts; each job opens it, reads or
 changes one thing and closes it, on a worker thread.
@@ -47,7 +48,7 @@ def _home_relative(path: str) -> str:
     from pathlib import Path
 
     home = str(Path.home())
-    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+    return "~" + path[len(home) :] if home != "/" and path.startswith(home + "/") else path
 
 
 def _when(ts: Any) -> str:
@@ -57,9 +58,12 @@ def _when(ts: Any) -> str:
 class BridgePage(Page):
     title = "Bridge"
     refresh_on_show = True  # browser hosts write the audit log and pairing requests
-    subtitle = ("Lets your browser fill forms from your profile. A browser must be paired and a site permitted; "
-                "the first fill on each site asks you to confirm (in a memex window while this app runs). "
-                "Values are never logged.")
+    subtitle = (
+        "Lets your browser fill forms from your profile. A browser must be paired and a site "
+        "permitted; "
+        "the first fill on each site asks you to confirm (in a memex window while this app runs). "
+        "Values are never logged."
+    )
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -80,7 +84,9 @@ class BridgePage(Page):
         lay = QVBoxLayout(tab)
         self.browsers = _tree(["Browser", "Host", "Manifest"], "Browsers")
         self.browsers.setMaximumHeight(120)
-        lay.addWidget(QLabel("<b>1. Install the browser host</b> so the memex extension can reach this app."))
+        lay.addWidget(
+            QLabel("<b>1. Install the browser host</b> so the memex extension can reach this app.")
+        )
         lay.addWidget(self.browsers)
         row = QHBoxLayout()
         self.install_btn = QPushButton("Install for selected browser")
@@ -89,7 +95,12 @@ class BridgePage(Page):
         row.addStretch(1)
         row.addWidget(self.install_btn)
         lay.addLayout(row)
-        lay.addWidget(QLabel("<b>2. Pair the browser</b>: approve the code the extension shows, and give it a name."))
+        lay.addWidget(
+            QLabel(
+                "<b>2. Pair the browser</b>: approve the code the extension shows, and give it a "
+                "name."
+            )
+        )
         self.pairings = _tree(["Name", "Code", "Status", "Last used"], "Paired browsers")
         lay.addWidget(self.pairings, 1)
         row = QHBoxLayout()
@@ -109,8 +120,10 @@ class BridgePage(Page):
         # sites ----------------------------------------------------------------------
         tab = QWidget()
         lay = QVBoxLayout(tab)
-        about = QLabel("Only these sites may ask for your profile values. “Always allowed in” lists the "
-                       "browsers that fill there without asking again; revoke the site to be asked again.")
+        about = QLabel(
+            "Only these sites may ask for your profile values. “Always allowed in” lists the "
+            "browsers that fill there without asking again; revoke the site to be asked again."
+        )
         about.setWordWrap(True)
         lay.addWidget(about)
         self.sites = _tree(["Site", "Always allowed in"], "Permitted sites")
@@ -138,7 +151,9 @@ class BridgePage(Page):
         tab = QWidget()
         lay = QVBoxLayout(tab)
         lay.addWidget(QLabel("What was filled where and when: field kinds only, never values."))
-        self.audit = _tree(["When", "Action", "Site", "Browser", "Fields", "Outcome"], "Fill audit log")
+        self.audit = _tree(
+            ["When", "Action", "Site", "Browser", "Fields", "Outcome"], "Fill audit log"
+        )
         lay.addWidget(self.audit, 1)
         self.tabs.addTab(tab, "Audit log")
         self._selection()
@@ -147,7 +162,9 @@ class BridgePage(Page):
         sel = self._selected_pairing()
         self.approve_btn.setEnabled(bool(sel) and sel[0] == "pending")
         self.unpair_btn.setEnabled(bool(sel) and sel[0] == "paired")
-        self.revoke_btn.setEnabled(self.sites.currentItem() is not None and bool(self.sites.selectedItems()))
+        self.revoke_btn.setEnabled(
+            self.sites.currentItem() is not None and bool(self.sites.selectedItems())
+        )
 
     # -- loading ----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -155,39 +172,68 @@ class BridgePage(Page):
             return
         settings = self.services.settings
         bridge_api.use_vault(self.services.runtime.vault)  # the key the unlock screen gave us
-        self.services.jobs.start(lambda ctx: bridge_api.snapshot(settings), name="bridge",
-                                 on_done=self._show, on_error=self.show_error)
+        self.services.jobs.start(
+            lambda ctx: bridge_api.snapshot(settings),
+            name="bridge",
+            on_done=self._show,
+            on_error=self.show_error,
+        )
 
     def _show(self, snap: dict[str, Any]) -> None:
         self.browsers.clear()
         for name, entry in snap["browsers"].items():
-            status = "installed" if entry.get("current") else (
-                "installed for another data folder" if entry.get("installed") else "not installed")
-            item = QTreeWidgetItem([name.capitalize(), status, _home_relative(entry.get("manifest", ""))])
+            status = (
+                "installed"
+                if entry.get("current")
+                else (
+                    "installed for another data folder"
+                    if entry.get("installed")
+                    else "not installed"
+                )
+            )
+            item = QTreeWidgetItem(
+                [name.capitalize(), status, _home_relative(entry.get("manifest", ""))]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, name)
             self.browsers.addTopLevelItem(item)
         if self.browsers.topLevelItemCount():
             self.browsers.setCurrentItem(self.browsers.topLevelItem(0))
         self.pairings.clear()
         for p in snap["pending"]:
-            item = QTreeWidgetItem([p["label"] or "(new browser)", p["code"], "waiting for approval", ""])
+            item = QTreeWidgetItem(
+                [p["label"] or "(new browser)", p["code"], "waiting for approval", ""]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, ("pending", p["code"]))
             self.pairings.addTopLevelItem(item)
         for p in snap["pairings"]:
             item = QTreeWidgetItem([p["name"], p["code"], "paired", _when(p.get("last_used_at"))])
             item.setData(0, Qt.ItemDataRole.UserRole, ("paired", p["name"]))
             self.pairings.addTopLevelItem(item)
-        self.pair_hint.setText("No browser has asked to pair yet: open the memex extension in your browser."
-                               if not snap["pending"] and not snap["pairings"] else "")
+        self.pair_hint.setText(
+            "No browser has asked to pair yet: open the memex extension in your browser."
+            if not snap["pending"] and not snap["pairings"]
+            else ""
+        )
         self.sites.clear()
         always = snap.get("always", {})
         for s in snap["sites"]:
-            self.sites.addTopLevelItem(QTreeWidgetItem([s, ", ".join(always.get(s, [])) or "asks on first fill"]))
+            self.sites.addTopLevelItem(
+                QTreeWidgetItem([s, ", ".join(always.get(s, [])) or "asks on first fill"])
+            )
         self.audit.clear()
         for a in snap["audit"]:
-            self.audit.addTopLevelItem(QTreeWidgetItem([
-                _when(a["at"]), str(a["action"]), str(a.get("site") or ""), str(a.get("pairing") or ""),
-                ", ".join(a.get("kinds") or []), str(a.get("outcome") or "")]))
+            self.audit.addTopLevelItem(
+                QTreeWidgetItem(
+                    [
+                        _when(a["at"]),
+                        str(a["action"]),
+                        str(a.get("site") or ""),
+                        str(a.get("pairing") or ""),
+                        ", ".join(a.get("kinds") or []),
+                        str(a.get("outcome") or ""),
+                    ]
+                )
+            )
         if not snap["audit"]:
             self.audit.addTopLevelItem(QTreeWidgetItem(["", "Nothing filled yet."]))
         self._selection()
@@ -199,7 +245,9 @@ class BridgePage(Page):
         def work(ctx: JobContext) -> Any:
             return fn(settings)
 
-        self.services.jobs.start(work, name=name, on_done=lambda _r: self.refresh(), on_error=self.show_error)
+        self.services.jobs.start(
+            work, name=name, on_done=lambda _r: self.refresh(), on_error=self.show_error
+        )
 
     def install(self) -> None:
         item = self.browsers.currentItem()
@@ -216,9 +264,12 @@ class BridgePage(Page):
         if not sel or sel[0] != "pending":
             self.banner.show_message("Select a browser that is waiting for approval first.")
             return
-        name, ok = QInputDialog.getText(self, "Approve pairing",
-                                        f"Check that the browser shows the code {sel[1]}, then name it:",
-                                        text="My browser")
+        name, ok = QInputDialog.getText(
+            self,
+            "Approve pairing",
+            f"Check that the browser shows the code {sel[1]}, then name it:",
+            text="My browser",
+        )
         if ok and name.strip():
             self._run(lambda s: bridge_api.approve(s, sel[1], name.strip()), "bridge-approve")
 

@@ -16,7 +16,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 class ImportMixin:
-    """Adds import_files / import_folder / start_import to a Page (needs self.services, self.banner)."""
+    """Adds import_files / import_folder / start_import to a Page (needs self.services,
+    self.banner)."""
 
     import_job: Job | None = None
     progress: QProgressDialog | None = None
@@ -24,19 +25,26 @@ class ImportMixin:
     # -- import -----------------------------------------------------------------------
     def import_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import into memex", str(Path.home()),
-            "Supported (*.txt *.md *.pdf *.eml *.jsonl *.json *.html);;All files (*)")
+            self,
+            "Import into memex",
+            str(Path.home()),
+            "Supported (*.txt *.md *.pdf *.eml *.jsonl *.json *.html);;All files (*)",
+        )
         if files:
             self.start_import([Path(f) for f in files])
 
     def import_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import a folder into memex", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Import a folder into memex", str(Path.home())
+        )
         if folder:
             self.start_import([Path(folder)])
 
     def start_import(self, paths: list[Path]) -> Job | None:
         if self.import_job is not None:
-            self.banner.show_message("An import is already running; wait for it or cancel it first.")
+            self.banner.show_message(
+                "An import is already running; wait for it or cancel it first."
+            )
             return None
         self.progress = QProgressDialog("Preparing the import…", "Cancel", 0, 0, self)
         self.progress.setWindowTitle("Importing")
@@ -50,11 +58,18 @@ class ImportMixin:
 
         def work(ctx: JobContext) -> Any:
             svc.memory()
-            return svc.runtime.import_paths(paths, progress=ctx.progress, cancel=lambda: ctx.cancelled)
+            return svc.runtime.import_paths(
+                paths, progress=ctx.progress, cancel=lambda: ctx.cancelled
+            )
 
-        self.import_job = svc.jobs.start(work, name="import", on_progress=self._import_progress,
-                                         on_done=self._import_done, on_error=self.show_error,
-                                         on_finished=self._import_finished)
+        self.import_job = svc.jobs.start(
+            work,
+            name="import",
+            on_progress=self._import_progress,
+            on_done=self._import_done,
+            on_error=self.show_error,
+            on_finished=self._import_finished,
+        )
         self.progress.canceled.connect(self.cancel_import)
         self.progress.show()
         return self.import_job
@@ -71,14 +86,17 @@ class ImportMixin:
         self.progress.setMaximum(max(1, int(getattr(p, "total", 0))))
         self.progress.setValue(int(getattr(p, "done", 0)))
         phase = getattr(p, "phase", "reading")
-        self.progress.setLabelText(f"{phase.capitalize()} {getattr(p, 'done', 0)} of {getattr(p, 'total', 0)}: "
-                                   f"{_short(Path(str(getattr(p, 'path', ''))).name)}")
+        self.progress.setLabelText(
+            f"{phase.capitalize()} {getattr(p, 'done', 0)} of {getattr(p, 'total', 0)}: "
+            f"{_short(Path(str(getattr(p, 'path', ''))).name)}"
+        )
 
     def _import_done(self, report: Any) -> None:
         skipped = len(getattr(report, "skipped", []) or [])
         errors = getattr(report, "errors", []) or []
         head = "Import cancelled; kept" if getattr(report, "cancelled", False) else "Imported"
-        text = f"{head} {report.imported} memor{'y' if report.imported == 1 else 'ies'} ({report.chunks} chunks)"
+        noun = "memory" if report.imported == 1 else "memories"
+        text = f"{head} {report.imported} {noun} ({report.chunks} chunks)"
         if skipped:
             text += f"; skipped {skipped} file{'s' if skipped != 1 else ''}"
         if errors:
@@ -93,4 +111,3 @@ class ImportMixin:
             self.progress.close()
             self.progress.deleteLater()
             self.progress = None
-

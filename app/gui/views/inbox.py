@@ -26,8 +26,11 @@ from app.gui.views.profile import FIELD_LABELS
 from app.gui.widgets import EmptyState, Notice
 from app.gui.workers import JobContext
 
-EMPTY = ("<p>Nothing to review.</p><p>When you add or import memories, the facts memex finds in them "
-         "(your e-mail, phone, address, employer…) wait here. Nothing enters your profile until you accept it.</p>")
+EMPTY = (
+    "<p>Nothing to review.</p><p>When you add or import memories, the facts memex finds in them "
+    "(your e-mail, phone, address, employer…) wait here. Nothing enters your profile until you "
+    "accept it.</p>"
+)
 
 
 class InboxPanel(QWidget):
@@ -68,7 +71,11 @@ class InboxPanel(QWidget):
         self.edit_btn = QPushButton("Edit and accept…")
         self.reject_btn = QPushButton("Reject")
         row.addWidget(self.hint, 1)
-        for b, slot in ((self.accept_btn, self.accept), (self.edit_btn, self.edit), (self.reject_btn, self.reject)):
+        for b, slot in (
+            (self.accept_btn, self.accept),
+            (self.edit_btn, self.edit),
+            (self.reject_btn, self.reject),
+        ):
             b.setAccessibleName(b.text().rstrip("…") + " suggestion")
             b.setEnabled(False)
             b.clicked.connect(slot)
@@ -93,19 +100,24 @@ class InboxPanel(QWidget):
         if not self.feature.available:
             return
         svc = self.services
-        self.services.jobs.start(lambda ctx: inbox_api.pending(svc), name="inbox", on_done=self._show)
+        self.services.jobs.start(
+            lambda ctx: inbox_api.pending(svc), name="inbox", on_done=self._show
+        )
 
     def _show(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         self.tree.clear()
         for it in items:
             conf = it.get("confidence")
-            row = QTreeWidgetItem([
-                FIELD_LABELS.get(str(it.get("key", "")), str(it.get("key", ""))),
-                str(it.get("value", "")) + (f"  (replaces {it['previous_value']})" if it.get("previous_value") else ""),
-                f"{float(conf):.0%}" if isinstance(conf, (int, float)) else "",
-                str(it.get("source_text") or it.get("source_memory") or ""),
-            ])
+            row = QTreeWidgetItem(
+                [
+                    FIELD_LABELS.get(str(it.get("key", "")), str(it.get("key", ""))),
+                    str(it.get("value", ""))
+                    + (f"  (replaces {it['previous_value']})" if it.get("previous_value") else ""),
+                    f"{float(conf):.0%}" if isinstance(conf, (int, float)) else "",
+                    str(it.get("source_text") or it.get("source_memory") or ""),
+                ]
+            )
             row.setData(0, Qt.ItemDataRole.UserRole, it.get("id"))
             row.setToolTip(3, str(it.get("source_text") or ""))
             self.tree.addTopLevelItem(row)
@@ -150,8 +162,12 @@ class InboxPanel(QWidget):
         item = self._current()
         if item is None:
             return
-        value, ok = QInputDialog.getText(self, "Edit suggestion", f"Value for {item.get('key')}:",
-                                         text=str(item.get("value", "")))
+        value, ok = QInputDialog.getText(
+            self,
+            "Edit suggestion",
+            f"Value for {item.get('key')}:",
+            text=str(item.get("value", "")),
+        )
         if ok and value.strip():
             self._act("edit", value.strip())
 

@@ -1,4 +1,5 @@
-"""Memories: live search, the list, add / edit / forget with undo, import with progress, drag and drop.
+"""Memories: live search, the list, add / edit / forget with undo, import with progress, drag
+and drop.
 
 The Timeline and the review Inbox are sub-tabs of this screen (views/timeline.py, views/inbox.py).
 """
@@ -36,10 +37,15 @@ from app.gui.widgets import EmptyState
 from app.gui.workers import Job, JobContext
 
 LIST_LIMIT = 500
-EMPTY = ("<p style='font-size:13pt'>No memories yet.</p>"
-         "<p>Click <b>New memory</b> (Ctrl+N) to write one, <b>Import files</b> (Ctrl+I) to bring in notes, "
-         "documents, e-mails or chat exports, or drop files and folders onto this window.</p>")
-NO_HITS = "<p>Nothing you remember matches this search.</p><p>Try other words, or clear the search.</p>"
+EMPTY = (
+    "<p style='font-size:13pt'>No memories yet.</p>"
+    "<p>Click <b>New memory</b> (Ctrl+N) to write one, <b>Import files</b> (Ctrl+I) to bring in "
+    "notes, "
+    "documents, e-mails or chat exports, or drop files and folders onto this window.</p>"
+)
+NO_HITS = (
+    "<p>Nothing you remember matches this search.</p><p>Try other words, or clear the search.</p>"
+)
 
 
 def summary(text: str, limit: int = 160) -> str:
@@ -49,7 +55,10 @@ def summary(text: str, limit: int = 160) -> str:
 
 class MemoriesPage(ImportMixin, Page):
     title = "Memories"
-    subtitle = "Everything memex knows about you. Search, add, edit, forget: it all stays on this computer."
+    subtitle = (
+        "Everything memex knows about you. Search, add, edit, forget: it all stays on this "
+        "computer."
+    )
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -147,7 +156,9 @@ class MemoriesPage(ImportMixin, Page):
         self.forget_btn.clicked.connect(self.forget_selected)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.tree.itemDoubleClicked.connect(lambda *_: self.open_selected())
-        QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.tree, activated=self.forget_selected)
+        QShortcut(
+            QKeySequence(QKeySequence.StandardKey.Delete), self.tree, activated=self.forget_selected
+        )
         QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self, activated=self.undo_forget)
         services.memories_changed.connect(self._data_changed)
 
@@ -171,7 +182,9 @@ class MemoriesPage(ImportMixin, Page):
                 return query, store.search(query, k=50), total
             return query, store.list(limit=LIST_LIMIT), total
 
-        self.services.jobs.start(work, name="memories-load", on_done=self._show, on_error=self.show_error)
+        self.services.jobs.start(
+            work, name="memories-load", on_done=self._show, on_error=self.show_error
+        )
 
     def _show(self, result: tuple[str, list[Any], int]) -> None:
         query, rows, total = result
@@ -195,8 +208,14 @@ class MemoriesPage(ImportMixin, Page):
         else:
             self.empty.setText(NO_HITS if query else EMPTY)
             self.list_stack.setCurrentWidget(self.empty)
-        shown = f"{len(rows)} match{'es' if len(rows) != 1 else ''}" if query else (
-            f"{total} memor{'y' if total == 1 else 'ies'}" + (f", newest {len(rows)} shown" if total > len(rows) else ""))
+        shown = (
+            f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
+            if query
+            else (
+                f"{total} memor{'y' if total == 1 else 'ies'}"
+                + (f", newest {len(rows)} shown" if total > len(rows) else "")
+            )
+        )
         if any(r.superseded_by for r in rows):
             shown += " · greyed: updated by a newer memory"
         self.count_label.setText(shown)
@@ -233,13 +252,18 @@ class MemoriesPage(ImportMixin, Page):
         ids = self.selected_ids()
         if len(ids) == 1:
             store_get = self.services.memory
-            self.services.jobs.start(lambda ctx: store_get().get(ids[0]), name="get-memory",
-                                     on_done=lambda m: MemoryViewer(m, self).exec() if m else self.refresh())
+            self.services.jobs.start(
+                lambda ctx: store_get().get(ids[0]),
+                name="get-memory",
+                on_done=lambda m: MemoryViewer(m, self).exec() if m else self.refresh(),
+            )
 
     # -- add / edit -------------------------------------------------------------------
     def add_memory(self) -> None:
         self.editor = MemoryEditor(self)
-        self.editor.accepted.connect(lambda: self.save_new(self.editor.values() if self.editor else {}))
+        self.editor.accepted.connect(
+            lambda: self.save_new(self.editor.values() if self.editor else {})
+        )
         self.editor.open()
 
     def save_new(self, values: dict[str, Any]) -> None:
@@ -247,12 +271,18 @@ class MemoriesPage(ImportMixin, Page):
 
         def work(ctx: JobContext) -> tuple[Any, bool]:
             rt.memory()
-            return rt.runtime.remember(values["text"], source=values.get("source"), at=values.get("at"),
-                                       kind=values.get("kind") or "note")
+            return rt.runtime.remember(
+                values["text"],
+                source=values.get("source"),
+                at=values.get("at"),
+                kind=values.get("kind") or "note",
+            )
 
         def done(result: tuple[Any, bool]) -> None:
             _mem, created = result
-            self.banner.show_message("Remembered." if created else "memex already remembers exactly this.")
+            self.banner.show_message(
+                "Remembered." if created else "memex already remembers exactly this."
+            )
             self.services.memories_changed.emit()
             self.services.inbox_changed.emit()
 
@@ -273,17 +303,24 @@ class MemoriesPage(ImportMixin, Page):
                 self.refresh()
                 return
             self.editor = MemoryEditor(self, text=mem.text, editing=True)
-            self.editor.accepted.connect(lambda: self.save_edit(mem.id, self.editor.values()["text"] if self.editor else ""))
+            self.editor.accepted.connect(
+                lambda: self.save_edit(mem.id, self.editor.values()["text"] if self.editor else "")
+            )
             self.editor.open()
 
         if current is not None:
-            self.services.jobs.start(load, name="get-memory", on_done=show, on_error=self.show_error)
+            self.services.jobs.start(
+                load, name="get-memory", on_done=show, on_error=self.show_error
+            )
 
     def save_edit(self, memory_id: str, text: str) -> None:
         svc = self.services
-        self.services.jobs.start(lambda ctx: svc.memory().update_text(memory_id, text), name="edit",
-                                 on_done=lambda _m: (self.banner.show_message("Saved."), svc.memories_changed.emit()),
-                                 on_error=self.show_error)
+        self.services.jobs.start(
+            lambda ctx: svc.memory().update_text(memory_id, text),
+            name="edit",
+            on_done=lambda _m: (self.banner.show_message("Saved."), svc.memories_changed.emit()),
+            on_error=self.show_error,
+        )
 
     # -- forget / undo ----------------------------------------------------------------
     def forget_selected(self) -> None:
@@ -296,23 +333,37 @@ class MemoriesPage(ImportMixin, Page):
             self.last_forgotten = removed
             n = len(removed)
             self.banner.show_message(
-                f"Forgot {n} memor{'y' if n == 1 else 'ies'} everywhere (search, answers, training data).",
-                "Undo", self.undo_forget, timeout_ms=30000)
+                f"Forgot {n} memor{'y' if n == 1 else 'ies'} everywhere (search, answers, training "
+                "data).",
+                "Undo",
+                self.undo_forget,
+                timeout_ms=30000,
+            )
             svc.memories_changed.emit()
 
-        svc.jobs.start(lambda ctx: svc.memory().forget_returning(ids), name="forget",
-                       on_done=done, on_error=self.show_error)
+        svc.jobs.start(
+            lambda ctx: svc.memory().forget_returning(ids),
+            name="forget",
+            on_done=done,
+            on_error=self.show_error,
+        )
 
     def undo_forget(self) -> None:
         removed, self.last_forgotten = self.last_forgotten, []
         if not removed:
             return
         svc = self.services
-        svc.jobs.start(lambda ctx: svc.memory().restore(removed), name="restore",
-                       on_done=lambda _r: (self.banner.show_message(
-                           f"Restored {len(removed)} memor{'y' if len(removed) == 1 else 'ies'}."),
-                           svc.memories_changed.emit()),
-                       on_error=self.show_error)
+        svc.jobs.start(
+            lambda ctx: svc.memory().restore(removed),
+            name="restore",
+            on_done=lambda _r: (
+                self.banner.show_message(
+                    f"Restored {len(removed)} memor{'y' if len(removed) == 1 else 'ies'}."
+                ),
+                svc.memories_changed.emit(),
+            ),
+            on_error=self.show_error,
+        )
 
     # -- drag and drop ----------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -1,4 +1,5 @@
-"""Models: which backend and model answer, the MoE cache budget, live speed and cache hit-rate plots.
+"""Models: which backend and model answer, the MoE cache budget, live speed and cache hit-rate
+plots.
 
 The MoE benchmark runs `memex moe bench --json` as a child process (QProcess), so neither
 torch nor the engine loads into the app and the window stays responsive.
@@ -37,8 +38,11 @@ POLICIES = ("lru", "lfu", "on_demand", "resident", "fate", "fate_plus")
 QUANTS = ("none", "int8", "int4", "int4_int2")  # Settings.moe_quant ("fate": int4_int2)
 
 
-BACKEND_LABELS = {"llamacpp": "llama.cpp (GGUF)", "moe": "MoE offloading engine",
-                  "openai": "OpenAI-compatible server (Ollama, LM Studio, vLLM, llama.cpp)"}
+BACKEND_LABELS = {
+    "llamacpp": "llama.cpp (GGUF)",
+    "moe": "MoE offloading engine",
+    "openai": "OpenAI-compatible server (Ollama, LM Studio, vLLM, llama.cpp)",
+}
 
 
 def backend_names() -> list[str]:
@@ -134,10 +138,14 @@ class ModelsPage(Page):
 
         right = QVBoxLayout()
         self.speed_plot = LinePlot("Answer speed", "tokens/s", y_min=0)
-        self.speed_plot.empty_text = "Ask something on the Chat screen: each answer's speed appears here."
+        self.speed_plot.empty_text = (
+            "Ask something on the Chat screen: each answer's speed appears here."
+        )
         self.hit_plot = LinePlot("Expert-cache hit rate", "", y_min=0, y_max=1)
-        self.hit_plot.empty_text = ("Appears while an MoE model answers (backend: MoE offloading engine), "
-                                    "or after a benchmark run below.")
+        self.hit_plot.empty_text = (
+            "Appears while an MoE model answers (backend: MoE offloading engine), "
+            "or after a benchmark run below."
+        )
         self.last_answer = QLabel("")
         self.last_answer.setObjectName("muted")
         self.last_answer.setWordWrap(True)
@@ -149,9 +157,13 @@ class ModelsPage(Page):
         bench_row = QHBoxLayout()
         self.bench_btn = QPushButton("Run MoE benchmark")
         self.bench_btn.setAccessibleName("Run the MoE cache benchmark")
-        self.bench_btn.setToolTip("memex moe bench on a tiny model: every cache policy, same prompt")
-        self.bench_status = QLabel("Compares the expert-cache policies on a tiny MoE model, in its own "
-                                   "process (about a minute).")
+        self.bench_btn.setToolTip(
+            "memex moe bench on a tiny model: every cache policy, same prompt"
+        )
+        self.bench_status = QLabel(
+            "Compares the expert-cache policies on a tiny MoE model, in its own "
+            "process (about a minute)."
+        )
         self.bench_status.setObjectName("muted")
         self.bench_status.setWordWrap(True)
         bench_row.addWidget(self.bench_btn)
@@ -159,14 +171,18 @@ class ModelsPage(Page):
         right.addLayout(bench_row)
         self.bench_table = QTreeWidget()
         self.bench_table.setAccessibleName("Benchmark results")
-        self.bench_table.setHeaderLabels(["Policy", "Decode tok/s", "Hit rate", "MB moved", "Stall ms"])
+        self.bench_table.setHeaderLabels(
+            ["Policy", "Decode tok/s", "Hit rate", "MB moved", "Stall ms"]
+        )
         self.bench_table.setRootIsDecorated(False)
         self.bench_table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.bench_table.setFixedHeight(130)
         right.addWidget(self.bench_table)
         if not self.moe.available:
             self.bench_btn.hide()
-            self.bench_status.setText("The MoE benchmark needs the MoE engine (not installed in this build yet).")
+            self.bench_status.setText(
+                "The MoE benchmark needs the MoE engine (not installed in this build yet)."
+            )
         self.bench_btn.clicked.connect(self.run_bench)
         body.addLayout(right, 1)
         self.proc: QProcess | None = None
@@ -188,8 +204,9 @@ class ModelsPage(Page):
             self.moe_policy.addItem(s.moe_policy)
             i = self.moe_policy.count() - 1
         self.moe_policy.setCurrentIndex(i)
-        self.moe_quant.setCurrentIndex(max(0, self.moe_quant.findText(
-            "int4_int2" if s.moe_quant == "fate" else s.moe_quant)))
+        self.moe_quant.setCurrentIndex(
+            max(0, self.moe_quant.findText("int4_int2" if s.moe_quant == "fate" else s.moe_quant))
+        )
         self._say_what_leaves()
 
     # -- models found on this computer (Ollama, LM Studio, MEMEX_HOME/models, bundled) ----
@@ -198,7 +215,9 @@ class ModelsPage(Page):
         lay = QVBoxLayout(box)
         self.found = QTreeWidget()
         self.found.setAccessibleName("Models found on this computer")
-        self.found.setHeaderLabels(["Model", "Architecture", "Size", "Quantisation", "Needs RAM", "From"])
+        self.found.setHeaderLabels(
+            ["Model", "Architecture", "Size", "Quantisation", "Needs RAM", "From"]
+        )
         self.found.setRootIsDecorated(False)
         self.found.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.found.setFixedHeight(150)
@@ -220,17 +239,28 @@ class ModelsPage(Page):
         from app.model_choice import listing
 
         settings = self.services.settings
-        self.services.jobs.start(lambda _ctx: listing(settings), name="find-models",
-                                 on_done=self.show_found, on_error=self.found_status.setText)
+        self.services.jobs.start(
+            lambda _ctx: listing(settings),
+            name="find-models",
+            on_done=self.show_found,
+            on_error=self.found_status.setText,
+        )
 
     def show_found(self, payload: dict[str, Any]) -> None:
         from PySide6.QtCore import Qt
 
         self.found.clear()
         for m in payload["models"]:
-            item = QTreeWidgetItem([
-                ("● " if m["active"] else "") + m["name"], m.get("architecture", ""), m.get("size", ""),
-                m.get("quantisation", ""), m.get("ram", ""), m["origin"]])
+            item = QTreeWidgetItem(
+                [
+                    ("● " if m["active"] else "") + m["name"],
+                    m.get("architecture", ""),
+                    m.get("size", ""),
+                    m.get("quantisation", ""),
+                    m.get("ram", ""),
+                    m["origin"],
+                ]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, m)
             item.setToolTip(0, m["problem"] or m["path"])
             if not m["usable"]:
@@ -239,8 +269,11 @@ class ModelsPage(Page):
         usable = sum(m["usable"] for m in payload["models"])
         note, self._found_note = getattr(self, "_found_note", ""), ""
         noun = "model" if usable == 1 else "models"
-        self.found_status.setText(note or f"{usable} usable GGUF {noun} found (used where they lie, never "
-                                  "copied). Double-click one to answer with it.")
+        self.found_status.setText(
+            note
+            or f"{usable} usable GGUF {noun} found (used where they lie, never "
+            "copied). Double-click one to answer with it."
+        )
 
     def use_model(self, item: QTreeWidgetItem | None) -> None:
         from PySide6.QtCore import Qt
@@ -259,8 +292,12 @@ class ModelsPage(Page):
             self._found_note = f"Now answering with {m['name']}."
             self.refresh_found()
 
-        svc.jobs.start(lambda _ctx: svc.apply_settings(model_path=path, backend="llamacpp"), name="use-model",
-                       on_done=done, on_error=self.found_status.setText)
+        svc.jobs.start(
+            lambda _ctx: svc.apply_settings(model_path=path, backend="llamacpp"),
+            name="use-model",
+            on_done=done,
+            on_error=self.found_status.setText,
+        )
 
     def _say_what_leaves(self) -> None:
         from inference.openai_backend import is_loopback
@@ -269,23 +306,37 @@ class ModelsPage(Page):
         if s.backend != "openai":
             self.leaves.setText("Everything stays on this computer.")
         elif not s.openai_base_url or is_loopback(s.openai_base_url):
-            self.leaves.setText("Questions and the memories they find go to the model server on this computer.")
+            self.leaves.setText(
+                "Questions and the memories they find go to the model server on this computer."
+            )
         else:
-            allowed = "allowed" if s.allow_remote_backend else "refused until you set allow_remote_backend"
-            self.leaves.setText(f"Questions and the memories they find would go to {s.openai_base_url} "
-                                f"(another computer: {allowed}).")
+            allowed = (
+                "allowed"
+                if s.allow_remote_backend
+                else "refused until you set allow_remote_backend"
+            )
+            self.leaves.setText(
+                f"Questions and the memories they find would go to {s.openai_base_url} "
+                f"(another computer: {allowed})."
+            )
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a GGUF model", "", "GGUF models (*.gguf);;All files (*)"
+        )
         if path:
             self.model_path.setText(path)
 
     def values(self) -> dict[str, Any]:
         return {
-            "backend": self.backend.currentData(), "model_path": self.model_path.text().strip(),
-            "threads": self.threads.value(), "n_ctx": self.n_ctx.value(),
-            "moe_model": self.moe_model.text().strip(), "moe_budget": self.moe_budget.text().strip() or "2x",
-            "moe_policy": self.moe_policy.currentText(), "moe_quant": self.moe_quant.currentText(),
+            "backend": self.backend.currentData(),
+            "model_path": self.model_path.text().strip(),
+            "threads": self.threads.value(),
+            "n_ctx": self.n_ctx.value(),
+            "moe_model": self.moe_model.text().strip(),
+            "moe_budget": self.moe_budget.text().strip() or "2x",
+            "moe_policy": self.moe_policy.currentText(),
+            "moe_quant": self.moe_quant.currentText(),
         }
 
     def save(self) -> None:
@@ -295,8 +346,14 @@ class ModelsPage(Page):
         def work(ctx: JobContext) -> Any:
             return svc.apply_settings(**values)
 
-        svc.jobs.start(work, name="save-settings", on_error=self.show_error,
-                       on_done=lambda _s: self.saved_label.setText("Saved. The next answer uses these settings."))
+        svc.jobs.start(
+            work,
+            name="save-settings",
+            on_error=self.show_error,
+            on_done=lambda _s: self.saved_label.setText(
+                "Saved. The next answer uses these settings."
+            ),
+        )
 
     def _on_stats(self, stats: dict[str, Any]) -> None:
         """Live samples while an answer streams; the answer's summary when it is done."""
@@ -309,7 +366,9 @@ class ModelsPage(Page):
 
     def _describe_last(self, stats: dict[str, Any]) -> None:
         backend = str(stats.get("backend") or "")
-        name = {"llamacpp": "llama.cpp", "moe": "the MoE engine"}.get(backend, backend or "the model")
+        name = {"llamacpp": "llama.cpp", "moe": "the MoE engine"}.get(
+            backend, backend or "the model"
+        )
         text = f"Last answer: {float(stats.get('tok_s') or 0):.1f} tokens/s on {name}"
         if stats.get("model"):
             text += f" ({stats['model']})"
@@ -319,9 +378,11 @@ class ModelsPage(Page):
         self.last_answer.show()
         if stats.get("hit_rate") is None and backend != "moe":
             # a dense model has no experts to cache: say so instead of an empty plot
-            self.hit_plot.empty_text = (f"Hit rate applies to MoE models; the last answer came from {name}, "
-                                        "a dense model with no expert cache. Choose “MoE offloading engine” "
-                                        "as the backend to see it, or run the benchmark below.")
+            self.hit_plot.empty_text = (
+                f"Hit rate applies to MoE models; the last answer came from {name}, "
+                "a dense model with no expert cache. Choose “MoE offloading engine” "
+                "as the backend to see it, or run the benchmark below."
+            )
             self.hit_plot.update()
 
     # -- benchmark (child process) ----------------------------------------------------
@@ -331,9 +392,25 @@ class ModelsPage(Page):
             return
         self.proc = QProcess(self)
         self.proc.setProgram(sys.executable)
-        self.proc.setArguments(["-m", "app.cli", "--home", str(self.services.settings.home), "moe", "bench",
-                                "--model", "tiny", "--tokens", "16", "--policies", "on_demand,lru,lfu,resident",
-                                "--reference", "none", "--json"])
+        self.proc.setArguments(
+            [
+                "-m",
+                "app.cli",
+                "--home",
+                str(self.services.settings.home),
+                "moe",
+                "bench",
+                "--model",
+                "tiny",
+                "--tokens",
+                "16",
+                "--policies",
+                "on_demand,lru,lfu,resident",
+                "--reference",
+                "none",
+                "--json",
+            ]
+        )
         self.proc.finished.connect(self._bench_done)
         self.bench_btn.setText("Stop benchmark")
         self.bench_status.setText("Running on a tiny MoE model…")
@@ -348,18 +425,30 @@ class ModelsPage(Page):
         except json.JSONDecodeError:
             data = {}
         if code != 0 or "policies" not in data:
-            self.bench_status.setText(data.get("error") or "The benchmark stopped before it finished.")
+            self.bench_status.setText(
+                data.get("error") or "The benchmark stopped before it finished."
+            )
             return
         self.show_bench(data)
 
     def show_bench(self, data: dict[str, Any]) -> None:
         self.bench_table.clear()
         for name, r in data["policies"].items():
-            self.bench_table.addTopLevelItem(QTreeWidgetItem([
-                name, f"{r.get('decode_tok_s', 0):.1f}", f"{r.get('hit_rate', 0):.2f}",
-                f"{r.get('bytes_moved', 0) / 1e6:.1f}", f"{r.get('stall_ms', 0):.1f}"]))
+            self.bench_table.addTopLevelItem(
+                QTreeWidgetItem(
+                    [
+                        name,
+                        f"{r.get('decode_tok_s', 0):.1f}",
+                        f"{r.get('hit_rate', 0):.2f}",
+                        f"{r.get('bytes_moved', 0) / 1e6:.1f}",
+                        f"{r.get('stall_ms', 0):.1f}",
+                    ]
+                )
+            )
         self.hit_plot.set_values([float(r.get("hit_rate", 0)) for r in data["policies"].values()])
         m = data.get("model", {})
-        self.bench_status.setText(f"{m.get('name', 'model')}: {m.get('layers', '?')} layers × "
-                                  f"{m.get('experts', '?')} experts, top-{m.get('top_k', '?')}; "
-                                  f"budget {data.get('budget', '')}.")
+        self.bench_status.setText(
+            f"{m.get('name', 'model')}: {m.get('layers', '?')} layers × "
+            f"{m.get('experts', '?')} experts, top-{m.get('top_k', '?')}; "
+            f"budget {data.get('budget', '')}."
+        )

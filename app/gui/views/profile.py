@@ -30,16 +30,32 @@ from app.gui.workers import JobContext
 
 # WHATWG autocomplete field names -> what a person calls them.
 FIELD_LABELS: dict[str, str] = {
-    "name": "Full name", "given-name": "First name", "family-name": "Last name",
-    "additional-name": "Middle name", "nickname": "Nickname", "email": "E-mail", "tel": "Phone",
-    "street-address": "Street address", "address-line1": "Address line 1", "address-line2": "Address line 2",
-    "address-level2": "City", "address-level1": "State / region", "postal-code": "Postal code",
-    "country-name": "Country", "organization": "Employer", "organization-title": "Job title",
-    "bday": "Birthday", "sex": "Gender", "url": "Website", "language": "Language",
+    "name": "Full name",
+    "given-name": "First name",
+    "family-name": "Last name",
+    "additional-name": "Middle name",
+    "nickname": "Nickname",
+    "email": "E-mail",
+    "tel": "Phone",
+    "street-address": "Street address",
+    "address-line1": "Address line 1",
+    "address-line2": "Address line 2",
+    "address-level2": "City",
+    "address-level1": "State / region",
+    "postal-code": "Postal code",
+    "country-name": "Country",
+    "organization": "Employer",
+    "organization-title": "Job title",
+    "bday": "Birthday",
+    "sex": "Gender",
+    "url": "Website",
+    "language": "Language",
 }
-EMPTY = ("<p>Your profile is empty.</p><p>These are the facts memex fills into web forms for you (name, "
-         "e-mail, phone, address…). Accept suggestions in <b>Memories → Review inbox</b>, or click "
-         "<b>Add field</b> to type one.</p>")
+EMPTY = (
+    "<p>Your profile is empty.</p><p>These are the facts memex fills into web forms for you (name, "
+    "e-mail, phone, address…). Accept suggestions in <b>Memories → Review inbox</b>, or click "
+    "<b>Add field</b> to type one.</p>"
+)
 
 
 class FieldDialog(QDialog):
@@ -64,7 +80,9 @@ class FieldDialog(QDialog):
         self.value.setAccessibleName("Value")
         form.addRow("Field", self.key)
         form.addRow("Value", self.value)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -78,7 +96,10 @@ class FieldDialog(QDialog):
 
 class ProfilePage(Page):
     title = "Profile"
-    subtitle = "What memex may fill into web forms for you. Values never leave this computer without your OK."
+    subtitle = (
+        "What memex may fill into web forms for you. Values never leave this computer without "
+        "your OK."
+    )
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -110,7 +131,9 @@ class ProfilePage(Page):
         self.edit_btn = QPushButton("Edit…")
         self.remove_btn = QPushButton("Remove")
         for b in (self.add_btn, self.edit_btn, self.remove_btn):
-            b.setAccessibleName(b.text().rstrip("…") + (" profile field" if b is not self.add_btn else ""))
+            b.setAccessibleName(
+                b.text().rstrip("…") + (" profile field" if b is not self.add_btn else "")
+            )
             row.addWidget(b)
         self.layout_.addLayout(row)
         self.add_btn.clicked.connect(self.add_field)
@@ -129,9 +152,15 @@ class ProfilePage(Page):
             out = []
             for f in store.profile():
                 mem = store.get(f.source_memory) if f.source_memory else None
-                out.append({"key": f.key, "value": f.value, "updated_at": f.updated_at,
-                            "source_memory": f.source_memory if mem else None,
-                            "source_text": " ".join(mem.text.split())[:160] if mem else ""})
+                out.append(
+                    {
+                        "key": f.key,
+                        "value": f.value,
+                        "updated_at": f.updated_at,
+                        "source_memory": f.source_memory if mem else None,
+                        "source_text": " ".join(mem.text.split())[:160] if mem else "",
+                    }
+                )
             return out
 
         svc.jobs.start(work, name="profile", on_done=self._show, on_error=self.show_error)
@@ -186,13 +215,21 @@ class ProfilePage(Page):
             self.banner.show_message("A profile field needs a name and a value.")
             return
         svc = self.services
-        svc.jobs.start(lambda ctx: svc.memory().profile_set(key, value, source_memory=source_memory),
-                       name="profile-set", on_done=lambda _f: svc.profile_changed.emit(), on_error=self.show_error)
+        svc.jobs.start(
+            lambda ctx: svc.memory().profile_set(key, value, source_memory=source_memory),
+            name="profile-set",
+            on_done=lambda _f: svc.profile_changed.emit(),
+            on_error=self.show_error,
+        )
 
     def remove_field(self) -> None:
         key = self._key()
         if key is None:
             return
         svc = self.services
-        svc.jobs.start(lambda ctx: svc.memory().profile_unset(key), name="profile-unset",
-                       on_done=lambda _r: svc.profile_changed.emit(), on_error=self.show_error)
+        svc.jobs.start(
+            lambda ctx: svc.memory().profile_unset(key),
+            name="profile-unset",
+            on_done=lambda _r: svc.profile_changed.emit(),
+            on_error=self.show_error,
+        )

@@ -14,8 +14,11 @@ from app.gui.widgets import EmptyState
 from app.gui.workers import JobContext
 
 MAX_ITEMS = 5000
-EMPTY = ("<p>Your timeline is empty.</p><p>Memories appear here by the date they happened. "
-         "Dated notes, e-mails and chat exports fill it best: import them on the <b>All memories</b> tab.</p>")
+EMPTY = (
+    "<p>Your timeline is empty.</p><p>Memories appear here by the date they happened. "
+    "Dated notes, e-mails and chat exports fill it best: import them on the <b>All memories</b> "
+    "tab.</p>"
+)
 
 
 def summary(text: str, limit: int = 140) -> str:

@@ -1,4 +1,5 @@
-"""Training: dataset preview, start / cancel, progress with ETA, live loss plot, adapter versions, eval."""
+"""Training: dataset preview, start / cancel, progress with ETA, live loss plot, adapter versions,
+eval."""
 
 from __future__ import annotations
 
@@ -27,28 +28,48 @@ from app.gui.views.base import Page
 from app.gui.widgets import LinePlot, Notice
 from app.gui.workers import Job
 
-PHASES = {"load": "Loading the base model…", "resume": "Resuming from the last checkpoint…",
-          "train": "Training", "export": "Exporting the adapter…", "merge": "Building the fast model…",
-          "note": "", "done": "Finished", "cancelled": "Cancelled", "error": "Stopped"}
+PHASES = {
+    "load": "Loading the base model…",
+    "resume": "Resuming from the last checkpoint…",
+    "train": "Training",
+    "export": "Exporting the adapter…",
+    "merge": "Building the fast model…",
+    "note": "",
+    "done": "Finished",
+    "cancelled": "Cancelled",
+    "error": "Stopped",
+}
 
 
 # dataset split -> what it is for, in words
-SPLITS = {"train": "learn", "heldout_paraphrase": "test (reworded)", "heldout_memory": "test (unseen note)",
-          "abstain_eval": "test (should not know)"}
+SPLITS = {
+    "train": "learn",
+    "heldout_paraphrase": "test (reworded)",
+    "heldout_memory": "test (unseen note)",
+    "abstain_eval": "test (should not know)",
+}
 
 
 def fmt_eta(seconds: float | None) -> str:
     if seconds is None:
         return ""
     s = int(seconds)
-    return f"{s // 3600} h {s % 3600 // 60} min" if s >= 3600 else f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
+    return (
+        f"{s // 3600} h {s % 3600 // 60} min"
+        if s >= 3600
+        else f"{s // 60} min {s % 60} s"
+        if s >= 60
+        else f"{s} s"
+    )
 
 
 class TrainingPage(Page):
     title = "Training"
     refresh_on_show = True  # `memex train` in a terminal may have added an adapter
-    subtitle = ("Teach your own small model what you remember (a LoRA adapter, trained on this computer). "
-                "Forgotten memories are never trained on.")
+    subtitle = (
+        "Teach your own small model what you remember (a LoRA adapter, trained on this computer). "
+        "Forgotten memories are never trained on."
+    )
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -73,7 +94,9 @@ class TrainingPage(Page):
         row = QHBoxLayout()
         self.preview_btn = QPushButton("Preview dataset")
         self.preview_btn.setAccessibleName("Preview the training dataset")
-        self.preview_label = QLabel("Questions and answers made from your memories, before training.")
+        self.preview_label = QLabel(
+            "Questions and answers made from your memories, before training."
+        )
         self.preview_label.setObjectName("muted")
         self.preview_label.setWordWrap(True)
         row.addWidget(self.preview_btn)
@@ -98,8 +121,11 @@ class TrainingPage(Page):
         self.steps.setSpecialValueText("automatic (3 passes over the data)")
         self.steps.setAccessibleName("Training steps")
         self.offload = QComboBox()
-        for key, label in (("disk", "Low memory (spill to disk)"), ("none", "Fastest (needs most memory)"),
-                           ("cpu", "GPU with CPU offload")):
+        for key, label in (
+            ("disk", "Low memory (spill to disk)"),
+            ("none", "Fastest (needs most memory)"),
+            ("cpu", "GPU with CPU offload"),
+        ):
             self.offload.addItem(label, key)
         self.offload.setAccessibleName("Memory mode")
         form.addRow("Steps", self.steps)
@@ -142,7 +168,9 @@ class TrainingPage(Page):
         self.adapters.setRootIsDecorated(False)
         self.adapters.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         al.addWidget(self.adapters, 1)
-        self.adapters_empty = QLabel("No adapter yet: chat uses the base model until you train one.")
+        self.adapters_empty = QLabel(
+            "No adapter yet: chat uses the base model until you train one."
+        )
         self.adapters_empty.setObjectName("muted")
         self.adapters_empty.setWordWrap(True)
         al.addWidget(self.adapters_empty)
@@ -176,8 +204,12 @@ class TrainingPage(Page):
         if not self.feature.available:
             return
         settings = self.services.settings
-        self.services.jobs.start(lambda ctx: training_api.adapters(settings), name="adapters",
-                                 on_done=self._show_adapters, on_error=self.show_error)
+        self.services.jobs.start(
+            lambda ctx: training_api.adapters(settings),
+            name="adapters",
+            on_done=self._show_adapters,
+            on_error=self.show_error,
+        )
         if not self.dataset.topLevelItemCount():
             self.preview()
 
@@ -187,9 +219,15 @@ class TrainingPage(Page):
             loss = ""
             if v.get("loss_first") is not None and v.get("loss_last") is not None:
                 loss = f"{v['loss_first']:.2f} → {v['loss_last']:.2f}"
-            item = QTreeWidgetItem([v["version"], str(v.get("created_at", "")).replace("T", " ")[:16],
-                                    str(v.get("steps") or ""), loss,
-                                    "active" if v["version"] == data["active"] else ""])
+            item = QTreeWidgetItem(
+                [
+                    v["version"],
+                    str(v.get("created_at", "")).replace("T", " ")[:16],
+                    str(v.get("steps") or ""),
+                    loss,
+                    "active" if v["version"] == data["active"] else "",
+                ]
+            )
             item.setData(0, Qt.ItemDataRole.UserRole, v["version"])
             self.adapters.addTopLevelItem(item)
         has = bool(data["versions"])
@@ -201,8 +239,12 @@ class TrainingPage(Page):
     def preview(self) -> None:
         self.preview_label.setText("Building the dataset from your memories…")
         svc = self.services
-        svc.jobs.start(lambda ctx: training_api.preview(svc), name="dataset", on_done=self._show_preview,
-                       on_error=lambda m: self.preview_label.setText(m))
+        svc.jobs.start(
+            lambda ctx: training_api.preview(svc),
+            name="dataset",
+            on_done=self._show_preview,
+            on_error=lambda m: self.preview_label.setText(m),
+        )
 
     def _show_preview(self, data: dict[str, Any]) -> None:
         self.dataset.clear()
@@ -213,8 +255,10 @@ class TrainingPage(Page):
             self.dataset.addTopLevelItem(item)
         learn = data["splits"].get("train", 0)
         test = data["examples"] - learn
-        self.preview_label.setText(f"{data['examples']} questions from your memories: {learn} to learn, "
-                                   f"{test} kept aside to test it.")
+        self.preview_label.setText(
+            f"{data['examples']} questions from your memories: {learn} to learn, "
+            f"{test} kept aside to test it."
+        )
 
     # -- run --------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
@@ -230,9 +274,14 @@ class TrainingPage(Page):
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         svc, opts = self.services, self.options()
-        self.job = svc.jobs.start(lambda ctx: training_api.run_training(svc, opts, ctx), name="train",
-                                  on_progress=self._on_event, on_done=self._on_done, on_error=self._on_error,
-                                  on_finished=self._on_finished)
+        self.job = svc.jobs.start(
+            lambda ctx: training_api.run_training(svc, opts, ctx),
+            name="train",
+            on_progress=self._on_event,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+        )
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -272,12 +321,16 @@ class TrainingPage(Page):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("cancelled")
-            self.status.setText("Training cancelled. Your active adapter is unchanged; starting again resumes "
-                                "from the last checkpoint.")
+            self.status.setText(
+                "Training cancelled. Your active adapter is unchanged; starting again resumes "
+                "from the last checkpoint."
+            )
             return
         self.progress.setFormat("finished")
-        self.status.setText(f"Adapter {result.get('version')} is trained and active: loss "
-                            f"{result.get('loss_first', 0):.3f} → {result.get('loss_last', 0):.3f}.")
+        self.status.setText(
+            f"Adapter {result.get('version')} is trained and active: loss "
+            f"{result.get('loss_first', 0):.3f} → {result.get('loss_last', 0):.3f}."
+        )
         self.services.adapters_changed.emit()
 
     def _on_error(self, message: str) -> None:
@@ -305,24 +358,40 @@ class TrainingPage(Page):
         version = self._selected_version()
         if version:
             settings = self.services.settings
-            self.services.jobs.start(lambda ctx: training_api.activate(settings, version), name="activate",
-                                     on_done=self._after_switch, on_error=self.show_error)
+            self.services.jobs.start(
+                lambda ctx: training_api.activate(settings, version),
+                name="activate",
+                on_done=self._after_switch,
+                on_error=self.show_error,
+            )
 
     def rollback(self) -> None:
         settings = self.services.settings
-        self.services.jobs.start(lambda ctx: training_api.rollback(settings), name="rollback",
-                                 on_done=self._after_switch, on_error=self.show_error)
+        self.services.jobs.start(
+            lambda ctx: training_api.rollback(settings),
+            name="rollback",
+            on_done=self._after_switch,
+            on_error=self.show_error,
+        )
 
     def evaluate(self) -> None:
         svc, version = self.services, self._selected_version()
         self.eval_label.setText("Evaluating: base model vs. adapter on held-out questions…")
-        svc.jobs.start(lambda ctx: training_api.evaluate(svc, version), name="eval",
-                       on_done=self._show_eval, on_error=lambda m: self.eval_label.setText(m))
+        svc.jobs.start(
+            lambda ctx: training_api.evaluate(svc, version),
+            name="eval",
+            on_done=self._show_eval,
+            on_error=lambda m: self.eval_label.setText(m),
+        )
 
     def _show_eval(self, r: dict[str, Any]) -> None:
         base = r.get("base", {}).get("qa_accuracy")
         ad = r.get("adapter", {}).get("qa_accuracy")
-        text = f"{r.get('n', 0)} held-out questions: base model {base:.0%} correct" if base is not None else ""
+        text = (
+            f"{r.get('n', 0)} held-out questions: base model {base:.0%} correct"
+            if base is not None
+            else ""
+        )
         if ad is not None:
             text += f", with adapter {r.get('version')} {ad:.0%}"
         self.eval_label.setText(text + ".")
