@@ -31,8 +31,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"p50_ms": pct(values, 50), "p95_ms": pct(values, 95), "mean_ms": round(statistics.fmean(values), 3),
-            "n": len(values)}
+    return {
+        "p50_ms": pct(values, 50),
+        "p95_ms": pct(values, 95),
+        "mean_ms": round(statistics.fmean(values), 3),
+        "n": len(values),
+    }
 
 
 def bench_analyze(repeat: int) -> dict[str, object]:
@@ -46,7 +50,12 @@ def bench_analyze(repeat: int) -> dict[str, object]:
 
     origin = "https://forms.example"
     pages = {f: (FORMS_DIR / f).read_text(encoding="utf-8") for f in EXPECTED}
-    profile = {"given-name": "Ada", "family-name": "Lovelace", "email": "ada@example.org", "tel": "+1 555 0100"}
+    profile = {
+        "given-name": "Ada",
+        "family-name": "Lovelace",
+        "email": "ada@example.org",
+        "tel": "+1 555 0100",
+    }
     full, parse_only = [], []
     for _ in range(repeat):
         for html in pages.values():
@@ -59,19 +68,29 @@ def bench_analyze(repeat: int) -> dict[str, object]:
     tp = fp = fn = 0
     sensitive_values = 0
     for form, expected in EXPECTED.items():
-        got = {c.ref: c for c in classify_form(parse_form_html(pages[form], origin), FormContext(origin))}
+        got = {
+            c.ref: c
+            for c in classify_form(parse_form_html(pages[form], origin), FormContext(origin))
+        }
         for ref, kind in expected.items():
             pred = got[ref].kind
             tp += pred is not None and pred == kind
             fp += pred is not None and pred != kind
             fn += kind is not None and pred != kind
-        rows = analyze_html(pages[form], origin, {**profile, "cc-number": "4111", "current-password": "x"})
-        sensitive_values += sum(1 for r in rows if r["ref"] in SENSITIVE_REFS.get(form, ()) and r["value"])
+        rows = analyze_html(
+            pages[form], origin, {**profile, "cc-number": "4111", "current-password": "x"}
+        )
+        sensitive_values += sum(
+            1 for r in rows if r["ref"] in SENSITIVE_REFS.get(form, ()) and r["value"]
+        )
     return {
-        "forms": len(EXPECTED), "fields": sum(len(v) for v in EXPECTED.values()),
-        "analyze": summary(full), "parse_only_baseline": summary(parse_only),
+        "forms": len(EXPECTED),
+        "fields": sum(len(v) for v in EXPECTED.values()),
+        "analyze": summary(full),
+        "parse_only_baseline": summary(parse_only),
         "analyze_vs_parse_p50_ratio": round(pct(full, 50) / max(pct(parse_only, 50), 1e-6), 2),
-        "precision": round(tp / (tp + fp), 4), "recall": round(tp / (tp + fn), 4),
+        "precision": round(tp / (tp + fp), 4),
+        "recall": round(tp / (tp + fn), 4),
         "sensitive_values": sensitive_values,
     }
 
@@ -98,7 +117,9 @@ def bench_host_roundtrip(tmp: Path, fills: int) -> dict[str, object]:
         times = []
         for i in range(fills + 3):
             t = time.perf_counter()
-            reply = ext.request({"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS})
+            reply = ext.request(
+                {"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS}
+            )
             if i >= 3:  # the first requests open the store
                 times.append((time.perf_counter() - t) * 1000)
             assert reply["status"] == "fill", reply
@@ -127,27 +148,38 @@ def bench_browser(tmp: Path, fills: int) -> dict[str, object]:
         s.wait_state("filled")
         for _ in range(fills + 2):
             s.page.reload()
-            s.page.wait_for_function("() => document.querySelector('memex-autofill')?.dataset.state === 'idle'")
+            s.page.wait_for_function(
+                "() => document.querySelector('memex-autofill')?.dataset.state === 'idle'"
+            )
             t = time.perf_counter()
             s.click_memex()
             s.page.wait_for_function(
-                "() => ['filled', 'error'].includes(document.querySelector('memex-autofill')?.dataset.state)",
-                polling="raf")
+                "() => ['filled', "
+                "'error'].includes(document.querySelector('memex-autofill')?.dataset.state)",
+                polling="raf",
+            )
             elapsed = (time.perf_counter() - t) * 1000
             values = s.values()
             frame = s.frame_values()
-            sensitive_fills += sum(1 for k in ("pw", "token", "hp") if values[k]) + sum(1 for v in frame.values() if v)
+            sensitive_fills += sum(1 for k in ("pw", "token", "hp") if values[k]) + sum(
+                1 for v in frame.values() if v
+            )
             assert values["email"], "the fill did not happen"
             in_page.append(s.fill_ms())
             wall.append(elapsed)
         in_page, wall = in_page[2:], wall[2:]  # first fills warm up the service worker path
-    return {"fill_in_page": summary(in_page), "fill_wall_incl_playwright": summary(wall),
-            "sensitive_fills": sensitive_fills}
+    return {
+        "fill_in_page": summary(in_page),
+        "fill_wall_incl_playwright": summary(wall),
+        "sensitive_fills": sensitive_fills,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
+    ap.add_argument(
+        "--json", action="store_true", help="print one JSON object (the default output)"
+    )
     ap.add_argument("--fills", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--no-browser", action="store_true")
@@ -163,7 +195,9 @@ def main() -> None:
             result["end_to_end"] = e2e
             if "fill_in_page" in e2e:
                 host_p50 = result["host_roundtrip"]["fill"]["p50_ms"]  # type: ignore[index]
-                e2e["vs_host_roundtrip_p50_ratio"] = round(e2e["fill_in_page"]["p50_ms"] / max(host_p50, 1e-6), 2)
+                e2e["vs_host_roundtrip_p50_ratio"] = round(
+                    e2e["fill_in_page"]["p50_ms"] / max(host_p50, 1e-6), 2
+                )
                 e2e["target_p95_ms"] = 150
                 e2e["meets_target"] = e2e["fill_in_page"]["p95_ms"] <= 150
     print(json.dumps(result))

@@ -31,8 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks._common import emit, parser, ratio, target  # noqa: E402
 
 # Firefox's expectations never list these (secrets and credentials), so the alignment drops them.
-PASSWORD_LIKE = frozenset({"current-password", "new-password", "username", "one-time-code", "cc-csc",
-                           "webauthn"})
+PASSWORD_LIKE = frozenset(
+    {"current-password", "new-password", "username", "one-time-code", "cc-csc", "webauthn"}
+)
 ORIGIN = "https://shop.example"
 Classifier = Callable[[str], list[str]]
 
@@ -58,7 +59,12 @@ def memex_kinds(html: str) -> list[str]:
 
     out = []
     for v in classify_page(html, ORIGIN):
-        if v.kind is None or v.kind == "freetext" or v.kind in PASSWORD_LIKE or v.source.startswith("excluded:"):
+        if (
+            v.kind is None
+            or v.kind == "freetext"
+            or v.kind in PASSWORD_LIKE
+            or v.source.startswith("excluded:")
+        ):
             continue
         out.append(v.kind)
     return out
@@ -85,12 +91,20 @@ def score_pages(data: Path, classify: Classifier) -> dict[str, object]:
         got = classify((data / page).read_text(encoding="utf-8", errors="replace"))
         m = lcs(got, want)
         matched, predicted, wanted = matched + m, predicted + len(got), wanted + len(want)
-        pages[page] = {"precision": round(m / len(got), 4) if got else None,
-                       "recall": round(m / len(want), 4) if want else None,
-                       "predicted": got, "expected": want}
-    return {"pages": len(pages), "expected_fields": wanted, "predicted_fields": predicted,
-            "precision": round(matched / predicted, 4) if predicted else 0.0,
-            "recall": round(matched / wanted, 4) if wanted else 0.0, "per_page": pages}
+        pages[page] = {
+            "precision": round(m / len(got), 4) if got else None,
+            "recall": round(m / len(want), 4) if want else None,
+            "predicted": got,
+            "expected": want,
+        }
+    return {
+        "pages": len(pages),
+        "expected_fields": wanted,
+        "predicted_fields": predicted,
+        "precision": round(matched / predicted, 4) if predicted else 0.0,
+        "recall": round(matched / wanted, 4) if wanted else 0.0,
+        "per_page": pages,
+    }
 
 
 def own_table() -> dict[str, object]:
@@ -110,29 +124,50 @@ def own_table() -> dict[str, object]:
             fn += kind is not None and pred != kind
             if pred != kind:
                 wrong.append(f"{form}:{ref}:{kind}->{pred}")
-        rows = analyze_html(html, ORIGIN, {"cc-number": "4111111111111111", "current-password": "x",
-                                           "email": "a@example.org", "given-name": "Ada"})
-        sensitive_values += sum(1 for r in rows if (r["sensitive"] or r["ref"] in SENSITIVE_REFS.get(form, ()))
-                                and r["value"])
-    return {"forms": len(EXPECTED), "fields": sum(len(v) for v in EXPECTED.values()),
-            "precision": round(tp / max(tp + fp, 1), 4), "recall": round(tp / max(tp + fn, 1), 4),
-            "sensitive_values": sensitive_values, "wrong": wrong}
+        rows = analyze_html(
+            html,
+            ORIGIN,
+            {
+                "cc-number": "4111111111111111",
+                "current-password": "x",
+                "email": "a@example.org",
+                "given-name": "Ada",
+            },
+        )
+        sensitive_values += sum(
+            1
+            for r in rows
+            if (r["sensitive"] or r["ref"] in SENSITIVE_REFS.get(form, ())) and r["value"]
+        )
+    return {
+        "forms": len(EXPECTED),
+        "fields": sum(len(v) for v in EXPECTED.values()),
+        "precision": round(tp / max(tp + fp, 1), 4),
+        "recall": round(tp / max(tp + fn, 1), 4),
+        "sensitive_values": sensitive_values,
+        "wrong": wrong,
+    }
 
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--data", type=Path, default=None, help="the forms-dev folder (expected.json and pages)")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="the forms-dev folder (expected.json and pages)"
+    )
     args = ap.parse_args()
     data = args.data or default_data_dir()
     results: dict[str, object] = {"own_table": own_table()}
     ratios: dict[str, object] = {}
-    targets: dict[str, object] = {"own_table_sensitive_values": target(
-        results["own_table"]["sensitive_values"], "==", 0)}  # type: ignore[index]
+    targets: dict[str, object] = {
+        "own_table_sensitive_values": target(results["own_table"]["sensitive_values"], "==", 0)
+    }  # type: ignore[index]
     if (data / "expected.json").is_file():
         dev = score_pages(data, memex_kinds)
         base = score_pages(data, autocomplete_only_kinds)
         results["dev"] = dev
-        results["autocomplete_only"] = {k: base[k] for k in ("precision", "recall", "predicted_fields")}
+        results["autocomplete_only"] = {
+            k: base[k] for k in ("precision", "recall", "predicted_fields")
+        }
         for fig in ("precision", "recall"):
             ratios[f"{fig}_vs_autocomplete_only"] = ratio(dev[fig], base[fig])  # type: ignore[arg-type]
         targets["dev_precision"] = target(dev["precision"], ">=", 0.95)  # type: ignore[arg-type]

@@ -93,7 +93,11 @@ def build(args: argparse.Namespace, quant: str = "none"):  # -> LoadedModel
     for i in range(layout.count):  # made (and packed) where it is fast, then parked in pinned RAM
         w = rnd(cfg.expert_numel)
         if codec is not None:
-            gate, up, down = w[: i_ * h_].view(i_, h_), w[i_ * h_: 2 * i_ * h_].view(i_, h_), w[2 * i_ * h_:].view(h_, i_)
+            gate, up, down = (
+                w[: i_ * h_].view(i_, h_),
+                w[i_ * h_ : 2 * i_ * h_].view(i_, h_),
+                w[2 * i_ * h_ :].view(h_, i_),
+            )
             w = codec.encode(gate, up, down)
         data[i, : layout.nbytes].copy_(w.view(torch.uint8).reshape(-1))
     return LoadedModel(cfg, dense, MemorySlowTier(layout, data), device, dtype, quant=quant)
@@ -104,9 +108,12 @@ def summarize(policies: dict) -> dict:
     speed = {name: m.get("decode_tok_s") or 0.0 for name, m in policies.items()}
     out = {}
     for name, m in policies.items():
-        row = {"decode_tok_s": round(speed[name], 2), "hit_rate": m.get("hit_rate"),
-               "prediction_accuracy": m.get("prediction_accuracy"),
-               "stall_ms_per_token": m.get("stall_ms_per_token")}
+        row = {
+            "decode_tok_s": round(speed[name], 2),
+            "hit_rate": m.get("hit_rate"),
+            "prediction_accuracy": m.get("prediction_accuracy"),
+            "stall_ms_per_token": m.get("stall_ms_per_token"),
+        }
         for ref in ("lru", "on_demand", "resident"):
             if speed.get(ref):
                 row[f"vs_{ref}"] = round(speed[name] / speed[ref], 3)
@@ -131,8 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--budgets", default="1x,2x,4x")
     ap.add_argument("--policies", default="on_demand,lru,fate,fate_plus,resident")
     ap.add_argument("--quants", default="none", help="comma list of none|int8|int4, one run each")
-    ap.add_argument("--computes", default="auto",
-                    help="comma list of expert compute paths (auto|fused|loop), one run each")
+    ap.add_argument(
+        "--computes",
+        default="auto",
+        help="comma list of expert compute paths (auto|fused|loop), one run each",
+    )
     args = ap.parse_args(argv)
 
     from inference.moe.tools.bench import run_bench
@@ -149,8 +159,9 @@ def main(argv: list[str] | None = None) -> dict:
 
             out["gpu"] = torch.cuda.get_device_name()
         try:
-            for compute, budget in [(c, b) for c in args.computes.split(",") if c
-                                    for b in args.budgets.split(",")]:
+            for compute, budget in [
+                (c, b) for c in args.computes.split(",") if c for b in args.budgets.split(",")
+            ]:
                 loaded.compute = compute
                 key = f"{quant}/{budget}" if compute == "auto" else f"{quant}/{compute}/{budget}"
                 res = run_bench(

@@ -35,8 +35,13 @@ def _summary(pol: dict) -> dict:
             "peak_rss_mb": r["peak_rss_mb"],
             "max_abs_logit_diff": r["max_abs_logit_diff"],
         }
-        for key in ("decode_cpu_ms_per_token", "prediction_accuracy", "in_time_hit_rate",
-                    "prefetch_bytes_wasted", "late_hits"):
+        for key in (
+            "decode_cpu_ms_per_token",
+            "prediction_accuracy",
+            "in_time_hit_rate",
+            "prefetch_bytes_wasted",
+            "late_hits",
+        ):
             if key in r:
                 s[key] = r[key]
         for base in ("on_demand", "lru", "resident"):
@@ -50,7 +55,8 @@ def _summary(pol: dict) -> dict:
         res = pol["resident"]["decode_tok_s"]
         summary["ceiling"] = {
             f"resident_vs_{b}": round(res / pol[b]["decode_tok_s"], 3)
-            for b in ("lru", "on_demand") if b in pol and pol[b]["decode_tok_s"]
+            for b in ("lru", "on_demand")
+            if b in pol and pol[b]["decode_tok_s"]
         }
     return summary
 
@@ -69,14 +75,24 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--home", default=None)
     ap.add_argument("--threads", type=int, default=0, help="0 = physical cores minus one")
-    ap.add_argument("--quants", default="none",
-                    help="comma-separated expert storage schemes, each run on every budget")
-    ap.add_argument("--same-bytes", action="store_true",
-                    help="quantized runs get the fp32 budget's bytes (more experts fit) "
-                    "instead of the same number of experts")
+    ap.add_argument(
+        "--quants",
+        default="none",
+        help="comma-separated expert storage schemes, each run on every budget",
+    )
+    ap.add_argument(
+        "--same-bytes",
+        action="store_true",
+        help="quantized runs get the fp32 budget's bytes (more experts fit) "
+        "instead of the same number of experts",
+    )
     ap.add_argument("--prefill-chunk", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="policies run N times, interleaved; speeds are medians")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="policies run N times, interleaved; speeds are medians",
+    )
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
@@ -118,7 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
                         policies=policies,
                         prompt=prompt,
                         reference=ref,
-                        progress=lambda m, b=budget, q=quant: print(f"[{q} {b}] {m}", file=sys.stderr),
+                        progress=lambda m, b=budget, q=quant: print(
+                            f"[{q} {b}] {m}", file=sys.stderr
+                        ),
                         prefill_chunk=args.prefill_chunk,
                         rounds=args.rounds,
                     )
@@ -127,8 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
                     if quant == "none":
                         out["budgets"][budget] = res
                         out["summary"][budget] = summary
-                    q = out["quants"].setdefault(quant, {"expert_bytes_stored": res["expert_bytes_stored"],
-                                                         "summary": {}})
+                    q = out["quants"].setdefault(
+                        quant, {"expert_bytes_stored": res["expert_bytes_stored"], "summary": {}}
+                    )
                     q["summary"][budget] = summary
             finally:
                 if lq is not loaded:

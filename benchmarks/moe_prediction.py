@@ -38,7 +38,9 @@ def _quantized_perplexity(model, ids, scheme, usage, top_k) -> float:  # type: i
     with torch.no_grad():
         for i, layer in enumerate(model.model.layers):
             experts = layer.mlp.experts
-            saved.append((experts.gate_up_proj.detach().clone(), experts.down_proj.detach().clone()))
+            saved.append(
+                (experts.gate_up_proj.detach().clone(), experts.down_proj.detach().clone())
+            )
             hot = set(torch.argsort(usage[i], descending=True)[: 2 * top_k].tolist())
             dim, hidden = experts.down_proj.shape[2], experts.down_proj.shape[1]
             for e in range(experts.gate_up_proj.shape[0]):
@@ -109,18 +111,30 @@ def main() -> None:
     ids = token_batch(tokenizer, "eval", args.tokens, 256)
     say(f"tracing {ids.numel()} held-out tokens")
     trace = record_trace(model, ids, top_k)
-    out: dict = {"model": str(folder), "tokens": trace.tokens, "layers": trace.layers,
-                 "experts": trace.num_experts, "top_k": top_k, "predictors": {}}
+    out: dict = {
+        "model": str(folder),
+        "tokens": trace.tokens,
+        "layers": trace.layers,
+        "experts": trace.num_experts,
+        "top_k": top_k,
+        "predictors": {},
+    }
 
     say("predictors")
     for extra in (0, 1, top_k):
         for name in ("prev_token", "fate", "fate_linear", "fate_plus"):
-            if ((name == "prev_token" and extra) or (name == "fate_plus" and extra != top_k)
-                    or (name in ("prev_token", "fate_linear") and extra == top_k)):
+            if (
+                (name == "prev_token" and extra)
+                or (name == "fate_plus" and extra != top_k)
+                or (name in ("prev_token", "fate_linear") and extra == top_k)
+            ):
                 continue
             pred = fitted_predictor(name, folder, trace.routers, top_k, extra)
             r = evaluate(pred, trace)
-            out["predictors"][f"{name}@{r.width}"] = {"accuracy": r.accuracy, "per_layer": r.per_layer}
+            out["predictors"][f"{name}@{r.width}"] = {
+                "accuracy": r.accuracy,
+                "per_layer": r.per_layer,
+            }
 
     say("lrc")
     out["lrc"] = lrc_metrics([e.numpy() for e in trace.experts], trace.num_experts, 16).to_dict()
@@ -139,7 +153,9 @@ def main() -> None:
             "bytes_per_expert_vs_fp32": round(spec.codec(hidden, dim).nbytes / fp32, 4),
             "cold_bytes_vs_fp32": round(spec.codec(hidden, dim, cold=True).nbytes / fp32, 4),
             "expert_output_rel_err": _expert_output_error(model, trace, spec.codec(hidden, dim)),
-            "cold_expert_output_rel_err": _expert_output_error(model, trace, spec.codec(hidden, dim, cold=True)),
+            "cold_expert_output_rel_err": _expert_output_error(
+                model, trace, spec.codec(hidden, dim, cold=True)
+            ),
         }
     base = out["quant"]["none"]["ppl"]
     for v in out["quant"].values():

@@ -34,14 +34,40 @@ from benchmarks._common import emit, p50_p95, parser, percentile, ratio, target 
 
 PASSPHRASE = "benchmark passphrase"
 PEOPLE = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo"]
-THINGS = ["bike", "cello", "garden", "kayak", "laptop", "recipe", "novel", "camera", "tent", "piano"]
-PLACES = ["Lisbon", "Berlin", "Kyoto", "Oslo", "Quito", "Accra", "Perth", "Tallinn", "Austin", "Porto"]
+THINGS = [
+    "bike",
+    "cello",
+    "garden",
+    "kayak",
+    "laptop",
+    "recipe",
+    "novel",
+    "camera",
+    "tent",
+    "piano",
+]
+PLACES = [
+    "Lisbon",
+    "Berlin",
+    "Kyoto",
+    "Oslo",
+    "Quito",
+    "Accra",
+    "Perth",
+    "Tallinn",
+    "Austin",
+    "Porto",
+]
 
 
 def synth(n: int, seed: int) -> list[str]:
     rnd = random.Random(seed)
-    return [f"Note {seed}-{i}: {rnd.choice(PEOPLE)} took the {rnd.choice(THINGS)} to {rnd.choice(PLACES)} "
-            f"on day {rnd.randint(1, 28)}; it cost {rnd.randint(5, 900)} euros." for i in range(n)]
+    return [
+        f"Note {seed}-{i}: {rnd.choice(PEOPLE)} took the {rnd.choice(THINGS)} to "
+        f"{rnd.choice(PLACES)} "
+        f"on day {rnd.randint(1, 28)}; it cost {rnd.randint(5, 900)} euros."
+        for i in range(n)
+    ]
 
 
 def open_store(home: Path, embedder, encrypted: bool):  # type: ignore[no-untyped-def]
@@ -61,7 +87,9 @@ def open_store(home: Path, embedder, encrypted: bool):  # type: ignore[no-untype
 
 def timed_import(store, texts: list[str], folder: Path) -> float:  # type: ignore[no-untyped-def]
     src = folder / f"notes-{time.monotonic_ns()}.jsonl"
-    src.write_text("\n".join(json.dumps({"text": t, "at": "2024-01-01"}) for t in texts), encoding="utf-8")
+    src.write_text(
+        "\n".join(json.dumps({"text": t, "at": "2024-01-01"}) for t in texts), encoding="utf-8"
+    )
     t0 = time.perf_counter()
     report = store.import_paths([src])
     elapsed = time.perf_counter() - t0
@@ -71,7 +99,9 @@ def timed_import(store, texts: list[str], folder: Path) -> float:  # type: ignor
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--memories", type=int, default=400, help="memories imported per store and round")
+    ap.add_argument(
+        "--memories", type=int, default=400, help="memories imported per store and round"
+    )
     ap.add_argument("--queries", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
@@ -96,16 +126,22 @@ def main() -> None:
                 rates[name].append(timed_import(stores[name], synth(args.memories, seed=r), root))
                 print(f"round {r} {name}: {rates[name][-1]:.1f} memories/s", file=sys.stderr)
         rnd = random.Random(7)
-        queries = [f"{rnd.choice(PEOPLE)} {rnd.choice(THINGS)} {rnd.choice(PLACES)}" for _ in range(args.queries)]
+        queries = [
+            f"{rnd.choice(PEOPLE)} {rnd.choice(THINGS)} {rnd.choice(PLACES)}"
+            for _ in range(args.queries)
+        ]
         for name in stores:  # one warm-up query each (first FTS/HNSW page loads)
             stores[name].search(queries[0], k=5)
         for i, q in enumerate(queries):
-            for name in (["plain", "encrypted"] if i % 2 == 0 else ["encrypted", "plain"]):
+            for name in ["plain", "encrypted"] if i % 2 == 0 else ["encrypted", "plain"]:
                 t0 = time.perf_counter()
                 stores[name].search(q, k=5)
                 lat[name].append((time.perf_counter() - t0) * 1000)
-        leaked = b"Note 0-1:" in (root / "encrypted-0" / "memex.db").read_bytes() if (root / "encrypted-0").exists() \
+        leaked = (
+            b"Note 0-1:" in (root / "encrypted-0" / "memex.db").read_bytes()
+            if (root / "encrypted-0").exists()
             else b"Note 1-1:" in (root / "encrypted-1" / "memex.db").read_bytes()
+        )
         for s in stores.values():
             s.close()
     vf = vault.wrap_key(vault.new_data_key(), PASSPHRASE)
@@ -118,15 +154,22 @@ def main() -> None:
     import_ratio = ratio(best["encrypted"], best["plain"])
     search_ratio = ratio(1 / p95["encrypted"], 1 / p95["plain"])
     results = {
-        "memories_per_round": args.memories, "queries": args.queries, "rounds": args.rounds,
+        "memories_per_round": args.memories,
+        "queries": args.queries,
+        "rounds": args.rounds,
         "import_memories_per_s": {k: [round(x, 1) for x in v] for k, v in rates.items()},
         "search_ms": {k: p50_p95(v) for k, v in lat.items()},
-        "unlock_ms": round(unlock_ms, 1), "plaintext_in_encrypted_db": leaked,
+        "unlock_ms": round(unlock_ms, 1),
+        "plaintext_in_encrypted_db": leaked,
     }
-    ratios = {"import_throughput": {"encrypted_vs_plain": import_ratio},
-              "search_p95_speed": {"encrypted_vs_plain": search_ratio}}
-    targets = {"import_throughput.encrypted_vs_plain": target(import_ratio, ">=", 0.85),
-               "search_p95_speed.encrypted_vs_plain": target(search_ratio, ">=", 0.85)}
+    ratios = {
+        "import_throughput": {"encrypted_vs_plain": import_ratio},
+        "search_p95_speed": {"encrypted_vs_plain": search_ratio},
+    }
+    targets = {
+        "import_throughput.encrypted_vs_plain": target(import_ratio, ">=", 0.85),
+        "search_p95_speed.encrypted_vs_plain": target(search_ratio, ">=", 0.85),
+    }
     emit("vault", results, ratios, targets, as_json=args.json)
 
 

@@ -46,7 +46,10 @@ def store(memex_home: Path, embedder):
 
 @pytest.fixture(scope="session")
 def persona_notes() -> list[dict]:
-    return [json.loads(line) for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(line)
+        for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(cmd: Sequence[str], ready_url: str, *, headers: dict[str, str] | None = None,
-            timeout_s: float = 180.0) -> Iterator[subprocess.Popen[bytes]]:
+def serving(
+    cmd: Sequence[str],
+    ready_url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 180.0,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `cmd` until the block ends; fail the test if `ready_url` never answers. The log goes
     to a file, not a pipe: a chatty server must never block on a full pipe."""
     with tempfile.TemporaryFile() as log:
@@ -34,8 +39,9 @@ def serving(cmd: Sequence[str], ready_url: str, *, headers: dict[str, str] | Non
                     log.seek(0)
                     pytest.fail(f"{cmd[0]} exited: {log.read().decode('utf-8', 'replace')[-2000:]}")
                 try:
-                    with urllib.request.urlopen(urllib.request.Request(ready_url, headers=headers or {}),
-                                                timeout=5):
+                    with urllib.request.urlopen(
+                        urllib.request.Request(ready_url, headers=headers or {}), timeout=5
+                    ):
                         break
                 except OSError:
                     if time.monotonic() > deadline:

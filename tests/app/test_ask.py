@@ -17,7 +17,12 @@ from tests.app._answers_support import load_persona, make_runtime, persona
 
 @pytest.fixture(scope="module")
 def persona_rt(tmp_path_factory, embedder):
-    rt = make_runtime(tmp_path_factory.mktemp("persona-home"), embedder, inbox_use_model=False, max_answer_tokens=16)
+    rt = make_runtime(
+        tmp_path_factory.mktemp("persona-home"),
+        embedder,
+        inbox_use_model=False,
+        max_answer_tokens=16,
+    )
     keys = load_persona(rt)
     yield rt, keys
     rt.close()
@@ -76,23 +81,39 @@ def test_prompt_states_today_memory_dates_and_profile(persona_rt):
         assert format_today(now) in system and "2026" in system
         assert "[2022-01-10] My new phone number is +49 160 9876 5432" in system
         assert "email: jonas@weber-lisboa.example" in system
-        assert stream.prepared.prompt_tokens <= rt.backend.context_length - rt.settings.max_answer_tokens
+        assert (
+            stream.prepared.prompt_tokens
+            <= rt.backend.context_length - rt.settings.max_answer_tokens
+        )
         stream.result()
     finally:
         rt.memory.profile_unset("email")
 
 
 def _hit(i: int, text: str, sim: float) -> SearchHit:
-    return SearchHit(id=f"m{i}", text=text, score=1.0 / (i + 1), kind="note",
-                     created_at=datetime(2020, 1, 1, tzinfo=UTC),
-                     at=datetime(2020 + i % 5, 1, 1, tzinfo=UTC), similarity=sim)
+    return SearchHit(
+        id=f"m{i}",
+        text=text,
+        score=1.0 / (i + 1),
+        kind="note",
+        created_at=datetime(2020, 1, 1, tzinfo=UTC),
+        at=datetime(2020 + i % 5, 1, 1, tzinfo=UTC),
+        similarity=sim,
+    )
 
 
 def test_packing_fits_the_context_most_relevant_first():
     hits = [_hit(i, f"memory number {i} " + "word " * 40, 0.9 - i * 0.01) for i in range(30)]
     count = lambda t: len(t.split())
-    msgs, packed, used = build_messages("what?", hits, [], count_tokens=count, context_length=400,
-                                        answer_tokens=64, now=datetime(2026, 1, 1))
+    msgs, packed, used = build_messages(
+        "what?",
+        hits,
+        [],
+        count_tokens=count,
+        context_length=400,
+        answer_tokens=64,
+        now=datetime(2026, 1, 1),
+    )
     assert used <= 400 - 64
     assert 0 < len(packed) < len(hits)
     assert [h.id for h in packed] == [h.id for h in hits[: len(packed)]]
@@ -102,16 +123,29 @@ def test_packing_fits_the_context_most_relevant_first():
 def test_history_is_trimmed_oldest_first():
     from inference.base import ChatMessage
 
-    history = [ChatMessage("user" if i % 2 == 0 else "assistant", f"turn {i} " + "x " * 50) for i in range(20)]
+    history = [
+        ChatMessage("user" if i % 2 == 0 else "assistant", f"turn {i} " + "x " * 50)
+        for i in range(20)
+    ]
     count = lambda t: len(t.split())
-    msgs, _, used = build_messages("now?", [], [], count_tokens=count, context_length=300, answer_tokens=50,
-                                   history=history, now=datetime(2026, 1, 1))
+    msgs, _, used = build_messages(
+        "now?",
+        [],
+        [],
+        count_tokens=count,
+        context_length=300,
+        answer_tokens=50,
+        history=history,
+        now=datetime(2026, 1, 1),
+    )
     assert used <= 250
     kept = [m.content.split()[1] for m in msgs[1:-1]]
     assert kept and kept[-1] == "19" and "0" not in kept
 
 
-@pytest.mark.parametrize("question, match", [("", "empty"), ("   ", "empty"), ("x" * 1_000_000, "characters long")])
+@pytest.mark.parametrize(
+    "question, match", [("", "empty"), ("   ", "empty"), ("x" * 1_000_000, "characters long")]
+)
 def test_bad_questions_are_clear_errors(persona_rt, question, match):
     rt, _ = persona_rt
     before = rt.memory.count()
@@ -142,12 +176,16 @@ def shared_embedder(monkeypatch, embedder):
 
 
 def test_ask_command_json_contract(capsys, shared_embedder):
-    code, mem = run(capsys, "remember", "My cat is a grey tabby called Pixel.", "--source", "diary", "--json")
+    code, mem = run(
+        capsys, "remember", "My cat is a grey tabby called Pixel.", "--source", "diary", "--json"
+    )
     assert code == 0
     code, out = run(capsys, "ask", "What is my cat called?", "--json")
     assert code == 0
     assert {"answer", "citations", "retrieval_ms", "generation_ms"} <= out.keys()
-    assert out["citations"] == [{"id": mem["id"], "text": "My cat is a grey tabby called Pixel.", "source": "diary"}]
+    assert out["citations"] == [
+        {"id": mem["id"], "text": "My cat is a grey tabby called Pixel.", "source": "diary"}
+    ]
     assert out["retrieval_ms"] >= 0 and out["generation_ms"] >= 0
     assert "Pixel" in out["answer"] and out["evidence"][0]["id"] == mem["id"]
 
@@ -187,7 +225,12 @@ def test_missing_adapter_file(capsys, shared_embedder, memex_home: Path, monkeyp
     monkeypatch.setenv("MEMEX_ADAPTER_PATH", str(memex_home / "adapters" / "gone.gguf"))
     monkeypatch.setenv("MEMEX_ANSWER_STRATEGY", "generate")
     code, out = run(capsys, "ask", "What is my cat called?", "--json")
-    assert code != 0 and out["kind"] == "model" and "adapter" in out["error"] and "does not exist" in out["error"]
+    assert (
+        code != 0
+        and out["kind"] == "model"
+        and "adapter" in out["error"]
+        and "does not exist" in out["error"]
+    )
 
 
 def test_corrupt_settings_file(capsys, memex_home: Path):

@@ -27,8 +27,20 @@ def chroma_url(tmp_path: Path) -> Iterator[str]:
         pytest.skip("the chroma CLI is not installed")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with serving([exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                  "--port", str(port)], url + "/api/v2/heartbeat", timeout_s=60):
+    with serving(
+        [
+            exe,
+            "run",
+            "--path",
+            str(tmp_path / "chroma-server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        url + "/api/v2/heartbeat",
+        timeout_s=60,
+    ):
         yield url
 
 
@@ -50,18 +62,29 @@ def test_store_on_a_chroma_server(chroma_url: str, memex_home: Path, embedder):
     assert not (memex_home / "chroma").exists()  # nothing was written to the embedded store
 
 
-def test_move_vectors_to_the_server_and_back(capsys, chroma_url: str, memex_home: Path, monkeypatch):
+def test_move_vectors_to_the_server_and_back(
+    capsys, chroma_url: str, memex_home: Path, monkeypatch
+):
     monkeypatch.setenv("MEMEX_NO_SERVICE", "1")
-    for text in ("I bought a blue road bike in May.", "My dentist appointment is on Friday at nine.",
-                 "Ana's birthday is on 3 March."):
+    for text in (
+        "I bought a blue road bike in May.",
+        "My dentist appointment is on Friday at nine.",
+        "Ana's birthday is on 3 March.",
+    ):
         assert run(capsys, "--json", "remember", text)[0] == 0
 
-    code, out = run(capsys, "--json", "doctor", "--move-vectors", "server", "--chroma-url", chroma_url)
+    code, out = run(
+        capsys, "--json", "doctor", "--move-vectors", "server", "--chroma-url", chroma_url
+    )
     assert code == 0, out
     assert out == {"moved": 3, "to": "server", "chroma_url": chroma_url}
     assert json.loads((memex_home / "settings.json").read_text())["chroma_url"] == chroma_url
     code, out = run(capsys, "--json", "search", "which bike did I buy", "--k", "1")
-    assert code == 0 and "bike" in out["results"][0]["text"] and out["results"][0]["similarity"] is not None
+    assert (
+        code == 0
+        and "bike" in out["results"][0]["text"]
+        and out["results"][0]["similarity"] is not None
+    )
     code, out = run(capsys, "--json", "doctor")
     assert out["data"]["vectors"] == 3 and out["data"]["missing_vectors"] == 0
 
@@ -77,7 +100,17 @@ def test_move_needs_a_reachable_server(capsys, memex_home: Path, monkeypatch):
     monkeypatch.setenv("MEMEX_NO_SERVICE", "1")
     code, out = run(capsys, "--json", "doctor", "--move-vectors", "server")
     assert code == 1 and out["kind"] == "bad_input" and "--chroma-url" in out["error"]
-    code, out = run(capsys, "--json", "doctor", "--move-vectors", "server", "--chroma-url",
-                    f"http://127.0.0.1:{free_port()}")
+    code, out = run(
+        capsys,
+        "--json",
+        "doctor",
+        "--move-vectors",
+        "server",
+        "--chroma-url",
+        f"http://127.0.0.1:{free_port()}",
+    )
     assert code == 1 and out["kind"] == "chroma" and "chroma run" in out["error"]
-    assert not (memex_home / "settings.json").exists() or "chroma_url" not in (memex_home / "settings.json").read_text()
+    assert (
+        not (memex_home / "settings.json").exists()
+        or "chroma_url" not in (memex_home / "settings.json").read_text()
+    )

@@ -1,4 +1,5 @@
-"""The `memex` command contract for the memory commands (DESIGN.md), in-process and as a real process."""
+"""The `memex` command contract for the memory commands (DESIGN.md), in-process and as a real
+process."""
 
 from __future__ import annotations
 
@@ -9,14 +10,20 @@ import subprocess
 import sys
 import time
 
-
-
-
 from tests.cli_support import run  # noqa: E402
 
 
 def test_remember_search_forget_roundtrip(capsys):
-    code, r = run(capsys, "remember", "My bike is a green Gazelle.", "--at", "2023-04-01", "--source", "diary", "--json")
+    code, r = run(
+        capsys,
+        "remember",
+        "My bike is a green Gazelle.",
+        "--at",
+        "2023-04-01",
+        "--source",
+        "diary",
+        "--json",
+    )
     assert code == 0 and r["created"] is True and len(r["id"]) == 12
     code, s = run(capsys, "search", "which bike do I have", "--k", "3", "--json")
     assert code == 0
@@ -88,11 +95,18 @@ def test_kill_9_during_import_leaves_no_half_imported_source(tmp_path, memex_hom
     docs = tmp_path / "many"
     docs.mkdir()
     for i in range(400):
-        (docs / f"n{i:03d}.md").write_text("\n\n".join(f"# Day {i} part {j}\n\nNote {i}.{j} about topic {i * 7 + j}."
-                                                        for j in range(3)))
+        (docs / f"n{i:03d}.md").write_text(
+            "\n\n".join(
+                f"# Day {i} part {j}\n\nNote {i}.{j} about topic {i * 7 + j}." for j in range(3)
+            )
+        )
     env = {**os.environ, "MEMEX_HOME": str(memex_home)}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "import", str(docs), "--json"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "import", str(docs), "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = memex_home / "memex.db"
     deadline = time.time() + 240
     import sqlite3
@@ -109,13 +123,25 @@ def test_kill_9_during_import_leaves_no_half_imported_source(tmp_path, memex_hom
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with sqlite3.connect(db) as c:
-        per_source = c.execute("SELECT s.path, count(m.id) FROM sources s LEFT JOIN memories m "
-                               "ON m.source_id = s.id GROUP BY s.id").fetchall()
+        per_source = c.execute(
+            "SELECT s.path, count(m.id) FROM sources s LEFT JOIN memories m "
+            "ON m.source_id = s.id GROUP BY s.id"
+        ).fetchall()
     assert per_source and all(n == 3 for _, n in per_source)
     # a second run finishes the job; doctor then finds everything consistent
-    done = subprocess.run([sys.executable, "-m", "app.cli", "import", str(docs), "--json"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "import", str(docs), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert json.loads(done.stdout)["imported"] == 3 * (400 - len(per_source))
-    doc = subprocess.run([sys.executable, "-m", "app.cli", "doctor", "--json"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    doc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "doctor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert json.loads(doc.stdout)["data"]["ok"] is True

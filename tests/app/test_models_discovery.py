@@ -39,7 +39,13 @@ def write_gguf(path: Path, arch: str = "llama", *, ctx: int = 2048, template: bo
 
 def ollama_model(root: Path, namespace: str, model: str, tag: str, gguf_file: Path | None) -> Path:
     """A pulled model as Ollama stores it: manifest JSON + content-addressed blob."""
-    layers = [{"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 1}]
+    layers = [
+        {
+            "mediaType": "application/vnd.ollama.image.template",
+            "digest": "sha256:" + "0" * 64,
+            "size": 1,
+        }
+    ]
     blob = None
     if gguf_file is not None:
         data = gguf_file.read_bytes()
@@ -47,8 +53,14 @@ def ollama_model(root: Path, namespace: str, model: str, tag: str, gguf_file: Pa
         blob = root / "blobs" / f"sha256-{digest}"
         blob.parent.mkdir(parents=True, exist_ok=True)
         os.replace(gguf_file, blob)
-        layers.insert(0, {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
-                          "size": len(data)})
+        layers.insert(
+            0,
+            {
+                "mediaType": "application/vnd.ollama.image.model",
+                "digest": f"sha256:{digest}",
+                "size": len(data),
+            },
+        )
     manifest = root / "manifests" / "registry.example" / namespace / model / tag
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps({"schemaVersion": 2, "config": {}, "layers": layers}))
@@ -57,21 +69,31 @@ def ollama_model(root: Path, namespace: str, model: str, tag: str, gguf_file: Pa
 
 @pytest.fixture
 def disks(tmp_path: Path, memex_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """A user's home with Ollama, LM Studio (via its home pointer and the cache folder) and memex models."""
+    """A user's home with Ollama, LM Studio (via its home pointer and the cache folder) and memex
+    models."""
     home = tmp_path / "user"
     monkeypatch.setenv("HOME", str(home))
     ollama = tmp_path / "ollama-models"
     monkeypatch.setenv("OLLAMA_MODELS", str(ollama))
     out: dict[str, Path] = {}
-    out["ollama"] = ollama_model(ollama, "library", "tinyllama", "latest", write_gguf(tmp_path / "a.gguf"))
-    out["ollama_ns"] = ollama_model(ollama, "someone", "qwen-tiny", "q8", write_gguf(tmp_path / "b.gguf", "qwen2"))
+    out["ollama"] = ollama_model(
+        ollama, "library", "tinyllama", "latest", write_gguf(tmp_path / "a.gguf")
+    )
+    out["ollama_ns"] = ollama_model(
+        ollama, "someone", "qwen-tiny", "q8", write_gguf(tmp_path / "b.gguf", "qwen2")
+    )
     out["ollama_broken"] = ollama_model(ollama, "library", "gone", "latest", None)
     lms = tmp_path / "lmstudio-home"
     (home).mkdir(parents=True, exist_ok=True)
     (home / ".lmstudio-home-pointer").write_text(str(lms) + "\n")
-    out["lmstudio"] = write_gguf(lms / "models" / "bartowski" / "Tiny-GGUF" / "Tiny-Q4_K_M.gguf", ctx=8192)
-    out["lmstudio_cache"] = write_gguf(home / ".cache" / "lm-studio" / "models" / "pub" / "m" / "m-f16.gguf",
-                                       "gemma2", template=False)
+    out["lmstudio"] = write_gguf(
+        lms / "models" / "bartowski" / "Tiny-GGUF" / "Tiny-Q4_K_M.gguf", ctx=8192
+    )
+    out["lmstudio_cache"] = write_gguf(
+        home / ".cache" / "lm-studio" / "models" / "pub" / "m" / "m-f16.gguf",
+        "gemma2",
+        template=False,
+    )
     out["memex"] = write_gguf(memex_home / "models" / "mine.gguf", "phi3")
     out["embedder"] = write_gguf(memex_home / "models" / "embed.gguf", "bert")
     (memex_home / "models" / "fake.gguf").write_text("not a model at all")
@@ -89,11 +111,19 @@ def test_all_three_layouts_are_found_with_their_metadata(capsys, disks):
     models = by_name(out)
     bundled = models["smollm2-135m-instruct-q4_1"]
     assert bundled["origin"] == "bundled" and bundled["usable"] and bundled["active"]
-    assert bundled["architecture"] == "llama" and bundled["quantisation"] == "Q4_1" and bundled["chat_template"]
+    assert (
+        bundled["architecture"] == "llama"
+        and bundled["quantisation"] == "Q4_1"
+        and bundled["chat_template"]
+    )
 
     ol = models["ollama/tinyllama:latest"]
     assert ol["origin"] == "ollama" and ol["path"] == str(disks["ollama"]) and ol["usable"]
-    assert ol["architecture"] == "llama" and ol["context_length"] == 2048 and ol["chat_template"] is True
+    assert (
+        ol["architecture"] == "llama"
+        and ol["context_length"] == 2048
+        and ol["chat_template"] is True
+    )
     assert ol["quantisation"] == "F32" and ol["parameters"] == 32 * 64 + 64 * 64
     # weights + f16 KV cache for the 2048-token context (2 layers x 2 kv heads x 16 dims) + scratch
     assert ol["ram_bytes"] > ol["file_bytes"] + 2 * 2 * 2 * 16 * 2 * 2048 - 1
@@ -108,9 +138,16 @@ def test_all_three_layouts_are_found_with_their_metadata(capsys, disks):
 
     assert models["memex/mine"]["architecture"] == "phi3" and models["memex/mine"]["usable"]
     bert = models["memex/embed"]
-    assert not bert["usable"] and "bert-architecture" in bert["problem"] and "\n" not in bert["problem"]
+    assert (
+        not bert["usable"]
+        and "bert-architecture" in bert["problem"]
+        and "\n" not in bert["problem"]
+    )
     fake = models["memex/fake"]
-    assert not fake["usable"] and fake["problem"] == "fake.gguf is not a GGUF file, so llama.cpp cannot load it."
+    assert (
+        not fake["usable"]
+        and fake["problem"] == "fake.gguf is not a GGUF file, so llama.cpp cannot load it."
+    )
     assert sum(m["active"] for m in out["models"]) == 1
 
 
@@ -164,8 +201,18 @@ def test_answers_use_the_chosen_model(capsys, disks, tmp_path, monkeypatch):
     blob.symlink_to(bundled_path())
     manifest = ollama / "manifests" / "registry.example" / "library" / "smollm2" / "135m"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model",
-                                                "digest": f"sha256:{digest}"}]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                    }
+                ]
+            }
+        )
+    )
     code, out = run(capsys, "--json", "models", "use", "ollama/smollm2:135m")
     assert code == 0, out
     rt = Runtime(load_settings())

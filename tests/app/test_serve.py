@@ -17,8 +17,15 @@ ORIGIN_OK = "http://localhost:3000"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, embedder):
-    rt = make_runtime(tmp_path_factory.mktemp("serve-home"), embedder, inbox_use_model=False, max_answer_tokens=24,
-                      api_allowed_origins=[ORIGIN_OK], api_max_body_bytes=65536, api_rate_per_minute=10000)
+    rt = make_runtime(
+        tmp_path_factory.mktemp("serve-home"),
+        embedder,
+        inbox_use_model=False,
+        max_answer_tokens=24,
+        api_allowed_origins=[ORIGIN_OK],
+        api_max_body_bytes=65536,
+        api_rate_per_minute=10000,
+    )
     rt.remember("My cat is a grey tabby called Pixel.", source="diary")
     server = MemexAPIServer(rt, 0)
     server.start_background()
@@ -27,8 +34,16 @@ def api(tmp_path_factory, embedder):
     rt.close()
 
 
-def request(server: MemexAPIServer, method: str, path: str, body: object = None, *, token: str | None = "default",
-            headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict, dict]:
+def request(
+    server: MemexAPIServer,
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    token: str | None = "default",
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, dict, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
     h = {"Content-Type": "application/json"}
     if token:
@@ -64,13 +79,19 @@ def test_completion_answers_with_citations(api):
     status, body, _ = request(api, "POST", "/v1/chat/completions", CHAT)
     assert status == 200 and body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"]
-    assert [c["text"] for c in body["memex"]["citations"]] == ["My cat is a grey tabby called Pixel."]
+    assert [c["text"] for c in body["memex"]["citations"]] == [
+        "My cat is a grey tabby called Pixel."
+    ]
 
 
 def test_streaming_completion(api):
     conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=300)
-    conn.request("POST", "/v1/chat/completions", body=json.dumps({**CHAT, "stream": True}),
-                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps({**CHAT, "stream": True}),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"},
+    )
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
     events = [line[6:] for line in resp.read().decode().splitlines() if line.startswith("data: ")]
@@ -85,12 +106,20 @@ def test_streaming_completion(api):
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_refuses_missing_or_wrong_token(api, token):
     status, body, headers = request(api, "GET", "/v1/models", token=token)
-    assert status == 401 and body["error"]["type"] == "unauthorized" and headers["WWW-Authenticate"] == "Bearer"
+    assert (
+        status == 401
+        and body["error"]["type"] == "unauthorized"
+        and headers["WWW-Authenticate"] == "Bearer"
+    )
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "0.0.0.0:{port}"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "0.0.0.0:{port}"]
+)
 def test_refuses_foreign_host_header(api, host):
-    status, body, _ = request(api, "GET", "/v1/models", headers={"Host": host.format(port=api.port)})
+    status, body, _ = request(
+        api, "GET", "/v1/models", headers={"Host": host.format(port=api.port)}
+    )
     assert status == 403 and body["error"]["type"] == "forbidden_host"
 
 
@@ -107,11 +136,21 @@ def test_refuses_foreign_origin_and_allows_a_configured_one(api):
 
 
 def test_refuses_non_json_content_type(api):
-    status, body, _ = request(api, "POST", "/v1/chat/completions", raw=b"question=hi",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, body, _ = request(
+        api,
+        "POST",
+        "/v1/chat/completions",
+        raw=b"question=hi",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 415 and body["error"]["type"] == "unsupported_media_type"
-    status, _, _ = request(api, "POST", "/v1/chat/completions", raw=json.dumps(CHAT).encode(),
-                           headers={"Content-Type": "text/plain"})
+    status, _, _ = request(
+        api,
+        "POST",
+        "/v1/chat/completions",
+        raw=json.dumps(CHAT).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
     assert status == 415
 
 
@@ -123,9 +162,11 @@ def test_refuses_oversized_body(api):
 
 def test_refuses_huge_content_length_without_reading_it(api):
     sock = socket.create_connection(("127.0.0.1", api.port), timeout=60)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n"
-                 + f"Host: 127.0.0.1:{api.port}\r\nAuthorization: Bearer {api.token}\r\n".encode()
-                 + b"Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{")
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{api.port}\r\nAuthorization: Bearer {api.token}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{"
+    )
     reply = b""
     while chunk := sock.recv(4096):
         reply += chunk
@@ -134,13 +175,22 @@ def test_refuses_huge_content_length_without_reading_it(api):
     assert request(api, "GET", "/v1/models")[0] == 200  # still serving
 
 
-@pytest.mark.parametrize("raw, kind", [
-    (b"{not json", "invalid_json"),
-    (json.dumps({"messages": []}).encode(), "invalid_request"),
-    (json.dumps({"messages": [{"role": "system", "content": "hi"}]}).encode(), "invalid_request"),
-    (json.dumps({"messages": [{"role": "user", "content": "   "}]}).encode(), "invalid_request"),
-    (json.dumps({"messages": [{"role": "user", "content": "x" * 9000}]}).encode(), "bad_input"),
-])
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b"{not json", "invalid_json"),
+        (json.dumps({"messages": []}).encode(), "invalid_request"),
+        (
+            json.dumps({"messages": [{"role": "system", "content": "hi"}]}).encode(),
+            "invalid_request",
+        ),
+        (
+            json.dumps({"messages": [{"role": "user", "content": "   "}]}).encode(),
+            "invalid_request",
+        ),
+        (json.dumps({"messages": [{"role": "user", "content": "x" * 9000}]}).encode(), "bad_input"),
+    ],
+)
 def test_refuses_bad_requests(api, raw, kind):
     status, body, _ = request(api, "POST", "/v1/chat/completions", raw=raw)
     assert status == 400 and body["error"]["type"] == kind
@@ -152,12 +202,20 @@ def test_unknown_route(api):
 
 
 def test_client_disconnect_mid_stream_keeps_serving(api):
-    body = json.dumps({"messages": [{"role": "user", "content": "Tell me a long story about my cat."}],
-                       "stream": True, "max_tokens": 200}).encode()
+    body = json.dumps(
+        {
+            "messages": [{"role": "user", "content": "Tell me a long story about my cat."}],
+            "stream": True,
+            "max_tokens": 200,
+        }
+    ).encode()
     sock = socket.create_connection(("127.0.0.1", api.port), timeout=300)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n"
-                 + f"Host: 127.0.0.1:{api.port}\r\nAuthorization: Bearer {api.token}\r\n".encode()
-                 + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{api.port}\r\nAuthorization: Bearer {api.token}\r\n".encode()
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     got = b""
     while b"data: " not in got:
         got += sock.recv(4096)
@@ -186,9 +244,17 @@ def test_binds_loopback_only(api):
 
 def test_official_openai_client_streams(api):
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{api.port}/v1", api_key=api.token, max_retries=0)
-    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
-        model="memex", messages=[{"role": "user", "content": "What is my cat called?"}], stream=True)]
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{api.port}/v1", api_key=api.token, max_retries=0
+    )
+    pieces = [
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="memex",
+            messages=[{"role": "user", "content": "What is my cat called?"}],
+            stream=True,
+        )
+    ]
     assert "".join(pieces).strip()
 
 
@@ -200,8 +266,22 @@ def test_serve_command(memex_home):
 
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, MEMEX_HOME=str(memex_home))
-    proc = subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", "0", "--json"],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         port = int(info["url"].rsplit(":", 1)[1].split("/")[0])

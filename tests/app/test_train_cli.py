@@ -1,4 +1,5 @@
-"""`memex train / eval / adapters` end to end on a tiny model (real SQLite, llama.cpp, child process)."""
+"""`memex train / eval / adapters` end to end on a tiny model (real SQLite, llama.cpp, child
+process)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def home(memex_home: Path, store, tiny: TinyModel, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(
+    memex_home: Path, store, tiny: TinyModel, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     from app.training import CACHE_DIR
 
     monkeypatch.setenv("MEMEX_MODEL_PATH", str(tiny.gguf))
@@ -53,8 +56,8 @@ def trained_v1(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def with_v1(home: Path, trained_v1: dict[str, Path]) -> None:
     import shutil
 
-    from app.settings import load_settings
     from app.adapters import AdapterStore
+    from app.settings import load_settings
 
     if "v0001" not in trained_v1:
         code, out = memex("train", *FAST, "--no-merge")
@@ -76,8 +79,8 @@ def memex(*args: str) -> tuple[int, dict]:
 
 
 def active(home: Path) -> str | None:
-    from app.settings import load_settings
     from app.adapters import AdapterStore
+    from app.settings import load_settings
 
     return AdapterStore(load_settings(home=home)).active()
 
@@ -92,20 +95,32 @@ def test_max_gpu_gb_needs_the_cpu_policy(memex_home: Path) -> None:
     from app.cli import cli
 
     result = CliRunner().invoke(cli, ["train", "--offload", "disk", "--max-gpu-gb", "2"])
-    assert result.exit_code == 2 and "--max-gpu-gb: it applies to --offload cpu only" in result.stderr
+    assert (
+        result.exit_code == 2 and "--max-gpu-gb: it applies to --offload cpu only" in result.stderr
+    )
 
 
 def test_train_eval_activate_rollback(home: Path, trained_v1: dict[str, Path]) -> None:
-    from app.settings import load_settings
     from app.adapters import AdapterStore, active_adapter_path, active_merged_model_path
+    from app.settings import load_settings
 
     code, out = memex("train", *FAST)
     assert code == 0, out
-    assert {"adapter", "version", "steps", "loss_first", "loss_last", "peak_rss_mb", "peak_gpu_mb",
-            "train_tok_s"} <= set(out)
+    assert {
+        "adapter",
+        "version",
+        "steps",
+        "loss_first",
+        "loss_last",
+        "peak_rss_mb",
+        "peak_gpu_mb",
+        "train_tok_s",
+    } <= set(out)
     assert out["version"] == "v0001" and out["steps"] == 2 and Path(out["adapter"]).exists()
     v1 = home / "adapters" / "v0001"
-    assert {"adapter.gguf", "dataset.jsonl", "metrics.json", "adapter_hf"} <= {p.name for p in v1.iterdir()}
+    assert {"adapter.gguf", "dataset.jsonl", "metrics.json", "adapter_hf"} <= {
+        p.name for p in v1.iterdir()
+    }
     assert active_adapter_path(load_settings(home=home)) == str(v1 / "adapter.gguf")
     assert active_merged_model_path(load_settings(home=home)) == str(v1 / "merged.gguf")
     trained_v1["v0001"] = home.parent / "v0001-copy"
@@ -122,7 +137,9 @@ def test_train_eval_activate_rollback(home: Path, trained_v1: dict[str, Path]) -
     code, out = memex("train", *FAST, "--no-merge")
     assert code == 0 and out["version"] == "v0002" and active(home) == "v0002"
     code, out = memex("adapters", "list")
-    assert [a["version"] for a in out["adapters"]] == ["v0001", "v0002"] and out["active"] == "v0002"
+    assert [a["version"] for a in out["adapters"]] == ["v0001", "v0002"] and out[
+        "active"
+    ] == "v0002"
     code, out = memex("adapters", "rollback")
     assert code == 0 and out["active"] == "v0001" and active(home) == "v0001"
     code, out = memex("adapters", "activate", "v0002")
@@ -131,7 +148,9 @@ def test_train_eval_activate_rollback(home: Path, trained_v1: dict[str, Path]) -
     assert code != 0 and out["kind"] == "not_found"
 
 
-def test_bad_inputs_keep_the_active_adapter(home: Path, trained_v1, tmp_path: Path, monkeypatch) -> None:
+def test_bad_inputs_keep_the_active_adapter(
+    home: Path, trained_v1, tmp_path: Path, monkeypatch
+) -> None:
     with_v1(home, trained_v1)
     assert active(home) == "v0001"
 
@@ -170,11 +189,14 @@ def test_interrupted_save_keeps_the_active_adapter(home: Path, trained_v1, monke
     code, out = memex("train", *FAST, "--no-merge")
     assert code != 0 and "previous adapter stays active" in out["error"]
     assert active(home) == "v0001"
-    assert sorted(p.name for p in (home / "adapters").iterdir() if p.name.startswith(("v", ".v"))) == ["v0001"]
+    assert sorted(
+        p.name for p in (home / "adapters").iterdir() if p.name.startswith(("v", ".v"))
+    ) == ["v0001"]
 
 
-def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: TinyModel, shared_cache: Path,
-                                                          monkeypatch) -> None:
+def test_runtime_serves_the_active_adapter_and_rolls_back(
+    home: Path, tiny: TinyModel, shared_cache: Path, monkeypatch
+) -> None:
     """activate -> the running Runtime answers with the adapter; roll back -> as before."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -187,19 +209,27 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
     from finetune.model import add_lora, prepare_base
 
     torch.manual_seed(1)  # a random B: a 2-step adapter on a tiny model barely moves its answers
-    peft_model = add_lora(AutoModelForCausalLM.from_pretrained(str(tiny.hf_dir)), 8, 16.0,
-                          ("q_proj", "v_proj", "up_proj", "down_proj"))
+    peft_model = add_lora(
+        AutoModelForCausalLM.from_pretrained(str(tiny.hf_dir)),
+        8,
+        16.0,
+        ("q_proj", "v_proj", "up_proj", "down_proj"),
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0.0, 0.3)
     hf = save_hf_adapter(peft_model, home.parent / "random_hf")
-    lora = export_gguf_lora(hf, prepare_base(str(tiny.hf_dir), shared_cache), home.parent / "random.gguf")
+    lora = export_gguf_lora(
+        hf, prepare_base(str(tiny.hf_dir), shared_cache), home.parent / "random.gguf"
+    )
     merged = merge_lora(tiny.gguf, lora, home.parent / "merged.gguf")
     settings = load_settings(home=home)
     store = adapters.AdapterStore(settings)
-    version = store.add({"adapter.gguf": lora, "adapter_hf": hf, "merged.gguf": merged},
-                        {"base_model": str(tiny.gguf)})
+    version = store.add(
+        {"adapter.gguf": lora, "adapter_hf": hf, "merged.gguf": merged},
+        {"base_model": str(tiny.gguf)},
+    )
     runtime = Runtime(settings)
 
     def ask() -> str:
@@ -210,7 +240,10 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
         assert runtime.adapter_path() == ""
         store.activate(version)
         served = adapters.served_model(settings)  # merged: it decodes faster than a runtime LoRA
-        assert served.model_path == str(home / "adapters" / version / "merged.gguf") and not served.adapter_path
+        assert (
+            served.model_path == str(home / "adapters" / version / "merged.gguf")
+            and not served.adapter_path
+        )
         with_adapter = ask()
         assert with_adapter != before
         monkeypatch.setattr(adapters, "SERVE_MERGED", False)  # the runtime LoRA answers alike
@@ -218,7 +251,9 @@ def test_runtime_serves_the_active_adapter_and_rolls_back(home: Path, tiny: Tiny
         assert ask() == with_adapter
         monkeypatch.setattr(adapters, "SERVE_MERGED", True)
         store.update_metrics(version, base_model=str(home.parent / "another-base.gguf"))
-        assert adapters.served_model(settings).adapter_path.endswith("adapter.gguf")  # stale merge unused
+        assert adapters.served_model(settings).adapter_path.endswith(
+            "adapter.gguf"
+        )  # stale merge unused
         store.rollback()
         assert ask() == before
     finally:

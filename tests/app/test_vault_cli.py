@@ -1,4 +1,5 @@
-"""`memex vault`: the contract scripts rely on, locked refusals, kill -9 safety, no plaintext at rest."""
+"""`memex vault`: the contract scripts rely on, locked refusals, kill -9 safety, no plaintext at
+rest."""
 
 from __future__ import annotations
 
@@ -49,9 +50,15 @@ def _sha(path: Path) -> str:
 def test_vault_end_to_end_leaves_no_plaintext(capsys, vault_env, memex_home, tmp_path, monkeypatch):
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "notes.txt").write_text(f"My passport number is {SENTINELS[0]}.\n\nMy bank is {SENTINELS[1]}.")
-    (docs / "health.md").write_text(f"# Health\n\nMy doctor is Dr {SENTINELS[2]}.\n\n# Home\n\nI live at {SENTINELS[3]}.")
-    (docs / "chat.jsonl").write_text(json.dumps({"text": f"My sister is {SENTINELS[4]}.", "kind": "chat"}) + "\n")
+    (docs / "notes.txt").write_text(
+        f"My passport number is {SENTINELS[0]}.\n\nMy bank is {SENTINELS[1]}."
+    )
+    (docs / "health.md").write_text(
+        f"# Health\n\nMy doctor is Dr {SENTINELS[2]}.\n\n# Home\n\nI live at {SENTINELS[3]}."
+    )
+    (docs / "chat.jsonl").write_text(
+        json.dumps({"text": f"My sister is {SENTINELS[4]}.", "kind": "chat"}) + "\n"
+    )
     assert run(capsys, "import", str(docs), "--json")[0] == 0
     assert run(capsys, "remember", f"My locker code is {SENTINELS[5]}.", "--json")[0] == 0
     assert run(capsys, "profile", "set", "email", f"{SENTINELS[6]}@example.org", "--json")[0] == 0
@@ -88,7 +95,10 @@ def test_locked_wrong_and_changed_passphrase(capsys, vault_env, memex_home, tmp_
     before = {p.name: _sha(p) for p in memex_home.iterdir() if p.is_file()}
     monkeypatch.setenv("MEMEX_PASSPHRASE", "not the passphrase")
     code, out = run(capsys, "search", "spare key", "--json")
-    assert code != 0 and out == {"error": "The passphrase is wrong; nothing was changed.", "kind": "wrong_passphrase"}
+    assert code != 0 and out == {
+        "error": "The passphrase is wrong; nothing was changed.",
+        "kind": "wrong_passphrase",
+    }
     code, out = run(capsys, "vault", "unlock", "--json")
     assert code != 0 and out["kind"] == "wrong_passphrase"
     monkeypatch.setenv("MEMEX_NEW_PASSPHRASE", "a brand new passphrase")
@@ -133,7 +143,8 @@ def test_local_api_refuses_when_locked(vault_env, memex_home, embedder):
 
 
 def test_long_lived_process_locks_itself_when_idle(vault_env, memex_home, embedder, monkeypatch):
-    """A server or the app that held the key closes the store after vault_auto_lock_minutes unused."""
+    """A server or the app that held the key closes the store after vault_auto_lock_minutes
+    unused."""
     import time
 
     from app.errors import MemexError
@@ -157,12 +168,20 @@ def test_long_lived_process_locks_itself_when_idle(vault_env, memex_home, embedd
         rt.close()
 
 
-def _cli(home: Path, *args: str, kill_at: str = "", env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _cli(
+    home: Path, *args: str, kill_at: str = "", env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, MEMEX_NO_SERVICE="1", PYTHONPATH=str(REPO), **(env_extra or {}))
     if kill_at:
         env["MEMEX_VAULT_TEST_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "app.cli", "--home", str(home), "--json", *args],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "--home", str(home), "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
 
 
 def test_kill_9_during_enable_and_change_passphrase(capsys, vault_env, memex_home, tmp_path):
@@ -175,21 +194,38 @@ def test_kill_9_during_enable_and_change_passphrase(capsys, vault_env, memex_hom
     for step in ("exported", "committed", "zeroed"):
         shutil.rmtree(memex_home)
         shutil.copytree(template, memex_home)
-        proc = _cli(memex_home, "vault", "enable", "--passphrase-file", str(vault_env), kill_at=step)
+        proc = _cli(
+            memex_home, "vault", "enable", "--passphrase-file", str(vault_env), kill_at=step
+        )
         assert proc.returncode == -9, (step, proc.stdout, proc.stderr)
         code, out = run(capsys, "vault", "status", "--json")
         assert code == 0, (step, out)
         if not out["enabled"]:  # killed before the commit: plaintext intact, enable again
             assert out["database"] == "plain"
-            assert run(capsys, "vault", "enable", "--passphrase-file", str(vault_env), "--json")[0] == 0
+            assert (
+                run(capsys, "vault", "enable", "--passphrase-file", str(vault_env), "--json")[0]
+                == 0
+            )
         code, out = run(capsys, "vault", "status", "--json")
-        assert out["database"] == "encrypted" and not (memex_home / "memex.db.vault-tmp").exists(), step
-        assert run(capsys, "--passphrase-file", str(vault_env), "search", "drawer socks", "--json")[1]["results"]
+        assert (
+            out["database"] == "encrypted" and not (memex_home / "memex.db.vault-tmp").exists()
+        ), step
+        assert run(capsys, "--passphrase-file", str(vault_env), "search", "drawer socks", "--json")[
+            1
+        ]["results"]
 
     new = tmp_path / "new.txt"
     new.write_text("another long passphrase")
-    proc = _cli(memex_home, "vault", "change-passphrase", "--passphrase-file", str(vault_env),
-                "--new-passphrase-file", str(new), kill_at="rewrapped")
+    proc = _cli(
+        memex_home,
+        "vault",
+        "change-passphrase",
+        "--passphrase-file",
+        str(vault_env),
+        "--new-passphrase-file",
+        str(new),
+        kill_at="rewrapped",
+    )
     assert proc.returncode == -9, (proc.stdout, proc.stderr)
     code, out = run(capsys, "--passphrase-file", str(vault_env), "search", "drawer", "--json")
     assert code == 0 and out["results"], out  # the old passphrase still opens it

@@ -38,17 +38,28 @@ def test_bridge_fill_says_locked(locked_home):
     rt = Runtime(settings)
     state = BridgeState(settings.bridge_dir)
     try:
-        svc = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                            memory=RuntimeAccess(rt))
+        svc = BridgeService(
+            state=state,
+            host_key=HostKey.load_or_create(settings.bridge_dir),
+            memory=RuntimeAccess(rt),
+        )
         ext = FakeExtension(svc.handle)
         ext.hello()
         state.approve(ext.code, "laptop")
         ext.hello()
         state.permit("https://shop.example")
-        first = ext.request({"type": "fill", "origin": "https://shop.example",
-                             "top_origin": "https://shop.example", "fields": SIGNUP_FIELDS})
+        first = ext.request(
+            {
+                "type": "fill",
+                "origin": "https://shop.example",
+                "top_origin": "https://shop.example",
+                "fields": SIGNUP_FIELDS,
+            }
+        )
         assert first["status"] == "confirm"  # the first fill on a site asks; the values come after
-        reply = ext.request({"type": "confirm", "origin": "https://shop.example", "token": first["token"]})
+        reply = ext.request(
+            {"type": "confirm", "origin": "https://shop.example", "token": first["token"]}
+        )
         assert reply["kind"] == "locked" and reply["error"].startswith("memex is locked")
     finally:
         state.close()

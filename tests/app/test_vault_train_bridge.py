@@ -31,8 +31,11 @@ def _leaks(home: Path) -> list[str]:
     for p in home.rglob("*"):
         if p.is_file():
             data = p.read_bytes()
-            out += [f"{p.relative_to(home)}: {s}" for s in SENTINELS
-                    if s.encode() in data or s.lower().encode() in data]
+            out += [
+                f"{p.relative_to(home)}: {s}"
+                for s in SENTINELS
+                if s.encode() in data or s.lower().encode() in data
+            ]
     return out
 
 
@@ -49,15 +52,19 @@ def _bridge_fill(home: Path, site: str, browser: str) -> dict:
     rt = Runtime(settings)
     state = open_state(settings, rt.vault)
     try:
-        svc = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                            memory=RuntimeAccess(rt))
+        svc = BridgeService(
+            state=state,
+            host_key=HostKey.load_or_create(settings.bridge_dir),
+            memory=RuntimeAccess(rt),
+        )
         ext = FakeExtension(svc.handle)
         ext.hello()
         assert state.approve(ext.code, browser) is not None
         ext.hello()
         state.permit(site)
-        first = ext.request({"type": "fill", "origin": site, "top_origin": site,
-                             "fields": SIGNUP_FIELDS})
+        first = ext.request(
+            {"type": "fill", "origin": site, "top_origin": site, "fields": SIGNUP_FIELDS}
+        )
         assert first["status"] == "confirm", first
         return ext.request({"type": "confirm", "origin": site, "token": first["token"]})
     finally:
@@ -67,16 +74,24 @@ def _bridge_fill(home: Path, site: str, browser: str) -> dict:
 
 @pytest.mark.slow  # a training child and three model loads: minutes on 2 busy cores
 def test_training_and_bridge_leave_no_plaintext(
-        capsys, vault_env, memex_home, tmp_path, monkeypatch, tiny):  # noqa: F811 - a fixture
+    capsys,
+    vault_env,  # noqa: F811 - a fixture
+    memex_home,
+    tmp_path,
+    monkeypatch,
+    tiny,
+):
     from memory.vault import is_sealed
     from memory.vault_db import is_plain_sqlite
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "notes.txt").write_text(
-        f"My passport number is {SENTINELS[0]}.\n\nMy bank is {SENTINELS[1]}.")
+        f"My passport number is {SENTINELS[0]}.\n\nMy bank is {SENTINELS[1]}."
+    )
     (docs / "chat.jsonl").write_text(
-        json.dumps({"text": f"My sister is {SENTINELS[2]}.", "kind": "chat"}) + "\n")
+        json.dumps({"text": f"My sister is {SENTINELS[2]}.", "kind": "chat"}) + "\n"
+    )
     assert run(capsys, "import", str(docs), "--json")[0] == 0
     assert run(capsys, "profile", "set", "email", f"{SENTINELS[3]}@example.org", "--json")[0] == 0
     # bridge state written before the vault: encrypted in place on its first keyed open
@@ -137,8 +152,10 @@ def test_locked_bridge_state_refuses(capsys, vault_env, memex_home, monkeypatch)
     code, out = run(capsys, "vault", "enable", "--passphrase-file", str(vault_env), "--json")
     assert code == 0, out
     assert not is_plain_sqlite(memex_home / "bridge" / "bridge.db")  # enable sealed the rest too
-    assert all(is_sealed(old / n) for n in ("dataset.jsonl", "adapter.gguf",
-                                            "adapter_hf/adapter_model.safetensors"))
+    assert all(
+        is_sealed(old / n)
+        for n in ("dataset.jsonl", "adapter.gguf", "adapter_hf/adapter_model.safetensors")
+    )
     assert not (memex_home / "adapters" / ".work").exists() and _leaks(memex_home) == []
     settings = load_settings(home=memex_home)
     key = unlock_key(memex_home, passphrase=PASS)
@@ -162,8 +179,7 @@ def test_locked_bridge_state_refuses(capsys, vault_env, memex_home, monkeypatch)
         state.close()
 
 
-def test_locked_host_answers_locked_then_serves(
-        capsys, vault_env, memex_home, monkeypatch):  # noqa: F811 - a fixture
+def test_locked_host_answers_locked_then_serves(capsys, vault_env, memex_home, monkeypatch):  # noqa: F811 - a fixture
     """A browser starts the host while memex is locked: each frame says so, none crashes it;
     once memex is unlocked the same host opens the encrypted state and serves."""
     import io
@@ -176,8 +192,9 @@ def test_locked_host_answers_locked_then_serves(
     assert run(capsys, "vault", "enable", "--passphrase-file", str(vault_env), "--json")[0] == 0
     assert run(capsys, "vault", "lock", "--json")[0] == 0
     settings = load_settings(home=memex_home)
-    frames = io.BytesIO(encode_frame({"id": 1, "type": "hello"})
-                        + encode_frame({"id": 2, "type": "hello"}))
+    frames = io.BytesIO(
+        encode_frame({"id": 1, "type": "hello"}) + encode_frame({"id": 2, "type": "hello"})
+    )
     out = io.BytesIO()
     assert serve_locked(settings, frames, out) == 0
     out.seek(0)

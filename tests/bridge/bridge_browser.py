@@ -42,8 +42,13 @@ FRAME_PAGE = """<!doctype html><html><body>
 <label for="fname">Name</label><input id="fname" name="fname">
 </body></html>"""
 
-PROFILE = {"given-name": "Ada", "family-name": "Lovelace", "email": "ada@example.org",
-           "tel": "+44 20 7946 0000", "address-level2": "London"}
+PROFILE = {
+    "given-name": "Ada",
+    "family-name": "Lovelace",
+    "email": "ada@example.org",
+    "tel": "+44 20 7946 0000",
+    "address-level2": "London",
+}
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -53,7 +58,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_dir(folder: Path) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_Quiet, directory=str(folder))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -80,16 +87,21 @@ class Session:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.page.evaluate(
-                "() => { const h = document.querySelector('memex-autofill'); return h && h.getAttribute('data-state'); }")
+                "() => { const h = document.querySelector('memex-autofill'); return h && "
+                "h.getAttribute('data-state'); }"
+            )
             if state in states:
                 return str(state)
             time.sleep(0.02)
         raise TimeoutError(f"memex UI never reached {states}; last state {state!r}")
 
     def values(self) -> dict[str, str]:
-        return dict(self.page.evaluate(
-            "() => Object.fromEntries(Array.from(document.querySelectorAll('input, textarea'))"
-            ".map(e => [e.id, e.value]))"))
+        return dict(
+            self.page.evaluate(
+                "() => Object.fromEntries(Array.from(document.querySelectorAll('input, textarea'))"
+                ".map(e => [e.id, e.value]))"
+            )
+        )
 
     def frame_values(self) -> dict[str, str]:
         frame = self.page.frame_locator("#foreign")
@@ -112,8 +124,14 @@ def set_profile(home: Path, profile: dict[str, str]) -> None:
 
 
 @contextmanager
-def browser_session(tmp: Path, *, pair: bool = True, permit: bool = True,
-                    profile: dict[str, str] | None = None, page_html: str | None = None) -> Iterator[Session]:
+def browser_session(
+    tmp: Path,
+    *,
+    pair: bool = True,
+    permit: bool = True,
+    profile: dict[str, str] | None = None,
+    page_html: str | None = None,
+) -> Iterator[Session]:
     """Chromium + extension + host for a fresh MEMEX_HOME under tmp, on a served form page
     (FORM_PAGE, or `page_html`)."""
     from playwright.sync_api import sync_playwright
@@ -131,16 +149,27 @@ def browser_session(tmp: Path, *, pair: bool = True, permit: bool = True,
     (site / "frame.html").write_text(FRAME_PAGE, encoding="utf-8")
     with serve_dir(site) as base, serve_dir(site) as foreign_base:
         html = FORM_PAGE if page_html is None else page_html
-        (site / "form.html").write_text(html.replace("{frame_url}", f"{foreign_base}/frame.html"),
-                                        encoding="utf-8")
+        (site / "form.html").write_text(
+            html.replace("{frame_url}", f"{foreign_base}/frame.html"), encoding="utf-8"
+        )
         ext = str(EXTENSION_DIR)
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
-                str(user_data), executable_path=str(CHROMIUM), headless=True,
+                str(user_data),
+                executable_path=str(CHROMIUM),
+                headless=True,
                 env={**os.environ, "MEMEX_HOME": str(home), "HF_HUB_OFFLINE": "1"},
-                args=[f"--load-extension={ext}", f"--disable-extensions-except={ext}", "--no-sandbox",
-                      "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                      "--disable-sync", "--no-first-run"])
+                args=[
+                    f"--load-extension={ext}",
+                    f"--disable-extensions-except={ext}",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             try:
                 state = BridgeState(settings.bridge_dir)
                 try:

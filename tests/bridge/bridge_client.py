@@ -28,9 +28,22 @@ class HostProcess:
 
     def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "--home", str(home), "bridge", "host", "chrome-extension://x/"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "--home",
+                str(home),
+                "bridge",
+                "host",
+                "chrome-extension://x/",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        )
 
     def send_raw(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -59,7 +72,9 @@ class HostProcess:
 
 
 class FakeExtension:
-    def __init__(self, transport: Callable[[dict[str, Any]], dict[str, Any]], key: PrivateKey | None = None) -> None:
+    def __init__(
+        self, transport: Callable[[dict[str, Any]], dict[str, Any]], key: PrivateKey | None = None
+    ) -> None:
         self.transport = transport
         self.key = key or PrivateKey.generate()
         self.host_key: bytes | None = None
@@ -72,20 +87,29 @@ class FakeExtension:
         return b64e(bytes(self.key.public_key))
 
     def hello(self) -> dict[str, Any]:
-        reply = self.transport({"action": "hello", "client_key": self.public, "client_name": "pytest"})
+        reply = self.transport(
+            {"action": "hello", "client_key": self.public, "client_name": "pytest"}
+        )
         self.host_key = b64d(reply["host_key"])
         self.code = reply["code"]
         return reply
 
-    def seal(self, inner: dict[str, Any], *, nonce: bytes | None = None, key: PrivateKey | None = None) -> dict[str, Any]:
+    def seal(
+        self, inner: dict[str, Any], *, nonce: bytes | None = None, key: PrivateKey | None = None
+    ) -> dict[str, Any]:
         assert self.host_key is not None
         nonce = nonce or random(24)
         payload = {"ts": time.time() * 1000, **inner}
         box = Box(key or self.key, PublicKey(self.host_key))
         sealed = box.encrypt(json.dumps(payload).encode(), nonce).ciphertext
         self._id += 1
-        return {"action": "request", "id": self._id, "client_key": self.public, "nonce": b64e(nonce),
-                "message": b64e(sealed)}
+        return {
+            "action": "request",
+            "id": self._id,
+            "client_key": self.public,
+            "nonce": b64e(nonce),
+            "message": b64e(sealed),
+        }
 
     def send(self, envelope: dict[str, Any]) -> dict[str, Any]:
         self.last_envelope = envelope
@@ -94,8 +118,12 @@ class FakeExtension:
             return reply
         assert self.host_key is not None
         request_nonce = b64d(envelope["nonce"])
-        assert b64d(reply["nonce"]) == increment_nonce(request_nonce), "reply nonce must be request nonce + 1"
-        plain = Box(self.key, PublicKey(self.host_key)).decrypt(b64d(reply["message"]), b64d(reply["nonce"]))
+        assert b64d(reply["nonce"]) == increment_nonce(request_nonce), (
+            "reply nonce must be request nonce + 1"
+        )
+        plain = Box(self.key, PublicKey(self.host_key)).decrypt(
+            b64d(reply["message"]), b64d(reply["nonce"])
+        )
         return dict(json.loads(plain))
 
     def request(self, inner: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +135,10 @@ def field(ref: str, label: str = "", **kw: Any) -> dict[str, Any]:
 
 
 SIGNUP_FIELDS = [
-    field("given", "First name"), field("family", "Last name"), field("email", "Email", type="email"),
-    field("pw", "Password", type="password"), field("card", "Card number"),
+    field("given", "First name"),
+    field("family", "Last name"),
+    field("email", "Email", type="email"),
+    field("pw", "Password", type="password"),
+    field("card", "Card number"),
     field("about", "Tell us about yourself", tag="textarea", type="textarea"),
 ]

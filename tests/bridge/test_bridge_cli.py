@@ -11,38 +11,57 @@ import pytest
 
 from app.bridge.framing import encode_frame, read_frame
 from tests.bridge.bridge_forms import FORMS_DIR
-
-
 from tests.cli_support import run  # noqa: E402
 
 
 def test_analyze_returns_kinds_and_profile_values(capsys, runtime) -> None:
     runtime.close()
-    code, r = run(capsys, "autofill", "analyze", str(FORMS_DIR / "signup_en.html"), "--url",
-                  "https://shop.example/signup", "--json")
+    code, r = run(
+        capsys,
+        "autofill",
+        "analyze",
+        str(FORMS_DIR / "signup_en.html"),
+        "--url",
+        "https://shop.example/signup",
+        "--json",
+    )
     assert code == 0
     fields = {f["ref"]: f for f in r["fields"]}
     assert all(set(f) >= {"ref", "kind", "source", "sensitive", "value"} for f in r["fields"])
     assert fields["first"]["value"] == "Ada" and fields["first"]["kind"] == "given-name"
     assert {k: fields["email"][k] for k in ("ref", "kind", "source", "sensitive", "value")} == {
-        "ref": "email", "kind": "email", "source": "type", "sensitive": False, "value": "ada@example.org"}
-    assert fields["pw"]["sensitive"] and fields["pw"]["value"] is None and fields["pw"]["kind"] == "current-password"
+        "ref": "email",
+        "kind": "email",
+        "source": "type",
+        "sensitive": False,
+        "value": "ada@example.org",
+    }
+    assert (
+        fields["pw"]["sensitive"]
+        and fields["pw"]["value"] is None
+        and fields["pw"]["kind"] == "current-password"
+    )
     assert fields["about"]["kind"] == "freetext" and fields["about"]["value"] is None
     assert fields["fax_hp"]["kind"] is None  # honeypot hidden by a <style> rule
 
 
 def test_analyze_foreign_frames_depend_on_the_url(capsys, home) -> None:
-    code, r = run(capsys, "autofill", "analyze", str(FORMS_DIR / "frames_mixed.html"), "--no-values", "--json")
+    code, r = run(
+        capsys, "autofill", "analyze", str(FORMS_DIR / "frames_mixed.html"), "--no-values", "--json"
+    )
     kinds = {f["ref"]: f["kind"] for f in r["fields"]}
     assert code == 0 and kinds["f1"] is None and kinds["g1"] == "tel"
 
 
-@pytest.mark.parametrize("args, kind", [
-    (["missing.html"], "not_found"),
-    (["{binary}"], "bad_input"),
-    (["{form}", "--url", "ftp://x.example"], "bad_input"),
-    (["{form}", "--url", "http://"], "bad_input"),
-])
+@pytest.mark.parametrize(
+    "args, kind",
+    [
+        (["missing.html"], "not_found"),
+        (["{binary}"], "bad_input"),
+        (["{form}", "--url", "ftp://x.example"], "bad_input"),
+        (["{form}", "--url", "http://"], "bad_input"),
+    ],
+)
 def test_analyze_bad_input(capsys, home, tmp_path: Path, args: list[str], kind: str) -> None:
     binary = tmp_path / "blob.html"
     binary.write_bytes(b"\x00\x01\x02" * 100)
@@ -51,7 +70,9 @@ def test_analyze_bad_input(capsys, home, tmp_path: Path, args: list[str], kind: 
     assert code != 0 and r["kind"] == kind and r["error"]
 
 
-def test_install_writes_manifests_for_all_browsers(capsys, home, tmp_path: Path, monkeypatch) -> None:
+def test_install_writes_manifests_for_all_browsers(
+    capsys, home, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     code, r = run(capsys, "bridge", "install", "--json")
     assert code == 0 and {i["browser"] for i in r["installed"]} == {"chromium", "chrome", "firefox"}
@@ -59,8 +80,10 @@ def test_install_writes_manifests_for_all_browsers(capsys, home, tmp_path: Path,
     assert by["chromium"]["allowed_origins"] == [f"chrome-extension://{r['extension_id']}/"]
     assert by["firefox"]["allowed_extensions"] == ["bridge@memex.local"]
     assert all(m["name"] == "org.memex.bridge" and m["type"] == "stdio" for m in by.values())
-    assert ".config/chromium/NativeMessagingHosts" in r["installed"][0]["manifest"] or \
-        "Library" in r["installed"][0]["manifest"]
+    assert (
+        ".config/chromium/NativeMessagingHosts" in r["installed"][0]["manifest"]
+        or "Library" in r["installed"][0]["manifest"]
+    )
     launcher = Path(by["chrome"]["path"])
     assert os.access(launcher, os.X_OK) and launcher.stat().st_mode & 0o077 == 0
     code, s = run(capsys, "bridge", "status", "--json")
@@ -68,19 +91,37 @@ def test_install_writes_manifests_for_all_browsers(capsys, home, tmp_path: Path,
 
 
 def test_installed_launcher_speaks_native_messaging(capsys, home, tmp_path: Path) -> None:
-    code, _ = run(capsys, "bridge", "install", "--browser", "chromium", "--user-data-dir",
-                  str(tmp_path / "profile"), "--json")
+    code, _ = run(
+        capsys,
+        "bridge",
+        "install",
+        "--browser",
+        "chromium",
+        "--user-data-dir",
+        str(tmp_path / "profile"),
+        "--json",
+    )
     manifest = tmp_path / "profile" / "NativeMessagingHosts" / "org.memex.bridge.json"
     assert code == 0 and manifest.exists()
     launcher = json.loads(manifest.read_text())["path"]
     # started the way Chromium starts it: from elsewhere, with the caller origin as argument
-    proc = subprocess.run([launcher, "chrome-extension://ffeieaoapigdbaaflkjkcbgbhanbehho/"],
-                          input=encode_frame({"action": "hello", "client_key": "A" * 43 + "=", "id": 7}),
-                          capture_output=True, cwd=tmp_path, timeout=120, check=False)
+    proc = subprocess.run(
+        [launcher, "chrome-extension://ffeieaoapigdbaaflkjkcbgbhanbehho/"],
+        input=encode_frame({"action": "hello", "client_key": "A" * 43 + "=", "id": 7}),
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     import io
 
     reply = read_frame(io.BytesIO(proc.stdout))
-    assert proc.returncode == 0 and reply is not None and reply["action"] == "hello" and reply["id"] == 7
+    assert (
+        proc.returncode == 0
+        and reply is not None
+        and reply["action"] == "hello"
+        and reply["id"] == 7
+    )
 
 
 def test_pair_permit_revoke_status_audit(capsys, settings) -> None:
@@ -90,7 +131,9 @@ def test_pair_permit_revoke_status_audit(capsys, settings) -> None:
     from tests.bridge.bridge_client import FakeExtension
 
     state = BridgeState(settings.bridge_dir)
-    service = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir), memory=None)  # type: ignore[arg-type]
+    service = BridgeService(
+        state=state, host_key=HostKey.load_or_create(settings.bridge_dir), memory=None
+    )  # type: ignore[arg-type]
     ext = FakeExtension(service.handle)
     ext.hello()
     code, r = run(capsys, "bridge", "pair", "--json")
@@ -147,4 +190,6 @@ def test_extension_manifests_pin_the_id_and_agree() -> None:
         assert m["manifest_version"] == 3 and "nativeMessaging" in m["permissions"]
         assert all(not cs["all_frames"] for cs in m["content_scripts"])
         assert "externally_connectable" not in m
-    assert (ext / "vendor" / "nacl-fast.min.js").exists() and (ext / "vendor" / "tweetnacl-LICENSE.txt").exists()
+    assert (ext / "vendor" / "nacl-fast.min.js").exists() and (
+        ext / "vendor" / "tweetnacl-LICENSE.txt"
+    ).exists()

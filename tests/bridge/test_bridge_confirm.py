@@ -1,4 +1,5 @@
-"""First-fill confirmation in the desktop app: the `confirm` op between host and app, and every refusal."""
+"""First-fill confirmation in the desktop app: the `confirm` op between host and app, and every
+refusal."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ class Desk:
         if self.decision == "none":
             return None
         if self.decision == "error":
-            raise ConfirmError("The memex app closed before you answered; fill again to retry.", "confirm_failed")
+            raise ConfirmError(
+                "The memex app closed before you answered; fill again to retry.", "confirm_failed"
+            )
         return ConfirmAnswer(self.token or request.token, self.decision)  # type: ignore[arg-type]
 
 
@@ -69,8 +72,13 @@ def state(settings, runtime):
 
 
 def make(settings, runtime, state, desktop, clock=time.time) -> tuple[BridgeService, FakeExtension]:
-    svc = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                        memory=RuntimeAccess(runtime), desktop=desktop, clock=clock)
+    svc = BridgeService(
+        state=state,
+        host_key=HostKey.load_or_create(settings.bridge_dir),
+        memory=RuntimeAccess(runtime),
+        desktop=desktop,
+        clock=clock,
+    )
     ext = FakeExtension(svc.handle)
     ext.hello()
     state.approve(ext.code, "laptop")
@@ -82,7 +90,11 @@ def fill(ext: FakeExtension) -> dict:
 
 
 def outcomes(state: BridgeState) -> list[tuple[str, str]]:
-    return [(e["action"], e["outcome"]) for e in state.audit_log() if e["action"] in ("confirm", "refused", "fill")]
+    return [
+        (e["action"], e["outcome"])
+        for e in state.audit_log()
+        if e["action"] in ("confirm", "refused", "fill")
+    ]
 
 
 def test_mask_value_hides_identifiers_not_names() -> None:
@@ -122,12 +134,17 @@ def test_always_allow_records_the_site(settings, runtime, state) -> None:
     assert state.confirmations() == {}
 
 
-@pytest.mark.parametrize("decision, kind, outcome", [
-    ("deny", "denied", "denied"),
-    ("timeout", "confirm_timeout", "confirm-timeout"),
-    ("error", "confirm_failed", "confirm-failed"),
-])
-def test_refusals_fill_nothing_and_are_audited(settings, runtime, state, decision, kind, outcome) -> None:
+@pytest.mark.parametrize(
+    "decision, kind, outcome",
+    [
+        ("deny", "denied", "denied"),
+        ("timeout", "confirm_timeout", "confirm-timeout"),
+        ("error", "confirm_failed", "confirm-failed"),
+    ],
+)
+def test_refusals_fill_nothing_and_are_audited(
+    settings, runtime, state, decision, kind, outcome
+) -> None:
     svc, ext = make(settings, runtime, state, Desk(decision))
     reply = fill(ext)
     assert reply["action"] == "error" and reply["kind"] == kind and reply["error"].endswith(".")
@@ -168,6 +185,7 @@ def _sleeping(seconds: float, decision: str = "always"):
     def confirm(req: ConfirmRequest) -> ConfirmAnswer:
         time.sleep(seconds)
         return ConfirmAnswer(req.token, decision)  # type: ignore[arg-type]
+
     return confirm
 
 
@@ -196,7 +214,9 @@ def test_app_that_never_answers_is_a_timeout(settings, runtime, state) -> None:
         svc.desktop_ttl_s = 1.0
         t0 = time.monotonic()
         assert fill(ext)["kind"] == "confirm_timeout"
-        assert time.monotonic() - t0 < 3.5  # the host stopped waiting at the TTL, not at the app's leisure
+        assert (
+            time.monotonic() - t0 < 3.5
+        )  # the host stopped waiting at the TTL, not at the app's leisure
         assert not state.confirmed(SITE, ext.public)
 
 
@@ -216,12 +236,15 @@ def _denier(asked: list[ConfirmRequest]):
     def confirm(request: ConfirmRequest) -> ConfirmAnswer:
         asked.append(request)
         return ConfirmAnswer(request.token, "deny")
+
     return confirm
 
 
 def test_a_stranger_without_the_secret_gets_no_dialog(settings, runtime) -> None:
     asked: list[ConfirmRequest] = []
-    body = ConfirmRequest(token="t", site="https://evil.example", browser="laptop", code="X", ttl_s=5).to_json()
+    body = ConfirmRequest(
+        token="t", site="https://evil.example", browser="laptop", code="X", ttl_s=5
+    ).to_json()
     with AgentServer(settings, RuntimeAccess(runtime), confirmer=_denier(asked)) as server:
         for mac in (None, "00" * 32, sign(b"\x00" * 32, REQUEST, body)):
             reply = json.loads(_raw(server.path, {"op": "confirm", "request": body, "mac": mac}))
@@ -229,13 +252,16 @@ def test_a_stranger_without_the_secret_gets_no_dialog(settings, runtime) -> None
         # a correctly signed request with a signature meant for an answer is refused too
         secret = secret_path(server.path).read_bytes()
         wrong_purpose = sign(secret, ANSWER, body)
-        reply = json.loads(_raw(server.path, {"op": "confirm", "request": body, "mac": wrong_purpose}))
+        reply = json.loads(
+            _raw(server.path, {"op": "confirm", "request": body, "mac": wrong_purpose})
+        )
         assert reply["kind"] == "unauthenticated"
     assert asked == []
 
 
 def test_a_stranger_posing_as_the_app_cannot_confirm(settings, runtime, state) -> None:
-    """Someone else answers on the app's socket path: the answer's MAC is wrong, the fill is refused."""
+    """Someone else answers on the app's socket path: the answer's MAC is wrong, the fill is
+    refused."""
     path = agent_socket_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -254,7 +280,10 @@ def test_a_stranger_posing_as_the_app_cannot_confirm(settings, runtime, state) -
         with conn, conn.makefile("rb") as fh:
             req = json.loads(fh.readline())
             answer = {"token": req["request"]["token"], "decision": "always"}
-            conn.sendall(json.dumps({"result": answer, "mac": sign(b"\x02" * 32, ANSWER, answer)}).encode() + b"\n")
+            conn.sendall(
+                json.dumps({"result": answer, "mac": sign(b"\x02" * 32, ANSWER, answer)}).encode()
+                + b"\n"
+            )
 
     thread = threading.Thread(target=impostor, daemon=True)
     thread.start()
@@ -283,10 +312,10 @@ except (BrokenPipeError, ConnectionResetError):  # the app hung up first
 """
 
 
-
-
-@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not SYSTEM_PYTHON.exists(),
-                    reason="needs root (to act as another user) and /usr/bin/python3")
+@pytest.mark.skipif(
+    not hasattr(os, "getuid") or os.getuid() != 0 or not SYSTEM_PYTHON.exists(),
+    reason="needs root (to act as another user) and /usr/bin/python3",
+)
 def test_a_process_of_another_user_is_not_served(settings, runtime, monkeypatch) -> None:
     """Even with the socket's folder opened up by mistake, SO_PEERCRED turns another uid away."""
     import shutil
@@ -300,8 +329,15 @@ def test_a_process_of_another_user_is_not_served(settings, runtime, monkeypatch)
         with AgentServer(settings, RuntimeAccess(runtime), confirmer=_denier(asked)) as server:
             os.chmod(server.path.parent, 0o711)
             os.chmod(server.path, 0o666)
-            out = subprocess.run([str(SYSTEM_PYTHON), "-c", STRANGER, str(server.path)], user=65534,
-                                 check=False, capture_output=True, text=True, timeout=60, cwd="/")
+            out = subprocess.run(
+                [str(SYSTEM_PYTHON), "-c", STRANGER, str(server.path)],
+                user=65534,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd="/",
+            )
             assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == "b''"  # closed without a word: no profile, no dialog
     finally:

@@ -1,4 +1,5 @@
-"""The real host process (`memex bridge host`) over native-messaging frames, with and without the app."""
+"""The real host process (`memex bridge host`) over native-messaging frames, with and without the
+app."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def _pair_and_permit(settings, host: HostProcess) -> FakeExtension:
 
 
 def _fill(ext: FakeExtension) -> dict:
-    return ext.request({"type": "fill", "origin": SITE, "top_origin": SITE, "fields": SIGNUP_FIELDS})
+    return ext.request(
+        {"type": "fill", "origin": SITE, "top_origin": SITE, "fields": SIGNUP_FIELDS}
+    )
 
 
 def test_malformed_and_oversized_frames_leave_the_host_running(host: HostProcess) -> None:
@@ -78,9 +81,23 @@ def test_host_fills_from_the_store_without_the_app(settings, host: HostProcess) 
     assert reply["status"] == "fill"
     assert reply["values"] == {"given": "Ada", "family": "Lovelace", "email": "ada@example.org"}
     # a change made by another process (the CLI) is seen by the next fill: no stale cache
-    subprocess.run([sys.executable, "-m", "app.cli", "--home", str(settings.home),
-                    "profile", "set", "email", "ada@new.example", "--json"], check=True,
-                   capture_output=True, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--home",
+            str(settings.home),
+            "profile",
+            "set",
+            "email",
+            "ada@new.example",
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert _fill(ext)["values"]["email"] == "ada@new.example"
     assert host.close() == 0
 
@@ -169,8 +186,11 @@ def test_freetext_draft_is_grounded_in_memory_and_never_a_fill_value(home: Path,
     runtime = Runtime(settings)
     runtime.memory.remember("I am a mathematician who writes notes on Babbage's Analytical Engine.")
     state = BridgeState(settings.bridge_dir)
-    service = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                            memory=RuntimeAccess(runtime))
+    service = BridgeService(
+        state=state,
+        host_key=HostKey.load_or_create(settings.bridge_dir),
+        memory=RuntimeAccess(runtime),
+    )
     ext = FakeExtension(service.handle)
     ext.hello()
     state.approve(ext.code, "pytest")
@@ -183,7 +203,9 @@ def test_freetext_draft_is_grounded_in_memory_and_never_a_fill_value(home: Path,
     assert draft["status"] == "draft" and draft["ref"] == "about" and not draft["abstained"]
     assert draft["text"].strip() and draft["citations"]
     # nothing remembered: no made-up draft
-    empty = ext.request({"type": "draft", "origin": SITE, "ref": "about", "question": "What is your dog's name?"})
+    empty = ext.request(
+        {"type": "draft", "origin": SITE, "ref": "about", "question": "What is your dog's name?"}
+    )
     assert empty["abstained"] and empty["text"] == ""
     assert state.audit_log(1)[0]["action"] == "draft"
     state.close()

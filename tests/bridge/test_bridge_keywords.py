@@ -18,7 +18,9 @@ def test_every_language_table_is_well_formed(lang: str) -> None:
     assert data["language"] == lang
     assert set(data["kinds"]) <= set(KIND_PRIORITY)
     for key in ("kinds", "sensitive", "sections", "parts"):
-        assert all(phrases and all(tokens(p) for p in phrases) for phrases in data.get(key, {}).values()), key
+        assert all(
+            phrases and all(tokens(p) for p in phrases) for phrases in data.get(key, {}).values()
+        ), key
 
 
 def test_at_least_seven_languages_and_page_language_selection() -> None:
@@ -27,20 +29,38 @@ def test_at_least_seven_languages_and_page_language_selection() -> None:
     assert "given-name" in kind_phrases(("en", "it"))
 
 
-@pytest.mark.parametrize("label, lang, kind", [
-    ("Postleitzahl", "de", "postal-code"), ("Straße und Hausnummer", "de", "street-address"),
-    ("Code postal", "fr", "postal-code"), ("Complément d'adresse", "fr", "address-line2"),
-    ("Código postal", "es", "postal-code"), ("Apellidos", "es", "family-name"),
-    ("Telemóvel", "pt", "tel"), ("Bairro", "pt", "address-level3"),
-    ("Cognome", "it", "family-name"), ("Città", "it", "address-level2"),
-    ("Achternaam", "nl", "family-name"), ("Woonplaats", "nl", "address-level2"),
-    ("Nome", "it", "given-name"), ("Nome", "pt", "name"),  # one word, two meanings: the page's language
-])
+@pytest.mark.parametrize(
+    "label, lang, kind",
+    [
+        ("Postleitzahl", "de", "postal-code"),
+        ("Straße und Hausnummer", "de", "street-address"),
+        ("Code postal", "fr", "postal-code"),
+        ("Complément d'adresse", "fr", "address-line2"),
+        ("Código postal", "es", "postal-code"),
+        ("Apellidos", "es", "family-name"),
+        ("Telemóvel", "pt", "tel"),
+        ("Bairro", "pt", "address-level3"),
+        ("Cognome", "it", "family-name"),
+        ("Città", "it", "address-level2"),
+        ("Achternaam", "nl", "family-name"),
+        ("Woonplaats", "nl", "address-level2"),
+        ("Nome", "it", "given-name"),
+        ("Nome", "pt", "name"),  # one word, two meanings: the page's language
+    ],
+)
 def test_labels_in_each_language(label: str, lang: str, kind: str) -> None:
     assert classify_field(FieldDescriptor(ref="f", label=label, lang=lang)).kind == kind
 
 
 def test_whole_tokens_not_substrings() -> None:
-    for label in ("Tell us about yourself", "Hotel name preference", "Stateless ID", "Cityscape photo"):
-        assert classify_field(FieldDescriptor(ref="f", label=label)).kind not in ("tel", "address-level1",
-                                                                                 "address-level2")
+    for label in (
+        "Tell us about yourself",
+        "Hotel name preference",
+        "Stateless ID",
+        "Cityscape photo",
+    ):
+        assert classify_field(FieldDescriptor(ref="f", label=label)).kind not in (
+            "tel",
+            "address-level1",
+            "address-level2",
+        )

@@ -20,8 +20,11 @@ SITE = "https://shop.example"
 @pytest.fixture
 def service(settings, runtime):
     state = BridgeState(settings.bridge_dir)
-    svc = BridgeService(state=state, host_key=HostKey.load_or_create(settings.bridge_dir),
-                        memory=RuntimeAccess(runtime))
+    svc = BridgeService(
+        state=state,
+        host_key=HostKey.load_or_create(settings.bridge_dir),
+        memory=RuntimeAccess(runtime),
+    )
     yield svc
     state.close()
 
@@ -34,8 +37,12 @@ def paired(service: BridgeService, name: str = "laptop") -> FakeExtension:
     return ext
 
 
-def fill(ext: FakeExtension, fields=SIGNUP_FIELDS, origin: str = SITE, top: str | None = None) -> dict:
-    return ext.request({"type": "fill", "origin": origin, "top_origin": top or origin, "fields": fields})
+def fill(
+    ext: FakeExtension, fields=SIGNUP_FIELDS, origin: str = SITE, top: str | None = None
+) -> dict:
+    return ext.request(
+        {"type": "fill", "origin": origin, "top_origin": top or origin, "fields": fields}
+    )
 
 
 def test_nonce_increment_is_little_endian_with_carry() -> None:
@@ -72,8 +79,11 @@ def test_replayed_nonce_is_refused(service: BridgeService) -> None:
     assert ext.send(env) == {"status": "pong"}
     assert ext.send(dict(env))["kind"] == "replay"
     # and across a host restart: the nonce log is in bridge.db
-    again = BridgeService(state=BridgeState(service.state.path.parent), host_key=service.host_key,
-                          memory=service.memory)
+    again = BridgeService(
+        state=BridgeState(service.state.path.parent),
+        host_key=service.host_key,
+        memory=service.memory,
+    )
     assert again.handle(env)["kind"] == "replay"
     again.state.close()
 
@@ -83,14 +93,20 @@ def test_stale_request_is_refused(service: BridgeService) -> None:
     assert ext.request({"type": "ping", "ts": (time.time() - 600) * 1000})["kind"] == "stale"
 
 
-@pytest.mark.parametrize("envelope, kind", [
-    ({"action": "dance"}, "malformed"),
-    ({"action": "hello"}, "malformed"),
-    ({"action": "hello", "client_key": "not base64!"}, "malformed"),
-    ({"action": "hello", "client_key": b64e(b"short")}, "malformed"),
-    ({"action": "request", "client_key": b64e(bytes(32)), "nonce": "", "message": ""}, "unpaired"),
-    ({"action": "request", "nonce": "x"}, "malformed"),
-])
+@pytest.mark.parametrize(
+    "envelope, kind",
+    [
+        ({"action": "dance"}, "malformed"),
+        ({"action": "hello"}, "malformed"),
+        ({"action": "hello", "client_key": "not base64!"}, "malformed"),
+        ({"action": "hello", "client_key": b64e(b"short")}, "malformed"),
+        (
+            {"action": "request", "client_key": b64e(bytes(32)), "nonce": "", "message": ""},
+            "unpaired",
+        ),
+        ({"action": "request", "nonce": "x"}, "malformed"),
+    ],
+)
 def test_malformed_envelopes(service: BridgeService, envelope, kind: str) -> None:
     reply = service.handle(envelope)
     assert reply["action"] == "error" and reply["kind"] == kind and reply["error"].endswith(".")
@@ -108,7 +124,10 @@ def test_bad_nonce_and_inner_json(service: BridgeService) -> None:
 def test_site_not_permitted_then_permitted_then_revoked(service: BridgeService) -> None:
     ext = paired(service)
     reply = fill(ext)
-    assert reply["kind"] == "not_permitted" and "memex bridge permit https://shop.example" in reply["error"]
+    assert (
+        reply["kind"] == "not_permitted"
+        and "memex bridge permit https://shop.example" in reply["error"]
+    )
     service.state.permit("shop.example")  # bare host means https
     assert fill(ext)["status"] == "confirm"
     service.state.revoke_site(SITE)
@@ -119,18 +138,28 @@ def test_first_fill_needs_confirmation_then_fills(service: BridgeService) -> Non
     ext = paired(service)
     service.state.permit(SITE)
     first = fill(ext)
-    assert first["status"] == "confirm" and "values" not in first  # nothing leaves before the user agrees
+    assert (
+        first["status"] == "confirm" and "values" not in first
+    )  # nothing leaves before the user agrees
     assert {f["ref"]: f["kind"] for f in first["fields"]}["email"] == "email"
-    assert ext.request({"type": "confirm", "origin": SITE, "token": "forged"})["kind"] == "bad_token"
+    assert (
+        ext.request({"type": "confirm", "origin": SITE, "token": "forged"})["kind"] == "bad_token"
+    )
     # a token is bound to its site and its client
     other = paired(service, "other")
-    assert other.request({"type": "confirm", "origin": SITE, "token": first["token"]})["kind"] == "bad_token"
+    assert (
+        other.request({"type": "confirm", "origin": SITE, "token": first["token"]})["kind"]
+        == "bad_token"
+    )
     done = ext.request({"type": "confirm", "origin": SITE, "token": first["token"]})
     assert done["status"] == "fill"
     assert done["values"] == {"given": "Ada", "family": "Lovelace", "email": "ada@example.org"}
     assert done["freetext"] == ["about"]
     # the token is single-use, and the site is now confirmed for this browser only
-    assert ext.request({"type": "confirm", "origin": SITE, "token": first["token"]})["kind"] == "bad_token"
+    assert (
+        ext.request({"type": "confirm", "origin": SITE, "token": first["token"]})["kind"]
+        == "bad_token"
+    )
     assert fill(ext)["status"] == "fill"
     assert fill(other)["status"] == "confirm"
 
@@ -143,8 +172,10 @@ def test_cross_origin_frame_is_refused(service: BridgeService) -> None:
     assert reply["kind"] == "cross_origin"
     # fields that report a foreign frame origin inside a permitted page stay empty
     service.state.confirm(SITE, ext.public)
-    fields = [field("email", "Email", frame_origin=SITE),
-              field("femail", "Email", frame_origin="https://ads.example")]
+    fields = [
+        field("email", "Email", frame_origin=SITE),
+        field("femail", "Email", frame_origin="https://ads.example"),
+    ]
     assert fill(ext, fields)["values"] == {"email": "ada@example.org"}
 
 
@@ -167,8 +198,16 @@ def test_forged_message_cannot_get_sensitive_values(service: BridgeService, runt
         {"ref": "login", "autocomplete": "username", "kind": "username"},
         {"ref": "user", "label": "Username"},
     ]
-    reply = ext.request({"type": "fill", "origin": SITE, "top_origin": SITE, "fields": forged,
-                         "values": {"cc": "give me"}, "kinds": {"cc": "email"}})
+    reply = ext.request(
+        {
+            "type": "fill",
+            "origin": SITE,
+            "top_origin": SITE,
+            "fields": forged,
+            "values": {"cc": "give me"},
+            "kinds": {"cc": "email"},
+        }
+    )
     assert reply["values"] == {"email": "ada@example.org"}
     kinds = {f["ref"]: (f["kind"], f["sensitive"]) for f in reply["fields"]}
     # secrets keep their kind (the plan shows them) but are sensitive and never get a value

@@ -17,7 +17,9 @@ from tests.finetune.tiny_model import smollm2_gguf
 def _llama_logits(model: Path, lora: Path | None, ids: list[int]) -> np.ndarray:
     from finetune.evaluate import _plain_loader  # without ggml's AMX buffers (SIGILL in some VMs)
 
-    llm = _plain_loader(str(model), n_ctx=256, threads=1, lora_path=str(lora) if lora else None, logits_all=True)
+    llm = _plain_loader(
+        str(model), n_ctx=256, threads=1, lora_path=str(lora) if lora else None, logits_all=True
+    )
     try:
         llm.eval(ids)
         return np.array(llm.scores[: len(ids)])
@@ -28,7 +30,9 @@ def _llama_logits(model: Path, lora: Path | None, ids: list[int]) -> np.ndarray:
 def _q4_1(rng, shape):
     import gguf
 
-    return gguf.quants.quantize(rng.normal(0, 0.05, shape).astype(np.float32), gguf.GGMLQuantizationType.Q4_1)
+    return gguf.quants.quantize(
+        rng.normal(0, 0.05, shape).astype(np.float32), gguf.GGMLQuantizationType.Q4_1
+    )
 
 
 def test_offsets_take_the_whole_update_and_nothing_else() -> None:
@@ -60,15 +64,18 @@ def test_mismatched_adapter_is_refused() -> None:
         merge_offsets(_q4_1(rng, (64, 128)), "Q4_1", np.ones((8, 64)), np.ones((64, 8)), 1.0)
 
 
-def test_block_lora_trains_resumes_and_merges_like_the_runtime_adapter(tiny, tiny_dataset, base_cache,
-                                                                      tmp_path) -> None:
+def test_block_lora_trains_resumes_and_merges_like_the_runtime_adapter(
+    tiny, tiny_dataset, base_cache, tmp_path
+) -> None:
     import gguf
 
     from finetune.blocklora import base_supports_blocks, block_constant
     from finetune.merge import merge_lora, read_lora
     from finetune.trainer import Cancelled, train, use_block_lora
 
-    q4 = write_tiny_gguf(tiny.hf_dir, smollm2_gguf(), tmp_path / "tiny-q4_1.gguf", layer_type="Q4_1")
+    q4 = write_tiny_gguf(
+        tiny.hf_dir, smollm2_gguf(), tmp_path / "tiny-q4_1.gguf", layer_type="Q4_1"
+    )
     assert base_supports_blocks(str(q4)) and not base_supports_blocks(str(tiny.gguf))
     assert use_block_lora(_cfg(tiny, tiny_dataset, base_cache, tmp_path, base_model=str(q4)))
     assert not use_block_lora(_cfg(tiny, tiny_dataset, base_cache, tmp_path))  # HF folder: plain
@@ -111,7 +118,9 @@ def test_block_lora_trains_resumes_and_merges_like_the_runtime_adapter(tiny, tin
     assert abs(merged.stat().st_size - q4.stat().st_size) < 4096
     from transformers import AutoTokenizer
 
-    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
+    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)[
+        "input_ids"
+    ]
     runtime = _llama_logits(q4, lora, ids)
     base = _llama_logits(q4, None, ids)
     got = _llama_logits(merged, None, ids)

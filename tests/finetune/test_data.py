@@ -30,8 +30,12 @@ def test_forgotten_memory_never_enters_the_dataset() -> None:
 
 
 def test_splits_hold_out_paraphrases_and_whole_memories() -> None:
-    mems = [MemoryRecord(f"n{i}", f"I visited Town{i} with my friend Name{i}.", datetime(2020, 1, i + 1))
-            for i in range(20)]
+    mems = [
+        MemoryRecord(
+            f"n{i}", f"I visited Town{i} with my friend Name{i}.", datetime(2020, 1, i + 1)
+        )
+        for i in range(20)
+    ]
     ex = synthesize(mems, [ProfileRecord("email", "a@b.example")])
     splits = {e.split for e in ex}
     assert {"train", "heldout_paraphrase", "heldout_memory", "abstain_eval"} <= splits
@@ -53,7 +57,10 @@ def test_abstention_skips_topics_the_user_mentioned() -> None:
 
 
 def test_second_person_and_keys() -> None:
-    assert second_person("I moved to Porto. My cat likes me.") == "You moved to Porto. Your cat likes you."
+    assert (
+        second_person("I moved to Porto. My cat likes me.")
+        == "You moved to Porto. Your cat likes you."
+    )
     assert "Nordlicht" in answer_keys("I started working at Nordlicht Logistics.")
 
 
@@ -86,7 +93,11 @@ def test_edited_dataset_roundtrips_and_checks_fields(tmp_path: Path) -> None:
 def test_superseded_fact_gets_past_tense_questions_only() -> None:
     ex = synthesize(sample_memories())
     before = [e for e in ex if e.question == "Where did I live before?"]
-    assert before and {e.memory_id for e in before} == {"m1"} and all(e.kind == "history" for e in before)
+    assert (
+        before
+        and {e.memory_id for e in before} == {"m1"}
+        and all(e.kind == "history" for e in before)
+    )
     assert "Hamburg" in before[0].answer and "changed on" in before[0].answer
     present = {"Where do I live?", "What is my address?", "Which city is my home now?"}
     assert not any(e.question in present for e in ex if e.memory_id == "m1")
@@ -97,9 +108,13 @@ def test_questions_name_the_thing_the_memory_is_about() -> None:
 
     qs = questions_for("We adopted a grey cat and named her Pixel.", "4 April 2020")
     assert {"What is my cat's name?", "What do you remember about Pixel?"} <= set(qs)
-    qs = questions_for("Dentist Dr. Okafor says I need a crown on the lower left molar.", "8 November 2022")
+    qs = questions_for(
+        "Dentist Dr. Okafor says I need a crown on the lower left molar.", "8 November 2022"
+    )
     assert {"What did the dentist say?", "What do you remember about Dr. Okafor?"} <= set(qs)
-    assert not any("Tuesday" in q for q in questions_for("Cello lessons every Tuesday evening.", "1 May 2020"))
+    assert not any(
+        "Tuesday" in q for q in questions_for("Cello lessons every Tuesday evening.", "1 May 2020")
+    )
 
 
 def test_abstention_bank_skips_mentioned_words_and_holds_out_all_phrasings() -> None:
@@ -116,23 +131,34 @@ def test_abstention_bank_skips_mentioned_words_and_holds_out_all_phrasings() -> 
 def test_profile_birthday_is_spoken_like_a_person_says_it() -> None:
     ex = synthesize([], [ProfileRecord("bday", "1991-04-17")])
     assert all("17 April 1991" in e.answer for e in ex if e.kind == "profile")
-    assert second_person("I was born in Bremen. It was sunny.") == "You were born in Bremen. It was sunny."
+    assert (
+        second_person("I was born in Bremen. It was sunny.")
+        == "You were born in Bremen. It was sunny."
+    )
 
 
 def test_an_email_address_is_not_a_home() -> None:
     from finetune.questions import topics_of
 
-    assert "home" not in topics_of("My new email is jonas@example.org; the old address forwards for a year.")
-    assert "email" in topics_of("My new email is jonas@example.org; the old address forwards for a year.")
+    assert "home" not in topics_of(
+        "My new email is jonas@example.org; the old address forwards for a year."
+    )
+    assert "email" in topics_of(
+        "My new email is jonas@example.org; the old address forwards for a year."
+    )
 
 
 def test_a_question_several_memories_answer_is_taught_once_naming_them() -> None:
     from finetune.questions import questions_for
 
     mems = [
-        MemoryRecord("a", "Ran the Berlin Marathon in 3:58:12, my first marathon.", datetime(2021, 9, 26)),
+        MemoryRecord(
+            "a", "Ran the Berlin Marathon in 3:58:12, my first marathon.", datetime(2021, 9, 26)
+        ),
         MemoryRecord("b", "Started bouldering at Berta Block twice a week.", datetime(2020, 8, 20)),
-        MemoryRecord("c", "Ran the Lisbon Marathon in 3:49:40, a personal best.", datetime(2025, 10, 12)),
+        MemoryRecord(
+            "c", "Ran the Lisbon Marathon in 3:49:40, a personal best.", datetime(2025, 10, 12)
+        ),
     ]
     train = [e for e in synthesize(mems, heldout_memory_fraction=0.0) if e.split == "train"]
     answers: dict[str, set[str]] = {}
@@ -142,4 +168,6 @@ def test_a_question_several_memories_answer_is_taught_once_naming_them() -> None
     (sport,) = answers["What sport do I do?"]
     assert sport.index("Lisbon") < sport.index("Berlin") < sport.index("Berta")  # newest first
     assert "Tell me about my marathon." in answers  # a sport's noun, never its verb ("my ran")
-    assert not any("my ran" in q for q in questions_for("Ran the Berlin Marathon.", "26 September 2021"))
+    assert not any(
+        "my ran" in q for q in questions_for("Ran the Berlin Marathon.", "26 September 2021")
+    )

@@ -25,7 +25,12 @@ def random_adapter(tiny, tmp_path_factory):
 
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(str(tiny.hf_dir))
-    peft_model = add_lora(model, 8, 16.0, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    peft_model = add_lora(
+        model,
+        8,
+        16.0,
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    )
     with torch.no_grad():
         for n, p in peft_model.named_parameters():
             if "lora_B" in n:
@@ -54,15 +59,21 @@ def _torch_logits(peft_model, ids: list[int]) -> np.ndarray:
         return peft_model(input_ids=torch.tensor([ids])).logits[0].numpy()
 
 
-def test_llamacpp_applies_the_exported_adapter_like_peft(tiny, random_adapter, base_cache, tmp_path) -> None:
+def test_llamacpp_applies_the_exported_adapter_like_peft(
+    tiny, random_adapter, base_cache, tmp_path
+) -> None:
     from transformers import AutoTokenizer
 
     peft_model, hf = random_adapter
     info = prepare_base(str(tiny.hf_dir), base_cache)
-    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
+    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)[
+        "input_ids"
+    ]
     expected = _torch_logits(peft_model, ids)
     good = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f32")
-    wrong = export_gguf_lora(hf, dataclasses.replace(info, permute_qk=False), tmp_path / "b.gguf", dtype="f32")
+    wrong = export_gguf_lora(
+        hf, dataclasses.replace(info, permute_qk=False), tmp_path / "b.gguf", dtype="f32"
+    )
     d_good = np.abs(_llama_logits(tiny.gguf, good, ids) - expected).max()
     d_wrong = np.abs(_llama_logits(tiny.gguf, wrong, ids) - expected).max()
     d_base = np.abs(_llama_logits(tiny.gguf, None, ids) - expected).max()
@@ -71,7 +82,9 @@ def test_llamacpp_applies_the_exported_adapter_like_peft(tiny, random_adapter, b
     assert d_wrong > 10 * d_good and d_base > 10 * d_good
 
 
-def test_greedy_tokens_agree_between_torch_and_llamacpp(tiny, random_adapter, base_cache, tmp_path) -> None:
+def test_greedy_tokens_agree_between_torch_and_llamacpp(
+    tiny, random_adapter, base_cache, tmp_path
+) -> None:
     from transformers import AutoTokenizer
 
     from finetune.evaluate import LlamaQA, token_agreement, torch_greedy
@@ -81,11 +94,17 @@ def test_greedy_tokens_agree_between_torch_and_llamacpp(tiny, random_adapter, ba
     lora = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f16")
     tok = AutoTokenizer.from_pretrained(str(tiny.hf_dir))
     with LlamaQA(tiny.gguf, lora, threads=1) as qa:
-        prompts = [qa.prompt_tokens(q) for q in ("Where do I live?", "What is my cat called?", "Who are you?")]
+        prompts = [
+            qa.prompt_tokens(q)
+            for q in ("Where do I live?", "What is my cat called?", "Who are you?")
+        ]
         from finetune.batches import render_prompt
 
         # llama.cpp sees exactly the tokens training saw
-        assert prompts[0] == tok(render_prompt(tok, "Where do I live?"), add_special_tokens=False)["input_ids"]
+        assert (
+            prompts[0]
+            == tok(render_prompt(tok, "Where do I live?"), add_special_tokens=False)["input_ids"]
+        )
         ours = [qa.greedy_tokens(p, 16) for p in prompts]
     theirs = torch_greedy(peft_model, prompts, eos=tok.eos_token_id, n=16)
     assert token_agreement(ours, theirs, 16) >= 0.99
@@ -94,7 +113,9 @@ def test_greedy_tokens_agree_between_torch_and_llamacpp(tiny, random_adapter, ba
     assert teacher_forced_agreement(tiny.gguf, lora, peft_model, prompts, theirs, threads=1) >= 0.99
 
 
-def test_interrupted_export_leaves_the_previous_file(tiny, random_adapter, base_cache, tmp_path, monkeypatch) -> None:
+def test_interrupted_export_leaves_the_previous_file(
+    tiny, random_adapter, base_cache, tmp_path, monkeypatch
+) -> None:
     import gguf
 
     _, hf = random_adapter
@@ -121,7 +142,9 @@ def test_merged_model_matches_base_plus_adapter(tiny, random_adapter, base_cache
     info = prepare_base(str(tiny.hf_dir), base_cache)
     lora = export_gguf_lora(hf, info, tmp_path / "a.gguf", dtype="f32")
     merged = merge_lora(tiny.gguf, lora, tmp_path / "merged.gguf")  # f32 base: stays f32
-    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)["input_ids"]
+    ids = AutoTokenizer.from_pretrained(str(tiny.hf_dir))(PROMPT, add_special_tokens=False)[
+        "input_ids"
+    ]
     expected = _torch_logits(peft_model, ids)
     assert np.abs(_llama_logits(merged, None, ids) - expected).max() < 2e-3
 
@@ -135,7 +158,9 @@ def test_merge_into_a_4bit_base_keeps_the_update_only_at_8_bits() -> None:
 
     T = gguf.GGMLQuantizationType
     rng = np.random.default_rng(0)
-    w = dequantize_array(gguf.quants.quantize(rng.normal(0, 0.05, (64, 128)).astype(np.float32), T.Q4_1), T.Q4_1)
+    w = dequantize_array(
+        gguf.quants.quantize(rng.normal(0, 0.05, (64, 128)).astype(np.float32), T.Q4_1), T.Q4_1
+    )
     a, b = rng.normal(0, 0.02, (8, 128)), rng.normal(0, 0.02, (64, 8))  # (r, in), (out, r)
     update = (b @ a) * 2.0
 

@@ -25,8 +25,16 @@ def test_smollm2_adapter_exports_and_runs_in_llamacpp(tiny_dataset, tmp_path: Pa
     from finetune.trainer import train
 
     base = smollm2_gguf()
-    cfg = TrainConfig(base_model=str(base), dataset=str(tiny_dataset), work_dir=str(tmp_path / "w"),
-                      cache_dir=str(tmp_path / "cache"), offload="disk", steps=1, batch=1, seq_len=96)
+    cfg = TrainConfig(
+        base_model=str(base),
+        dataset=str(tiny_dataset),
+        work_dir=str(tmp_path / "w"),
+        cache_dir=str(tmp_path / "cache"),
+        offload="disk",
+        steps=1,
+        batch=1,
+        seq_len=96,
+    )
     res = train(cfg, lambda e: None)
     reader = gguf.GGUFReader(res.adapter_gguf)
     assert field_value(reader, "adapter.type") == "lora"

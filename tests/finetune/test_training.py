@@ -16,8 +16,17 @@ from finetune.trainer import train
 
 
 def _cfg(tiny, dataset: Path, cache: Path, work: Path, **kw) -> TrainConfig:
-    base = dict(base_model=str(tiny.hf_dir), dataset=str(dataset), work_dir=str(work),
-                cache_dir=str(cache), steps=4, batch=4, seq_len=128, checkpoint_every=1, threads=1)
+    base = dict(
+        base_model=str(tiny.hf_dir),
+        dataset=str(dataset),
+        work_dir=str(work),
+        cache_dir=str(cache),
+        steps=4,
+        batch=4,
+        seq_len=128,
+        checkpoint_every=1,
+        threads=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -26,16 +35,30 @@ def test_policies_learn_the_same_loss_curve(tiny, tiny_dataset, base_cache, tmp_
     from finetune.data import read_jsonl, write_jsonl
 
     # four examples, one per packed row, all in every batch: each step's loss is the dataset's
-    small = write_jsonl([e for e in read_jsonl(tiny_dataset) if e.split == "train"][:4], tmp_path / "small.jsonl")
+    small = write_jsonl(
+        [e for e in read_jsonl(tiny_dataset) if e.split == "train"][:4], tmp_path / "small.jsonl"
+    )
     curves = {}
     for policy in ("none", "disk", "cpu"):
         events: list[dict] = []
-        res = train(_cfg(tiny, small, base_cache, tmp_path / policy, offload=policy, lr=1e-2, seq_len=96),
-                    events.append)
+        res = train(
+            _cfg(tiny, small, base_cache, tmp_path / policy, offload=policy, lr=1e-2, seq_len=96),
+            events.append,
+        )
         curves[policy] = res.losses
         assert min(res.losses[1:]) < res.loss_first - 0.1  # same batch every step: it learns
-        adapted = json.loads((Path(res.adapter_dir) / "adapter_config.json").read_text())["target_modules"]
-        assert set(adapted) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+        adapted = json.loads((Path(res.adapter_dir) / "adapter_config.json").read_text())[
+            "target_modules"
+        ]
+        assert set(adapted) == {
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        }
         assert Path(res.adapter_gguf).exists()
         steps = [e for e in events if e["phase"] == "train"]
         assert [e["step"] for e in steps] == [1, 2, 3, 4]
@@ -46,7 +69,9 @@ def test_policies_learn_the_same_loss_curve(tiny, tiny_dataset, base_cache, tmp_
     assert curves["cpu"] == pytest.approx(curves["none"], rel=1e-4)
 
 
-def test_disk_policy_spills_saved_activations(tiny, tiny_dataset, base_cache, tmp_path, monkeypatch) -> None:
+def test_disk_policy_spills_saved_activations(
+    tiny, tiny_dataset, base_cache, tmp_path, monkeypatch
+) -> None:
     from finetune import spill
 
     written: list[int] = []
@@ -59,7 +84,10 @@ def test_disk_policy_spills_saved_activations(tiny, tiny_dataset, base_cache, tm
 
     monkeypatch.setattr(spill.SpillRing, "write", counting)
     monkeypatch.setattr(spill, "MIN_SPILL_BYTES", 1024)
-    train(_cfg(tiny, tiny_dataset, base_cache, tmp_path / "w", offload="disk", steps=1), lambda e: None)
+    train(
+        _cfg(tiny, tiny_dataset, base_cache, tmp_path / "w", offload="disk", steps=1),
+        lambda e: None,
+    )
     assert written and sum(written) > 0
     assert not (tmp_path / "w" / "spill.ring").exists()  # removed after training
 
@@ -81,7 +109,9 @@ def test_chunked_loss_equals_plain_loss(tiny) -> None:
     assert n1 == n2 and float(a) == pytest.approx(float(b), rel=1e-5)
 
 
-def test_disk_full_during_spill_is_a_clear_error(tiny, tiny_dataset, base_cache, tmp_path, monkeypatch) -> None:
+def test_disk_full_during_spill_is_a_clear_error(
+    tiny, tiny_dataset, base_cache, tmp_path, monkeypatch
+) -> None:
     def no_space(fd, off, length):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -94,11 +124,25 @@ def test_base_model_transformers_cannot_load(tiny_dataset, base_cache, tmp_path)
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(ModelLoadError, match="cannot load the base model"):
-        train(TrainConfig(base_model=str(bad), dataset=str(tiny_dataset), work_dir=str(tmp_path / "w"),
-                          cache_dir=str(base_cache)), lambda e: None)
+        train(
+            TrainConfig(
+                base_model=str(bad),
+                dataset=str(tiny_dataset),
+                work_dir=str(tmp_path / "w"),
+                cache_dir=str(base_cache),
+            ),
+            lambda e: None,
+        )
     with pytest.raises(ModelLoadError, match="does not exist"):
-        train(TrainConfig(base_model=str(tmp_path / "nope.gguf"), dataset=str(tiny_dataset),
-                          work_dir=str(tmp_path / "w"), cache_dir=str(base_cache)), lambda e: None)
+        train(
+            TrainConfig(
+                base_model=str(tmp_path / "nope.gguf"),
+                dataset=str(tiny_dataset),
+                work_dir=str(tmp_path / "w"),
+                cache_dir=str(base_cache),
+            ),
+            lambda e: None,
+        )
 
 
 def test_max_rss_too_small_says_what_to_do(tiny, tiny_dataset, base_cache, tmp_path) -> None:
@@ -112,14 +156,23 @@ def test_max_rss_picks_a_micro_batch(tiny) -> None:
     from finetune.offload import OFFLOAD_POLICIES, plan_micro_batch
 
     config = AutoConfig.from_pretrained(str(tiny.hf_dir))
-    cfg = TrainConfig(base_model="x", dataset="x", work_dir="x", cache_dir="x", batch=8, seq_len=512,
-                      max_rss_gb=2.0)
+    cfg = TrainConfig(
+        base_model="x",
+        dataset="x",
+        work_dir="x",
+        cache_dir="x",
+        batch=8,
+        seq_len=512,
+        max_rss_gb=2.0,
+    )
     none = plan_micro_batch(cfg, OFFLOAD_POLICIES["none"], config, n_params=3_000_000)
     disk = plan_micro_batch(cfg, OFFLOAD_POLICIES["disk"], config, n_params=3_000_000)
     assert 1 <= none < disk <= 8
 
 
-def _run_child(cfg: TrainConfig, kill_at: int | None = None, sig: int = signal.SIGKILL) -> list[dict]:
+def _run_child(
+    cfg: TrainConfig, kill_at: int | None = None, sig: int = signal.SIGKILL
+) -> list[dict]:
     events: list[dict] = []
     job = TrainingJob(cfg).start()
     try:
@@ -136,7 +189,9 @@ def _run_child(cfg: TrainConfig, kill_at: int | None = None, sig: int = signal.S
 
 
 def test_kill_9_resumes_with_the_same_loss_curve(tiny, tiny_dataset, base_cache, tmp_path) -> None:
-    full = train(_cfg(tiny, tiny_dataset, base_cache, tmp_path / "ref", steps=6), lambda e: None).losses
+    full = train(
+        _cfg(tiny, tiny_dataset, base_cache, tmp_path / "ref", steps=6), lambda e: None
+    ).losses
     cfg = _cfg(tiny, tiny_dataset, base_cache, tmp_path / "run", steps=6, checkpoint_every=2)
     first = _run_child(cfg, kill_at=3)
     assert first[-1]["phase"] == "train"  # killed, no "done"

@@ -12,7 +12,8 @@ import numpy as np
 
 
 def write_tiny_gguf(hf_dir: Path, tokenizer_gguf: Path, out: Path, layer_type: str = "F32") -> Path:
-    """`layer_type` (e.g. "Q4_1"): how the 2-D layer weights are stored, as a quantized chat model."""
+    """`layer_type` (e.g. "Q4_1"): how the 2-D layer weights are stored, as a quantized chat
+    model."""
     import gguf
     from safetensors.numpy import load_file
     from transformers import AutoConfig
@@ -34,17 +35,26 @@ def write_tiny_gguf(hf_dir: Path, tokenizer_gguf: Path, out: Path, layer_type: s
     w.add_head_count(cfg.num_attention_heads)
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
-    w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]) if getattr(cfg, "rope_parameters", None)
-                         else float(cfg.rope_theta))
+    w.add_rope_freq_base(
+        float(cfg.rope_parameters["rope_theta"])
+        if getattr(cfg, "rope_parameters", None)
+        else float(cfg.rope_theta)
+    )
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_vocab_size(cfg.vocab_size)
     names = {
-        "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+        "model.embed_tokens.weight": "token_embd.weight",
+        "model.norm.weight": "output_norm.weight",
     }
     per_layer = {
-        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-        "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+        "input_layernorm": "attn_norm",
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
         "mlp.down_proj": "ffn_down",
     }
     for i in range(cfg.num_hidden_layers):

@@ -38,9 +38,16 @@ def build_tiny(root: Path) -> TinyModel:
     tok = AutoTokenizer.from_pretrained(str(smollm2_gguf().parent), gguf_file=SMOL_GGUF)
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
-        max_position_embeddings=1024, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.eos_token_id,
     )
     LlamaForCausalLM(cfg).save_pretrained(hf)
@@ -53,8 +60,19 @@ def sample_memories():
     from finetune import MemoryRecord
 
     return [
-        MemoryRecord("m1", "I moved to Hamburg and live in Altona.", datetime(2016, 10, 3), superseded_by="m3"),
-        MemoryRecord("m2", "I started working at Nordlicht Logistics as a data analyst.", datetime(2016, 11, 1)),
-        MemoryRecord("m3", "We moved to Lisbon. Our address is Rua das Flores 45.", datetime(2023, 3, 15)),
+        MemoryRecord(
+            "m1",
+            "I moved to Hamburg and live in Altona.",
+            datetime(2016, 10, 3),
+            superseded_by="m3",
+        ),
+        MemoryRecord(
+            "m2",
+            "I started working at Nordlicht Logistics as a data analyst.",
+            datetime(2016, 11, 1),
+        ),
+        MemoryRecord(
+            "m3", "We moved to Lisbon. Our address is Rua das Flores 45.", datetime(2023, 3, 15)
+        ),
         MemoryRecord("m4", "We adopted a grey cat and named her Pixel.", datetime(2020, 4, 4)),
     ]

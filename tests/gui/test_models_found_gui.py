@@ -10,8 +10,9 @@ import pytest
 from tests.gui.conftest import wait_idle
 
 
-def test_found_models_are_listed_and_one_click_switches(qtbot, window, home: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_found_models_are_listed_and_one_click_switches(
+    qtbot, window, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.app.test_models_discovery import write_gguf
 
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
@@ -21,8 +22,10 @@ def test_found_models_are_listed_and_one_click_switches(qtbot, window, home: Pat
     page = window.select("models")
     page.refresh_found()
     wait_idle(qtbot, window)
-    rows = {page.found.topLevelItem(i).text(0).lstrip("● "): page.found.topLevelItem(i)
-            for i in range(page.found.topLevelItemCount())}
+    rows = {
+        page.found.topLevelItem(i).text(0).lstrip("● "): page.found.topLevelItem(i)
+        for i in range(page.found.topLevelItemCount())
+    }
     assert {"smollm2-135m-instruct-q4_1", "memex/mine", "memex/embed"} <= set(rows)
     assert rows["smollm2-135m-instruct-q4_1"].text(0).startswith("● ")
     assert rows["memex/embed"].isDisabled() and "bert" in rows["memex/embed"].toolTip(0)

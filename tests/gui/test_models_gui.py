@@ -81,8 +81,13 @@ def test_moe_answer_fills_the_hit_rate_plot_from_the_cache_counters(
     if not page.moe.available:
         pytest.skip(page.moe.reason)
     runtime.settings = runtime.settings.model_copy(
-        update={"backend": "moe", "moe_model": "tiny", "moe_device": "cpu", "max_answer_tokens": 48,
-                "answer_strategy": "generate"}
+        update={
+            "backend": "moe",
+            "moe_model": "tiny",
+            "moe_device": "cpu",
+            "max_answer_tokens": 48,
+            "answer_strategy": "generate",
+        }
     )
     runtime.memory.remember("My cat is called Miso.")
     seen: list[dict] = []

@@ -73,7 +73,9 @@ def test_abandoned_stream_releases_the_model(backend):
     next(gen)
     gen.close()  # a client that went away
     done = threading.Event()
-    threading.Thread(target=lambda: (list(backend.stream(QUESTION, SHORT)), done.set()), daemon=True).start()
+    threading.Thread(
+        target=lambda: (list(backend.stream(QUESTION, SHORT)), done.set()), daemon=True
+    ).start()
     assert done.wait(120), "the lock was not released"
 
 
@@ -118,9 +120,15 @@ def test_unknown_backend_name():
         create_backend("nope", BackendConfig())
 
 
-@pytest.mark.parametrize("option, amx, expected", [
-    ("on", True, True), ("off", False, False), ("auto", True, False), ("auto", False, True),
-])
+@pytest.mark.parametrize(
+    "option, amx, expected",
+    [
+        ("on", True, True),
+        ("off", False, False),
+        ("auto", True, False),
+        ("auto", False, True),
+    ],
+)
 def test_extra_buffer_policy(monkeypatch, option, amx, expected):
     monkeypatch.setattr("inference.llamacpp.cpu_advertises_amx", lambda: amx)
     assert use_extra_buffers(option) is expected

@@ -37,9 +37,29 @@ def server() -> Iterator[str]:
 
     port, threads = free_port(), str(physical_cores())
     base = f"http://127.0.0.1:{port}/v1"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "4096", "--n_threads", threads, "--n_threads_batch", threads,
-           "--seed", "0", "--api_key", KEY, "--verbose", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(bundled_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        threads,
+        "--n_threads_batch",
+        threads,
+        "--seed",
+        "0",
+        "--api_key",
+        KEY,
+        "--verbose",
+        "false",
+    ]
     with serving(cmd, base + "/models", headers={"Authorization": f"Bearer {KEY}"}):
         yield base
 
@@ -50,7 +70,10 @@ def remote(base: str, **options: str) -> object:
 
 
 def questions() -> list[list[ChatMessage]]:
-    notes = [json.loads(line)["text"] for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
+    notes = [
+        json.loads(line)["text"]
+        for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     qs = [q["q"] for q in json.loads((PERSONA / "questions.json").read_text(encoding="utf-8"))][:10]
     memories = "\n".join(f"- {n}" for n in notes[:6])
     system = f"You answer questions about the user from their memories.\nMemories:\n{memories}"
@@ -67,7 +90,9 @@ def test_same_answers_as_the_local_backend(server: str):
     try:
         pairs = [("".join(local.stream(m, params)), "".join(far.stream(m, params))) for m in msgs]
         # the server tokenizes with the same vocabulary (llama-cpp-python's /extras/tokenize)
-        assert far.count_tokens("Where do I live now?") == local.count_tokens("Where do I live now?")
+        assert far.count_tokens("Where do I live now?") == local.count_tokens(
+            "Where do I live now?"
+        )
     finally:
         local.close()
         far.close()
@@ -79,8 +104,12 @@ def test_same_answers_as_the_local_backend(server: str):
 @pytest.mark.slow
 def test_reply_streams_in_pieces(server: str):
     far = remote(server)
-    pieces = list(far.stream([ChatMessage("user", "Count from one to ten in words.")],
-                             GenerationParams(max_tokens=24)))
+    pieces = list(
+        far.stream(
+            [ChatMessage("user", "Count from one to ten in words.")],
+            GenerationParams(max_tokens=24),
+        )
+    )
     assert len(pieces) > 3 and "".join(pieces).strip()
     assert far.describe()["server"] == server
 
@@ -102,7 +131,9 @@ def test_silent_server_times_out():
     t.start()
     try:
         far = remote(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", openai_timeout_s="0.5")
-        with pytest.raises(BackendError, match=r"did not answer within 0 s|did not answer within 1 s"):
+        with pytest.raises(
+            BackendError, match=r"did not answer within 0 s|did not answer within 1 s"
+        ):
             list(far.stream([ChatMessage("user", "hi")], GenerationParams(max_tokens=4)))
     finally:
         for c in held:
@@ -112,16 +143,24 @@ def test_silent_server_times_out():
 
 def test_nothing_listening_is_one_sentence():
     far = remote(f"http://127.0.0.1:{free_port()}/v1")
-    with pytest.raises(BackendError, match=r"^Cannot reach the model server at .*; start it or fix openai_base_url\.$"):
+    with pytest.raises(
+        BackendError,
+        match=r"^Cannot reach the model server at .*; start it or fix openai_base_url\.$",
+    ):
         list(far.stream([ChatMessage("user", "hi")], GenerationParams(max_tokens=4)))
 
 
 def test_memories_stay_home_unless_allowed():
-    with pytest.raises(BackendError, match=r"^10\.1\.2\.3 is not this computer .* set allow_remote_backend"):
+    with pytest.raises(
+        BackendError, match=r"^10\.1\.2\.3 is not this computer .* set allow_remote_backend"
+    ):
         remote("http://10.1.2.3:8080/v1")
     with pytest.raises(BackendError, match="is not this computer"):
         remote("https://models.example.org/v1")
-    assert remote("http://10.1.2.3:8080/v1", allow_remote_backend="true").base_url == "http://10.1.2.3:8080/v1"
+    assert (
+        remote("http://10.1.2.3:8080/v1", allow_remote_backend="true").base_url
+        == "http://10.1.2.3:8080/v1"
+    )
     for local in ("http://localhost:11434", "http://127.0.0.1:1234/v1", "http://[::1]:8080/v1"):
         assert remote(local).base_url.endswith("/v1")
     with pytest.raises(BackendError, match="needs a server address"):

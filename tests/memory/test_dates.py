@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -130,7 +130,7 @@ def test_expression_resolves_against_the_anchor(text, anchor, start, end, render
 
 
 def test_anchor_may_be_an_aware_datetime():
-    at = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    at = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     assert resolve_mentions("yesterday", at)[0].start_date == date(2023, 5, 7)
 
 

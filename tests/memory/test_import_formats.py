@@ -22,6 +22,7 @@ def texts(store) -> dict[str, str]:
 
 # -- Obsidian ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def vault(tmp_path: Path) -> Path:
     v = tmp_path / "My Vault"
@@ -33,12 +34,19 @@ def vault(tmp_path: Path) -> Path:
         "---\ntags: [journal, health]\ndate: 2024-03-01\naliases: [March first]\nmood: good\n---\n"
         "Went running with [[Ana]] along the river. #running\n"
         "See [[Projects/Garden plan|the garden]] and ![[photo.png]].\n"
-        "```\n#not-a-tag [[not a link]]\n```\n", encoding="utf-8")
-    (v / "Ana.md").write_text("# Ana\nAna is my sister; she lives in Lisbon. #family/close\n", encoding="utf-8")
+        "```\n#not-a-tag [[not a link]]\n```\n",
+        encoding="utf-8",
+    )
+    (v / "Ana.md").write_text(
+        "# Ana\nAna is my sister; she lives in Lisbon. #family/close\n", encoding="utf-8"
+    )
     (v / "Projects").mkdir()
-    (v / "Projects" / "Garden plan.md").write_text("Tomatoes go in the south bed this year.\n", encoding="utf-8")
-    (v / "Broken.md").write_text("---\ntags: [unclosed\n---\nThe body of a note with broken properties.\n",
-                                 encoding="utf-8")
+    (v / "Projects" / "Garden plan.md").write_text(
+        "Tomatoes go in the south bed this year.\n", encoding="utf-8"
+    )
+    (v / "Broken.md").write_text(
+        "---\ntags: [unclosed\n---\nThe body of a note with broken properties.\n", encoding="utf-8"
+    )
     (v / "attachments").mkdir()
     (v / "attachments" / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (v / "Canvas.canvas").write_text('{"nodes": []}')
@@ -74,14 +82,24 @@ def test_obsidian_vault(store, vault: Path):
     assert len(bad) == 1 and "front matter is not valid YAML" in bad[0]["reason"]
     assert any("broken properties" in t for t in mems.values())
     # attachments and settings are not notes
-    assert any("attachment in an Obsidian vault" in s["reason"] for s in by_name(report, "photo.png", "skipped"))
+    assert any(
+        "attachment in an Obsidian vault" in s["reason"]
+        for s in by_name(report, "photo.png", "skipped")
+    )
     assert by_name(report, "Canvas.canvas", "skipped")
-    assert not any(".obsidian" in (m.source or "") or ".trash" in (m.source or "") for m in store.list(limit=100))
+    assert not any(
+        ".obsidian" in (m.source or "") or ".trash" in (m.source or "")
+        for m in store.list(limit=100)
+    )
 
     # incremental: nothing changed, nothing imported; one changed note is re-imported alone
     again = store.import_paths([vault])
-    assert again.imported == 0 and len([s for s in again.skipped if "unchanged" in s["reason"]]) == 4
-    (vault / "Ana.md").write_text("# Ana\nAna is my sister; she moved to Porto. #family\n", encoding="utf-8")
+    assert (
+        again.imported == 0 and len([s for s in again.skipped if "unchanged" in s["reason"]]) == 4
+    )
+    (vault / "Ana.md").write_text(
+        "# Ana\nAna is my sister; she moved to Porto. #family\n", encoding="utf-8"
+    )
     third = store.import_paths([vault])
     assert third.imported == 1
     now = texts(store)
@@ -112,7 +130,7 @@ THUNDERBIRD_INBOX = (
     b"Subject: Climbing gym\n"
     b"Date: Wed, 06 Mar 2024 11:00:00 +0100\n"
     b"MIME-Version: 1.0\n"
-    b"Content-Type: multipart/alternative; boundary=\"b1\"\n"
+    b'Content-Type: multipart/alternative; boundary="b1"\n'
     b"\n"
     b"--b1\n"
     b"Content-Type: text/html; charset=utf-8\n"
@@ -128,7 +146,7 @@ TAKEOUT = (
     b"From: Airline <noreply@airline.example>\n"
     b"Subject: Your flight to Porto\n"
     b"Date: Thu, 01 Feb 2024 08:00:00 +0000\n"
-    b"Content-Type: text/plain; charset=\"UTF-8\"\n"
+    b'Content-Type: text/plain; charset="UTF-8"\n'
     b"\n"
     b"Flight TP123 departs 14 March at 07:35.\n"
     b"\n"
@@ -146,7 +164,7 @@ def test_mbox_mailboxes(store, tmp_path: Path):
     profile = tmp_path / "Mail" / "Local Folders"
     profile.mkdir(parents=True)
     (profile / "Inbox").write_bytes(THUNDERBIRD_INBOX)
-    (profile / "Inbox.msf").write_text("// <!-- <mdb:mork:z v=\"1.4\"/> -->")
+    (profile / "Inbox.msf").write_text('// <!-- <mdb:mork:z v="1.4"/> -->')
     takeout = tmp_path / "Takeout" / "Mail" / "All mail Including Spam and Trash.mbox"
     takeout.parent.mkdir(parents=True)
     takeout.write_bytes(TAKEOUT)
@@ -171,13 +189,17 @@ def test_mbox_mailboxes(store, tmp_path: Path):
     assert by_name(report, "Inbox.msf", "skipped")
 
     again = store.import_paths([tmp_path / "Mail", takeout])
-    assert again.imported == 0 and len([s for s in again.skipped if "unchanged" in s["reason"]]) == 2
+    assert (
+        again.imported == 0 and len([s for s in again.skipped if "unchanged" in s["reason"]]) == 2
+    )
 
     # new mail arrives: only it is imported, the messages already stored keep their ids
     before = {m.id for m in store.list(limit=100)}
     with (profile / "Inbox").open("ab") as fh:
-        fh.write(b"\nFrom - Thu Mar  7 08:00:00 2024\nFrom: Carol <carol@example.org>\n"
-                 b"Subject: Book club\nDate: Thu, 07 Mar 2024 08:00:00 +0000\n\nWe read Pessoa next.\n")
+        fh.write(
+            b"\nFrom - Thu Mar  7 08:00:00 2024\nFrom: Carol <carol@example.org>\n"
+            b"Subject: Book club\nDate: Thu, 07 Mar 2024 08:00:00 +0000\n\nWe read Pessoa next.\n"
+        )
     grown = store.import_paths([tmp_path / "Mail"])
     assert grown.imported == 1
     after = {m.id for m in store.list(limit=100)}
@@ -186,9 +208,17 @@ def test_mbox_mailboxes(store, tmp_path: Path):
 
 # -- Google Keep ----------------------------------------------------------------------------
 
+
 def _keep_note(**fields) -> str:
-    note = {"color": "DEFAULT", "isTrashed": False, "isPinned": False, "isArchived": False,
-            "title": "", "userEditedTimestampUsec": 1709550000000000, "createdTimestampUsec": 1709540000000000}
+    note = {
+        "color": "DEFAULT",
+        "isTrashed": False,
+        "isPinned": False,
+        "isArchived": False,
+        "title": "",
+        "userEditedTimestampUsec": 1709550000000000,
+        "createdTimestampUsec": 1709540000000000,
+    }
     note.update(fields)
     return json.dumps(note)
 
@@ -196,15 +226,34 @@ def _keep_note(**fields) -> str:
 def test_google_keep_takeout(store, tmp_path: Path):
     keep = tmp_path / "Takeout" / "Keep"
     keep.mkdir(parents=True)
-    (keep / "Shopping.json").write_text(_keep_note(
-        title="Shopping", listContent=[{"text": "oat milk", "isChecked": False}, {"text": "coffee", "isChecked": True}],
-        labels=[{"name": "home"}]))
-    (keep / "Shopping.html").write_text("<html><body><div class='title'>Shopping</div></body></html>")
-    (keep / "Idea.json").write_text(_keep_note(
-        title="Gift idea", textContent="A pottery class for Ana's birthday.",
-        annotations=[{"description": "", "source": "WEBLINK", "title": "Pottery studio",
-                      "url": "https://pottery.example/classes"}],
-        attachments=[{"filePath": "img.jpeg", "mimetype": "image/jpeg"}]))
+    (keep / "Shopping.json").write_text(
+        _keep_note(
+            title="Shopping",
+            listContent=[
+                {"text": "oat milk", "isChecked": False},
+                {"text": "coffee", "isChecked": True},
+            ],
+            labels=[{"name": "home"}],
+        )
+    )
+    (keep / "Shopping.html").write_text(
+        "<html><body><div class='title'>Shopping</div></body></html>"
+    )
+    (keep / "Idea.json").write_text(
+        _keep_note(
+            title="Gift idea",
+            textContent="A pottery class for Ana's birthday.",
+            annotations=[
+                {
+                    "description": "",
+                    "source": "WEBLINK",
+                    "title": "Pottery studio",
+                    "url": "https://pottery.example/classes",
+                }
+            ],
+            attachments=[{"filePath": "img.jpeg", "mimetype": "image/jpeg"}],
+        )
+    )
     (keep / "img.jpeg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(32))
     (keep / "Trashed.json").write_text(_keep_note(title="Old", textContent="gone", isTrashed=True))
     (keep / "Broken.json").write_text('{"title": "half a note", "textContent": ')

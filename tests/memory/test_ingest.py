@@ -55,11 +55,31 @@ def _make_pdf(path: Path, text: str, *, encrypt: bool = False) -> Path:
 def test_formats_import_and_are_searchable(store, tmp_path):
     d = tmp_path / "docs"
     _write(d / "a.txt", "The boat is named Seagull and is moored in Kiel.")
-    _write(d / "notes.md", "# 2021-05-01 Garden\n\nPlanted tomatoes and basil.\n\n## 2021-06-10 Trip\n\nVisited Oslo by ferry.")
-    _write(d / "mail.eml", "From: Ana <ana@example.org>\nTo: me@example.org\nSubject: Dinner\n"
-                           "Date: Tue, 02 Mar 2021 18:00:00 +0000\n\nDinner at Casa Ana on Friday at eight.\n")
-    _write(d / "sub" / "chat.json", json.dumps({"name": "Family", "messages": [
-        {"date": "2022-01-01T10:00:00", "from": "Mum", "text": "Happy new year, the lentils are ready"}]}))
+    _write(
+        d / "notes.md",
+        "# 2021-05-01 Garden\n\nPlanted tomatoes and basil.\n\n## 2021-06-10 Trip\n\nVisited Oslo "
+        "by ferry.",
+    )
+    _write(
+        d / "mail.eml",
+        "From: Ana <ana@example.org>\nTo: me@example.org\nSubject: Dinner\n"
+        "Date: Tue, 02 Mar 2021 18:00:00 +0000\n\nDinner at Casa Ana on Friday at eight.\n",
+    )
+    _write(
+        d / "sub" / "chat.json",
+        json.dumps(
+            {
+                "name": "Family",
+                "messages": [
+                    {
+                        "date": "2022-01-01T10:00:00",
+                        "from": "Mum",
+                        "text": "Happy new year, the lentils are ready",
+                    }
+                ],
+            }
+        ),
+    )
     _make_pdf(d / "doc.pdf", "The warranty for the dishwasher ends in 2027.")
     report = store.import_paths([d])
     assert not report.errors, report.errors
@@ -96,11 +116,14 @@ def test_duplicate_content_is_stored_once(store, tmp_path):
     assert created is False
 
 
-@pytest.mark.parametrize("name,data,reason", [
-    ("corrupt.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage garbage", "PDF"),
-    ("binary.txt", bytes(range(256)) * 40, "binary"),
-    ("latin1.txt", "Caf\xe9 cr\xe8me".encode("latin-1"), "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name,data,reason",
+    [
+        ("corrupt.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage garbage", "PDF"),
+        ("binary.txt", bytes(range(256)) * 40, "binary"),
+        ("latin1.txt", "Caf\xe9 cr\xe8me".encode("latin-1"), "UTF-8"),
+    ],
+)
 def test_bad_files_are_reported_and_nothing_is_lost(store, tmp_path, name, data, reason):
     store.remember("Keep me: the spare key is under the blue pot.")
     report = store.import_paths([_write(tmp_path / name, data)])
@@ -115,8 +138,13 @@ def test_encrypted_pdf_is_refused(store, tmp_path):
 
 
 def test_empty_unknown_and_missing(store, tmp_path):
-    report = store.import_paths([_write(tmp_path / "empty.txt", ""), _write(tmp_path / "pic.xyz", b"x"),
-                                 tmp_path / "nope.txt"])
+    report = store.import_paths(
+        [
+            _write(tmp_path / "empty.txt", ""),
+            _write(tmp_path / "pic.xyz", b"x"),
+            tmp_path / "nope.txt",
+        ]
+    )
     reasons = " | ".join(s["reason"] for s in report.skipped)
     assert "empty" in reasons and "unsupported file type .xyz" in reasons
     assert "does not exist" in report.errors[0]["reason"]
@@ -132,11 +160,13 @@ def test_huge_file_is_refused_in_one_sentence(store, tmp_path):
 
 
 def test_malformed_jsonl_line_is_reported_rest_imported(store, tmp_path):
-    lines = [json.dumps({"text": "First good line about kayaks.", "at": "2020-01-02"}),
-             "{not json",
-             json.dumps({"text": "", "kind": "note"}),
-             json.dumps({"text": "Bad kind line", "kind": "poem"}),
-             json.dumps({"text": "Second good line about canoes.", "kind": "fact", "source": "diary"})]
+    lines = [
+        json.dumps({"text": "First good line about kayaks.", "at": "2020-01-02"}),
+        "{not json",
+        json.dumps({"text": "", "kind": "note"}),
+        json.dumps({"text": "Bad kind line", "kind": "poem"}),
+        json.dumps({"text": "Second good line about canoes.", "kind": "fact", "source": "diary"}),
+    ]
     report = store.import_paths([_write(tmp_path / "m.jsonl", "\n".join(lines))])
     assert report.imported == 2
     assert sorted(e["path"].rsplit(":", 1)[1] for e in report.errors) == ["2", "3", "4"]

@@ -1,8 +1,7 @@
-"""Recall on the evaluation persona: the right memory in the top 5, updated facts above stale ones."""
+"""Recall on the evaluation persona: the right memory in the top 5, updated facts above stale
+ones."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from tests.conftest import PERSONA
 
@@ -13,8 +12,10 @@ def _import_persona(store) -> dict[str, str]:
     by_text = {m.text: m.id for m in store.iter_memories()}
     import json
 
-    return {json.loads(l)["key"]: by_text[json.loads(l)["text"]]
-            for l in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()}
+    return {
+        json.loads(line)["key"]: by_text[json.loads(line)["text"]]
+        for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+    }
 
 
 def test_recall_at_5_and_updates_rank_first(store, persona_questions):
@@ -30,7 +31,11 @@ def test_recall_at_5_and_updates_rank_first(store, persona_questions):
         for key in q["stale"]:
             stale_total += 1
             stale_id = ids[key]
-            first = min(results.index(e) for e in expected if e in results) if any(e in results for e in expected) else 99
+            first = (
+                min(results.index(e) for e in expected if e in results)
+                if any(e in results for e in expected)
+                else 99
+            )
             if stale_id not in results or results.index(stale_id) > first:
                 stale_ok += 1
     recall = hits_ok / len(persona_questions)

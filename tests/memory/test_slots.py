@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -54,30 +54,40 @@ def test_statements_set_their_slot(slot, text):
     assert slot in timeline.detect_topics(text)
 
 
-@pytest.mark.parametrize("text, slot", [
-    ("I switched to oat milk.", "open_milk"),
-    ("I no longer smoke.", "open_smoke"),
-    ("My new bike is a green gravel bike.", "open_bike"),
-    ("I drive a Tesla instead.", "open_tesla"),
-    ("Ya no fumo.", "open_fumo"),
-])
+@pytest.mark.parametrize(
+    "text, slot",
+    [
+        ("I switched to oat milk.", "open_milk"),
+        ("I no longer smoke.", "open_smoke"),
+        ("My new bike is a green gravel bike.", "open_bike"),
+        ("I drive a Tesla instead.", "open_tesla"),
+        ("Ya no fumo.", "open_fumo"),
+    ],
+)
 def test_open_slots(text, slot):
     assert timeline.detect_topics(text) == [slot]
 
 
 def test_unrelated_text_sets_no_slot():
-    for text in ("Sofia moved to Lisbon.", "The ferry was late again.", "I think the soup is great now"):
+    for text in (
+        "Sofia moved to Lisbon.",
+        "The ferry was late again.",
+        "I think the soup is great now",
+    ):
         assert timeline.detect_topic(text) is None, text
 
 
-@pytest.mark.parametrize("query, slot", [
-    ("Who is my manager now?", "manager"),
-    ("Wer ist meine Chefin?", "manager"),
-    ("Where do I live now?", "residence"),
-    ("Wo wohne ich?", "residence"),
-    ("What is my phone number?", "phone"),
-    ("What is my job title?", "job_title"),
-])
+@pytest.mark.parametrize(
+    "query, slot",
+    [
+        ("Who is my manager now?", "manager"),
+        ("Wer ist meine Chefin?", "manager"),
+        ("Where do I live now?", "residence"),
+        ("Wo wohne ich?", "residence"),
+        ("What is my phone number?", "phone"),
+        ("What is my job title?", "job_title"),
+    ],
+)
 def test_questions_name_the_slot(query, slot):
     assert timeline.query_topic(query) == slot
 
@@ -89,13 +99,15 @@ def test_vocabulary_is_data_with_three_languages_per_slot():
 
 
 def _at(y: int, m: int) -> datetime:
-    return datetime(y, m, 1, tzinfo=timezone.utc)
+    return datetime(y, m, 1, tzinfo=UTC)
 
 
 def test_new_manager_supersedes_old_and_now_prefers_newest(store):
     old, _ = store.remember("My manager is Henrik Olsen, he runs the data team.", at=_at(2021, 2))
     store.remember("The canteen serves bacalhau on Fridays now.", at=_at(2023, 1))
-    new, _ = store.remember("New manager since the reorg: I now report to Priya Raman.", at=_at(2023, 6))
+    new, _ = store.remember(
+        "New manager since the reorg: I now report to Priya Raman.", at=_at(2023, 6)
+    )
     assert store.get(old.id).superseded_by == new.id
     hits = [h.id for h in store.search("Who is my manager now?", k=3)]
     assert hits[0] == new.id

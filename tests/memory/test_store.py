@@ -12,7 +12,12 @@ def test_forget_cascades_everywhere(store):
     assert store.forget([mem.id]) == 1
     assert store.get(mem.id) is None
     with store.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'locker'")).scalar() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'locker'")
+            ).scalar()
+            == 0
+        )
         assert conn.execute(text("SELECT count(*) FROM vector_outbox")).scalar() == 0
     assert not any(v.startswith(mem.id) for v in store.vectors.all_ids())
     assert all(h.id != mem.id for h in store.search("locker code gym", k=10))
@@ -53,7 +58,12 @@ def test_edit_reindexes(store):
     store.update_text(mem.id, "Favourite colour: orange.")
     assert "orange" in store.search("favourite colour", k=1)[0].text
     with store.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'green'")).scalar() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'green'")
+            ).scalar()
+            == 0
+        )
 
 
 def test_profile_roundtrip_and_validation(store):
@@ -82,7 +92,7 @@ def test_crash_between_sqlite_and_vectors_is_repaired(memex_home, embedder):
     assert fresh.health()["pending_vector_ops"] == 1
     hits = fresh.search("where is the spare tyre", k=1)  # replays the outbox first
     assert hits and hits[0].similarity is not None
-    assert fresh.health() ["ok"] is True
+    assert fresh.health()["ok"] is True
     fresh.close()
 
 
@@ -94,7 +104,11 @@ def test_doctor_repair_removes_orphans_and_fills_gaps(store):
     before = store.health()
     assert before["orphan_vectors"] == 1 and before["missing_vectors"] == 1 and not before["ok"]
     after = store.health(repair=True)
-    assert after["ok"] and after["repaired"]["orphans_removed"] == 1 and after["repaired"]["vectors_added"] == 1
+    assert (
+        after["ok"]
+        and after["repaired"]["orphans_removed"] == 1
+        and after["repaired"]["vectors_added"] == 1
+    )
 
 
 def test_bad_remember_input(store):
@@ -109,13 +123,19 @@ def test_bad_remember_input(store):
 
 
 def test_large_index_keyword_path_prefers_all_terms(store, monkeypatch):
-    """On big indexes the keyword side tries AND first, falling back to OR when it finds too little."""
+    """On big indexes the keyword side tries AND first, falling back to OR when it finds too
+    little."""
     import memory.retrieval as retrieval
 
     monkeypatch.setattr(retrieval, "LARGE_INDEX_CHUNKS", 0)
-    both = {store.remember(t)[0].id for t in ("The red kayak is stored in the boathouse.",
-                                              "We painted the kayak red last summer.",
-                                              "Red kayak rentals open in May.")}
+    both = {
+        store.remember(t)[0].id
+        for t in (
+            "The red kayak is stored in the boathouse.",
+            "We painted the kayak red last summer.",
+            "Red kayak rentals open in May.",
+        )
+    }
     store.remember("A red scarf hangs by the door.")
     store.remember("The kayak paddle is broken.")
     with store.read() as conn:

@@ -92,13 +92,17 @@ def test_encrypted_store_searches_and_leaks_nothing(memex_home, embedder):
         assert sentinels[0] in hits[0].text  # FTS5 and vectors both work on the encrypted file
         s.remember(f"The dentist is Dr. {sentinels[3]}.")
         with s.read() as conn:
-            fts = conn.execute(text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'dentist'")).scalar()
+            fts = conn.execute(
+                text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'dentist'")
+            ).scalar()
         assert fts == 1
         assert _leaks(memex_home, [x.encode() for x in sentinels]) == []  # -wal open, chroma too
     assert _leaks(memex_home, [x.encode() for x in sentinels]) == []
 
 
-@pytest.mark.parametrize("fail_at", ["pending", "locked", "exported", "verified", "committed", "zeroed"])
+@pytest.mark.parametrize(
+    "fail_at", ["pending", "locked", "exported", "verified", "committed", "zeroed"]
+)
 def test_enable_interrupted_anywhere_loses_nothing(memex_home, fail_at):
     """An exception at each step (kill -9 is in tests/app/test_vault_cli.py): the data survives
     and the next open or enable finishes the job."""
@@ -110,7 +114,9 @@ def test_enable_interrupted_anywhere_loses_nothing(memex_home, fail_at):
     conn = sqlite3.connect(memex_home / "memex.db")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE memories (id TEXT, text TEXT)")
-    conn.executemany("INSERT INTO memories VALUES (?, ?)", [(str(i), f"note {i}") for i in range(50)])
+    conn.executemany(
+        "INSERT INTO memories VALUES (?, ?)", [(str(i), f"note {i}") for i in range(50)]
+    )
     conn.commit()
     conn.close()
 
