@@ -35,11 +35,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("app.commands.train:eval_", "Personal-memory QA: base model vs. current adapter."),
     "adapters": ("app.commands.train:adapters", "List, activate or roll back adapters."),
     "moe": ("app.commands.moe:moe", "MoE expert-offloading engine tools."),
-    "doctor": ("app.commands.doctor:doctor", "Check what is installed and the data folder's health."),
-    "service": ("app.commands.service:service", "The resident service the CLI, GUI, bridge and API share."),
+    "doctor": (
+        "app.commands.doctor:doctor",
+        "Check what is installed and the data folder's health.",
+    ),
+    "service": (
+        "app.commands.service:service",
+        "The resident service the CLI, GUI, bridge and API share.",
+    ),
     "mcp": ("app.commands.mcp:mcp", "Stdio MCP server: memory tools for other AI apps."),
-    "models": ("app.commands.models:models", "GGUF models on disk (bundled, Ollama, LM Studio, own)."),
-    "vault": ("app.commands.vault:vault", "Encryption at rest: enable, lock, unlock, change the passphrase."),
+    "models": (
+        "app.commands.models:models",
+        "GGUF models on disk (bundled, Ollama, LM Studio, own).",
+    ),
+    "vault": (
+        "app.commands.vault:vault",
+        "Encryption at rest: enable, lock, unlock, change the passphrase.",
+    ),
 }
 
 # Commands that run inside the resident service when it can run (warm models, one writer).
@@ -89,10 +101,16 @@ def _unavailable(name: str, help_: str) -> click.Command:
     return stub
 
 
-@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--home", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Data folder for this command (default: $MEMEX_HOME or the user data dir).")
-@click.option("--json", "json_", is_flag=True, default=False, help="Print one JSON object on stdout.")
+@click.option(
+    "--json", "json_", is_flag=True, default=False, help="Print one JSON object on stdout."
+)
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Read the vault passphrase from this file (or set MEMEX_PASSPHRASE).")
 @click.version_option(package_name="memex", prog_name="memex")
