@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from memory.query import analyze, content_terms, match_speakers, time_window
 
-NOW = datetime(2024, 10, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 10, 15, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("query, terms", [
-    ("Where do I live now?", ["live"]),
-    ("What is my current address?", ["address"]),
-    ("Wo wohne ich jetzt?", ["wohne"]),
-    ("Où est-ce que j'habite maintenant ?", ["habite"]),
-    ("¿Dónde vivo ahora?", ["vivo"]),
-    ("Qual é o meu email atual?", ["email"]),
-])
+@pytest.mark.parametrize(
+    "query, terms",
+    [
+        ("Where do I live now?", ["live"]),
+        ("What is my current address?", ["address"]),
+        ("Wo wohne ich jetzt?", ["wohne"]),
+        ("Où est-ce que j'habite maintenant ?", ["habite"]),
+        ("¿Dónde vivo ahora?", ["vivo"]),
+        ("Qual é o meu email atual?", ["email"]),
+    ],
+)
 def test_fillers_never_reach_keywords(query, terms):
     assert content_terms(query) == terms
 
@@ -32,14 +35,17 @@ def test_speaker_names_match_whole_or_first_name():
     assert plan.speakers == ["Ana Lima"] and "ana" not in plan.terms and "dog" in plan.terms
 
 
-@pytest.mark.parametrize("query, start, end", [
-    ("What did I do in May 2023?", "2023-05-01", "2023-06-01"),
-    ("Trips in 2022", "2022-01-01", "2023-01-01"),
-    ("What happened last summer?", "2024-06-01", "2024-09-01"),
-    ("Books I read last winter", "2023-12-01", "2024-03-01"),
-    ("Where did we eat last month?", "2024-09-01", "2024-10-01"),
-    ("december, 2021 plans", "2021-12-01", "2022-01-01"),
-])
+@pytest.mark.parametrize(
+    "query, start, end",
+    [
+        ("What did I do in May 2023?", "2023-05-01", "2023-06-01"),
+        ("Trips in 2022", "2022-01-01", "2023-01-01"),
+        ("What happened last summer?", "2024-06-01", "2024-09-01"),
+        ("Books I read last winter", "2023-12-01", "2024-03-01"),
+        ("Where did we eat last month?", "2024-09-01", "2024-10-01"),
+        ("december, 2021 plans", "2021-12-01", "2022-01-01"),
+    ],
+)
 def test_time_windows(query, start, end):
     w = time_window(query, NOW)
     assert w is not None
