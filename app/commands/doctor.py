@@ -33,9 +33,9 @@ def _models() -> dict[str, Any]:
     except Exception as exc:  # report, never crash the doctor
         out["embeddings"] = {"ok": False, "error": str(exc)}
     try:
-        from inference.models import bundled_chat_model  # written with the answers feature
+        from inference.models import bundled_path
 
-        path = bundled_chat_model()
+        path = bundled_path()  # the default chat model
         with open(path, "rb") as fh:
             magic = fh.read(4)
         out["chat_model"] = {"ok": magic == b"GGUF", "path": str(path)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -246,8 +247,6 @@ def bench(
 
 def testbed_root(settings: Any) -> Any:
     """Where real-size testbeds live: settings.moe_testbed_dir, else the user cache folder."""
-    from pathlib import Path
-
     if getattr(settings, "moe_testbed_dir", ""):
         return Path(settings.moe_testbed_dir).expanduser()
     from platformdirs import user_cache_dir
@@ -269,6 +268,7 @@ def _bench_testbed(
     compute: str,
     n_threads: int,
 ) -> dict[str, Any]:
+    from inference.moe.storage.store import DiskSlowTier
     from inference.moe.tools.bench import run_bench
     from inference.moe.tools.testbed import ROUTINGS, ensure_testbed, load_testbed
 
@@ -280,15 +280,16 @@ def _bench_testbed(
         )
     root = testbed_root(obj.settings)
     folder = ensure_testbed(name, root, _progress)
-    trace = None
+    trace: Path | None = None
     if kind == "trace":
-        trace = _default_trace(obj, root) if not trace_arg else trace_arg
+        trace = _default_trace(obj, root) if not trace_arg else Path(trace_arg)
     loaded = load_testbed(folder, device=device, routing=kind, trace=trace)
     loaded.compute = compute
     try:
         # checksums once, before any timing: else the first policy to read a blob pays for it
         _progress("verifying the expert file's checksums")
-        loaded.slow.verify_all()
+        if isinstance(loaded.slow, DiskSlowTier):  # a testbed's experts are one file on disk
+            loaded.slow.verify_all()
         prompt = [(17 + 31 * i) % loaded.cfg.vocab_size for i in range(prompt_tokens)]
         result = run_bench(
             loaded,
@@ -365,8 +366,6 @@ def moefy_cmd(
     layers: int | None,
 ) -> dict[str, Any]:
     """Turn the bundled dense SmolLM2 into a Mixtral-format MoE (the realistic testbed)."""
-    from pathlib import Path
-
     with moe_errors():
         from inference.moe.tools.moefy import MoefyOptions, moefy
 
