@@ -6,6 +6,8 @@
 - Speakers: names in the query that are speakers of stored chat turns ("What did Ana say
   about ...", "Ana's job") boost that speaker's turns. A name is matched on the whole speaker
   name or its first word, case-insensitively.
+- Semantic text: the query the embedding model sees drops the named speakers' names (the
+  speaker boost handles them; in the vector they pull towards turns that merely address them).
 - Time: "in May 2023", "in 2023", "last summer", "last month", "yesterday" become an event-time
   window; "before/after I <did something>" becomes a window bounded by that event's time, which
   the caller finds with a keyword lookup (see `event_phrase`).
@@ -66,6 +68,8 @@ class QueryPlan:
     text: str
     terms: list[str]
     speakers: list[str] = field(default_factory=list)
+    # What the embedding model sees: the query without the speakers' names (see `semantic_text`).
+    semantic: str | None = None
     window: TimeWindow | None = None
     event_phrase: str | None = None  # "before I moved": the event whose time bounds the window
     event_relation: str | None = None  # "before" | "after"
@@ -94,6 +98,23 @@ def match_speakers(query: str, speakers: Iterable[str]) -> list[str]:
         if whole or (len(first[0]) >= 3 and first[0] in words and first[0] not in STOPWORDS):
             out.append(sp)
     return out
+
+
+def semantic_text(query: str, speakers: Iterable[str]) -> str:
+    """The query without the names of the speakers it names, for the embedding model.
+
+    The speaker boost already prefers a named speaker's turns; left in the text, a name pulls
+    the query vector towards every turn that mentions or addresses that person ("Thanks, Ana!")
+    instead of the turns about what was asked. Falls back to the query when nothing is left.
+    """
+    out = query
+    for sp in speakers:
+        words = _WORD.findall(sp)
+        for name in dict.fromkeys([sp.strip(), *(w for w in words[:1] if len(w) >= 3)]):
+            if name:
+                out = re.sub(rf"(?<!\w){re.escape(name)}(?:'s|’s|s')?(?!\w)", " ", out, flags=re.I)
+    out = " ".join(out.split())
+    return out if content_terms(out) else query
 
 
 def _month_window(year: int, month: int) -> TimeWindow:
@@ -176,7 +197,8 @@ def analyze(query: str, speakers: Iterable[str] = (), now: datetime | None = Non
     # The time expression is matched by event time, not by its words ("two weeks ago").
     rest = query[:found[1][0]] + " " + query[found[1][1]:] if found else query
     terms = content_terms(rest, drop=name_words) or content_terms(query, drop=name_words) or content_terms(query)
-    plan = QueryPlan(text=query, terms=terms, speakers=named, window=window)
+    plan = QueryPlan(text=query, terms=terms, speakers=named, window=window,
+                     semantic=semantic_text(query, named) if named else None)
     m = _BEFORE_AFTER.search(query)
     if m and plan.window is None:
         event = " ".join(content_terms(m.group("event")))

@@ -26,17 +26,17 @@ from memory.db import from_iso, utcnow
 from memory.types import SearchHit
 
 RRF_K = 10
-KEYWORD_WEIGHT = 1.0
+KEYWORD_WEIGHT = 0.5
 CANDIDATES = 50
 SUPERSEDED_PENALTY = 0.5
-SPEAKER_BOOST = 1.3
+SPEAKER_BOOST = 2.0
 WINDOW_BOOST = 1.4
-ROUND2_WEIGHT = 0.25
+ROUND2_WEIGHT = 0.1
 ROUND2_SEEDS = 3
 NEIGHBOUR_SEEDS = 8
-NEIGHBOUR_SHARE = 0.55
+NEIGHBOUR_SHARE = 0.4
 SUMMARY_UNITS = 10
-SUMMARY_WEIGHT = 0.5
+SUMMARY_WEIGHT = 0.25
 
 _STOP = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it me my of on or our "
@@ -177,11 +177,12 @@ def hybrid_search(
     fusion.add_list(_keyword_rows(conn, plan.terms, n), KEYWORD_WEIGHT if opts.query_understanding else 1.0,
                     keyword=True)
     q_emb: list[float] | None = None
+    semantic = plan.semantic or query
     if search_fn is not None:
-        ranked, sims = _split(search_fn(query, n))
+        ranked, sims = _split(search_fn(semantic, n))
         fusion.add_list(ranked, 1.0, sims=sims)
     elif vectors is not None:
-        q_emb = vectors.embed(query)
+        q_emb = vectors.embed(semantic)
         ranked, sims = _split(vectors.query(q_emb, n))
         fusion.add_list(ranked, 1.0, sims=sims)
     if opts.summaries:
@@ -217,13 +218,16 @@ def hybrid_search(
     return hits
 
 
+def _speakers(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.execute(text(
+        "SELECT DISTINCT speaker FROM memories WHERE speaker IS NOT NULL LIMIT 200"))]
+
+
 def _plan(conn: Connection, query: str, opts: RetrievalOptions) -> qmod.QueryPlan:
     if not opts.query_understanding:
         words = [w.lower() for w in _WORD.findall(query)]
         return qmod.QueryPlan(text=query, terms=[w for w in words if w not in _STOP] or words)
-    speakers = [r[0] for r in conn.execute(text(
-        "SELECT DISTINCT speaker FROM memories WHERE speaker IS NOT NULL LIMIT 200"))]
-    return qmod.analyze(query, speakers, utcnow())
+    return qmod.analyze(query, _speakers(conn), utcnow())
 
 
 def _understand(conn: Connection, plan: qmod.QueryPlan, cands: dict[str, _Cand], rows: dict[str, dict]) -> None:
@@ -278,7 +282,8 @@ def _second_round(conn: Connection, plan: qmod.QueryPlan, fusion: _Fusion, rows:
     seeds = sorted(fusion.cands.values(), key=lambda c: c.score, reverse=True)[:ROUND2_SEEDS]
     if not seeds:
         return
-    known = set(plan.terms)
+    # Speakers' names are capitalised in nearly every turn: as seeds they match everything.
+    known = set(plan.terms) | {w.lower() for sp in _speakers(conn) for w in _WORD.findall(sp)}
     entities: list[str] = []
     for s in seeds:
         for m in _ENTITY.finditer(rows[s.memory_id]["text"]):

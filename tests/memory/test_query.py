@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.query import analyze, content_terms, match_speakers, time_window
+from memory.query import analyze, content_terms, match_speakers, semantic_text, time_window
 
 NOW = datetime(2024, 10, 15, 12, 0, tzinfo=UTC)
 
@@ -33,6 +33,15 @@ def test_speaker_names_match_whole_or_first_name():
     assert match_speakers("Is it all right?", speakers) == []  # "Al" only as a whole word
     plan = analyze("When did Ana Lima adopt the dog?", speakers, NOW)
     assert plan.speakers == ["Ana Lima"] and "ana" not in plan.terms and "dog" in plan.terms
+
+
+def test_semantic_text_drops_the_named_speakers():
+    speakers = ["Ana Lima", "Ben"]
+    plan = analyze("What does Ana think about Ben's new job?", speakers, NOW)
+    assert plan.semantic == "What does think about new job?"
+    assert analyze("Where is the ferry pier?", speakers, NOW).semantic is None
+    # Nothing but the name and fillers left: the query itself is embedded.
+    assert semantic_text("What did Ana say?", ["Ana Lima"]) == "What did Ana say?"
 
 
 @pytest.mark.parametrize(
