@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
@@ -22,6 +22,7 @@ from app.gui.services import ServiceHost, Services
 from app.gui.theme import app_icon, apply_theme, follow_os_scheme
 
 if TYPE_CHECKING:
+    from app.gui.views.chat import ChatPage
     from app.runtime import Runtime
 
 
@@ -124,11 +125,10 @@ def _with_confirm_dialog(win: MainWindow, runtime: Runtime) -> Any:
 
 def wait_until_idle(win: MainWindow, timeout_s: float = 60.0) -> bool:
     """Process events until no job is running (screenshot mode and tests)."""
-    app = QApplication.instance()
     deadline = time.monotonic() + timeout_s
     quiet_since: float | None = None
     while time.monotonic() < deadline:
-        app.processEvents()
+        QApplication.processEvents()
         if win.services.jobs.busy:
             quiet_since = None
         elif quiet_since is None:
@@ -143,7 +143,7 @@ def ask_first(question: str) -> Any:
     """A screenshot setup step: ask `question` on the Chat screen, then go back to the tab."""
 
     def setup(win: MainWindow, tab: str) -> None:
-        chat = win.pages["chat"]
+        chat = cast("ChatPage", win.pages["chat"])
         chat.ask(question)
         wait_until_idle(win, timeout_s=300)
         win.select(tab)

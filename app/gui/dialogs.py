@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import (
@@ -86,7 +86,8 @@ class MemoryEditor(QDialog):
     def values(self) -> dict[str, Any]:
         at = None
         if self.has_date.isChecked():
-            at = self.when.dateTime().toPython().replace(tzinfo=None).astimezone(UTC)
+            local = cast(datetime, self.when.dateTime().toPython())  # naive, local time
+            at = local.replace(tzinfo=None).astimezone(UTC)
         return {
             "text": self.text.toPlainText().strip(),
             "kind": self.kind.currentText(),

@@ -104,7 +104,7 @@ class JobRunner(QObject):
         fn: Callable[[JobContext], Any],
         *,
         name: str = "job",
-        on_done: Callable[[Any], None] | None = None,
+        on_done: Callable[[Any], object] | None = None,  # its return value is ignored
         on_error: Callable[[str], None] | None = None,
         on_progress: Callable[[Any], None] | None = None,
         on_chunk: Callable[[str], None] | None = None,

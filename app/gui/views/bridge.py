@@ -160,8 +160,8 @@ class BridgePage(Page):
 
     def _selection(self) -> None:
         sel = self._selected_pairing()
-        self.approve_btn.setEnabled(bool(sel) and sel[0] == "pending")
-        self.unpair_btn.setEnabled(bool(sel) and sel[0] == "paired")
+        self.approve_btn.setEnabled(sel is not None and sel[0] == "pending")
+        self.unpair_btn.setEnabled(sel is not None and sel[0] == "paired")
         self.revoke_btn.setEnabled(
             self.sites.currentItem() is not None and bool(self.sites.selectedItems())
         )
@@ -196,8 +196,9 @@ class BridgePage(Page):
             )
             item.setData(0, Qt.ItemDataRole.UserRole, name)
             self.browsers.addTopLevelItem(item)
-        if self.browsers.topLevelItemCount():
-            self.browsers.setCurrentItem(self.browsers.topLevelItem(0))
+        first = self.browsers.topLevelItem(0)
+        if first is not None:
+            self.browsers.setCurrentItem(first)
         self.pairings.clear()
         for p in snap["pending"]:
             item = QTreeWidgetItem(

@@ -111,7 +111,7 @@ class ChatPage(Page):
         self.layout_.addLayout(row)
         self.send_btn.clicked.connect(self.ask)
         self.stop_btn.clicked.connect(self.stop)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop)
         if not self.feature.available:
             self.input.setEnabled(False)
             self.input.setPlaceholderText("Answering is not installed in this build yet.")

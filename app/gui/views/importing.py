@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from app.gui.workers import Job, JobContext
 
+if TYPE_CHECKING:  # the mixin is only ever mixed into a Page (services, banner, show_error)
+    from app.gui.views.base import Page
+
+    _PageBase = Page
+else:
+    _PageBase = object
+
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ImportMixin:
+class ImportMixin(_PageBase):
     """Adds import_files / import_folder / start_import to a Page (needs self.services,
     self.banner)."""
 

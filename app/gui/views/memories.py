@@ -156,10 +156,10 @@ class MemoriesPage(ImportMixin, Page):
         self.forget_btn.clicked.connect(self.forget_selected)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.tree.itemDoubleClicked.connect(lambda *_: self.open_selected())
-        QShortcut(
-            QKeySequence(QKeySequence.StandardKey.Delete), self.tree, activated=self.forget_selected
-        )
-        QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self, activated=self.undo_forget)
+        delete = QKeySequence(QKeySequence.StandardKey.Delete)
+        QShortcut(delete, self.tree).activated.connect(self.forget_selected)
+        undo = QKeySequence(QKeySequence.StandardKey.Undo)
+        QShortcut(undo, self).activated.connect(self.undo_forget)
         services.memories_changed.connect(self._data_changed)
 
     # -- loading ----------------------------------------------------------------------
@@ -226,9 +226,9 @@ class MemoriesPage(ImportMixin, Page):
         self.timeline.mark_stale()
 
     def _tab_changed(self, index: int) -> None:
-        widget = self.tabs.widget(index)
-        if hasattr(widget, "activate"):
-            widget.activate()
+        activate = getattr(self.tabs.widget(index), "activate", None)
+        if callable(activate):
+            activate()
 
     def _inbox_count(self, n: int) -> None:
         self.tabs.setTabText(2, f"Review inbox ({n})" if n else "Review inbox")
@@ -315,10 +315,15 @@ class MemoriesPage(ImportMixin, Page):
 
     def save_edit(self, memory_id: str, text: str) -> None:
         svc = self.services
+
+        def done(_memory: Any) -> None:
+            self.banner.show_message("Saved.")
+            svc.memories_changed.emit()
+
         self.services.jobs.start(
             lambda ctx: svc.memory().update_text(memory_id, text),
             name="edit",
-            on_done=lambda _m: (self.banner.show_message("Saved."), svc.memories_changed.emit()),
+            on_done=done,
             on_error=self.show_error,
         )
 
@@ -353,15 +358,16 @@ class MemoriesPage(ImportMixin, Page):
         if not removed:
             return
         svc = self.services
+
+        def done(_restored: Any) -> None:
+            noun = "memory" if len(removed) == 1 else "memories"
+            self.banner.show_message(f"Restored {len(removed)} {noun}.")
+            svc.memories_changed.emit()
+
         svc.jobs.start(
             lambda ctx: svc.memory().restore(removed),
             name="restore",
-            on_done=lambda _r: (
-                self.banner.show_message(
-                    f"Restored {len(removed)} memor{'y' if len(removed) == 1 else 'ies'}."
-                ),
-                svc.memories_changed.emit(),
-            ),
+            on_done=done,
             on_error=self.show_error,
         )
 

@@ -419,7 +419,8 @@ class ModelsPage(Page):
     def _bench_done(self, code: int, _status: object) -> None:
         proc, self.proc = self.proc, None
         self.bench_btn.setText("Run MoE benchmark")
-        out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace") if proc else ""
+        raw = bytes(proc.readAllStandardOutput().data()) if proc else b""
+        out = raw.decode("utf-8", "replace")
         try:
             data = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         except json.JSONDecodeError:

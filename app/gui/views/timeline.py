@@ -93,7 +93,9 @@ class TimelinePanel(QWidget):
         for year in open_years:
             year.setExpanded(True)
             for i in range(year.childCount()):
-                year.child(i).setExpanded(True)
+                month = year.child(i)
+                if month is not None:
+                    month.setExpanded(True)
         self.stack.setCurrentWidget(self.tree if memories else self.empty)
 
     def _open(self, item: QTreeWidgetItem, _col: int) -> None:
@@ -103,4 +105,5 @@ class TimelinePanel(QWidget):
 
 
 def _count(year: QTreeWidgetItem) -> int:
-    return sum(year.child(i).childCount() for i in range(year.childCount()))
+    months = (year.child(i) for i in range(year.childCount()))
+    return sum(month.childCount() for month in months if month is not None)
