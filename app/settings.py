@@ -106,8 +106,9 @@ class Settings(BaseSettings):
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")
     llama_extra_buffers: str = Field(
         "auto",
-        description="llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on "
-        "AMX CPUs",
+        description=(
+            "llama.cpp extra CPU buffer types (AMX, repack): auto|on|off; auto = off on AMX CPUs"
+        ),
     )
     inbox_use_model: bool = Field(
         True, description="let the local model propose profile values too"
@@ -159,8 +160,9 @@ class Settings(BaseSettings):
     vault_auto_lock_minutes: float = Field(
         30.0,
         ge=0,
-        description="lock the vault after this long unused; 0 = only at logout or `memex vault "
-        "lock`",
+        description=(
+            "lock the vault after this long unused; 0 = only at logout or `memex vault lock`"
+        ),
     )
 
     # the resident service (app/service)

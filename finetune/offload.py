@@ -213,10 +213,9 @@ def plan_micro_batch(
     if fits < 1:
         need = (base + per_row) / 2**30
         raise FinetuneError(
-            f"--max-rss-gb {cfg.max_rss_gb:g} is too small: one sequence of {cfg.seq_len} tokens "
-            "with "
-            f"--offload {policy.name} needs about {need:.1f} GB; raise it, lower --seq-len or use "
-            "--offload disk.",
+            f"--max-rss-gb {cfg.max_rss_gb:g} is too small: one sequence of {cfg.seq_len} "
+            f"tokens with --offload {policy.name} needs about {need:.1f} GB; raise it, lower "
+            "--seq-len or use --offload disk.",
             kind="bad_input",
         )
     return max(1, min(cfg.batch, fits))

@@ -108,9 +108,8 @@ class TrainingJob:
             )
         log = Path(self.cfg.work_dir) / "child.log"
         raise FinetuneError(
-            f"Training stopped unexpectedly (exit status {code}); run it again to resume from the "
-            "last "
-            f"checkpoint (details in {log}).",
+            f"Training stopped unexpectedly (exit status {code}); run it again to resume from "
+            f"the last checkpoint (details in {log}).",
             kind="training_crashed",
         )
 

@@ -413,11 +413,9 @@ def extract(text: str) -> list[Extracted]:
 
 # -- values proposed by the local model -------------------------------------------------
 MODEL_PROMPT = (
-    "Extract facts about the writer from this note. Reply with lines 'key: value' using only these "
-    "keys: "
-    "name, email, tel, street-address, postal-code, address-level2, country-name, bday, "
-    "organization, "
-    "organization-title. Reply 'none' if there are none.\n\nNote: {text}"
+    "Extract facts about the writer from this note. Reply with lines 'key: value' using only "
+    "these keys: name, email, tel, street-address, postal-code, address-level2, country-name, "
+    "bday, organization, organization-title. Reply 'none' if there are none.\n\nNote: {text}"
 )
 _MODEL_LINE = re.compile(
     r"^\s*[-*]?\s*(?P<key>[a-z][a-z0-9-]+)\s*:\s*(?P<value>.+?)\s*$", re.MULTILINE

@@ -197,9 +197,9 @@ def _parse_one(
                 "path": key,
                 "kind": "too_many_memories",
                 "reason": (
-                    f"{path.name} would become {len(docs):,} memories, over the limit of {limit:,} "
-                    "per file; "
-                    f"import it with --max-memories-per-file {len(docs)} to allow it."
+                    f"{path.name} would become {len(docs):,} memories, over the limit of "
+                    f"{limit:,} per file; import it with --max-memories-per-file {len(docs)} "
+                    "to allow it."
                 ),
             }
         )

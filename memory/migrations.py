@@ -181,8 +181,8 @@ def apply_migrations(conn: Connection) -> list[str]:
     """Apply pending migrations in order inside the caller's transaction; return their names."""
     conn.execute(
         text(
-            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT "
-            "NULL)"
+            "CREATE TABLE IF NOT EXISTS _migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
     )
     done = {row[0] for row in conn.execute(text("SELECT name FROM _migrations"))}

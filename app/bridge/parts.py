@@ -32,8 +32,8 @@ TEL_FAMILY = frozenset(("tel",) + TEL_PARTS)
 _MONTHS = frozenset(
     tokens(
         "january february march april may june july august september october november december "
-        "jan feb mar apr jun jul aug sep sept oct nov dec januar februar marz juni juli oktober "
-        "dezember "
+        "jan feb mar apr jun jul aug sep sept oct nov dec "
+        "januar februar marz juni juli oktober dezember "
         "janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
         "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre "
         "janeiro fevereiro marco maio junho julho setembro outubro novembro dezembro "

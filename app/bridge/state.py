@@ -242,8 +242,8 @@ class BridgeState:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) VALUES "
-                "(?,?,?,?)",
+                "INSERT OR REPLACE INTO pairings (client_key, name, code, created_at) "
+                "VALUES (?,?,?,?)",
                 (client_key, name, real_code, now),
             )
             self._db.execute("DELETE FROM pending WHERE client_key = ?", (client_key,))
@@ -318,8 +318,8 @@ class BridgeState:
     def confirmations(self) -> dict[str, list[str]]:
         """site -> names of the paired browsers allowed to fill there without asking again."""
         rows = self._db.execute(
-            "SELECT c.site, p.name FROM confirmations c JOIN pairings p ON p.client_key = "
-            "c.client_key "
+            "SELECT c.site, p.name FROM confirmations c "
+            "JOIN pairings p ON p.client_key = c.client_key "
             "WHERE p.revoked_at IS NULL ORDER BY c.site, p.name"
         )
         out: dict[str, list[str]] = {}

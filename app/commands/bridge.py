@@ -138,8 +138,8 @@ def _status_human(p: dict[str, Any]) -> str:
     lines.append(f"app running: {p['app_running']}")
     lines += [f"paired: {x['name']} ({x['code']})" for x in p["pairings"]]
     lines += [
-        f"waiting for approval: {x['code']} {x['label']}  (memex bridge pair {x['code']} --name "
-        "NAME)"
+        f"waiting for approval: {x['code']} {x['label']}  "
+        f"(memex bridge pair {x['code']} --name NAME)"
         for x in p["pending"]
     ]
     lines += [f"permitted: {s}" for s in p["sites"]]

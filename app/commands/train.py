@@ -37,8 +37,8 @@ def _progress_for(obj: AppContext) -> Any:
 def _human_train(p: dict[str, Any]) -> str:
     return (
         f"Trained adapter {p['version']} in {p['steps']} steps: loss {p['loss_first']:.3f} -> "
-        f"{p['loss_last']:.3f}, peak RSS {p['peak_rss_mb']:.0f} MB, {p['train_tok_s']:.0f} "
-        "tokens/s.\n"
+        f"{p['loss_last']:.3f}, peak RSS {p['peak_rss_mb']:.0f} MB, "
+        f"{p['train_tok_s']:.0f} tokens/s.\n"
         f"It is now active: {p['adapter']}"
     )
 

@@ -60,8 +60,8 @@ class BridgePage(Page):
     refresh_on_show = True  # browser hosts write the audit log and pairing requests
     subtitle = (
         "Lets your browser fill forms from your profile. A browser must be paired and a site "
-        "permitted; "
-        "the first fill on each site asks you to confirm (in a memex window while this app runs). "
+        "permitted; the first fill on each site asks you to confirm (in a memex window while "
+        "this app runs). "
         "Values are never logged."
     )
 

@@ -40,8 +40,7 @@ LIST_LIMIT = 500
 EMPTY = (
     "<p style='font-size:13pt'>No memories yet.</p>"
     "<p>Click <b>New memory</b> (Ctrl+N) to write one, <b>Import files</b> (Ctrl+I) to bring in "
-    "notes, "
-    "documents, e-mails or chat exports, or drop files and folders onto this window.</p>"
+    "notes, documents, e-mails or chat exports, or drop files and folders onto this window.</p>"
 )
 NO_HITS = (
     "<p>Nothing you remember matches this search.</p><p>Try other words, or clear the search.</p>"
