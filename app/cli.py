@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> Any:
     code = route(args, SERVICE_COMMANDS, EXCLUSIVE_COMMANDS)
     if code is not None:
         sys.exit(code)
-    return run_in_process(args)
+    from app.service.jobs import run_local  # import, train, moefy leave a row in the job journal
+
+    return run_local(args, run_in_process)
 
 
 def run_in_process(args: list[str]) -> Any:

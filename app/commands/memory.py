@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,12 @@ def _utf8(value: str | None) -> bool:
     return True
 
 
+def _bar(done: int, total: int, width: int = 24) -> str:
+    """A terminal progress bar (the service relays it to the client's terminal as it goes)."""
+    filled = width * min(done, total) // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] "
+
+
 # Skips that mean "already done", not "nothing to do": an import of only these still succeeds.
 _ALREADY_DONE = frozenset({"unchanged", "duplicate", "cancelled"})
 
@@ -96,11 +103,15 @@ def _human_import(p: dict[str, Any]) -> str:
 def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) -> dict[str, Any]:
     """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are
     skipped."""
+    from app.service.jobs import report_progress
     from memory import MemoryError_
 
     def progress(p: Any) -> None:
+        report_progress(p.done, p.total, p.path)  # the job journal: an interrupted import shows
         if not obj.json and p.total > 1:
-            click.echo(f"\r  {p.done}/{p.total} {Path(p.path).name[:50]:<50}", nl=False, err=True)
+            bar = _bar(p.done, p.total) if sys.stderr.isatty() else ""
+            name = Path(p.path).name[:50]
+            click.echo(f"\r  {bar}{p.done}/{p.total} {name:<50}", nl=False, err=True)
 
     try:
         report = obj.runtime.import_paths(

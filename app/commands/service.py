@@ -23,13 +23,29 @@ def _home(obj: AppContext) -> Any:
 
 
 def _human_status(p: dict[str, Any]) -> str:
+    from app.service.jobs import UNFINISHED, describe
+
     if not p["running"]:
-        return f"No memex service runs for {p['home']}."
-    return (
-        f"memex service {p['version']} runs for {p['home']} (pid {p['pid']}, hosted by "
-        f"{p['hosted_by']}, up {p['uptime_s']:.0f} s, {p['requests']} requests, "
-        f"{p['in_flight']} now)."
-    )
+        line = f"No memex service runs for {p['home']}."
+    else:
+        line = (
+            f"memex service {p['version']} runs for {p['home']} (pid {p['pid']}, hosted by "
+            f"{p['hosted_by']}, up {p['uptime_s']:.0f} s, {p['requests']} requests, "
+            f"{p['in_flight']} now)."
+        )
+    # long jobs still running or cut short (the newest of each kind that is not done)
+    unfinished = [j for j in _newest_per_kind(p.get("jobs", [])) if j["state"] in UNFINISHED]
+    return "\n".join([line, *(f"  job {describe(j)}" for j in unfinished)])
+
+
+def _newest_per_kind(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    newest = []
+    for job in jobs:  # newest first
+        if job["kind"] not in seen:
+            seen.add(job["kind"])
+            newest.append(job)
+    return newest
 
 
 @memex_command(
@@ -82,15 +98,17 @@ def stop(obj: AppContext) -> dict[str, Any]:
 
 @memex_command("status", group=service, human=_human_status)
 def status(obj: AppContext) -> dict[str, Any]:
-    """Whether the service runs, since when, and how busy it is."""
+    """Whether the service runs, since when, how busy it is, and the recent long jobs."""
     from app.service import client
+    from app.service.jobs import recent
 
     home = _home(obj)
     info = client.status(home)
+    jobs = recent(home)  # the job journal: what ran, how far, and what a kill interrupted
     if info is None:
-        return {"running": False, "home": str(home)}
+        return {"running": False, "home": str(home), "jobs": jobs}
     info["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(info["started_at"]))
-    return {"running": True, **info}
+    return {"running": True, **info, "jobs": jobs}
 
 
 @memex_command("install", group=service, human=lambda p: f"memex starts at login ({p['path']}).")

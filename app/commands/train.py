@@ -17,6 +17,10 @@ OFFLOAD = click.Choice(["none", "cpu", "disk"])
 
 
 def _progress(event: dict[str, Any]) -> None:
+    if isinstance(event.get("step"), int) and isinstance(event.get("total"), int):
+        from app.service.jobs import report_progress  # how far an interrupted run got
+
+        report_progress(event["step"], event["total"], str(event.get("phase", "")))
     click.echo(json.dumps(event), err=True)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.service import protocol
 from app.service.holder import RuntimeHolder
+from app.service.jobs import journaled
 from app.service.lock import ServiceLock
 from app.service.paths import (
     lock_path,
@@ -272,7 +273,11 @@ class Service:
         token = CURRENT.set(rio)
         try:
             self.holder.store_ready.wait(60)
-            code = run_argv(argv, self.holder.get, str(request.get("cwd") or "/"), cancel)
+            cwd = str(request.get("cwd") or "/")
+            with journaled(self.home, argv, cwd, self.hosted_by) as job:
+                code = run_argv(argv, self.holder.get, cwd, cancel)
+                if job is not None:
+                    job.finish(code)
         finally:
             CURRENT.reset(token)
             with self._state:

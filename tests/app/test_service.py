@@ -97,7 +97,7 @@ def test_first_command_starts_the_service_and_it_stops_when_idle(service_env: Pa
 
 def test_status_start_stop_and_socket_permissions(service_env: Path):
     res = memex("service", "status", "--json")
-    assert json.loads(res.stdout) == {"running": False, "home": str(service_env)}
+    assert json.loads(res.stdout) == {"running": False, "home": str(service_env), "jobs": []}
     res = memex("service", "start", "--json")
     started = json.loads(res.stdout)
     assert res.returncode == 0 and started["started"] is True
