@@ -168,12 +168,45 @@ def m005_memory_dates(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_memory_dates_memory ON memory_dates(memory_id)"))
 
 
+def m006_turn_context(conn: Connection) -> None:
+    """Each chat turn indexed with its neighbours' words (memory/summaries.py: context index)."""
+    for stmt in (
+        """CREATE TABLE turn_context (
+            id INTEGER PRIMARY KEY,
+            memory_id TEXT NOT NULL,
+            session TEXT NOT NULL,
+            text TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            next TEXT NOT NULL
+        )""",
+        "CREATE INDEX ix_turn_context_session ON turn_context(session)",
+        """CREATE VIRTUAL TABLE turn_context_fts USING fts5(
+            text, prev, next, content='turn_context', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER turn_context_ai AFTER INSERT ON turn_context BEGIN
+            INSERT INTO turn_context_fts(rowid, text, prev, next)
+            VALUES (new.id, new.text, new.prev, new.next);
+        END""",
+        """CREATE TRIGGER turn_context_ad AFTER DELETE ON turn_context BEGIN
+            INSERT INTO turn_context_fts(turn_context_fts, rowid, text, prev, next)
+            VALUES ('delete', old.id, old.text, old.prev, old.next);
+        END""",
+    ):
+        conn.execute(text(stmt))
+    from memory import summaries
+
+    summaries.rebuild_context(conn, [r[0] for r in conn.execute(
+        text("SELECT DISTINCT session FROM memories WHERE session IS NOT NULL"))])
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_core_tables", m001_core_tables),
     ("m002_inbox_items", m002_inbox_items),
     ("m003_chat_turns", m003_chat_turns),
     ("m004_session_units", m004_session_units),
     ("m005_memory_dates", m005_memory_dates),
+    ("m006_turn_context", m006_turn_context),
 ]
 
 

@@ -6,7 +6,10 @@ the query names and the memories inside a time window it states. A bounded secon
 (multi-hop) searches again from the first round's top hits: their entities as keywords and
 their embeddings mixed into the query vector, fused by reciprocal rank at a lower weight.
 Chat turns next to a strong hit in the same session are added as weaker candidates: evidence
-in conversations is often spread over consecutive turns.
+in conversations is often spread over consecutive turns. For the same reason a third keyword
+ranking matches each chat turn with its neighbours' words (memory.summaries' context index).
+The query vector leaves out the names of the speakers the query names: the speaker boost
+prefers their turns, and in the vector the names pull towards turns that merely address them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ NEIGHBOUR_SEEDS = 8
 NEIGHBOUR_SHARE = 0.4
 SUMMARY_UNITS = 10
 SUMMARY_WEIGHT = 0.25
+CONTEXT_WEIGHT = 0.5
 
 _STOP = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it me my of on or our "
@@ -60,12 +64,13 @@ class RetrievalOptions:
     multi_hop: bool = True
     neighbours: bool = True
     summaries: bool = True
+    context: bool = True  # chat turns matched by their neighbours' words too
     candidates: int = 100
 
     @classmethod
     def off(cls) -> "RetrievalOptions":
         return cls(query_understanding=False, multi_hop=False, neighbours=False, summaries=False,
-                   candidates=CANDIDATES)
+                   context=False, candidates=CANDIDATES)
 
 
 class VectorAccess(Protocol):
@@ -187,6 +192,10 @@ def hybrid_search(
         fusion.add_list(ranked, 1.0, sims=sims)
     if opts.summaries:
         fusion.add_groups(summaries.search_units(conn, _fts(plan.terms, "OR"), SUMMARY_UNITS), SUMMARY_WEIGHT)
+    if opts.context:
+        ctx = summaries.search_context(conn, _fts(plan.terms, "OR"), _fts(plan.terms, "AND"), n,
+                                       large=LARGE_INDEX_CHUNKS, min_and_hits=MIN_AND_HITS)
+        fusion.add_groups([[mid] for mid in ctx], CONTEXT_WEIGHT)
     cands = fusion.cands
 
     rows_by_id = _load(conn, list(cands))
