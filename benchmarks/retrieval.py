@@ -9,8 +9,11 @@ returned (every hit is one stored turn, so k counts dialog turns). Variants, sam
 
 - baseline: turns imported the way a plain .jsonl of "Speaker: text" notes is today (no speaker
   or session fields), searched with every query-side retrieval feature switched off;
-- full: turns as chat memories (speaker, session, context embeddings, session summaries) and the
-  full query pipeline (query understanding, multi-hop second round).
+- full: turns as chat memories (speaker, session, context embeddings, session summaries, the
+  neighbour-word context index) and the full query pipeline (query understanding with the
+  named speakers left out of the query vector, multi-hop second round, neighbour turns);
+- full-FEATURE (ablation, e.g. full-context, full-multi_hop, full-neighbours, full-summaries):
+  full with that RetrievalOptions switch off.
 
 The data lives outside the project (../shared/data/locomo-dev next to the repository, or
 --data / MEMEX_LOCOMO_DIR); without it the LoCoMo part is skipped. Category 5 (adversarial)
@@ -96,6 +99,11 @@ def search_fn(store, variant: str):
             return lambda q, k: store.search(q, k=k)
         off = RetrievalOptions.off()
         return lambda q, k: store.search(q, k=k, options=off)
+    if variant.startswith("full-"):
+        from memory.retrieval import RetrievalOptions
+
+        ablated = RetrievalOptions(**{variant.removeprefix("full-"): False})
+        return lambda q, k: store.search(q, k=k, options=ablated)
     return lambda q, k: store.search(q, k=k)
 
 
@@ -245,7 +253,8 @@ def main() -> None:
                     loco[v][f"recall@{k}"], loco["baseline"][f"recall@{k}"])
             ratios.setdefault("search_p95_ms", {})[f"{v}_vs_baseline"] = ratio(
                 loco[v]["search_ms"]["p95"], loco["baseline"]["search_ms"]["p95"])
-    best = next((loco[v] for v in reversed(variants) if isinstance(loco, dict) and v in loco), None)
+    order = (["full"] if "full" in variants else []) + list(reversed(variants))  # targets: full
+    best = next((loco[v] for v in order if isinstance(loco, dict) and v in loco), None)
     if best is not None:
         targets["locomo_recall@10"] = target(best["recall@10"], ">=", 0.85)
         targets["locomo_recall@25"] = target(best["recall@25"], ">=", 0.92)
