@@ -23,6 +23,9 @@ from memory.types import SearchHit
 
 MIN_SIMILARITY = 0.30
 MIN_SIMILARITY_SHARED_WORD = 0.24  # a memory that shares a specific word needs less support
+# A chat turn is embedded with its speaker, date and the turn it answers, so a question's
+# similarity to it reads lower than to a note saying the same; the shared word decides more.
+MIN_SIMILARITY_SHARED_WORD_TURN = 0.10
 STRONG_SIMILARITY = 0.55  # relevant even when none of the question's specific words occur
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -342,9 +345,14 @@ def judge(question: str, hits: Sequence[SearchHit], topics: Mapping[str, str | N
             slot_ids.add(hit.id)
             continue
         sim = hit.similarity
-        if sim is None:
-            continue
         shares = any(_covers(t, stems_by_hit[hit.id]) for t in terms)
-        if sim >= MIN_SIMILARITY or (shares and sim >= MIN_SIMILARITY_SHARED_WORD):
+        if sim is None:
+            # Found by its words alone (the vector side ranked it lower): it counts when it
+            # holds a specific word of the question ("picnic" in "We even had a picnic").
+            if shares:
+                relevant.append(hit)
+            continue
+        shared_min = MIN_SIMILARITY_SHARED_WORD_TURN if hit.speaker else MIN_SIMILARITY_SHARED_WORD
+        if sim >= MIN_SIMILARITY or (shares and sim >= shared_min):
             relevant.append(hit)
     return Judgement(relevant, frozenset(slot_ids), unknown)

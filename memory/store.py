@@ -345,6 +345,25 @@ class MemoryStore:
             ).first()
         return records.row_to_memory(r) if r else None
 
+    def previous_turns(self, ids: Iterable[str]) -> dict[str, Memory]:
+        """The turn before each chat turn in its session: what the turn replies to (a bare
+        "They were scared but OK." is an answer to the question asked just before it)."""
+        out: dict[str, Memory] = {}
+        with self.read() as conn:
+            for memory_id in dict.fromkeys(ids):
+                r = conn.execute(
+                    text(
+                        f"SELECT {records.MEMORY_COLUMNS} FROM memories WHERE rowid = ("
+                        "SELECT max(p.rowid) FROM memories p JOIN memories m ON m.id=:i "
+                        "WHERE m.session IS NOT NULL AND p.session = m.session "
+                        "AND p.rowid < m.rowid)"
+                    ),
+                    {"i": memory_id},
+                ).first()
+                if r is not None:
+                    out[memory_id] = records.row_to_memory(r)
+        return out
+
     def list(
         self,
         *,

@@ -144,6 +144,9 @@ def compose_extractive(
             and extract.sentence_score(q, prepared.evidence[0]) >= MIN_CANDIDATE
         ):
             return _event_date(prepared, strategy)
+        top = prepared.evidence[0]
+        if top.speaker is not None and q.answer_type in ("description", "list"):
+            return _clause(prepared, top, strategy)
         return fallback(prepared, strategy)
     best = choose(pool[:CHOICES]) if choose is not None and len(pool) > 1 else pool[0]
     best = best or pool[0]
@@ -164,15 +167,37 @@ _INTERJECTION = re.compile(
 )
 
 
+_BOUNDARY = frozenset(
+    ", ; : - — – which who but so because while though although since until".split()
+)
+_AND_CLAUSE = re.compile(r"^(?:i|we|it|he|she|they|you|\w+ing)$", re.I)
+
+
+def _clause_end(prepared: PreparedAnswer, s: Sentence, skip: int) -> int:
+    """Where the clause that holds the question's words ends: the first clause boundary
+    after them ("I'm after Marley flooring, which is what studios use" -> "... flooring")."""
+    q = prepared.analysis
+    toks = extract.tokens(s.text[skip:])
+    matched = extract.matched_words(q, toks) if q is not None else []
+    first = max((matched[-1] + 2) if matched else 0, 3)
+    for i in range(first, len(toks)):
+        word = toks[i][0].lower()
+        nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
+        if word in _BOUNDARY or (word == "and" and _AND_CLAUSE.match(nxt)):
+            return skip + toks[i][1]
+    return len(s.text)
+
+
 def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
     m = _INTERJECTION.match(s.text)
     skip = m.end() if m and m.end() < len(s.text) else 0
-    words = s.text[skip:].split()
-    text = " ".join(words[:MAX_QUOTE_WORDS]).rstrip(".!")
+    end = _clause_end(prepared, s, skip)
+    words = s.text[skip:end].split()
+    text = " ".join(words[:MAX_QUOTE_WORDS]).rstrip(".!,;: ")
     start = s.start + skip
     return Draft(
         text[:1].upper() + text[1:],
-        (EvidenceSpan(s.memory_id, start, s.end),),
+        (EvidenceSpan(s.memory_id, start, s.start + end),),
         quote_of(s),
         strategy,
     )

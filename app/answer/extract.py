@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from app.answer.question import Question, content_words, same_person
@@ -101,6 +101,7 @@ class Sentence:
     recency: float = 0.0  # 1.0 for the newest relevant memory, 0.0 for the oldest
     memory_text: str = ""  # the whole memory: a sentence's context ("... My manager is X.")
     similarity: float = 0.0  # its memory's similarity to the question
+    context: str = ""  # a chat turn: the other speaker's turn it replies to
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def sentences(
     slot: bool = False,
     recency: float = 0.0,
     similarity: float = 0.0,
+    context: str = "",
 ) -> list[Sentence]:
     return [
         Sentence(
@@ -139,6 +141,7 @@ def sentences(
             recency,
             text,
             similarity,
+            context,
         )
         for s, e in split_sentences(text)
     ]
@@ -228,6 +231,13 @@ def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
     return hits / total if total else 1.0
 
 
+def focus_coverage(q: Question, text: str) -> float:
+    """Share of the question's focus words a text holds (who said it does not count)."""
+    focus = _focus(q)
+    have = [stem(w) for w in content_words(text)]
+    return sum(1 for f in focus if any(_match(f, h) for h in have)) / len(focus) if focus else 0.0
+
+
 _FIRST_PERSON = re.compile(
     r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:%s)\b)"
     % "|".join(
@@ -241,6 +251,31 @@ _LEADING_OTHER = re.compile(r"^(?:(?:my|our)\s+(?:\w+\s+)?\w+|[A-Z][\w'’-]+)\b
 
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|you're|you've|you'd|ya)\b", re.I)
 _FIRST_ONLY = re.compile(r"\b(?:i|i'm|i've|i'd|me|my|mine|we|we're|we've|our|us)\b", re.I)
+
+
+# "That race sounds great, Mel!", "Wow, that's great!": a sentence said to someone (with no
+# "I" or "we" in it) is about them.
+_VOCATIVE = re.compile(r",\s*[A-Z][\w'’-]+\s*[!.?]*$|^[A-Z][\w'’-]+,\s")
+
+
+def addressed(text: str) -> bool:
+    """Said to someone ("you", "Thanks, Mel!") with no "I" or "we" in it."""
+    to = _SECOND_PERSON.search(text) or _VOCATIVE.search(text)
+    return bool(to) and not _FIRST_ONLY.search(text)
+
+
+def names(text: str, name: str) -> bool:
+    """Whether a text speaks of someone by name, not merely to them ("Thanks, Mel!")."""
+    return bool(re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", text, re.I))
+
+
+def own_statements(text: str) -> str:
+    """What a turn's speaker states: its sentences less questions and what is said to someone."""
+    return " ".join(
+        text[a:b]
+        for a, b in split_sentences(text)
+        if not text[a:b].endswith("?") and not addressed(text[a:b])
+    )
 
 
 def is_question(s: Sentence) -> bool:
@@ -259,13 +294,12 @@ def speaks_about(q: Question, s: Sentence) -> bool:
     if q.about_user or not q.subject_is_name:
         return True
     name = q.subject.lower()
-    second = bool(_SECOND_PERSON.search(s.text)) and not _FIRST_ONLY.search(s.text)
+    second = addressed(s.text)
     if s.speaker is None:
         return bool(re.search(rf"\b{re.escape(name)}", s.memory_text or s.text, re.I))
     if same_person(s.speaker, name):
         return not second
-    named = re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", s.text, re.I)
-    return second or bool(named)
+    return second or names(s.text, name)
 
 
 def about_someone_else(s: Sentence) -> bool:
@@ -276,12 +310,37 @@ def about_someone_else(s: Sentence) -> bool:
     return bool(_LEADING_OTHER.match(s.text)) and not _FIRST_PERSON.search(s.text)
 
 
+def _asked_in(text: str) -> str:
+    return " ".join(x for x in re.split(r"(?<=[.!?])\s+", text) if x.rstrip().endswith("?"))
+
+
+def in_reply(s: Sentence) -> Sentence:
+    """The sentence read together with the turn it replies to."""
+    return replace(s, text=f"{s.text} {s.context}") if s.context else s
+
+
+def reply_score(q: Question, s: Sentence) -> float:
+    """A chat turn is read with the turn it replies to: the question's words are often split
+    between them ("How did they handle the accident?" / "They were scared but OK."), and a
+    turn that answers a question like this one is where its answer is."""
+    if s.speaker is None:
+        return 0.0
+    score = 0.6 * coverage(q, in_reply(s)) + 0.3 * coverage(q, s, whole_memory=True)
+    asked = _asked_in(s.context)
+    if asked:
+        score += 0.3 * coverage(q, replace(s, text=asked))
+    if len(s.text.split()) <= 3:
+        score -= 0.3  # "Thanks, Mel!": the turn's answer is in its other sentences
+    return score
+
+
 def sentence_score(q: Question, s: Sentence) -> float:
     # Retrieval order; under a time scope it is the scope's order ("valid then" first).
     score = (
         0.75 * coverage(q, s)
         + 0.25 * coverage(q, s, whole_memory=True)
         + (0.4 if q.scope.bounded else 0.15) / (1 + s.rank)
+        + reply_score(q, s)
     )
     if (
         q.subject not in ("user",)
@@ -300,7 +359,7 @@ def sentence_score(q: Question, s: Sentence) -> float:
     return score
 
 
-def _tokens(text: str) -> list[tuple[str, int, int]]:
+def tokens(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
@@ -336,7 +395,7 @@ def _backward(toks: list[tuple[str, int, int]], max_words: int = 5) -> list[tupl
     return _trim(out)
 
 
-def _matched(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
+def matched_words(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
     focus = _focus(q)
     anchors = [
         i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)
@@ -350,8 +409,8 @@ def anchored_spans(q: Question, s: Sentence) -> list[tuple[int, int, float]]:
     """Spans next to the question's words: what follows the last matched word (the usual
     place of the answer), what precedes the first one, and for "what NOUN" questions the
     matched noun with its modifiers."""
-    toks = _tokens(s.text)
-    matched = _matched(q, toks)
+    toks = tokens(s.text)
+    matched = matched_words(q, toks)
     spans: list[tuple[int, int, float]] = []
     if not matched:
         return spans
@@ -387,8 +446,8 @@ def anchored_spans(q: Question, s: Sentence) -> list[tuple[int, int, float]]:
 
 def _proximity(q: Question, s: Sentence, start: int, end: int) -> float:
     """Bonus for a span right after (or right before) a question word in its sentence."""
-    toks = _tokens(s.text)
-    matched = _matched(q, toks)
+    toks = tokens(s.text)
+    matched = matched_words(q, toks)
     if not matched:
         return 0.0
     first = next((i for i, t in enumerate(toks) if t[1] >= start), len(toks))
@@ -539,13 +598,15 @@ def candidates(
         base = 1.5 * sentence_score(q, s) - 0.05 * pos  # the sentence's match dominates
         typed = _typed(q, s)
         for kind, text, a, b, prior in typed:
+            if kind != "date" and _echo(q, text) >= 1.0:
+                continue  # "Maria" is not the answer to a question about Maria
             score = base + prior + _proximity(q, s, a, b) - _echo(q, text)
             found.append(Candidate(text, kind, s, s.start + a, s.start + b, score))
         shape = _SHAPE.get(q.answer_type)
         dated = _date_spans(s)
         for a, b, prior in anchored_spans(q, s):
             text = s.text[a:b]
-            if shape is not None and not shape.search(text):
+            if (shape is not None and not shape.search(text)) or _echo(q, text) >= 1.0:
                 continue
             only_time = any(ds <= a and b <= de for ds, de in dated) and q.answer_type != "date"
             weight = 1.0 if shape is not None else 0.6  # a typed span next to the question's words

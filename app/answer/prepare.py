@@ -167,7 +167,9 @@ def prepare_answer(
     texts: dict[str, str] = {}
     sents: list[extract.Sentence] = []
     order = sorted(h.when for h in relevant)
+    replied = memory.previous_turns(h.id for h in relevant if h.speaker)
     for rank, hit in enumerate(relevant):
+        prev = replied.get(hit.id)
         mem = memory.get(hit.id)
         texts[hit.id] = mem.text if mem is not None else hit.text
         recency = order.index(hit.when) / max(1, len(order) - 1) if len(order) > 1 else 1.0
@@ -181,6 +183,7 @@ def prepare_answer(
             slot=hit.id in judgement.slot_ids,
             recency=recency,
             similarity=hit.similarity or 0.0,
+            context=prev.text if prev is not None and prev.speaker != hit.speaker else "",
         )
     sents = [s for s in sents if extract.speaks_about(q, s)]
     evidence = sorted(sents, key=lambda s: -extract.sentence_score(q, s))
@@ -188,6 +191,8 @@ def prepare_answer(
         abstain, reason = True, "other_subject"
     if evidence and not abstain and not _supported(q, evidence, people):
         abstain, reason = True, "not_in_evidence"
+    if evidence and not abstain and _told_by_other(q, memory, judgement.relevant, evidence):
+        abstain, reason = True, "other_subject"
     if abstain:
         relevant, evidence = [], []  # an abstention cites nothing
     cands = extract.candidates(q, sents) if not abstain else []
@@ -254,6 +259,8 @@ def _supported(q: Question, evidence: Sequence[extract.Sentence], people: frozen
         if not extract.speaks_about(q, s) or not _names_present(q, s, people):
             continue
         cov = extract.coverage(q, s, whole_memory=s.speaker is None)
+        if s.context:
+            cov = max(cov, extract.coverage(q, extract.in_reply(s)))
         if (
             (s.slot and q.about_user and q.slot_only and (cov > 0 or not q.focus))
             or cov >= MIN_COVERAGE
@@ -261,6 +268,50 @@ def _supported(q: Question, evidence: Sequence[extract.Sentence], people: frozen
         ):
             return True
     return False
+
+
+OTHER_MARGIN = 0.1
+
+
+def _speakers_named(q: Question, hits: Sequence[SearchHit]) -> list[str]:
+    speakers = {h.speaker for h in hits if h.speaker}
+    return [n for n in q.names if any(same_person(n, sp) for sp in speakers)]
+
+
+def _told_by_other(
+    q: Question,
+    memory: MemoryStore,
+    hits: Sequence[SearchHit],
+    evidence: Sequence[extract.Sentence],
+) -> bool:
+    """A similar thing said by someone else is not the subject's: when another speaker's own
+    statements (not about the subject, not said to them) match the question clearly better
+    than anything about the subject, the question asks about what that other person did
+    ("What did Ann realise after the race?" when it was Ben who ran it)."""
+    if not q.subject_is_name or any(
+        not same_person(n, q.subject) for n in _speakers_named(q, hits)
+    ):
+        return False  # "Did Ann and Ben both ...?": each one's turns count
+    others = [
+        h
+        for h in hits
+        if h.speaker
+        and not same_person(h.speaker, q.subject)
+        and not extract.names(h.text, q.subject)
+    ]
+    if not others:
+        return False
+    # Their turn is read with the turn it replies to: what it confirms was said there.
+    replied = memory.previous_turns(h.id for h in others)
+
+    def told(h: SearchHit) -> float:
+        prev = replied.get(h.id)
+        said = extract.own_statements(h.text)
+        return extract.focus_coverage(q, f"{said} {prev.text if prev is not None else ''}")
+
+    theirs = max(told(h) for h in others)
+    ours = max(extract.focus_coverage(q, s.memory_text or s.text) for s in evidence[:5])
+    return theirs >= ours + OTHER_MARGIN
 
 
 def _topics(memory: MemoryStore, hits: Sequence[SearchHit]) -> dict[str, str | None]:

@@ -30,7 +30,9 @@ def load_persona(rt: Runtime) -> dict[str, str]:
     keys: dict[str, str] = {}
     for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines():
         d = json.loads(line)
-        mem, _ = rt.remember(d["text"], source=d["source"], at=datetime.fromisoformat(d["at"]), kind=d["kind"])
+        mem, _ = rt.remember(
+            d["text"], source=d["source"], at=datetime.fromisoformat(d["at"]), kind=d["kind"]
+        )
         keys[mem.id] = d["key"]
     return keys
 
