@@ -162,7 +162,9 @@ def compose_extractive(
 
 
 _INTERJECTION = re.compile(
-    r"^(?:(?:hey|hi|hello|wow|yeah|yes|oh|ah|aw+|omg|thanks|thank you|haha|lol|sure|cool|great|awesome|nice|totally|absolutely|definitely|really|so|well|ok|okay)\b[^,.!?]{0,20}[,.!?]+\s*)+",
+    r"^(?:(?:hey|hi|hello|wow|yeah|yes|oh|ah|aw+|omg|thanks|thank you|haha|lol|sure|cool|great"
+    r"|awesome|nice|totally|absolutely|definitely|really|so|well|ok|okay)"
+    r"\b[^,.!?]{0,20}[,.!?]+\s*)+",
     re.I,
 )
 

@@ -49,12 +49,14 @@ _EDGE_DROP = frozenset(
 _COPULA = frozenset("is are was were am be 's".split())
 _PRONOUNS = frozenset("i me my you your we our us he she him her his they them their it".split())
 NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred"
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+    "hundred"
 ).split()
 _NUMW = "|".join(NUMBER_WORDS + ["a couple of", "a few", "several"])
 _DURATION = re.compile(
-    rf"\b(?:(?:\d+|{_NUMW}|a|an|half an?)\s+(?:years?|months?|weeks?|days?|hours?|minutes?|nights?)"
+    rf"\b(?:(?:\d+|{_NUMW}|a|an|half an?)\s+"
+    r"(?:years?|months?|weeks?|days?|hours?|minutes?|nights?)"
     rf"(?:\s+(?:and\s+)?(?:\d+|{_NUMW})\s+(?:months?|weeks?|days?|hours?|minutes?))?)(?:\s+ago)?",
     re.I,
 )
@@ -62,7 +64,10 @@ _PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
 _NUMBER = re.compile(rf"\d+(?:[.,]\d+)*|\b(?:{_NUMW})\b", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ADDRESS = re.compile(
-    r"\b\d+[A-Za-z]?\s+(?:[A-Z][\w'’-]*\s*){1,4}(?:,\s*[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?(?:,\s*\d{4,5}(?:-\d{3})?)?(?:,?\s*[A-Z][\w'’-]+)?"
+    r"\b\d+[A-Za-z]?\s+(?:[A-Z][\w'’-]*\s*){1,4}"
+    r"(?:,\s*[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?"
+    r"(?:,\s*\d{4,5}(?:-\d{3})?)?"
+    r"(?:,?\s*[A-Z][\w'’-]+)?"
 )
 _CAPS = re.compile(
     r"[A-Z][\w'’-]*(?:\s+(?:de|da|do|dos|van|von|der|del|la|le|du|of)?\s*[A-Z0-9][\w'’-]*)*"
@@ -82,8 +87,9 @@ _PLACE_PREPS = {
     "visited": 0.9,
 }
 _ORG_WORDS = frozenset(
-    "bio health analytics labs lab ltd inc gmbh group studio studios bank university college school "
-    "hospital clinic dental centre center company corp street road lane avenue terrace loan".split()
+    "bio health analytics labs lab ltd inc gmbh group studio studios bank university college "
+    "school hospital clinic dental centre center company corp street road lane avenue terrace "
+    "loan".split()
 )
 
 
@@ -239,10 +245,15 @@ def focus_coverage(q: Question, text: str) -> float:
 
 
 _FIRST_PERSON = re.compile(
-    r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:%s)\b)"
-    % "|".join(
-        "sister brother mother father mom mum dad son daughter wife husband partner friend boss manager "
-        "colleague neighbour neighbor grandma grandpa aunt uncle cousin niece nephew dentist doctor".split()
+    (
+        r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b"
+        r"|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:{})\b)"
+    ).format(
+        "|".join(
+            "sister brother mother father mom mum dad son daughter wife husband partner friend "
+            "boss manager colleague neighbour neighbor grandma grandpa aunt uncle cousin niece "
+            "nephew dentist doctor".split()
+        )
     ),
     re.I,
 )
@@ -576,7 +587,8 @@ _SHAPE = {
 
 
 _LEFT_BEHIND = re.compile(
-    r"\b(?:left|quit|no longer (?:at|in|with)|moved (?:away )?from|used to (?:work|live) (?:at|in|for))\s+"
+    r"\b(?:left|quit|no longer (?:at|in|with)|moved (?:away )?from"
+    r"|used to (?:work|live) (?:at|in|for))\s+"
     r"((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z0-9][\w'’-]*)*)"
 )
 

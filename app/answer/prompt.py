@@ -18,7 +18,8 @@ BACKGROUND_SIMILARITY = 0.2
 SYSTEM_TEMPLATE = (
     "You are memex, the user's personal memory. Today is {today}. "
     "Answer the user's question in one or two short sentences, using only the facts below. "
-    'The facts were written by the user: "I" and "my" mean the user, so answer with "you" and "your". '
+    'The facts were written by the user: "I" and "my" mean the user, '
+    'so answer with "you" and "your". '
     "If a fact has a newer replacement, use the newest one."
 )
 

@@ -22,35 +22,44 @@ _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "duration",
         re.compile(
-            r"^\s*how long\b|\bfor how long\b|\bhow many (?:years|months|weeks|days)\b(?! (?:ago|old))",
+            r"^\s*how long\b|\bfor how long\b"
+            r"|\bhow many (?:years|months|weeks|days)\b(?! (?:ago|old))",
             re.I,
         ),
     ),
     (
         "date",
         re.compile(
-            r"^\s*when\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long ago\b|\bsince when\b",
+            r"^\s*when\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b"
+            r"|\bhow long ago\b|\bsince when\b",
             re.I,
         ),
     ),
     (
         "number",
         re.compile(
-            r"^\s*how (?:many|much|old|often|far|tall|big)\b|\bwhat(?:'s| is) (?:my|the|her|his|their) (?:phone|mobile|cell)?\s*number\b|\bhow many\b",
+            r"^\s*how (?:many|much|old|often|far|tall|big)\b"
+            r"|\bwhat(?:'s| is) (?:my|the|her|his|their) (?:phone|mobile|cell)?\s*number\b"
+            r"|\bhow many\b",
             re.I,
         ),
     ),
     (
         "place",
         re.compile(
-            r"^\s*where\b|\bwhich (?:city|country|town|place|street|school|university|state)\b|\bwhat (?:city|country|town|place|address|street)\b",
+            r"^\s*where\b"
+            r"|\bwhich (?:city|country|town|place|street|school|university|state)\b"
+            r"|\bwhat (?:city|country|town|place|address|street)\b",
             re.I,
         ),
     ),
     (
         "person",
         re.compile(
-            r"^\s*who(?:m|se)?\b|\bwhat(?:'s| is) the name of (?:my|her|his|their) (?:\w+ )?(?:sister|brother|mother|father|mom|dad|friend|partner|wife|husband|boss|manager|son|daughter|doctor|dentist)\b",
+            r"^\s*who(?:m|se)?\b"
+            r"|\bwhat(?:'s| is) the name of (?:my|her|his|their) (?:\w+ )?"
+            r"(?:sister|brother|mother|father|mom|dad|friend|partner|wife|husband|boss|manager"
+            r"|son|daughter|doctor|dentist)\b",
             re.I,
         ),
     ),
@@ -58,23 +67,27 @@ _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "list",
         re.compile(
-            r"^\s*(?:what|which) (?:\w+ ){0,3}(?:activities|events|things|books|places|hobbies|items|ways|kinds|types|pets|instruments|sports|games|foods|countries|cities|names)\b|\blist\b",
+            r"^\s*(?:what|which) (?:\w+ ){0,3}"
+            r"(?:activities|events|things|books|places|hobbies|items|ways|kinds|types|pets"
+            r"|instruments|sports|games|foods|countries|cities|names)\b"
+            r"|\blist\b",
             re.I,
         ),
     ),
 ]
 
 RELATIONS = frozenset(
-    "sister brother mother father mom mum dad parents parent son daughter kids children child wife "
-    "husband partner boyfriend girlfriend friend boss manager colleague coworker neighbour neighbor "
-    "grandma grandmother grandpa grandfather aunt uncle cousin niece nephew dentist doctor therapist "
-    "landlord roommate flatmate".split()
+    "sister brother mother father mom mum dad parents parent son daughter kids children child "
+    "wife husband partner boyfriend girlfriend friend boss manager colleague coworker neighbour "
+    "neighbor grandma grandmother grandpa grandfather aunt uncle cousin niece nephew dentist "
+    "doctor therapist landlord roommate flatmate".split()
 )
 _NAME = re.compile(r"\b([A-Z][a-zà-ÿ]+(?:[-'][A-Z]?[a-zà-ÿ]+)?)\b")
 _NOT_NAMES = (
     frozenset(
-        "I I'm I've I'd What When Where Who Whom Whose Why How Which Did Do Does Is Are Was Were Can "
-        "Could Would Will Should Have Has Had The A An My Our Your His Her Their In On At For From To "
+        "I I'm I've I'd What When Where Who Whom Whose Why How Which Did Do Does Is Are Was Were "
+        "Can Could Would Will Should Have Has Had The A An My Our Your His Her Their In On At For "
+        "From To "
         "Since Before After During Last Next This That And Or But If Tell Name List Give Show "
         "LGBTQ LGBT".split()
     )
@@ -84,7 +97,10 @@ _NOT_NAMES = (
 _NOW = re.compile(
     r"\b(now|currently|current|these days|at the moment|today|still|anymore|any more)\b", re.I
 )
-_ANCHOR = r"(?:i |we )?(?:moved? (?:to )?|lived? in |worked? (?:at|for) |joined |left )?([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*|\w+)"
+_ANCHOR = (
+    r"(?:i |we )?(?:moved? (?:to )?|lived? in |worked? (?:at|for) |joined |left )?"
+    r"([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*|\w+)"
+)
 _BEFORE = re.compile(r"\b[Bb]efore " + _ANCHOR)
 _AFTER = re.compile(r"\b[Aa]fter " + _ANCHOR)
 
@@ -128,8 +144,9 @@ class Question:
 _WORD = re.compile(r"[^\W_]+(?:'[a-z]+)?", re.UNICODE)
 _STOP = frozenset(
     "a an the of to in on at for from by with about and or am is are was were be been do does did "
-    "have has had i me my mine you your we our us he she his her him they them their it its this that "
-    "these those what when where who whom whose which why how can could would will should may might "
+    "have has had i me my mine you your we our us he she his her him they them their it its this "
+    "that these those what when where who whom whose which why how can could would will should "
+    "may might "
     "there any some much many long ago ever still now currently current".split()
 )
 
