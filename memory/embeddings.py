@@ -39,7 +39,8 @@ SMALL_BATCH = 8
 
 @contextmanager
 def _few_threads(small: bool) -> Iterator[None]:
-    """One torch intra-op thread while a small batch runs (callers hold the embedder lock)."""
+    """One torch intra-op thread while a small batch runs (callers hold the embedder lock);
+    the numpy encoder limits its BLAS threads itself (minilm.blas_threads)."""
     if not small:
         yield
         return
@@ -54,6 +55,15 @@ def _few_threads(small: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _sentence_transformer(path: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    return SentenceTransformer(str(path), device="cpu")
 
 
 class Embedder:
@@ -75,21 +85,20 @@ class Embedder:
                 if self._model is None:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                    from sentence_transformers import SentenceTransformer
-                    from transformers.utils import logging as hf_logging
+                    path = Path(self.model_dir or bundled_model_dir())
+                    # the bundled model's shape runs in numpy (see minilm.py: seconds less to
+                    # a first answer); any other folder through sentence-transformers
+                    from memory import minilm
 
-                    hf_logging.disable_progress_bar()
-                    hf_logging.set_verbosity_error()
-
-                    path = self.model_dir or bundled_model_dir()
-                    self._model = SentenceTransformer(str(path), device="cpu")
+                    self._model = minilm.load(path) or _sentence_transformer(path)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
         model = self._load()
-        with self._lock, _few_threads(len(texts) <= SMALL_BATCH):
+        small = len(texts) <= SMALL_BATCH and not hasattr(model, "blas_threads")
+        with self._lock, _few_threads(small):
             vecs = model.encode(
                 list(texts),
                 batch_size=self.batch_size,
