@@ -6,6 +6,11 @@ stays fast and loads no heavy library (torch, chromadb, llama_cpp, PySide6, ...)
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m app.cli`: the thin client first, click only when needed
+    # by name: this is the module __main__, not app.cli, which the entry imports when it must
+    __import__("importlib").import_module("app.service.entry").main()
+    raise SystemExit(0)
+
 import importlib
 import sys
 from typing import Any

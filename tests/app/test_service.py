@@ -222,6 +222,30 @@ def test_client_path_loads_no_heavy_library(service_env: Path):
     assert json.loads(lines[0])["total"] == 0 and lines[-1] == "[]"
 
 
+def test_a_command_the_service_answers_never_imports_click(service_env: Path):
+    assert memex("service", "start").returncode == 0
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.cli", "memories", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["total"] == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines()}
+    assert "app.service.client" in imported
+    assert not imported & {"click", "app.cli", "app.commands._common", "app.service.jobs"}
+
+
+def test_the_thin_entry_routes_the_same_commands_as_the_cli():
+    import app.cli
+    from app.service import entry
+
+    assert entry.SERVICE_COMMANDS == app.cli.SERVICE_COMMANDS
+    assert entry.EXCLUSIVE_COMMANDS == app.cli.EXCLUSIVE_COMMANDS
+
+
 class _Refuse:
     def profile(self) -> dict[str, str]:
         raise AssertionError("the running service should have answered")
