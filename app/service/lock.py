@@ -11,12 +11,11 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class LockOwner:
+class LockOwner(NamedTuple):  # not a dataclass: the thin client imports this module (inspect)
     pid: int
     start_ticks: int  # the process start time in clock ticks since boot (0 where unknown)
     version: str
@@ -84,7 +83,7 @@ class ServiceLock:
                 time.sleep(0.05)
         owner = LockOwner(os.getpid(), process_start_ticks(os.getpid()), version, time.time())
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(asdict(owner)).encode(), 0)
+        os.pwrite(fd, json.dumps(owner._asdict()).encode(), 0)
         self._fd = fd
         return True
 
