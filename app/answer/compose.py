@@ -176,12 +176,17 @@ _AND_CLAUSE = re.compile(r"^(?:i|we|it|he|she|they|you|\w+ing)$", re.I)
 
 
 def _clause_end(prepared: PreparedAnswer, s: Sentence, skip: int) -> int:
-    """Where the clause that holds the question's words ends: the first clause boundary
-    after them ("I'm after Marley flooring, which is what studios use" -> "... flooring")."""
+    """Where the clause that holds the answer ends: the first clause boundary after the
+    question's words ("I'm after Marley flooring, which is what studios use" -> "... flooring")."""
     q = prepared.analysis
     toks = extract.tokens(s.text[skip:])
     matched = extract.matched_words(q, toks) if q is not None else []
-    first = max((matched[-1] + 2) if matched else 0, 3)
+    # The clause ends after the asked-for thing ("what kind of flooring": "flooring"), else
+    # after the last of the question's words.
+    head = stem(q.focus[0]) if q is not None and q.focus else ""
+    at_head = [i for i in matched if head and extract.same_word(stem(toks[i][0].lower()), head)]
+    last = at_head[0] if at_head else matched[-1] if matched else -2
+    first = max(last + 2, 3)
     for i in range(first, len(toks)):
         word = toks[i][0].lower()
         nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
@@ -190,9 +195,30 @@ def _clause_end(prepared: PreparedAnswer, s: Sentence, skip: int) -> int:
     return len(s.text)
 
 
+_ASKS_REASON = re.compile(r"^\s*why\b|\bfor\s*\?\s*$|\bwhat (?:for|made|motivated)\b", re.I)
+_REASON = re.compile(
+    r"\b(?:because|'cause|cause|since|so that"
+    r"|to (?!the\b|a\b|an\b|my\b|her\b|his\b)(?-i:[a-z])\w+)",
+    re.I,
+)
+
+
+def _reason_start(prepared: PreparedAnswer, s: Sentence, skip: int) -> int | None:
+    """For "why ...?" and "what ... for?": where the clause's reason starts ("took a trip to
+    Rome to clear my mind" -> "to clear my mind")."""
+    q = prepared.analysis
+    if q is None or not _ASKS_REASON.search(q.text):
+        return None
+    m = _REASON.search(s.text, skip)
+    return m.start() if m else None
+
+
 def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
     m = _INTERJECTION.match(s.text)
     skip = m.end() if m and m.end() < len(s.text) else 0
+    reason = _reason_start(prepared, s, skip)
+    if reason is not None and len(s.text[reason:].split()) >= 2:
+        skip = reason
     end = _clause_end(prepared, s, skip)
     words = s.text[skip:end].split()
     text = " ".join(words[:MAX_QUOTE_WORDS]).rstrip(".!,;: ")

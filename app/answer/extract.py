@@ -204,11 +204,28 @@ SYNONYMS: dict[str, frozenset[str]] = {
         "study": "phd degree university college school major graduate student course masters",
         "address": "live move street road lane flat house home apartment",
         "manager": "boss supervisor lead",
+        # Everyday paraphrases a conversation uses for what a question asks.
+        "symbolize": "stand represent mean symbol remind",
+        "symbolise": "stand represent mean symbol remind",
+        "represent": "stand symbolize symbolise mean symbol",
+        "mean": "stand represent symbolize symbolise",
+        "realize": "realise learn understand",
+        "realise": "realize learn understand",
+        "motivate": "inspire drive push",
+        "inspire": "motivate",
+        "recommend": "suggest",
+        "feel": "felt",
+        "destress": "de-stress relax unwind stress",
+        "relax": "destress de-stress unwind chill",
+        "favorite": "favourite fav fave love",
+        "favourite": "favorite fav fave love",
     }.items()
 }
 
 
-def _match(a: str, b: str) -> bool:
+def same_word(a: str, b: str) -> bool:
+    """Whether two stemmed words say the same: equal, one a long prefix of the other, or a
+    synonym the question's word allows."""
     if a == b or (len(a) >= 5 and len(b) >= 5 and (a.startswith(b) or b.startswith(a))):
         return True
     return b in SYNONYMS.get(a, frozenset())
@@ -228,7 +245,7 @@ def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
     text = s.memory_text if whole_memory and s.memory_text else s.text
     focus = _focus(q)
     have = [stem(w) for w in content_words(text)]
-    hits = float(sum(1 for f in focus if any(_match(f, h) for h in have)))
+    hits = float(sum(1 for f in focus if any(same_word(f, h) for h in have)))
     total = float(len(focus))
     if not q.about_user:
         total += SUBJECT_WEIGHT
@@ -241,7 +258,9 @@ def focus_coverage(q: Question, text: str) -> float:
     """Share of the question's focus words a text holds (who said it does not count)."""
     focus = _focus(q)
     have = [stem(w) for w in content_words(text)]
-    return sum(1 for f in focus if any(_match(f, h) for h in have)) / len(focus) if focus else 0.0
+    return (
+        sum(1 for f in focus if any(same_word(f, h) for h in have)) / len(focus) if focus else 0.0
+    )
 
 
 _FIRST_PERSON = re.compile(
@@ -269,8 +288,13 @@ _FIRST_ONLY = re.compile(r"\b(?:i|i'm|i've|i'd|me|my|mine|we|we're|we've|our|us)
 _VOCATIVE = re.compile(r",\s*[A-Z][\w'’-]+\s*[!.?]*$|^[A-Z][\w'’-]+,\s")
 
 
+_YOU_FIRST = re.compile(r"^(?:\W*\w+,\s*)?(?:you|your|you're|you've|you'll)\b", re.I)
+
+
 def addressed(text: str) -> bool:
     """Said to someone ("you", "Thanks, Mel!") with no "I" or "we" in it."""
+    if _YOU_FIRST.match(text):
+        return True  # "Your store looks great, I remember it!": its subject is the listener
     to = _SECOND_PERSON.search(text) or _VOCATIVE.search(text)
     return bool(to) and not _FIRST_ONLY.search(text)
 
@@ -409,7 +433,7 @@ def _backward(toks: list[tuple[str, int, int]], max_words: int = 5) -> list[tupl
 def matched_words(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
     focus = _focus(q)
     anchors = [
-        i for i, (t, _, _) in enumerate(toks) if any(_match(stem(t.lower()), f) for f in focus)
+        i for i, (t, _, _) in enumerate(toks) if any(same_word(stem(t.lower()), f) for f in focus)
     ]
     if not q.about_user and not q.subject_is_name:
         anchors += [i for i, (t, _, _) in enumerate(toks) if t.lower().startswith(q.subject)]
@@ -448,7 +472,7 @@ def anchored_spans(q: Question, s: Sentence) -> list[tuple[int, int, float]]:
     head = stem(q.focus[0]) if q.focus else ""
     if q.wh in ("what", "which") and head:
         for i in matched:
-            if _match(stem(toks[i][0].lower()), head):
+            if same_word(stem(toks[i][0].lower()), head):
                 mods = _backward(toks[max(0, i - 4) : i], 4)
                 if mods:
                     spans.append((mods[0][1], toks[i][2], 1.2))

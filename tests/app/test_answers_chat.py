@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.answer import extract
 from memory import relevance
 from memory.types import SearchHit
 from tests.app._answers_support import make_runtime
@@ -30,6 +31,9 @@ SESSION_1 = [
 SESSION_2 = [
     ("Maria", "I'm after Marley flooring, which is what dance studios usually use."),
     ("Ana", "Nice. We even had a picnic by the lake last week!"),
+    ("Maria", "Took a short trip last week to Rome to clear my mind a little."),
+    ("Ana", "The store's doing great these days!"),
+    ("Maria", "Your store looks great, I remember it!"),
 ]
 
 
@@ -122,3 +126,22 @@ def test_a_turn_found_by_its_words_alone_is_evidence():
     assert keyword_only in judged.relevant and weak_turn in judged.relevant
     assert unrelated not in judged.relevant
     assert weak_note not in judged.relevant  # a note is embedded bare: it needs more support
+
+
+def test_a_why_question_is_answered_by_the_reason():
+    assert extract.addressed("Your store looks great, I remember it!")
+    assert extract.addressed("That race sounds great, Mel!")
+    assert not extract.addressed("I love my new shoes.")
+    said = extract.own_statements("Thanks, Mel! What got you into running? I ran a race.")
+    assert said == "I ran a race."
+
+
+def test_the_reason_of_a_trip(chat):
+    answer = ask(chat, "What did Maria take a trip to Rome for?")
+    assert not answer.abstained
+    assert answer.answer.lower().startswith("to clear my mind")
+
+
+def test_a_compliment_about_the_listeners_thing_is_not_the_speakers(chat):
+    assert "doing great" in ask(chat, "How is Ana's store doing?").answer
+    assert ask(chat, "How is Maria's store doing?").abstained
