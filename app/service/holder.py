@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,16 +89,19 @@ class RuntimeHolder:
     def warm_up(self) -> None:
         """Load the embedder and the chat model side by side (most of a cold start is imports)."""
         rt = self.get()
+        start = time.perf_counter()
 
         def embedder() -> None:
             try:
                 rt.memory.search("warm up", k=1)
+                log.info("embedder warm %.2f s into the warm-up", time.perf_counter() - start)
             except Exception:  # noqa: BLE001 - the first real request reports the error
                 log.warning("embedder warm-up failed", exc_info=True)
 
         def model() -> None:
             try:
                 _ = rt.backend
+                log.info("chat model warm %.2f s into the warm-up", time.perf_counter() - start)
             except Exception:  # noqa: BLE001 - no model installed: search and remember still work
                 log.warning("model warm-up failed", exc_info=True)
 
