@@ -64,7 +64,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # a window or a browser port of their own, or manage the service itself.
 SERVICE_COMMANDS: frozenset[str] = frozenset({
     "remember", "import", "search", "forget", "memories", "profile", "ask", "chat", "inbox",
-    "autofill", "adapters", "serve",
+    "autofill", "adapters", "serve", "train",
 })
 # Commands that change how the store is opened (encrypt it, lock it): a running service stops
 # first, so it neither keeps a key nor holds the old file open; the next command starts a fresh one.

@@ -18,7 +18,7 @@ from typing import Any
 SERVICE_COMMANDS: frozenset[str] = frozenset(
     {
         "remember", "import", "search", "forget", "memories", "profile", "ask", "chat",
-        "inbox", "autofill", "adapters", "serve",
+        "inbox", "autofill", "adapters", "serve", "train",
     }
 )  # fmt: skip
 EXCLUSIVE_COMMANDS: frozenset[str] = frozenset({"vault"})

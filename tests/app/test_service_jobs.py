@@ -105,3 +105,25 @@ def test_an_in_process_import_killed_is_interrupted_too(tmp_path: Path, memex_ho
         proc.wait(timeout=30)
     (job,) = recent(memex_home)
     assert job["state"] == "interrupted" and job["host"] == "cli" and job["done"] >= 1
+
+
+def test_training_runs_as_a_service_job_and_streams_its_progress(
+    service_env: Path, tmp_path: Path, monkeypatch
+):
+    from tests.finetune.tiny_model import build_tiny
+
+    tiny = build_tiny(tmp_path / "tiny-model")
+    monkeypatch.setenv("MEMEX_MODEL_PATH", str(tiny.gguf))  # the service starts with it too
+    monkeypatch.setenv("MEMEX_THREADS", "1")
+    for text in ("I moved to Hamburg and live in Altona.", "We adopted a grey cat, Pixel."):
+        assert memex("remember", text).returncode == 0
+    service_pid = pid_of(service_env)
+    res = memex("train", "--steps", "2", "--seq-len", "128", "--batch", "2", "--no-merge", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["steps"] == 2
+    events = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert any(e.get("phase") == "done" or "step" in e for e in events)  # relayed as it ran
+    assert pid_of(service_env) == service_pid  # trained inside the running service
+    job = recent(service_env)[0]
+    assert job["kind"] == "train" and job["host"] == "service" and job["state"] == "done"
+    assert job["done"] == job["total"] == 2
