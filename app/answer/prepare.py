@@ -310,7 +310,10 @@ def _told_by_other(
         return extract.focus_coverage(q, f"{said} {prev.text if prev is not None else ''}")
 
     theirs = max(told(h) for h in others)
-    ours = max(extract.focus_coverage(q, s.memory_text or s.text) for s in evidence[:5])
+    ours = max(
+        extract.focus_coverage(q, extract.own_statements(s.memory_text or s.text))
+        for s in evidence[:5]
+    )
     return theirs >= ours + OTHER_MARGIN
 
 
