@@ -350,8 +350,10 @@ def _asked_in(text: str) -> str:
 
 
 def in_reply(s: Sentence) -> Sentence:
-    """The sentence read together with the turn it replies to."""
-    return replace(s, text=f"{s.text} {s.context}") if s.context else s
+    """The sentence read together with what the turn it replies to asked: a reply answers a
+    question, while a comment on a statement ("That's a gorgeous song!") does not tell it."""
+    asked = _asked_in(s.context)
+    return replace(s, text=f"{s.text} {asked}") if asked else s
 
 
 def reply_score(q: Question, s: Sentence) -> float:

@@ -231,7 +231,7 @@ def prepare_answer(
     )
 
 
-MIN_COVERAGE = 0.5
+MIN_COVERAGE = 0.45
 MIN_COVERAGE_SIMILAR = 0.34  # enough when the memory is also close in meaning
 SIMILAR = 0.5
 
