@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from app.answer.question import Question, content_words, same_person
 from memory import dates as dates_
@@ -512,6 +512,13 @@ def _date_spans(s: Sentence) -> list[tuple[int, int]]:
     return [(d.start, d.end) for d in dates_.resolve_mentions(s.text, s.when)]
 
 
+def in_scope(q: Question, start: date, end: date) -> bool:
+    """Whether a date range meets the question's own time ("When did I go camping in June?":
+    a date in another month is not the answer)."""
+    lo, hi = q.scope.start, q.scope.end
+    return lo is None or hi is None or (start <= hi and lo <= end)
+
+
 def _typed(q: Question, s: Sentence) -> list[tuple[str, str, int, int, float]]:
     """(kind, answer text, start, end, prior) spans of the answer's type inside the sentence."""
     out: list[tuple[str, str, int, int, float]] = []
@@ -522,13 +529,17 @@ def _typed(q: Question, s: Sentence) -> list[tuple[str, str, int, int, float]]:
         return any(a < de and ds < b for ds, de in in_dates)
 
     if kind == "date":
+        asked_did = bool(re.search(r"\bdid\b", low_q))
         for d in dates_.resolve_mentions(text, s.when):
             said = (
                 str(d.start_date.year)
                 if re.search(r"\b(?:what|which) year\b", low_q)
                 else d.render()
             )
-            out.append(("date", said, d.start, d.end, 1.0))
+            prior = 1.0 if in_scope(q, d.start_date, d.end_date) else -0.5
+            if asked_did and d.start_date > s.when.date():
+                prior -= 0.5  # "going camping next month" was a plan when "did" asks what happened
+            out.append(("date", said, d.start, d.end, prior))
     elif kind == "duration":
         for m in _DURATION.finditer(text):
             ago = m.group(0).lower().endswith("ago")
@@ -663,7 +674,9 @@ def candidates(
             # A "when" whose sentence names no date: the memory's own date answers it.
             year = re.search(r"\b(?:what|which) year\b", q.text, re.I)
             said = str(s.when.year) if year else event_day(s)
-            found.append(Candidate(said, "date", s, s.start, s.end, base + 0.9))
+            day = s.when.date()
+            prior = 0.9 if in_scope(q, day, day) else -0.6
+            found.append(Candidate(said, "date", s, s.start, s.end, base + prior))
     if old:
         found = [
             Candidate(c.text, c.kind, c.sentence, c.start, c.end, c.score - 1.5)

@@ -145,3 +145,22 @@ def test_the_reason_of_a_trip(chat):
 def test_a_compliment_about_the_listeners_thing_is_not_the_speakers(chat):
     assert "doing great" in ask(chat, "How is Ana's store doing?").answer
     assert ask(chat, "How is Maria's store doing?").abstained
+
+
+def test_a_date_outside_the_asked_month_or_a_plan_is_not_when_it_happened(embedder, tmp_path):
+    rt = make_runtime(tmp_path / "home", embedder, inbox_use_model=False)
+    try:
+        for text, at in (
+            ("We're thinking about going camping next month.", datetime(2023, 5, 25, tzinfo=UTC)),
+            (
+                "I took my family camping in the mountains last week.",
+                datetime(2023, 6, 27, tzinfo=UTC),
+            ),
+            ("Our camping trip last year was the best.", datetime(2023, 7, 20, tzinfo=UTC)),
+        ):
+            rt.remember(text, at=at)
+        answer = ask(rt, "When did I go camping in June?")
+        assert not answer.abstained
+        assert "27 June 2023" in answer.answer and "2022" not in answer.answer
+    finally:
+        rt.close()
