@@ -267,11 +267,13 @@ def analyze(question: str, today: datetime, people: frozenset[str] = frozenset()
         present=bool(
             re.search(r"^\s*(?:\w+\s+){0,3}(?:am|is|are|do|does|has|have)\b", question, re.I)
         ),
-        focus=_focus_words(question, subject, scope),
+        focus=_focus_words(question, subject, scope, today),
     )
 
 
-def _focus_words(question: str, subject: str, scope: TimeScope) -> tuple[str, ...]:
+def _focus_words(
+    question: str, subject: str, scope: TimeScope, today: datetime | None = None
+) -> tuple[str, ...]:
     """What the question is about, less its subject and the event that only dates it
     ("before Northwind Health" picks the time; the answer does not contain it)."""
     drop = {subject.lower()}
@@ -282,6 +284,10 @@ def _focus_words(question: str, subject: str, scope: TimeScope) -> tuple[str, ..
         if anchor:
             drop |= {w.lower() for w in anchor.split()} | {"before", "after"}
     drop |= relevance.GENERIC - {"number"}
+    if today is not None:
+        # "in June", "last summer" date the question; the memory need not say them.
+        for d in dates_.resolve_mentions(question, today):
+            drop |= {w.lower() for w in _WORD.findall(question[d.start : d.end])}
     return tuple(w for w in content_words(question) if _strip_possessive(w) not in drop)
 
 
