@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.answer import extract
+from app.answer.question import analyze
 from memory import relevance
 from memory.types import SearchHit
 from tests.app._answers_support import make_runtime
@@ -126,6 +127,11 @@ def test_a_turn_found_by_its_words_alone_is_evidence():
     assert keyword_only in judged.relevant and weak_turn in judged.relevant
     assert unrelated not in judged.relevant
     assert weak_note not in judged.relevant  # a note is embedded bare: it needs more support
+
+
+def test_the_words_that_date_a_question_are_not_its_focus():
+    q = analyze("When did Ana go camping in June?", NOW, frozenset({"ana", "maria"}))
+    assert q.focus == ("camping",) and q.scope.start is not None
 
 
 def test_a_why_question_is_answered_by_the_reason():
