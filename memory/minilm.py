@@ -201,23 +201,37 @@ class MiniLM:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """BERT's exact gelu, x * Phi(x), with erf to float32 precision (numpy has no erf)."""
-    return (0.5 * x * (1.0 + _erf(x * np.float32(1.0 / math.sqrt(2.0))))).astype(np.float32)
+    """BERT's exact gelu, x * Phi(x), with erf to float32 precision (numpy has no erf);
+    in place, since it runs over the widest activations."""
+    y = _erf(x * np.float32(1.0 / math.sqrt(2.0)))
+    y += 1.0
+    y *= x
+    y *= np.float32(0.5)
+    return y
 
 
-_ERFC = (  # Numerical Recipes' erfc Chebyshev fit: t * exp(-z*z + poly(t)), t = 1/(1+z/2)
-    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
-)  # fmt: skip
+# Abramowitz & Stegun 7.1.26: erf(z) = 1 - t*poly(t)*exp(-z*z), t = 1/(1+P*z), z >= 0;
+# absolute error <= 1.5e-7, float32's own rounding (the gelu runs over every hidden unit of
+# every token: a cheap erf is a third of a large import's embedding time)
+_P = np.float32(0.3275911)
+_ERF = tuple(np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736))
+_A1 = np.float32(0.254829592)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    # fractional error < 1.2e-7 everywhere, float32 arithmetic
     z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = np.full_like(t, _ERFC[-1])
-    for c in reversed(_ERFC[:-1]):
-        poly = poly * t + np.float32(c)
-    poly = poly - z * z
-    erfc = t * np.exp(poly)
-    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)  # type: ignore[no-any-return]
+    t = z * _P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * _ERF[0]
+    for c in _ERF[1:]:
+        poly += c
+        poly *= t
+    poly += _A1
+    poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # erfc(|x|)
+    np.subtract(1.0, poly, out=poly)
+    return np.copysign(poly, x, out=poly)  # type: ignore[no-any-return]
