@@ -303,7 +303,8 @@ def _second_round(conn: Connection, plan: qmod.QueryPlan, fusion: _Fusion, rows:
                 entities.append(w)
     before = set(fusion.cands)
     if entities:
-        fusion.add_list(_keyword_rows(conn, plan.terms + entities[:6], n), ROUND2_WEIGHT, keyword=True)
+        # Entities alone: rare words, short posting lists (the query terms ran in round 1).
+        fusion.add_list(_keyword_rows(conn, entities[:6], n), ROUND2_WEIGHT, keyword=True)
     seed_vecs = vectors.embeddings([f"{s.memory_id}:{s.best_chunk or 0}" for s in seeds])
     if seed_vecs:
         dim = len(q_emb)
