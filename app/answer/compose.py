@@ -184,7 +184,7 @@ def _clause_end(prepared: PreparedAnswer, s: Sentence, skip: int) -> int:
     # The clause ends after the asked-for thing ("what kind of flooring": "flooring"), else
     # after the last of the question's words.
     head = stem(q.focus[0]) if q is not None and q.focus else ""
-    at_head = [i for i in matched if head and extract.same_word(stem(toks[i][0].lower()), head)]
+    at_head = [i for i in matched if head and extract.same_word(head, stem(toks[i][0].lower()))]
     last = at_head[0] if at_head else matched[-1] if matched else -2
     first = max(last + 2, 3)
     for i in range(first, len(toks)):

@@ -178,7 +178,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 # Words a question uses for what a memory says another way ("where do I live" / "moved to").
 SYNONYMS: dict[str, frozenset[str]] = {
-    k: frozenset(stem(w) for w in v.split())
+    stem(k): frozenset(stem(w) for w in v.split())
     for k, v in {
         "live": "move relocate home address flat house apartment reside stay",
         "work": "job employ join hire company employer office",
