@@ -134,6 +134,14 @@ def test_the_words_that_date_a_question_are_not_its_focus():
     assert q.focus == ("camping",) and q.scope.start is not None
 
 
+def test_synonyms_are_found_for_stemmed_question_words():
+    from memory.relevance import stem
+
+    assert extract.same_word(stem("address"), stem("street"))
+    assert extract.same_word(stem("symbolize"), stem("stands"))
+    assert not extract.same_word(stem("stands"), stem("symbolize"))  # from the question's word
+
+
 def test_a_why_question_is_answered_by_the_reason():
     assert extract.addressed("Your store looks great, I remember it!")
     assert extract.addressed("That race sounds great, Mel!")
