@@ -390,7 +390,13 @@ def sentence_score(q: Question, s: Sentence) -> float:
     if q.about_user and about_someone_else(s):
         score -= 0.5
     if not q.scope.past:
-        score += (0.5 if q.scope.now or q.slot else 0.3 if q.present else 0.1) * s.recency
+        if q.scope.now and s.slot:
+            weight = 1.0  # "What is my job title now?": the newest memory holding the slot
+        elif q.scope.now or q.slot:
+            weight = 0.5
+        else:
+            weight = 0.3 if q.present else 0.1
+        score += weight * s.recency
         if s.superseded and q.slot:
             score -= 0.3
     return score
