@@ -4,6 +4,8 @@ Every figure is a real `memex` process timed from its start: in-process cold run
 (MEMEX_NO_SERVICE=1, what every command cost before the service) are the baseline, measured
 in the same run as the warm runs through the service. Medians of --runs runs (default 7).
 
+    client_floor          `python -c pass`, and a warm `memories --limit 1` (interpreter +
+                          thin-client imports + one round trip): what every warm command pays
     remember, search      whole command, wall clock
     ask                   first answer byte on stdout (first token) and the whole command
     import                100 fresh notes per run
@@ -108,6 +110,12 @@ class Bench:
 
     def stop_service(self) -> None:
         self.run("service", "stop", check=False)
+
+
+def _wall(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, check=True, timeout=60)
+    return time.perf_counter() - start
 
 
 def _answered(stdout: str) -> bool:
@@ -242,6 +250,16 @@ def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
     b.run("service", "start")  # then one untimed search and ask: the warm figures start warm
     b.run("search", "warm up", "--json")
     b.first_token(QUESTION)
+    # where a warm command's time goes: the interpreter alone, then the thin client's floor
+    # (interpreter + client imports + one round trip for a command that does almost nothing)
+    interpreter = timed(
+        "python -c pass",
+        runs,
+        lambda i: _wall([sys.executable, "-c", "pass"], b.env),
+    )
+    floor = timed(
+        "warm memories --limit 1", runs, lambda i: b.run("memories", "--limit", "1", "--json")[0]
+    )
     warm_remember = timed(
         "warm remember",
         runs,
@@ -305,6 +323,10 @@ def measure(b: Bench, base: Path, runs: int, args: Any) -> dict[str, Any]:
             "cold": round(median(cold_import), 3),
         },
         "cold_first_ask_s": {"service": round(median(cold_first), 3)},
+        "client_floor_s": {
+            "interpreter": round(median(interpreter), 3),
+            "warm_round_trip": round(median(floor), 3),
+        },
         "load_average": os.getloadavg()[0],
         "answered_then_failed": b.failures,
     }
