@@ -445,6 +445,9 @@ def matched_words(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
     ]
     if not q.about_user and not q.subject_is_name:
         anchors += [i for i, (t, _, _) in enumerate(toks) if t.lower().startswith(q.subject)]
+    if q.kind_noun:
+        kind = stem(q.kind_noun)
+        anchors += [i for i, (t, _, _) in enumerate(toks) if same_word(stem(t.lower()), kind)]
     return sorted(set(anchors))
 
 

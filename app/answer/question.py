@@ -135,6 +135,7 @@ class Question:
     focus: tuple[str, ...] = field(default_factory=tuple)  # content words, in order
     slot_only: bool = False  # asks for the slot and nothing more specific ("where do I live?")
     present: bool = False  # present tense ("where does she live"): the newest memory wins
+    kind_noun: str = ""  # "which cities": names the answer's kind (an anchor, not a focus word)
 
     @property
     def about_user(self) -> bool:
@@ -268,7 +269,20 @@ def analyze(question: str, today: datetime, people: frozenset[str] = frozenset()
             re.search(r"^\s*(?:\w+\s+){0,3}(?:am|is|are|do|does|has|have)\b", question, re.I)
         ),
         focus=_focus_words(question, subject, scope, today),
+        kind_noun=_kind_noun(question),
     )
+
+
+# Nouns that name the answer's kind after "which"/"what": the answer is an instance of them.
+_TYPE_NOUNS = frozenset(
+    "city cities country countries town towns place places year years month months day days "
+    "date dates time".split()
+)
+
+
+def _kind_noun(question: str) -> str:
+    m = re.match(r"\s*(?:which|what)\s+(\w+)", question, re.I)
+    return m.group(1).lower() if m and m.group(1).lower() in _TYPE_NOUNS else ""
 
 
 def _focus_words(
@@ -284,6 +298,10 @@ def _focus_words(
         if anchor:
             drop |= {w.lower() for w in anchor.split()} | {"before", "after"}
     drop |= relevance.GENERIC - {"number"}
+    if _kind_noun(question):
+        drop.add(
+            _kind_noun(question)
+        )  # "which cities": any city named is one; the word need not be
     if today is not None:
         # "in June", "last summer" date the question; the memory need not say them.
         for d in dates_.resolve_mentions(question, today):

@@ -142,6 +142,11 @@ def test_synonyms_are_found_for_stemmed_question_words():
     assert not extract.same_word(stem("stands"), stem("symbolize"))  # from the question's word
 
 
+def test_the_noun_naming_the_answers_kind_anchors_but_need_not_be_said():
+    q = analyze("Which cities did Ana visit in Japan?", NOW, frozenset({"ana", "maria"}))
+    assert q.kind_noun == "cities" and "cities" not in q.focus
+
+
 def test_a_why_question_is_answered_by_the_reason():
     assert extract.addressed("Your store looks great, I remember it!")
     assert extract.addressed("That race sounds great, Mel!")
