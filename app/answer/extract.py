@@ -313,6 +313,22 @@ def own_statements(text: str) -> str:
     )
 
 
+_GREETING = frozenset(
+    "thanks thank hey hi hello wow yeah yep yes oh ah aw ok okay sure cool great awesome nice "
+    "haha lol omg totally absolutely definitely congrats congratulations".split()
+)
+
+
+def contentless(text: str) -> bool:
+    """A greeting or thanks to someone by name ("Thanks, Caroline!", "Hey Jon!"): nothing in
+    it can answer a question."""
+    words = re.findall(r"[\w'’]+", text)
+    if not any(w.lower() in _GREETING for w in words):
+        return False
+    said = [w for w in words if not w[:1].isupper() or w == "I"]
+    return not [w for w in said if w.lower() not in _GREETING]
+
+
 def is_question(s: Sentence) -> bool:
     return s.text.rstrip().endswith("?")
 

@@ -185,7 +185,7 @@ def prepare_answer(
             similarity=hit.similarity or 0.0,
             context=prev.text if prev is not None and prev.speaker != hit.speaker else "",
         )
-    sents = [s for s in sents if extract.speaks_about(q, s)]
+    sents = [s for s in sents if extract.speaks_about(q, s) and not extract.contentless(s.text)]
     evidence = sorted(sents, key=lambda s: -extract.sentence_score(q, s))
     if not evidence and not abstain:
         abstain, reason = True, "other_subject"

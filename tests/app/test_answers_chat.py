@@ -153,6 +153,8 @@ def test_a_why_question_is_answered_by_the_reason():
     assert not extract.addressed("I love my new shoes.")
     said = extract.own_statements("Thanks, Mel! What got you into running? I ran a race.")
     assert said == "I ran a race."
+    assert extract.contentless("Thanks, Caroline!") and extract.contentless("Hey Jon!")
+    assert not extract.contentless("Sweden.") and not extract.contentless("Wow, I made it!")
 
 
 def test_the_reason_of_a_trip(chat):
