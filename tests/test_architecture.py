@@ -99,11 +99,7 @@ def test_every_subcommand_help_is_light():
 
 # A function-level import that closes an import cycle hides a layering problem: move the
 # shared piece to the module that owns it instead. Lazy imports for speed (a light --help,
-# the GUI's first paint) are fine; they close no cycle. Pending: the MoE loader picks its
-# process loader, which imports the loader's job types back (being moved with the MoE work).
-CYCLE_DODGES_PENDING = {("inference.moe.storage.loader", "inference.moe.storage.procloader")}
-
-
+# the GUI's first paint) are fine; they close no cycle.
 def test_no_function_level_import_dodges_a_cycle():
     imports = _import_graph(["app", "memory", "inference", "finetune"])
     graph: dict[str, set[str]] = {}
@@ -125,7 +121,7 @@ def test_no_function_level_import_dodges_a_cycle():
             stack += [module.rsplit(".", i)[0] for i in range(1, module.count(".") + 1)]
         if importer in seen:
             dodges.add((importer, imported))
-    assert dodges <= CYCLE_DODGES_PENDING, sorted(dodges - CYCLE_DODGES_PENDING)
+    assert not dodges, sorted(dodges)
 
 
 def _import_graph(packages: list[str]) -> dict[tuple[str, str], bool]:

@@ -56,7 +56,10 @@ class MoEBackend:
             if config.threads > 0:  # else leave the process-wide torch setting alone
                 configure_threads(config.threads)
             self._loaded = load_model(
-                self.folder, device=device, cache_dir=cache_dir, quant=self._quant,
+                self.folder,
+                device=device,
+                cache_dir=cache_dir,
+                quant=self._quant,
                 adapter=config.adapter_path or None,
                 lora_scale=float(opts.get("lora_scale") or 1.0),
             )

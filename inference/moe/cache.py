@@ -30,7 +30,8 @@ from inference.moe.policies import (  # re-exported: the public face of the cach
     policy_names,
     register_policy,
 )
-from inference.moe.storage.loader import DEMAND, PREFETCH, Loader, Ticket, record_use
+from inference.moe.storage.jobs import DEMAND, PREFETCH, Loader, Ticket
+from inference.moe.storage.loader import record_use
 
 if TYPE_CHECKING:
     import torch
@@ -221,8 +222,10 @@ class ExpertCache:
 
     def _submit(self, layer: int, batch: list[_Entry], priority: int) -> None:
         if batch:
-            jobs = [(self._layout.index(layer, b.expert), b.slot, self._last_use[b.slot], b.variant)
-                    for b in batch]
+            jobs = [
+                (self._layout.index(layer, b.expert), b.slot, self._last_use[b.slot], b.variant)
+                for b in batch
+            ]
             for entry, ticket in zip(batch, self.loader.submit_many(jobs, priority)):
                 entry.ticket = ticket
 
@@ -264,12 +267,19 @@ class ExpertCache:
             return False
         variant = self._variant(key, hot)
         entry = _Entry(
-            slot, _UNSUBMITTED, pins=1 if pin else 0, prefetched=priority == PREFETCH,
-            variant=variant, expert=key[1],
+            slot,
+            _UNSUBMITTED,
+            pins=1 if pin else 0,
+            prefetched=priority == PREFETCH,
+            variant=variant,
+            expert=key[1],
         )
         if batch is None:
             entry.ticket = self.loader.submit(
-                self._layout.index(*key), slot, priority, after=self._last_use[slot],
+                self._layout.index(*key),
+                slot,
+                priority,
+                after=self._last_use[slot],
                 variant=variant,
             )
         else:
@@ -298,8 +308,7 @@ class ExpertCache:
     def _evictable(self, layer: int) -> list[Key]:
         entries = self._entries
         # `done` first: runs for every eviction over the layer's whole share
-        return [k for k in self._unpinned.get(layer, ())
-                if (e := entries[k]).done or e.ready()]
+        return [k for k in self._unpinned.get(layer, ()) if (e := entries[k]).done or e.ready()]
 
     def resident_among(self, layer: int, experts: list[int]) -> set[int]:
         """The experts of `layer` among `experts` that are resident or loading."""

@@ -34,8 +34,9 @@ class Checkpoint:
         else:
             # predictor_*.safetensors are fitted predictor maps cached next to the weights
             # (predict.fitted_predictor): not weights, and they must not change the fingerprint
-            files = sorted(p for p in self.folder.glob("*.safetensors")
-                           if not p.name.startswith("predictor_"))
+            files = sorted(
+                p for p in self.folder.glob("*.safetensors") if not p.name.startswith("predictor_")
+            )
             if not files:
                 raise CheckpointError(f"{self.folder} holds no .safetensors weights.")
             for path in files:

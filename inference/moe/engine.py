@@ -87,8 +87,20 @@ class LoadedModel:
             self.folder, self.cfg, self.dtype, self.cache_dir, quant, self.slow_tier, self.direct_io
         )
         return LoadedModel(
-            self.cfg, self.dense, slow, self.device, self.dtype, self.folder, self.hf_config,
-            None, quant, cold, self.cache_dir, self.slow_tier, self.direct_io, self.loader,
+            self.cfg,
+            self.dense,
+            slow,
+            self.device,
+            self.dtype,
+            self.folder,
+            self.hf_config,
+            None,
+            quant,
+            cold,
+            self.cache_dir,
+            self.slow_tier,
+            self.direct_io,
+            self.loader,
             adapter=self.adapter,
         )
 
@@ -132,8 +144,15 @@ class LoadedModel:
         )
         if pol.resident:
             cache.preload_all()
-        model = MoEModel(self.cfg, self.dense, cache, self.device, self.dtype, prefill_chunk,
-                         compute=self.compute)
+        model = MoEModel(
+            self.cfg,
+            self.dense,
+            cache,
+            self.device,
+            self.dtype,
+            prefill_chunk,
+            compute=self.compute,
+        )
         model.routing = self.routing
         return model
 
@@ -224,12 +243,24 @@ def load_model(
     if cache_dir is None:
         tmpdir = tempfile.mkdtemp(prefix="memex-moe-")
         cache_dir = Path(tmpdir)
-    slow, cold = _open_slow_tiers(folder, cfg, torch_dtype, Path(cache_dir), quant, slow_tier,
-                                  direct_io)
+    slow, cold = _open_slow_tiers(
+        folder, cfg, torch_dtype, Path(cache_dir), quant, slow_tier, direct_io
+    )
     return LoadedModel(
-        cfg, dense, slow, device, torch_dtype, folder=folder, hf_config=hf, _tmpdir=tmpdir,
-        quant=quant, cold=cold, cache_dir=Path(cache_dir), slow_tier=slow_tier,
-        direct_io=direct_io, adapter=report,
+        cfg,
+        dense,
+        slow,
+        device,
+        torch_dtype,
+        folder=folder,
+        hf_config=hf,
+        _tmpdir=tmpdir,
+        quant=quant,
+        cold=cold,
+        cache_dir=Path(cache_dir),
+        slow_tier=slow_tier,
+        direct_io=direct_io,
+        adapter=report,
     )
 
 

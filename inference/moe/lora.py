@@ -95,12 +95,16 @@ def read_gguf_lora(path: Path) -> tuple[dict[str, np.ndarray], float, str]:
 
 def unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     """Inverse of llama.cpp's convert_hf_to_gguf `permute` on the rows of an (out, in) matrix."""
-    return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
+    return (
+        w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
 
 
-def apply_lora(dense: DenseWeights, cfg: MoEConfig, path: Path, lora_scale: float = 1.0
-               ) -> AdapterReport:
+def apply_lora(
+    dense: DenseWeights, cfg: MoEConfig, path: Path, lora_scale: float = 1.0
+) -> AdapterReport:
     """Merge the GGUF LoRA at `path` into `dense` (in place: new tensors in its layers)."""
     import torch
 
@@ -119,19 +123,25 @@ def apply_lora(dense: DenseWeights, cfg: MoEConfig, path: Path, lora_scale: floa
     todo: list[tuple[int, str, np.ndarray, np.ndarray]] = []
     for (layer, module), ab in sorted(pairs.items()):
         if set(ab) != {"a", "b"}:
-            raise AdapterError(f"The adapter {path.name} has lora_a or lora_b of "
-                               f"blk.{layer}.{module} without the other.")
+            raise AdapterError(
+                f"The adapter {path.name} has lora_a or lora_b of "
+                f"blk.{layer}.{module} without the other."
+            )
         a, b = ab["a"], ab["b"]  # [r, in], [out, r]
         rank = rank or int(a.shape[0])
         if a.shape[0] == 0:
             raise AdapterError(f"The adapter {path.name} has rank 0 for blk.{layer}.{module}.")
         if a.shape[0] != b.shape[1]:
-            raise AdapterError(f"The adapter {path.name} has ranks {a.shape[0]} and "
-                               f"{b.shape[1]} for blk.{layer}.{module}.")
+            raise AdapterError(
+                f"The adapter {path.name} has ranks {a.shape[0]} and "
+                f"{b.shape[1]} for blk.{layer}.{module}."
+            )
         if layer >= cfg.num_layers:
-            raise AdapterError(f"The adapter {path.name} adapts layer {layer} but the MoE model "
-                               f"{cfg.name} has {cfg.num_layers} layers; it was trained on "
-                               "another model.")
+            raise AdapterError(
+                f"The adapter {path.name} adapts layer {layer} but the MoE model "
+                f"{cfg.name} has {cfg.num_layers} layers; it was trained on "
+                "another model."
+            )
         if module in MLP and layer in moe:
             report.skipped_experts += 1
         elif module not in ATTENTION and module not in MLP:
@@ -140,8 +150,14 @@ def apply_lora(dense: DenseWeights, cfg: MoEConfig, path: Path, lora_scale: floa
             if arch in PERMUTED_ARCHS and module in ("attn_q", "attn_k"):
                 heads = cfg.num_heads if module == "attn_q" else cfg.num_kv_heads
                 if b.shape[0] != heads * cfg.head_dim:
-                    _mismatch(path, layer, module, (heads * cfg.head_dim, a.shape[1]),
-                              (b.shape[0], a.shape[1]), cfg)
+                    _mismatch(
+                        path,
+                        layer,
+                        module,
+                        (heads * cfg.head_dim, a.shape[1]),
+                        (b.shape[0], a.shape[1]),
+                        cfg,
+                    )
                 b = unpermute_rows(b, heads)
             todo.append((layer, module, a, b))
     report.scale = lora_scale * (alpha / rank if alpha > 0 else 1.0)
@@ -170,15 +186,17 @@ def apply_lora(dense: DenseWeights, cfg: MoEConfig, path: Path, lora_scale: floa
     return report
 
 
-def _merged(w: torch.Tensor, delta: torch.Tensor, path: Path, layer: int, module: str,
-            cfg: MoEConfig) -> torch.Tensor:
+def _merged(
+    w: torch.Tensor, delta: torch.Tensor, path: Path, layer: int, module: str, cfg: MoEConfig
+) -> torch.Tensor:
     if tuple(w.shape) != tuple(delta.shape):
         _mismatch(path, layer, module, tuple(w.shape), tuple(delta.shape), cfg)
     return (w.float() + delta.to(w.device)).to(w.dtype)
 
 
-def _mismatch(path: Path, layer: int, module: str, want: tuple[int, ...], got: tuple[int, ...],
-              cfg: MoEConfig) -> None:
+def _mismatch(
+    path: Path, layer: int, module: str, want: tuple[int, ...], got: tuple[int, ...], cfg: MoEConfig
+) -> None:
     raise AdapterError(
         f"The adapter {path.name} does not fit the MoE model {cfg.name}: blk.{layer}.{module} is "
         f"{list(got)} in the adapter and {list(want)} in the model; it was trained on another "

@@ -5,8 +5,9 @@ brings in what is missing (resident experts compute first) -> expert matmuls ->
 weighted combine. Chunked prefill (`prefill_chunk` > 0): a long prompt's MoE blocks run
 chunk by chunk, tokens of a chunk regrouped by expert (ExpertFlow), and the experts of
 chunk c+1 are prefetched while chunk c computes; attention still sees the whole prompt, and
-every token's expert outputs are summed in the same order, so logits match unchunked. It mirrors transformers' Mixtral/OLMoE/Qwen2-MoE math so fp32 logits
-match the reference to ~1e-5.
+every token's expert outputs are summed in the same order, so logits match unchunked. It
+mirrors transformers' Mixtral/OLMoE/Qwen2-MoE math so fp32 logits match the reference to
+~1e-5.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class MoEModel:
             from inference.moe.errors import MoEError
 
             raise MoEError(
-                f"The fused expert path needs torch._grouped_mm for {dtype} on {device}.")
+                f"The fused expert path needs torch._grouped_mm for {dtype} on {device}."
+            )
         # fused: one grouped GEMM per wave of ready experts (fused.py); loop: four ops per expert
         self.compute = "fused" if fused else "loop"
         self.routing: RoutingSource | None = None  # replayed routing (testbed.py), else routers
@@ -368,6 +370,7 @@ class MoEModel:
             self._notify(i, h, top_i)
         parts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if self._fused is not None:
+
             def tokens(e: int) -> torch.Tensor:
                 return h[token_of[starts[e] : starts[e] + counts[e]]]
 
@@ -381,7 +384,10 @@ class MoEModel:
             gate_up, down = cache.acquire(i, e)
             try:
                 tok = token_of[s : s + n]  # [n]
-                parts[e] = (tok, self._mlp(h[tok], gate_up, down) * weight_of[s : s + n, None])  # [n, H]
+                parts[e] = (
+                    tok,
+                    self._mlp(h[tok], gate_up, down) * weight_of[s : s + n, None],
+                )  # [n, H]
             finally:
                 cache.release(i, e)
         out = torch.zeros_like(h)  # [T, H]

@@ -159,7 +159,10 @@ class Resident(CachePolicy):
 POLICIES: dict[str, type[CachePolicy]] = {cls.name: cls for cls in (OnDemand, LRU, LFU, Resident)}
 # Modules that define more policies (issue 5) with @register_policy; imported only when a
 # name is not found among the built-ins, so choosing `lru` never loads them.
-POLICY_MODULES: tuple[str, ...] = ("inference.moe.policies.fate", "inference.moe.policies.fate_plus")
+POLICY_MODULES: tuple[str, ...] = (
+    "inference.moe.policies.fate",
+    "inference.moe.policies.fate_plus",
+)
 
 
 def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:

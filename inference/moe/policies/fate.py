@@ -107,7 +107,9 @@ class FatePolicy(CachePolicy):
         self.shallow_layers = int(options.get("shallow_layers", 4))
         self.shallow_share = float(options.get("shallow_share", 1 / 3))
         self.folder: Path | None = Path(options["folder"]) if options.get("folder") else None
-        self.cache_dir: Path | None = Path(options["cache_dir"]) if options.get("cache_dir") else None
+        self.cache_dir: Path | None = (
+            Path(options["cache_dir"]) if options.get("cache_dir") else None
+        )
         self._arc: dict[int, _Arc] = {}
         self._fresh: set[Key] = set()  # inserted, first use not seen yet
         self._pending: dict[int, Any] = {}  # layer -> predicted [T, w] for its coming tokens
@@ -119,8 +121,10 @@ class FatePolicy(CachePolicy):
         super().setup(geometry)
         layers, e = list(geometry.moe_layers), geometry.num_experts
         full = 0
-        while (full < min(self.shallow_layers, len(layers) - 1)
-               and (full + 1) * e <= self.shallow_share * geometry.slots):
+        while (
+            full < min(self.shallow_layers, len(layers) - 1)
+            and (full + 1) * e <= self.shallow_share * geometry.slots
+        ):
             full += 1
         rest = geometry.slots - full * e
         deep = layers[full:]
@@ -160,8 +164,9 @@ class FatePolicy(CachePolicy):
         self._fresh.discard(key)
         self._arc[key[0]].evicted(key[1])
 
-    def victim(self, incoming: Key, candidates: Callable[[int], list[Key]],
-               counts: dict[int, int]) -> Key | None:
+    def victim(
+        self, incoming: Key, candidates: Callable[[int], list[Key]], counts: dict[int, int]
+    ) -> Key | None:
         layer = incoming[0]
         order = [layer] if counts.get(layer, 0) >= self.quota(layer) else []
         order += sorted(counts, key=lambda x: counts[x] - self.quota(x), reverse=True)
@@ -172,8 +177,9 @@ class FatePolicy(CachePolicy):
         return None
 
     # -- prediction and prefetch -----------------------------------------------------------
-    def on_router(self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor,
-                  cache: ExpertCache) -> None:
+    def on_router(
+        self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor, cache: ExpertCache
+    ) -> None:
         import torch
 
         predicted = self._pending.pop(layer, None)
@@ -239,8 +245,9 @@ class FateLinearPolicy(FatePolicy):
             import tempfile
 
             cache_dir = Path(tempfile.gettempdir()) / "memex-moe-predictors"
-        return fitted_predictor("linear_map", self.folder, routers, geometry.top_k, self.extra,
-                                cache_dir=cache_dir)
+        return fitted_predictor(
+            "linear_map", self.folder, routers, geometry.top_k, self.extra, cache_dir=cache_dir
+        )
 
 
 register_policy(FatePolicy)

@@ -66,7 +66,8 @@ class FatePlusPolicy(FateLinearPolicy):
         self.lookahead_width = int(options.get("lookahead_width", 0))  # 0: top-k
         # width and lookahead follow measured load costs (adaptive.py); adaptive=False: fixed
         self.adaptive: WidthController | None = (
-            WidthController() if options.get("adaptive", True) else None)
+            WidthController() if options.get("adaptive", True) else None
+        )
         self._mode = "normal"
         self._last_ids: dict[int, np.ndarray] = {}  # layer -> [1, k] experts of the last token
         self._protect: dict[int, set[int]] = {}  # layer -> experts predicted, not routed yet
@@ -98,8 +99,9 @@ class FatePlusPolicy(FateLinearPolicy):
         return plus
 
     # -- eviction: never let a prefetch push out what was just predicted ------------------
-    def victim(self, incoming: Key, candidates: Callable[[int], list[Key]],
-               counts: dict[int, int]) -> Key | None:
+    def victim(
+        self, incoming: Key, candidates: Callable[[int], list[Key]], counts: dict[int, int]
+    ) -> Key | None:
         """Own layer when it is at its quota, then layers over their quota; a demand load
         (which must get a slot) falls back to any layer, a prefetch gives up instead.
 
@@ -124,11 +126,17 @@ class FatePlusPolicy(FateLinearPolicy):
                 keys = [k[1] for k in candidates(layer)]
                 if keys:
                     return (layer, self._arc[layer].victim(keys))
-        order = sorted((x for x in counts if x != layer and counts[x] > self.quota(x)),
-                       key=lambda x: counts[x] - self.quota(x), reverse=True)
+        order = sorted(
+            (x for x in counts if x != layer and counts[x] > self.quota(x)),
+            key=lambda x: counts[x] - self.quota(x),
+            reverse=True,
+        )
         if not self._prefetching:
-            order += sorted((x for x in counts if x not in order),
-                            key=lambda x: counts[x] - self.quota(x), reverse=True)
+            order += sorted(
+                (x for x in counts if x not in order),
+                key=lambda x: counts[x] - self.quota(x),
+                reverse=True,
+            )
         for lyr in order:
             keep = self._protect.get(lyr, ()) if self._prefetching else ()
             keys = [k[1] for k in candidates(lyr) if k[1] not in keep]
@@ -174,8 +182,9 @@ class FatePlusPolicy(FateLinearPolicy):
         return scores
 
     # -- prediction and prefetch -----------------------------------------------------------
-    def on_router(self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor,
-                  cache: ExpertCache) -> None:
+    def on_router(
+        self, layer: int, gate_input: torch.Tensor, topk_ids: torch.Tensor, cache: ExpertCache
+    ) -> None:
         if not self._warm:
             # fully resident shallow layers are filled once, not expert by expert on first use
             self._warm = True
@@ -216,8 +225,9 @@ class FatePlusPolicy(FateLinearPolicy):
         self._hits[layer][0] += sum(len(p.intersection(r)) for p, r in zip(predicted, rows))
         self._hits[layer][1] += used.size
 
-    def _prefetch(self, cache: ExpertCache, layer: int, ranked: np.ndarray,
-                  protect: bool = True) -> list[set[int]]:
+    def _prefetch(
+        self, cache: ExpertCache, layer: int, ranked: np.ndarray, protect: bool = True
+    ) -> list[set[int]]:
         """Load the best-ranked experts of `layer` that are not there; returns, per token,
         the predicted experts now resident or loading (what counts as predicted)."""
         import numpy as np
@@ -254,8 +264,8 @@ class FatePlusPolicy(FateLinearPolicy):
         out = super().metrics()
         out["prefetch_width"] = {
             "max": self.predictor.width if self.predictor is not None else 0,
-            "load_width": self.load_width or self._load_width(self.predictor.width
-                                                              if self.predictor is not None else 0),
+            "load_width": self.load_width
+            or self._load_width(self.predictor.width if self.predictor is not None else 0),
             "lookahead_layers": self.lookahead,
         }
         if self.adaptive is not None:

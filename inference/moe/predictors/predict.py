@@ -60,7 +60,9 @@ class Predictor:
         """[n, E] scores of layer+1's experts (higher = more likely)."""
         raise NotImplementedError
 
-    def predict(self, layer: int, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+    def predict(
+        self, layer: int, x: torch.Tensor, prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x [n, H] gate inputs of layer `layer`; prev [n, k] experts the previous tokens used in
         layer+1 (or None) -> [n, width] predicted experts of layer+1."""
         return self.scores(layer, x, prev).topk(self.width, dim=1).indices
@@ -183,8 +185,9 @@ class WideMapPredictor(LinearMapPredictor):
             s = s.scatter_add(1, prev, self.prev_bonus * s.new_ones(prev.shape))
         return s  # [n, E]
 
-    def scores_numpy(self, layer: int, x: torch.Tensor, prev: np.ndarray | None,
-                     target: int | None = None) -> np.ndarray:
+    def scores_numpy(
+        self, layer: int, x: torch.Tensor, prev: np.ndarray | None, target: int | None = None
+    ) -> np.ndarray:
         """`scores` as a numpy array [n, E], for the engine's per-token path (E-long vectors
         cost ~1 us per numpy op against ~10 for torch). `target`: score that layer's router
         alone (Fate's gate, e.g. two layers ahead) instead of layer + 1 with the maps."""
@@ -200,8 +203,10 @@ class WideMapPredictor(LinearMapPredictor):
                 parts = [self.routers[layer + 1].T] + ([self.maps[layer]] if self.maps else [])
             # each part's columns centred once: x @ (W - mean_E W) = x @ W - mean_E(x @ W),
             # so the per-token mean needs no op of its own
-            w = np.concatenate([p.float().numpy() - p.float().numpy().mean(axis=1, keepdims=True)
-                                for p in parts], axis=1)
+            w = np.concatenate(
+                [p.float().numpy() - p.float().numpy().mean(axis=1, keepdims=True) for p in parts],
+                axis=1,
+            )
             w = self._centered[key] = np.ascontiguousarray(w, dtype=np.float32)  # [H, P*E]
         d = (xn @ w).reshape(xn.shape[0], -1, self.num_experts)  # [n, P, E], zero mean over E
         std = np.sqrt(np.einsum("npe,npe->np", d, d) / (self.num_experts - 1))  # unbiased, as torch
@@ -228,13 +233,17 @@ def write_predictor_maps(folder: Path, maps: list[torch.Tensor]) -> None:
     """Store fitted cross-layer maps with a checkpoint (what `fitted_predictor` loads first)."""
     from safetensors.torch import save_file
 
-    save_file({f"maps.{i}": m.contiguous() for i, m in enumerate(maps)}, str(Path(folder) / SHIPPED_MAPS))
+    save_file(
+        {f"maps.{i}": m.contiguous() for i, m in enumerate(maps)}, str(Path(folder) / SHIPPED_MAPS)
+    )
 
 
 PREDICTORS: dict[str, type[Predictor]] = {}
 # the names predictors had when they shared them with the cache policies
 PREDICTOR_ALIASES: dict[str, str] = {
-    "fate": "cross_layer", "fate_linear": "linear_map", "fate_plus": "wide_map",
+    "fate": "cross_layer",
+    "fate_linear": "linear_map",
+    "fate_plus": "wide_map",
 }
 
 
@@ -258,7 +267,9 @@ def predictor_name(name: str) -> str:
     return name
 
 
-def create_predictor(name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1) -> Predictor:
+def create_predictor(
+    name: str, routers: list[torch.Tensor], top_k: int, extra: int = 1
+) -> Predictor:
     return PREDICTORS[predictor_name(name)](routers, top_k, extra)
 
 
@@ -270,7 +281,12 @@ class PredictionReport:
     per_layer: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "width": self.width, "accuracy": self.accuracy, "per_layer": self.per_layer}
+        return {
+            "name": self.name,
+            "width": self.width,
+            "accuracy": self.accuracy,
+            "per_layer": self.per_layer,
+        }
 
 
 def evaluate(predictor: Predictor, trace: RoutingTrace) -> PredictionReport:
@@ -287,11 +303,20 @@ def evaluate(predictor: Predictor, trace: RoutingTrace) -> PredictionReport:
         per_layer.append(round(float(hits) / used.numel(), 4))
         hit_total += int(hits)
         used_total += used.numel()
-    return PredictionReport(predictor.name, predictor.width, round(hit_total / used_total, 4), per_layer)
+    return PredictionReport(
+        predictor.name, predictor.width, round(hit_total / used_total, 4), per_layer
+    )
 
 
-def fitted_predictor(name: str, folder: Path, routers: list[torch.Tensor], top_k: int, extra: int = 1,
-                     cache_dir: Path | None = None, train_tokens: int = 2048) -> Predictor:
+def fitted_predictor(
+    name: str,
+    folder: Path,
+    routers: list[torch.Tensor],
+    top_k: int,
+    extra: int = 1,
+    cache_dir: Path | None = None,
+    train_tokens: int = 2048,
+) -> Predictor:
     """A predictor ready to use. Fitted ones are fitted once on a routing trace of the model's
     *training* text and cached in cache_dir (default: next to the checkpoint), keyed by the
     checkpoint's folder and weights file times, so the held-out text never leaks into them."""
@@ -310,8 +335,11 @@ def fitted_predictor(name: str, folder: Path, routers: list[torch.Tensor], top_k
     if shipped.is_file():
         pred.load_state(load_file(str(shipped)))
         return pred
-    stamp = ";".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(folder.glob("*.safetensors"))
-                     if not p.name.startswith("predictor_"))
+    stamp = ";".join(
+        f"{p.name}:{p.stat().st_mtime_ns}"
+        for p in sorted(folder.glob("*.safetensors"))
+        if not p.name.startswith("predictor_")
+    )
     key = hashlib.sha1(f"{folder};{stamp}".encode()).hexdigest()[:16]
     where = Path(cache_dir) if cache_dir else folder
     where.mkdir(parents=True, exist_ok=True)

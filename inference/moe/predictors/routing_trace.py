@@ -64,6 +64,7 @@ def record_trace(model: Any, ids: torch.Tensor, top_k: int, batch: int = 4) -> R
         def hook(_module: Any, args: tuple[Any, ...]) -> None:
             x = args[0]
             captured[i].append(x.detach().reshape(-1, x.shape[-1]).float().clone())  # [b*T, H]
+
         return hook
 
     handles = [g.register_forward_pre_hook(hook_for(i)) for i, g in enumerate(gates)]
@@ -96,11 +97,16 @@ def load_reference(folder: Path) -> tuple[Any, Any, int]:
         raise MoEError(f"Cannot load the MoE checkpoint in {folder} ({exc}).") from exc
     top_k = int(getattr(config, "num_experts_per_tok", 0) or 0)
     if top_k < 1:
-        raise MoEError(f"The checkpoint in {folder} is not a mixture-of-experts model (no num_experts_per_tok).")
+        raise MoEError(
+            f"The checkpoint in {folder} is not a mixture-of-experts model "
+            "(no num_experts_per_tok)."
+        )
     return model, tokenizer, top_k
 
 
-def trace_text(folder: Path, split: str = "eval", tokens: int = 2048, seq_len: int = 256) -> RoutingTrace:
+def trace_text(
+    folder: Path, split: str = "eval", tokens: int = 2048, seq_len: int = 256
+) -> RoutingTrace:
     """Trace `tokens` tokens of the held-out (or training) text through the checkpoint."""
     from inference.moe.tools.text import token_batch
 

@@ -3,93 +3,29 @@
 CPU: by default a reader *process* fills a shared fast tier (procloader.py: a thread must
 retake the GIL after every read, which stalls the compute thread between its torch ops);
 `ThreadLoader`, one loader thread (`os.preadv` and `Tensor.copy_` release the GIL, so reads
-overlap the matmuls), serves memory slow tiers and platforms without memfd. GPU: copies are queued on a dedicated CUDA stream and each
-load records an event; compute waits only on the event of the expert it needs.
-Demand loads jump ahead of prefetches in the queue. A loader may read from several slow
-tiers (`variant` picks one): the `int4_int2` quant scheme keeps every expert both as INT4 and INT2.
+overlap the matmuls), serves memory slow tiers and platforms without memfd. GPU: copies are
+queued on a dedicated CUDA stream and each load records an event; compute waits only on the
+event of the expert it needs. Demand loads jump ahead of prefetches in the queue. A loader may
+read from several slow tiers (`variant` picks one): the `int4_int2` quant scheme keeps every
+expert both as INT4 and INT2. The job records, tickets and priorities all loaders share live
+in jobs.py.
 """
 
 from __future__ import annotations
 
-import _thread
 import itertools
 import queue
 import threading
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from inference.moe.storage.jobs import Job, Loader, Ticket
+from inference.moe.storage.procloader import ProcessLoader
 
 if TYPE_CHECKING:
     import torch
 
     from inference.moe.storage.store import FastTier, SlowTier
-
-DEMAND = 0
-PREFETCH = 1
-
-
-class Ticket:
-    """Readiness of one load; `wait()` returns the seconds compute stalled on it.
-
-    A plain flag plus one raw lock held until the load finishes: creating and checking a
-    ticket happens on the compute thread for every load, and `threading.Event` (a Condition
-    and two locks) costs several times more per expert.
-    """
-
-    __slots__ = ("_lock", "cuda_event", "done", "error")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.error: BaseException | None = None
-        self.cuda_event: Any = None
-        self._lock = _thread.allocate_lock()
-        self._lock.acquire()  # released by _finish; waiters block on it
-
-    def ready(self) -> bool:
-        if self.cuda_event is not None:
-            return bool(self.cuda_event.query())
-        return self.done
-
-    def wait(self) -> float:
-        if self.cuda_event is not None:
-            import torch
-
-            stall = 0.0
-            if not self.cuda_event.query():
-                t0 = time.perf_counter()
-                self.cuda_event.synchronize()
-                stall = time.perf_counter() - t0
-            # later kernels on the compute stream must see the finished copy
-            torch.cuda.current_stream().wait_event(self.cuda_event)
-            return stall
-        if self.done:
-            stall = 0.0
-        else:
-            t0 = time.perf_counter()
-            self._lock.acquire()  # free once the loader finished; hand it on to other waiters
-            self._lock.release()
-            stall = time.perf_counter() - t0
-        if self.error is not None:
-            raise self.error
-        return stall
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        self.error = error
-        self.done = True
-        self._lock.release()
-
-
-Job = tuple[int, int, Any, int]  # (blob index, slot, event the slot's last use recorded, variant)
-
-
-class Loader(Protocol):
-    def submit(
-        self, index: int, slot: int, priority: int, after: Any = None, variant: int = 0
-    ) -> Ticket: ...
-
-    def submit_many(self, jobs: Sequence[Job], priority: int) -> list[Ticket]: ...
-
-    def close(self) -> None: ...
 
 
 class ThreadLoader:
@@ -102,8 +38,9 @@ class ThreadLoader:
         self._seq = itertools.count()
         # Python work on this thread holds the GIL the compute thread needs between its ops:
         # keep it per read to one call (no tensor slicing/conversion per expert)
-        self._readers = [getattr(s, "read_buffer", None) if fast.device == "cpu" else None
-                         for s in self.slows]
+        self._readers = [
+            getattr(s, "read_buffer", None) if fast.device == "cpu" else None for s in self.slows
+        ]
         self._buffers: dict[int, memoryview] = {}
         self._thread = threading.Thread(target=self._run, name="moe-loader", daemon=True)
         self._thread.start()
@@ -206,8 +143,6 @@ def make_loader(slow: SlowTier | Sequence[SlowTier], fast: FastTier, kind: str =
     if fast.device != "cpu":
         return CudaLoader(slow, fast)
     if kind != "thread":
-        from inference.moe.storage.procloader import ProcessLoader
-
         slows = _as_list(slow)
         if ProcessLoader.usable(slows, fast):
             try:

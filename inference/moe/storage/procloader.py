@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from inference.moe.storage.loader import Job, Ticket
+from inference.moe.storage.jobs import Job, Ticket
 from inference.moe.storage.readworker import DONE, JOB
 
 if TYPE_CHECKING:
@@ -89,8 +89,13 @@ class ProcessLoader:
             "jobs_fd": jobs_r,
             "done_fd": done_w,
             "tiers": [
-                {"path": str(s.path), "offset": s.offset, "blob_bytes": s.layout.blob_bytes,
-                 "nbytes": s.layout.nbytes, "direct": s.direct}
+                {
+                    "path": str(s.path),
+                    "offset": s.offset,
+                    "blob_bytes": s.layout.blob_bytes,
+                    "nbytes": s.layout.nbytes,
+                    "direct": s.direct,
+                }
                 for s in self.slows
             ],
         }

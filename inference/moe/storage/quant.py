@@ -61,7 +61,9 @@ def group_for(cols: int, bits: int, group_size: int) -> int:
     if bits not in SUPPORTED_BITS:
         raise QuantError(f"{bits}-bit quantization is not supported; use one of {SUPPORTED_BITS}.")
     if group % (8 // bits):
-        raise QuantError(f"{cols} columns cannot be split into groups of whole bytes of {bits}-bit codes.")
+        raise QuantError(
+            f"{cols} columns cannot be split into groups of whole bytes of {bits}-bit codes."
+        )
     return group
 
 
@@ -69,7 +71,9 @@ def _check(shape: tuple[int, int], bits: int, group_size: int) -> None:
     if bits not in SUPPORTED_BITS:
         raise QuantError(f"{bits}-bit quantization is not supported; use one of {SUPPORTED_BITS}.")
     if shape[1] % group_size or group_size % (8 // bits):
-        raise QuantError(f"{shape[1]} columns cannot be split into groups of {group_size} for {bits}-bit codes.")
+        raise QuantError(
+            f"{shape[1]} columns cannot be split into groups of {group_size} for {bits}-bit codes."
+        )
 
 
 def quantize(weight: torch.Tensor, bits: int, group_size: int = 64) -> QuantizedTensor:
@@ -87,7 +91,9 @@ def quantize(weight: torch.Tensor, bits: int, group_size: int = 64) -> Quantized
     minimum = lo.half()
     scale = ((hi - minimum.float()) / levels).clamp_min(1e-8).half()
     scale = torch.where(scale == 0, torch.full_like(scale, 6e-8), scale)  # fp16 underflow guard
-    q = torch.round((w - minimum.float().unsqueeze(2)) / scale.float().unsqueeze(2)).clamp_(0, levels)
+    q = torch.round((w - minimum.float().unsqueeze(2)) / scale.float().unsqueeze(2)).clamp_(
+        0, levels
+    )
     # planar packing: byte m of a row holds the codes of columns m, m + C/n, m + 2C/n, ...
     # (n = 8/bits codes a byte), so unpacking writes n contiguous column blocks, no interleave
     per = 8 // bits
@@ -95,8 +101,14 @@ def quantize(weight: torch.Tensor, bits: int, group_size: int = 64) -> Quantized
     packed = planes[:, 0].clone()
     for j in range(1, per):
         packed |= planes[:, j] << (bits * j)
-    return QuantizedTensor(packed.contiguous(), scale.contiguous(), minimum.contiguous(),
-                           (rows, cols), bits, group_size)
+    return QuantizedTensor(
+        packed.contiguous(),
+        scale.contiguous(),
+        minimum.contiguous(),
+        (rows, cols),
+        bits,
+        group_size,
+    )
 
 
 def unpack_into(packed: torch.Tensor, bits: int, out: torch.Tensor) -> torch.Tensor:
@@ -116,7 +128,9 @@ def unpack_codes(packed: torch.Tensor, bits: int) -> torch.Tensor:
 
     if bits == 8:
         return packed
-    out = torch.empty(packed.shape[0], packed.shape[1] * 8 // bits, dtype=torch.uint8, device=packed.device)
+    out = torch.empty(
+        packed.shape[0], packed.shape[1] * 8 // bits, dtype=torch.uint8, device=packed.device
+    )
     return unpack_into(packed, bits, out)
 
 
@@ -126,7 +140,9 @@ def dequantize(qt: QuantizedTensor, dtype: torch.dtype | None = None) -> torch.T
 
     rows, cols = qt.shape
     groups = cols // qt.group_size
-    codes = unpack_codes(qt.packed, qt.bits).reshape(rows, groups, qt.group_size).float()  # [R, G, g]
+    codes = (
+        unpack_codes(qt.packed, qt.bits).reshape(rows, groups, qt.group_size).float()
+    )  # [R, G, g]
     w = codes * qt.scale.float().unsqueeze(2) + qt.minimum.float().unsqueeze(2)
     return w.reshape(rows, cols).to(dtype or torch.float32)
 
@@ -170,8 +186,10 @@ class ExpertCodec:
     @property
     def groups(self) -> tuple[int, int]:
         """(gate/up group, down^T group) sizes actually used for this hidden size."""
-        return (group_for(self.hidden, self.bits, self.group_size),
-                group_for(self.hidden, self.bits, self._down_group))
+        return (
+            group_for(self.hidden, self.bits, self.group_size),
+            group_for(self.hidden, self.bits, self._down_group),
+        )
 
     @property
     def nbytes(self) -> int:
@@ -190,15 +208,25 @@ class ExpertCodec:
             if tuple(m.shape) != shape:
                 raise QuantError(f"Expert tensor of shape {tuple(m.shape)} does not match {shape}.")
         if self.bits == 32:
-            return torch.cat([m.detach().float().reshape(-1) for m in (gate, up, down)]).view(torch.uint8)
+            return torch.cat([m.detach().float().reshape(-1) for m in (gate, up, down)]).view(
+                torch.uint8
+            )
         g1, g2 = self.groups
-        gu = quantize(torch.cat([gate.detach().float(), up.detach().float()]), self.bits, g1)  # [2I, H]
+        gu = quantize(
+            torch.cat([gate.detach().float(), up.detach().float()]), self.bits, g1
+        )  # [2I, H]
         dt = quantize(down.detach().float().T.contiguous(), self.bits, g2)  # [I, H]
-        return torch.cat([gu.packed.reshape(-1), dt.packed.reshape(-1)]
-                         + [t.reshape(-1).view(torch.uint8)
-                            for t in (gu.scale, gu.minimum, dt.scale, dt.minimum)])
+        return torch.cat(
+            [gu.packed.reshape(-1), dt.packed.reshape(-1)]
+            + [
+                t.reshape(-1).view(torch.uint8)
+                for t in (gu.scale, gu.minimum, dt.scale, dt.minimum)
+            ]
+        )
 
-    def decode(self, blob: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, blob: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(gate_up [2I, H], down [H, I]) from a blob (extra trailing padding is ignored).
 
         For packed blobs `down` is a transposed view of the decoded [3I, H] matrix
@@ -212,22 +240,23 @@ class ExpertCodec:
         if self.bits == 32:
             flat = blob[: self.nbytes].view(torch.float32)
             gate_up = flat[: 2 * i * h].view(2 * i, h)
-            return gate_up.to(dtype), flat[2 * i * h:].view(h, i).to(dtype)
+            return gate_up.to(dtype), flat[2 * i * h :].view(h, i).to(dtype)
         g1, g2 = self.groups
         n_codes = 3 * i * h * self.bits // 8
         w = torch.empty(3 * i, h, dtype=dtype, device=blob.device)  # [3I, H]
         unpack_into(blob[:n_codes].view(3 * i, -1), self.bits, w)  # codes as floats, one pass
         pos = n_codes
-        for rows, group in ((w[: 2 * i], g1), (w[2 * i:], g2)):
+        for rows, group in ((w[: 2 * i], g1), (w[2 * i :], g2)):
             n = rows.shape[0] * (h // group)
-            scale = blob[pos: pos + 2 * n].view(torch.float16).view(rows.shape[0], -1, 1)
-            minimum = blob[pos + 2 * n: pos + 4 * n].view(torch.float16).view(rows.shape[0], -1, 1)
+            scale = blob[pos : pos + 2 * n].view(torch.float16).view(rows.shape[0], -1, 1)
+            minimum = blob[pos + 2 * n : pos + 4 * n].view(torch.float16).view(rows.shape[0], -1, 1)
             pos += 4 * n
             rows.view(rows.shape[0], -1, group).mul_(scale.to(dtype)).add_(minimum.to(dtype))
-        return w[: 2 * i], w[2 * i:].T
+        return w[: 2 * i], w[2 * i :].T
 
-    def decode_batch(self, blobs: torch.Tensor, dtype: torch.dtype | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_batch(
+        self, blobs: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed blobs [n, >= nbytes] -> (gate_up [n, 2I, H], down^T [n, I, H]) in one pass:
         the same ops as `decode`, over the whole wave of experts at once (so each value is
         bit-identical to decoding its expert alone)."""
@@ -242,15 +271,19 @@ class ExpertCodec:
         w = torch.empty(n, 3 * i, h, dtype=dtype, device=blobs.device)  # [n, 3I, H]
         unpack_into(blobs[:, :n_codes].unflatten(1, (3 * i, -1)), self.bits, w)
         pos = n_codes
-        for rows, group in ((w[:, : 2 * i], g1), (w[:, 2 * i:], g2)):
+        for rows, group in ((w[:, : 2 * i], g1), (w[:, 2 * i :], g2)):
             m = rows.shape[1] * (h // group)
-            scale = blobs[:, pos: pos + 2 * m].view(torch.float16).unflatten(
-                1, (rows.shape[1], -1, 1))
-            minimum = blobs[:, pos + 2 * m: pos + 4 * m].view(torch.float16).unflatten(
-                1, (rows.shape[1], -1, 1))
+            scale = (
+                blobs[:, pos : pos + 2 * m].view(torch.float16).unflatten(1, (rows.shape[1], -1, 1))
+            )
+            minimum = (
+                blobs[:, pos + 2 * m : pos + 4 * m]
+                .view(torch.float16)
+                .unflatten(1, (rows.shape[1], -1, 1))
+            )
             pos += 4 * m
             rows.unflatten(2, (-1, group)).mul_(scale.to(dtype)).add_(minimum.to(dtype))
-        return w[:, : 2 * i], w[:, 2 * i:]
+        return w[:, : 2 * i], w[:, 2 * i :]
 
 
 @dataclass(frozen=True)
@@ -268,8 +301,13 @@ class QuantScheme:
         return self.cached_bits == 32 and self.cold_bits == 32
 
     def codec(self, hidden: int, expert_dim: int, cold: bool = False) -> ExpertCodec:
-        return ExpertCodec(hidden, expert_dim, self.cold_bits if cold else self.cached_bits,
-                           self.group_size, self.down_group_size)
+        return ExpertCodec(
+            hidden,
+            expert_dim,
+            self.cold_bits if cold else self.cached_bits,
+            self.group_size,
+            self.down_group_size,
+        )
 
 
 QUANT_SCHEMES: dict[str, QuantScheme] = {

@@ -69,11 +69,19 @@ def main(spec: dict) -> None:
         os.write(done_fd, DONE.pack(job, status))
 
 
-def _read(tier: dict, fds: list, variant: int, view: memoryview, slot_bytes: int, index: int,
-          slot: int, crc: int) -> int:
+def _read(
+    tier: dict,
+    fds: list,
+    variant: int,
+    view: memoryview,
+    slot_bytes: int,
+    index: int,
+    slot: int,
+    crc: int,
+) -> int:
     blob = tier["blob_bytes"]
     start = slot * slot_bytes  # slots are sized for the largest stored form (variant 0)
-    dst = view[start:start + blob]
+    dst = view[start : start + blob]
     offset = tier["offset"] + index * blob
     fd, direct = fds[variant]
     try:

@@ -78,16 +78,33 @@ class ExpertLayout:
     def codec(self) -> ExpertCodec:
         from inference.moe.storage.quant import ExpertCodec
 
-        return ExpertCodec(self.hidden, self.expert_dim, self.bits, self.group_size,
-                           self.down_group_size)
+        return ExpertCodec(
+            self.hidden, self.expert_dim, self.bits, self.group_size, self.down_group_size
+        )
 
-    def quantized(self, bits: int, hidden: int, expert_dim: int, group_size: int = 32,
-                  down_group_size: int = 0) -> ExpertLayout:
+    def quantized(
+        self,
+        bits: int,
+        hidden: int,
+        expert_dim: int,
+        group_size: int = 32,
+        down_group_size: int = 0,
+    ) -> ExpertLayout:
         """The same experts stored as packed `bits`-bit blobs (0: this plain layout)."""
         if not bits:
             return self
-        return ExpertLayout(self.moe_layers, self.num_experts, self.numel, self.dtype,
-                            self.itemsize, bits, hidden, expert_dim, group_size, down_group_size)
+        return ExpertLayout(
+            self.moe_layers,
+            self.num_experts,
+            self.numel,
+            self.dtype,
+            self.itemsize,
+            bits,
+            hidden,
+            expert_dim,
+            group_size,
+            down_group_size,
+        )
 
     @property
     def blob_bytes(self) -> int:
@@ -113,8 +130,13 @@ class ExpertLayout:
             "itemsize": self.itemsize,
         }
         if self.bits:  # plain files keep the original header
-            out.update(bits=self.bits, hidden=self.hidden, expert_dim=self.expert_dim,
-                       group_size=self.group_size, down_group_size=self.down_group_size)
+            out.update(
+                bits=self.bits,
+                hidden=self.hidden,
+                expert_dim=self.expert_dim,
+                group_size=self.group_size,
+                down_group_size=self.down_group_size,
+            )
         return out
 
 
@@ -381,7 +403,9 @@ class FastTier:
             self._mmap = mmap.mmap(fd, self.shared_bytes)  # page aligned: fine for O_DIRECT
             self.shared_fd = fd
             weakref.finalize(self, os.close, fd)
-            self.pool = torch.frombuffer(self._mmap, dtype=torch.uint8).view(slots, layout.blob_bytes)
+            self.pool = torch.frombuffer(self._mmap, dtype=torch.uint8).view(
+                slots, layout.blob_bytes
+            )
         elif device == "cpu":
             self.pool = aligned_empty(layout.blob_bytes, max(slots, 2))[:slots]
         else:

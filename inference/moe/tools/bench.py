@@ -181,7 +181,9 @@ def run_policy(
                 # reader process where one runs: what a policy costs regardless of what
                 # else the machine runs
                 "decode_cpu_ms_per_token": round(1000.0 * decode_cpu / decode_steps, 2),
-                "decode_reader_cpu_ms_per_token": round(1000.0 * decode_reader_cpu / decode_steps, 2),
+                "decode_reader_cpu_ms_per_token": round(
+                    1000.0 * decode_reader_cpu / decode_steps, 2
+                ),
                 "prefill_cpu_ms_per_token": round(1000.0 * prefill_cpu / len(prompt), 2),
                 "hit_rate": st.hit_rate,
                 "prefill_hit_rate": pre["hits"] / max(pre["hits"] + pre["misses"], 1),
@@ -265,9 +267,18 @@ def run_bench(
         for r in range(rounds):
             for name in policies:
                 if progress:
-                    progress(f"policy {name}" + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
-                run = run_policy(loaded, Path(tmp) / str(r) if r else Path(tmp), name, budget,
-                                 prompt, tokens, prefill_chunk=prefill_chunk)
+                    progress(
+                        f"policy {name}" + (f" (round {r + 1}/{rounds})" if rounds > 1 else "")
+                    )
+                run = run_policy(
+                    loaded,
+                    Path(tmp) / str(r) if r else Path(tmp),
+                    name,
+                    budget,
+                    prompt,
+                    tokens,
+                    prefill_chunk=prefill_chunk,
+                )
                 if r:  # only round 1's logits are compared
                     run.logits_path.unlink()
                 runs.setdefault(name, run)

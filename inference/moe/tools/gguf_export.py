@@ -119,7 +119,7 @@ def write_testbed_gguf(folder: Path, out: Path | None = None) -> Path:
                 )
             )
         for part, dst in enumerate(("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")):
-            shape = (e, i, h) if part < 2 else (e, h, i)
+            shape: tuple[int, ...] = (e, i, h) if part < 2 else (e, h, i)
             plan.append(
                 (
                     f"blk.{layer}.{dst}.weight",

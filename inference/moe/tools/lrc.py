@@ -35,8 +35,14 @@ class LrcReport:
     model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "segment": self.segment, "tokens": self.tokens,
-                "srp": self.srp, "sch": self.sch, "per_layer": self.per_layer}
+        return {
+            "model": self.model,
+            "segment": self.segment,
+            "tokens": self.tokens,
+            "srp": self.srp,
+            "sch": self.sch,
+            "per_layer": self.per_layer,
+        }
 
 
 def _check(experts: np.ndarray, segment: int) -> None:
@@ -62,7 +68,9 @@ def segment_srp(experts: np.ndarray, num_experts: int, segment: int) -> float:
     return float(f1.max(axis=1).mean())
 
 
-def segment_cache_hit_rate(experts: np.ndarray, num_experts: int, segment: int, capacity: int) -> float:
+def segment_cache_hit_rate(
+    experts: np.ndarray, num_experts: int, segment: int, capacity: int
+) -> float:
     """Hit rate of the oracle segment cache (see module doc); experts [T, k]."""
     _check(experts, segment)
     tokens, k = experts.shape
@@ -94,15 +102,22 @@ def segment_cache_hit_rate(experts: np.ndarray, num_experts: int, segment: int, 
     return hits / float(tokens * k)
 
 
-def lrc_metrics(traces: list[np.ndarray], num_experts: int, segment: int = 16,
-                multiples: tuple[int, ...] = CACHE_MULTIPLES, model: str = "") -> LrcReport:
+def lrc_metrics(
+    traces: list[np.ndarray],
+    num_experts: int,
+    segment: int = 16,
+    multiples: tuple[int, ...] = CACHE_MULTIPLES,
+    model: str = "",
+) -> LrcReport:
     """SRP and SCH for every layer's trace [T, k]; overall values are means over layers."""
     per_layer: dict[str, dict[str, Any]] = {}
     for i, experts in enumerate(traces):
         k = experts.shape[1]
         entry: dict[str, Any] = {"srp": round(segment_srp(experts, num_experts, segment), 4)}
         entry["sch"] = {
-            f"{m}x": round(segment_cache_hit_rate(experts, num_experts, segment, min(m * k, num_experts)), 4)
+            f"{m}x": round(
+                segment_cache_hit_rate(experts, num_experts, segment, min(m * k, num_experts)), 4
+            )
             for m in multiples
         }
         per_layer[str(i)] = entry
@@ -110,6 +125,14 @@ def lrc_metrics(traces: list[np.ndarray], num_experts: int, segment: int = 16,
     if n == 0:
         raise ValueError("the routing trace has no MoE layers")
     srp = round(sum(v["srp"] for v in per_layer.values()) / n, 4)
-    sch = {f"{m}x": round(sum(v["sch"][f"{m}x"] for v in per_layer.values()) / n, 4) for m in multiples}
-    return LrcReport(srp=srp, sch=sch, per_layer=per_layer, segment=segment,
-                     tokens=int(traces[0].shape[0]), model=model)
+    sch = {
+        f"{m}x": round(sum(v["sch"][f"{m}x"] for v in per_layer.values()) / n, 4) for m in multiples
+    }
+    return LrcReport(
+        srp=srp,
+        sch=sch,
+        per_layer=per_layer,
+        segment=segment,
+        tokens=int(traces[0].shape[0]),
+        model=model,
+    )

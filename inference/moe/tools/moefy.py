@@ -115,7 +115,9 @@ def perplexity(model: Any, ids: Any, batch: int = 4) -> float:
     return float(torch.exp(torch.tensor(total / count)))
 
 
-def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progress) -> tuple[list[Any], list[Any]]:
+def fit_all_layers(
+    dense: Any, ids: Any, options: MoefyOptions, progress: Progress
+) -> tuple[list[Any], list[Any]]:
     """Layer-by-layer MoEfication over ids [B, T]; each layer sees the MoE path's hidden states.
 
     Returns the layer fits and the fitted cross-layer prediction maps (see predict.py)."""
@@ -128,8 +130,14 @@ def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progre
     fits = []
     maps: list[Any] = []  # (L-1) x [H, E]: layer i's gate input -> layer i+1's routing
     prev_x = None
+
     def attention(layer: Any, h: Any, rope: Any) -> Any:
-        return h + layer.self_attn(layer.input_layernorm(h), position_embeddings=rope, attention_mask=None)[0]
+        return (
+            h
+            + layer.self_attn(
+                layer.input_layernorm(h), position_embeddings=rope, attention_mask=None
+            )[0]
+        )
 
     with torch.inference_mode():
         hidden = dense.model.embed_tokens(ids)  # [B, T, H] residual stream of the MoE path
@@ -145,11 +153,19 @@ def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progre
                 reference = attention(layer, reference, rope)
                 reference = reference + layer.mlp(layer.post_attention_layernorm(reference))
                 # what this layer's FFN must add so the MoE path lands on the dense stream
-                correction = (reference - hidden).reshape(-1, x.shape[-1]) - layer.mlp(x).reshape(-1, x.shape[-1])
+                correction = (reference - hidden).reshape(-1, x.shape[-1]) - layer.mlp(x).reshape(
+                    -1, x.shape[-1]
+                )
             mlp = layer.mlp
             fit, out = fit_layer(
-                x.reshape(-1, x.shape[-1]), mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight,
-                options.experts, options.top_k, refit=options.refit_down, seed=options.seed + i,
+                x.reshape(-1, x.shape[-1]),
+                mlp.gate_proj.weight,
+                mlp.up_proj.weight,
+                mlp.down_proj.weight,
+                options.experts,
+                options.top_k,
+                refit=options.refit_down,
+                seed=options.seed + i,
                 correction=correction,
             )
             hidden = hidden + out.view_as(hidden)
@@ -162,7 +178,8 @@ def fit_all_layers(dense: Any, ids: Any, options: MoefyOptions, progress: Progre
             prev_x = flat
             progress(
                 f"layer {i + 1}/{len(layers)}: routing recall {fit.routing_recall:.2f}, "
-                f"hottest expert {float(fit.usage.max()):.2f} of tokens ({time.perf_counter() - t0:.1f}s)"
+                f"hottest expert {float(fit.usage.max()):.2f} of tokens "
+                f"({time.perf_counter() - t0:.1f}s)"
             )
     return fits, maps
 
@@ -173,7 +190,9 @@ def usage_skew(fits: list[Any], top_k: int) -> dict[str, float]:
 
     usage = torch.stack([f.usage for f in fits])  # [L, E] share of tokens that picked each expert
     share = usage / top_k  # [L, E] sums to 1 per layer
-    entropy = -(share.clamp_min(1e-12).log() * share).sum(dim=1) / torch.log(torch.tensor(float(usage.shape[1])))
+    entropy = -(share.clamp_min(1e-12).log() * share).sum(dim=1) / torch.log(
+        torch.tensor(float(usage.shape[1]))
+    )
     return {
         "hottest_expert_token_share_mean": round(float(usage.max(dim=1).values.mean()), 4),
         "hottest_expert_token_share_max": round(float(usage.max()), 4),
@@ -182,8 +201,12 @@ def usage_skew(fits: list[Any], top_k: int) -> dict[str, float]:
     }
 
 
-def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | None = None,
-          gguf: Path | None = None) -> MoefyReport:
+def moefy(
+    out: Path,
+    options: MoefyOptions | None = None,
+    progress: Progress | None = None,
+    gguf: Path | None = None,
+) -> MoefyReport:
     """Build the MoEfied checkpoint into `out` (written to a temp folder, then renamed)."""
     from transformers import AutoModelForCausalLM
 
@@ -224,7 +247,10 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
     tmp.chmod(0o755)
     try:
         t0 = time.perf_counter()
-        say(f"writing the Mixtral checkpoint ({n_layers} layers x {options.experts} experts, top-{options.top_k})")
+        say(
+            f"writing the Mixtral checkpoint ({n_layers} layers x {options.experts} experts, "
+            f"top-{options.top_k})"
+        )
         meta = {"source": "SmolLM2-135M-Instruct (GGUF)", "options": asdict(options)}
         write_checkpoint(tmp, dense, tokenizer, fits, options.top_k, meta)
         write_predictor_maps(tmp, maps)
@@ -238,13 +264,19 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
         del moe
         times["eval_moe"] = time.perf_counter() - t0
         report = MoefyReport(
-            out=str(out), experts=options.experts, top_k=options.top_k, layers=n_layers,
-            active_share=options.top_k / options.experts, ppl_dense=round(ppl_dense, 3),
-            ppl_moe=round(ppl_moe, 3), ppl_ratio=round(ppl_moe / ppl_dense, 3),
+            out=str(out),
+            experts=options.experts,
+            top_k=options.top_k,
+            layers=n_layers,
+            active_share=options.top_k / options.experts,
+            ppl_dense=round(ppl_dense, 3),
+            ppl_moe=round(ppl_moe, 3),
+            ppl_ratio=round(ppl_moe / ppl_dense, 3),
             routing_recall=round(sum(f.routing_recall for f in fits) / n_layers, 4),
             usage_skew=usage_skew(fits, options.top_k),
             timings_s={k: round(v, 1) for k, v in times.items()},
-            train_tokens=int(train_ids.numel()), eval_tokens=int(eval_ids.numel()),
+            train_tokens=int(train_ids.numel()),
+            eval_tokens=int(eval_ids.numel()),
         )
         meta["report"] = report.to_dict()
         (tmp / "moefy.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -257,8 +289,9 @@ def moefy(out: Path, options: MoefyOptions | None = None, progress: Progress | N
     return report
 
 
-def ensure_moefied(models_dir: Path, options: MoefyOptions | None = None,
-                   progress: Progress | None = None) -> Path:
+def ensure_moefied(
+    models_dir: Path, options: MoefyOptions | None = None, progress: Progress | None = None
+) -> Path:
     """The MoEfied testbed under models_dir/moefied, built on first use (cached afterwards)."""
     folder = Path(models_dir) / DEFAULT_DIRNAME
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():

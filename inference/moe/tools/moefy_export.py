@@ -96,7 +96,11 @@ def write_checkpoint(
     config = mixtral_config(dense.config, len(fits), int(fits[0].groups.shape[0]), top_k)
     config.architectures = ["MixtralForCausalLM"]
     config.save_pretrained(folder)
-    save_file(mixtral_state_dict(dense, fits, top_k), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        mixtral_state_dict(dense, fits, top_k),
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     raw = {f"layers.{i}.router": f.router.contiguous() for i, f in enumerate(fits)}
     raw.update({f"layers.{i}.groups": f.groups.contiguous() for i, f in enumerate(fits)})
     save_file(raw, str(folder / ROUTERS_RAW), metadata={"temperature": str(ROUTER_TEMPERATURE)})

@@ -98,7 +98,9 @@ def balanced_kmeans(
         assign = new
         cent = torch.zeros_like(cent).index_add_(0, assign, feats)
         cent = torch.nn.functional.normalize(cent, dim=1)
-    groups = torch.stack([torch.sort((assign == e).nonzero().squeeze(1)).values for e in range(n_groups)])
+    groups = torch.stack(
+        [torch.sort((assign == e).nonzero().squeeze(1)).values for e in range(n_groups)]
+    )
     return groups  # [E, I/E]
 
 
@@ -127,7 +129,9 @@ def neuron_mask(selected: torch.Tensor, groups: torch.Tensor, width: int) -> tor
     return mask
 
 
-def refit_down(masked_act: torch.Tensor, target: torch.Tensor, rel_lambda: float = 1e-1) -> torch.Tensor:
+def refit_down(
+    masked_act: torch.Tensor, target: torch.Tensor, rel_lambda: float = 1e-1
+) -> torch.Tensor:
     """Down projection [H, I] that maps the routed activations [N, I] to the target [N, H]."""
     return ridge_solve(masked_act, target, rel_lambda).T.contiguous()
 

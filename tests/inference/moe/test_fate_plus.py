@@ -48,7 +48,9 @@ def test_fate_plus_is_exact_and_reports_prediction(loaded) -> None:
     ref, *_ = _run(loaded, "resident")
     out, stats, metrics, _ = _run(loaded, "fate_plus", "1x")
     assert torch.equal(out, ref)  # prefetching changes when experts load, never the math
-    assert metrics["predictor"] == "wide_map"  # the policy keeps its name, its predictor has its own
+    assert (
+        metrics["predictor"] == "wide_map"
+    )  # the policy keeps its name, its predictor has its own
     assert 0 < metrics["prediction_accuracy"] <= 1
     assert "prefill_prediction_accuracy" in metrics
     assert stats.prefetch_issued > 0 and stats.prefetch_used > 0

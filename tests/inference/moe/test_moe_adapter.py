@@ -33,16 +33,34 @@ def personal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("moe-adapter")
     tiny = build_tiny(root)  # hidden 64, FFN 128, 2 layers
     folder = root / "moefied"
-    moefy(folder, MoefyOptions(experts=8, top_k=2, train_tokens=512, eval_tokens=256,
-                               seq_len=128), gguf=tiny.gguf)
+    moefy(
+        folder,
+        MoefyOptions(experts=8, top_k=2, train_tokens=512, eval_tokens=256, seq_len=128),
+        gguf=tiny.gguf,
+    )
     data = write_jsonl(synthesize(sample_memories()), root / "dataset.jsonl")
-    result = train(TrainConfig(base_model=str(tiny.gguf), dataset=str(data),
-                               work_dir=str(root / "work"), cache_dir=str(root / "base-cache"),
-                               steps=6, batch=4, seq_len=128, lr=2e-2, threads=1,
-                               checkpoint_every=100), lambda event: None)
+    result = train(
+        TrainConfig(
+            base_model=str(tiny.gguf),
+            dataset=str(data),
+            work_dir=str(root / "work"),
+            cache_dir=str(root / "base-cache"),
+            steps=6,
+            batch=4,
+            seq_len=128,
+            lr=2e-2,
+            threads=1,
+            checkpoint_every=100,
+        ),
+        lambda event: None,
+    )
     assert result.loss_last < result.loss_first
-    return {"folder": folder, "gguf": Path(result.adapter_gguf),
-            "peft": Path(result.adapter_dir), "tiny": tiny}
+    return {
+        "folder": folder,
+        "gguf": Path(result.adapter_gguf),
+        "peft": Path(result.adapter_dir),
+        "tiny": tiny,
+    }
 
 
 def _prompt_ids(folder: Path) -> list[int]:
@@ -66,11 +84,12 @@ def _reference(folder: Path, adapter: Path | None, ids: list[int]) -> tuple[Any,
         seq = list(ids)
         for _ in range(NEW_TOKENS):  # plain greedy steps, no generation config involved
             seq.append(int(model(input_ids=torch.tensor([seq])).logits[0, -1].argmax()))
-    return logits, seq[len(ids):]
+    return logits, seq[len(ids) :]
 
 
-def _engine(folder: Path, adapter: Path | None, ids: list[int], cache: Path
-            ) -> tuple[Any, list[int], Any]:
+def _engine(
+    folder: Path, adapter: Path | None, ids: list[int], cache: Path
+) -> tuple[Any, list[int], Any]:
     from inference.moe.engine import load_model
 
     loaded = load_model(folder, device="cpu", cache_dir=cache, adapter=adapter)
@@ -113,7 +132,8 @@ def test_moe_engine_serves_the_adapter_as_peft_applies_it(personal, tmp_path) ->
     dense_adapted, _ = _reference(dense, personal["peft"], ids)
     dense_plain, _ = _reference(dense, None, ids)
     cos = torch.nn.functional.cosine_similarity(
-        (got - plain).flatten(), (dense_adapted - dense_plain).flatten(), dim=0)
+        (got - plain).flatten(), (dense_adapted - dense_plain).flatten(), dim=0
+    )
     assert float(cos) > 0.7
 
 
@@ -122,8 +142,9 @@ def test_lora_scale_zero_is_the_plain_model(personal, tmp_path) -> None:
 
     folder, ids = personal["folder"], _prompt_ids(personal["folder"])
     plain, _, _ = _engine(folder, None, ids, tmp_path / "cache")
-    loaded = load_model(folder, device="cpu", cache_dir=tmp_path / "cache",
-                        adapter=personal["gguf"], lora_scale=0.0)
+    loaded = load_model(
+        folder, device="cpu", cache_dir=tmp_path / "cache", adapter=personal["gguf"], lora_scale=0.0
+    )
     try:
         model = loaded.build("resident")
         assert float((model.forward(ids, model.new_kv()) - plain).abs().max()) < 1e-5
@@ -148,9 +169,14 @@ def test_moe_backend_applies_the_config_adapter(personal, tmp_path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(folder))
-    ids = tok(tok.apply_chat_template([{"role": "user", "content": msgs[0].content}],
-                                      tokenize=False, add_generation_prompt=True),
-              add_special_tokens=False)["input_ids"]
+    ids = tok(
+        tok.apply_chat_template(
+            [{"role": "user", "content": msgs[0].content}],
+            tokenize=False,
+            add_generation_prompt=True,
+        ),
+        add_special_tokens=False,
+    )["input_ids"]
     _, tokens = _reference(folder, personal["peft"], list(ids))
     stops = {tok.eos_token_id}
     kept = []
@@ -167,11 +193,13 @@ def test_runtime_serves_the_active_adapter_through_the_moe_backend(personal, mem
     from app.runtime import Runtime
     from app.settings import load_settings
 
-    settings = load_settings(memex_home, backend="moe", moe_model=str(personal["folder"]),
-                             moe_device="cpu")
+    settings = load_settings(
+        memex_home, backend="moe", moe_model=str(personal["folder"]), moe_device="cpu"
+    )
     store = AdapterStore(settings)
-    version = store.add({"adapter.gguf": personal["gguf"]},
-                        {"base_model": str(personal["tiny"].gguf)})
+    version = store.add(
+        {"adapter.gguf": personal["gguf"]}, {"base_model": str(personal["tiny"].gguf)}
+    )
     rt = Runtime(settings)
     try:
         assert rt.backend.describe()["adapter"] == ""  # nothing active yet
@@ -189,9 +217,13 @@ def test_an_adapter_for_another_model_is_one_clear_error(personal, tmp_path) -> 
     from inference.base import BackendError
     from inference.moe.tools.tiny import build_tiny
 
-    other = build_tiny(tmp_path / "other", "olmoe", dict(vocab=320, hidden=32, layers=2, heads=4,
-                                                         kv_heads=2, experts=4, top_k=2,
-                                                         expert_dim=16))
+    other = build_tiny(
+        tmp_path / "other",
+        "olmoe",
+        dict(
+            vocab=320, hidden=32, layers=2, heads=4, kv_heads=2, experts=4, top_k=2, expert_dim=16
+        ),
+    )
     opts = {"moe_model": str(other), "moe_device": "cpu", "cache_dir": str(tmp_path / "c")}
     with pytest.raises(BackendError, match="does not fit the MoE model .* trained on another"):
         create_backend("moe", BackendConfig(adapter_path=str(personal["gguf"]), options=opts))
@@ -212,13 +244,17 @@ def test_dense_mlp_layers_take_their_lora(tiny_dir, tmp_path) -> None:
     folder = tiny_dir["qwen2_moe"]
     cfg = AutoConfig.from_pretrained(str(folder))
     dense = cfg.mlp_only_layers[0]
-    targets = [f"model.layers.{i}.self_attn.{m}" for i in range(cfg.num_hidden_layers)
-               for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    targets = [
+        f"model.layers.{i}.self_attn.{m}"
+        for i in range(cfg.num_hidden_layers)
+        for m in ("q_proj", "k_proj", "v_proj", "o_proj")
+    ]
     targets += [f"model.layers.{dense}.mlp.{m}" for m in ("gate_proj", "up_proj", "down_proj")]
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     torch.manual_seed(3)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
-                                                  lora_dropout=0.0, bias="none"))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0, bias="none")
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -226,8 +262,15 @@ def test_dense_mlp_layers_take_their_lora(tiny_dir, tmp_path) -> None:
     peft_model.save_pretrained(str(tmp_path / "hf"))
     # exported with the llama name map (gguf's qwen2moe map has no dense-MLP names): q/k rows
     # permuted as llama.cpp stores llama models, which the engine undoes
-    info = BaseInfo(tmp_path, "llama", True, cfg.num_attention_heads,
-                    cfg.num_key_value_heads, cfg.num_hidden_layers, str(folder))
+    info = BaseInfo(
+        tmp_path,
+        "llama",
+        True,
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.num_hidden_layers,
+        str(folder),
+    )
     gguf = export_gguf_lora(tmp_path / "hf", info, tmp_path / "adapter.gguf")
     ids = [5, 17, 42, 9, 100, 3, 77]
     with torch.no_grad():

@@ -150,9 +150,25 @@ def test_bench_rounds_report_median_speeds(tiny_dir, memex_home):
 
     result = CliRunner().invoke(
         cli,
-        ["--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]),
-         "--tokens", "3", "--prompt-tokens", "8", "--policies", "lru,resident",
-         "--reference", "resident", "--rounds", "3", "--json"],
+        [
+            "--home",
+            str(memex_home),
+            "moe",
+            "bench",
+            "--model",
+            str(tiny_dir["mixtral"]),
+            "--tokens",
+            "3",
+            "--prompt-tokens",
+            "8",
+            "--policies",
+            "lru,resident",
+            "--reference",
+            "resident",
+            "--rounds",
+            "3",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -166,8 +182,18 @@ def test_bench_rounds_report_median_speeds(tiny_dir, memex_home):
 
 def test_bench_rounds_out_of_range_is_refused(tiny_dir, memex_home):
     result = CliRunner().invoke(
-        cli, ["--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]),
-              "--rounds", "0", "--json"],
+        cli,
+        [
+            "--home",
+            str(memex_home),
+            "moe",
+            "bench",
+            "--model",
+            str(tiny_dir["mixtral"]),
+            "--rounds",
+            "0",
+            "--json",
+        ],
     )
     assert result.exit_code != 0
     assert "--rounds" in result.output

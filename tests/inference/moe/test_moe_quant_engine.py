@@ -101,7 +101,9 @@ def test_int4_int2_scheme_moves_cold_experts_as_int2(loaded):
         assert q.cold is not None and q.cold.layout.bits == 2 and q.layout.bits == 4
         out, stats = _logits(q, "lru")
         assert stats.cold_loads > 0  # first loads of an expert are not hot yet: INT2
-        assert stats.bytes_moved == stats.cold_loads * int2 + (stats.loads - stats.cold_loads) * int4
+        assert (
+            stats.bytes_moved == stats.cold_loads * int2 + (stats.loads - stats.cold_loads) * int4
+        )
         ref, _ = _logits(loaded, "resident")
         assert float(torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), 0)) > 0.99
     finally:
@@ -114,9 +116,23 @@ def test_unknown_quant_is_refused(tiny_dir, tmp_path):
 
 
 def test_bench_cli_quant(tiny_dir, memex_home):
-    args = ["--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["olmoe"]),
-            "--tokens", "3", "--prompt-tokens", "8", "--policies", "lru,resident",
-            "--reference", "resident", "--json"]
+    args = [
+        "--home",
+        str(memex_home),
+        "moe",
+        "bench",
+        "--model",
+        str(tiny_dir["olmoe"]),
+        "--tokens",
+        "3",
+        "--prompt-tokens",
+        "8",
+        "--policies",
+        "lru,resident",
+        "--reference",
+        "resident",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, [*args, "--quant", "int4"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -141,12 +157,20 @@ def test_backend_takes_quant_and_prefill_chunk_options(tiny_dir, tmp_path):
         create_backend,
     )
 
-    options = {"moe_model": str(tiny_dir["mixtral"]), "moe_policy": "fate_plus", "moe_device": "cpu",
-               "moe_quant": "int4", "moe_prefill_chunk": "4", "cache_dir": str(tmp_path / "cache")}
+    options = {
+        "moe_model": str(tiny_dir["mixtral"]),
+        "moe_policy": "fate_plus",
+        "moe_device": "cpu",
+        "moe_quant": "int4",
+        "moe_prefill_chunk": "4",
+        "cache_dir": str(tmp_path / "cache"),
+    }
     backend = create_backend("moe", BackendConfig(options=options))
     try:
         assert backend.describe()["quant"] == "int4"
-        text = "".join(backend.stream([ChatMessage("user", "hi there")], GenerationParams(max_tokens=4)))
+        text = "".join(
+            backend.stream([ChatMessage("user", "hi there")], GenerationParams(max_tokens=4))
+        )
         assert isinstance(text, str)
         assert list((tmp_path / "cache").glob("experts-*-int4-*.bin"))
     finally:

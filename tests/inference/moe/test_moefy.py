@@ -15,15 +15,31 @@ E, K = 16, 4
 
 def _run(home: Path, *args: str):
     result = CliRunner().invoke(cli, ["--home", str(home), "moe", *args, "--json"])
-    return result, (json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None)
+    return result, (
+        json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None
+    )
 
 
 @pytest.fixture(scope="module")
 def small_moefied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     home = tmp_path_factory.mktemp("moefy-home")
     out = home / "small"
-    result, payload = _run(home, "moefy", "--out", str(out), "--experts", str(E), "--top-k", str(K),
-                           "--layers", "2", "--train-tokens", "512", "--eval-tokens", "256")
+    result, payload = _run(
+        home,
+        "moefy",
+        "--out",
+        str(out),
+        "--experts",
+        str(E),
+        "--top-k",
+        str(K),
+        "--layers",
+        "2",
+        "--train-tokens",
+        "512",
+        "--eval-tokens",
+        "256",
+    )
     assert result.exit_code == 0, result.output
     return out, payload
 
@@ -39,13 +55,23 @@ def test_moefy_writes_a_mixtral_checkpoint_transformers_loads(small_moefied) -> 
     assert report["active_share"] <= 0.25
     assert report["ppl_dense"] > 0 and report["ppl_moe"] > 0
     assert 0 < report["usage_skew"]["hottest_expert_token_share_mean"] <= 1
-    for name in ("config.json", "model.safetensors", "routers_raw.safetensors", "tokenizer.json", "moefy.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "routers_raw.safetensors",
+        "tokenizer.json",
+        "moefy.json",
+    ):
         assert (out / name).is_file(), name
     cfg = AutoConfig.from_pretrained(out)
-    assert cfg.model_type == "mixtral" and cfg.num_local_experts == E and cfg.num_experts_per_tok == K
+    assert (
+        cfg.model_type == "mixtral" and cfg.num_local_experts == E and cfg.num_experts_per_tok == K
+    )
     assert cfg.intermediate_size == 1536 // E
     tensors = load_file(str(out / "model.safetensors"))
-    assert "model.layers.1.block_sparse_moe.experts.15.w2.weight" in tensors  # one tensor per expert
+    assert (
+        "model.layers.1.block_sparse_moe.experts.15.w2.weight" in tensors
+    )  # one tensor per expert
 
     # The exported block = unweighted sum of the k experts the raw router picks (weights ~1/k,
     # down projections scaled by k).
@@ -88,14 +114,17 @@ def test_lrc_on_the_tiny_model(memex_home: Path) -> None:
     assert payload["tokens"] == 64 and payload["segment"] == 4
 
 
-@pytest.mark.parametrize("args,message", [
-    (["lrc", "--model", "tiny", "--segment", "0"], "--segment must be a positive"),
-    (["lrc", "--model", "tiny", "--segment", "64", "--tokens", "32"], "longer than"),
-    (["lrc", "--model", "/nonexistent/ckpt"], "neither tiny, moefied nor"),
-    (["predict", "--model", "tiny", "--predictors", "oracle"], "Unknown predictor"),
-    (["moefy", "--experts", "16", "--top-k", "16"], "--top-k 16 must be between"),
-    (["moefy", "--experts", "1"], "--experts 1 must be between"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["lrc", "--model", "tiny", "--segment", "0"], "--segment must be a positive"),
+        (["lrc", "--model", "tiny", "--segment", "64", "--tokens", "32"], "longer than"),
+        (["lrc", "--model", "/nonexistent/ckpt"], "neither tiny, moefied nor"),
+        (["predict", "--model", "tiny", "--predictors", "oracle"], "Unknown predictor"),
+        (["moefy", "--experts", "16", "--top-k", "16"], "--top-k 16 must be between"),
+        (["moefy", "--experts", "1"], "--experts 1 must be between"),
+    ],
+)
 def test_bad_input_is_one_clear_sentence(memex_home: Path, args: list[str], message: str) -> None:
     result, payload = _run(memex_home, *args)
     assert result.exit_code != 0
@@ -112,7 +141,9 @@ def test_moefy_refuses_a_non_empty_output_folder(memex_home: Path, tmp_path: Pat
     assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
 
 
-def test_ensure_moefied_reuses_a_built_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_moefied_reuses_a_built_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import inference.moe.tools.moefy as moefy_mod
 
     folder = tmp_path / "moefied"

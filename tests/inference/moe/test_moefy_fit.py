@@ -12,7 +12,9 @@ def test_balanced_kmeans_recovers_planted_equal_groups() -> None:
     gen = torch.Generator().manual_seed(0)
     n_groups, size, dim = 4, 6, 200
     centers = torch.randn(n_groups, dim, generator=gen) * 3
-    truth = torch.arange(n_groups).repeat_interleave(size)[torch.randperm(n_groups * size, generator=gen)]
+    truth = torch.arange(n_groups).repeat_interleave(size)[
+        torch.randperm(n_groups * size, generator=gen)
+    ]
     feats = centers[truth] + 0.3 * torch.randn(n_groups * size, dim, generator=gen)
     groups = balanced_kmeans(feats, n_groups)
     assert groups.shape == (n_groups, size)
@@ -47,7 +49,7 @@ def _planted_ffn(hidden: int = 32, width: int = 64, n: int = 3000, seed: int = 0
     gate = torch.randn(width, hidden, generator=gen) * 0.3
     # block b of 8 neurons fires when input coordinate b is large: sparse, routable structure
     for b in range(width // 8):
-        gate[b * 8:(b + 1) * 8, b] += 4.0
+        gate[b * 8 : (b + 1) * 8, b] += 4.0
     up = torch.randn(width, hidden, generator=gen)
     down = torch.randn(hidden, width, generator=gen) / width**0.5
     return x, gate, up, down

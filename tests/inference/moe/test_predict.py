@@ -23,7 +23,9 @@ H, E, K = 16, 8, 2
 def _trace(tokens: int, seed: int, drift: torch.Tensor | None = None) -> RoutingTrace:
     """3 layers; layer i+1's gate input = layer i's times `drift` (identity = Fate is exact)."""
     gen = torch.Generator().manual_seed(seed)
-    routers = [torch.randn(E, H, generator=torch.Generator().manual_seed(100 + i)) for i in range(3)]
+    routers = [
+        torch.randn(E, H, generator=torch.Generator().manual_seed(100 + i)) for i in range(3)
+    ]
     x = torch.randn(tokens, H, generator=gen)
     inputs = []
     for _ in range(3):
@@ -43,8 +45,11 @@ def test_predictor_names_are_not_policy_names_and_old_names_still_work() -> None
     policy_names()  # loads the policy modules that register fate, fate_linear, fate_plus
     assert not set(PREDICTORS) & set(POLICIES)
     routers = _trace(4, 0).routers
-    for old, cls in (("fate", CrossLayerGatePredictor), ("fate_linear", LinearMapPredictor),
-                     ("fate_plus", WideMapPredictor)):
+    for old, cls in (
+        ("fate", CrossLayerGatePredictor),
+        ("fate_linear", LinearMapPredictor),
+        ("fate_plus", WideMapPredictor),
+    ):
         assert PREDICTOR_ALIASES[old] == cls.name
         assert type(create_predictor(old, routers, K)) is cls
 
@@ -77,8 +82,10 @@ def test_fitted_map_beats_the_cross_layer_gate_when_the_residual_stream_drifts()
 
 def test_wider_prediction_never_lowers_accuracy() -> None:
     trace = _trace(256, 3, 0.9 * torch.eye(H) + 0.1 * torch.ones(H, H) / H)
-    accs = [evaluate(create_predictor("cross_layer", trace.routers, K, extra=m), trace).accuracy
-            for m in (0, 1, 3)]
+    accs = [
+        evaluate(create_predictor("cross_layer", trace.routers, K, extra=m), trace).accuracy
+        for m in (0, 1, 3)
+    ]
     assert accs == sorted(accs)
 
 

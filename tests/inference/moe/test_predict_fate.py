@@ -48,11 +48,28 @@ def test_arc_prefers_evicting_one_off_experts() -> None:
 
 
 def test_fate_policies_in_a_bench_run_stay_exact(tiny_dir, memex_home) -> None:
-    result = CliRunner().invoke(cli, [
-        "--home", str(memex_home), "moe", "bench", "--model", str(tiny_dir["mixtral"]),
-        "--budget", "2x", "--tokens", "6", "--prompt-tokens", "16", "--device", "cpu",
-        "--policies", "lru,fate,fate_linear", "--json",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            str(memex_home),
+            "moe",
+            "bench",
+            "--model",
+            str(tiny_dir["mixtral"]),
+            "--budget",
+            "2x",
+            "--tokens",
+            "6",
+            "--prompt-tokens",
+            "16",
+            "--device",
+            "cpu",
+            "--policies",
+            "lru,fate,fate_linear",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     for name, predictor in (("fate", "cross_layer"), ("fate_linear", "linear_map")):
@@ -60,5 +77,7 @@ def test_fate_policies_in_a_bench_run_stay_exact(tiny_dir, memex_home) -> None:
         assert r["predictor"] == predictor  # predictors have names of their own
         assert r["max_abs_logit_diff"] is not None and r["max_abs_logit_diff"] <= 1e-3
         assert 0 <= r["prediction_accuracy"] <= 1
-        assert set(r["per_layer_prediction_accuracy"]) <= {str(i) for i in range(1, out["model"]["layers"])}
+        assert set(r["per_layer_prediction_accuracy"]) <= {
+            str(i) for i in range(1, out["model"]["layers"])
+        }
         assert r["prefetch_issued"] >= 0 and "prefetch_bytes_wasted" in r

@@ -10,12 +10,15 @@ import torch
 from inference.moe.cache import CacheGeometry, ExpertCache, create_policy
 from inference.moe.engine import load_model
 from inference.moe.errors import CorruptExpertFile
-from inference.moe.storage.loader import DEMAND, PREFETCH, ThreadLoader, make_loader
+from inference.moe.storage.jobs import DEMAND, PREFETCH
+from inference.moe.storage.loader import ThreadLoader, make_loader
 from inference.moe.storage.procloader import ProcessLoader
 from inference.moe.storage.store import DiskSlowTier, ExpertLayout, FastTier, write_expert_file
 
-H, I = 8, 4  # hidden and expert dims
-LAYOUT = ExpertLayout(moe_layers=(0, 1), num_experts=6, numel=3 * H * I, dtype="float32", itemsize=4)
+H, FF = 8, 4  # hidden and expert (feed-forward) dims
+LAYOUT = ExpertLayout(
+    moe_layers=(0, 1), num_experts=6, numel=3 * H * FF, dtype="float32", itemsize=4
+)
 PROMPT = [5, 40, 77, 123, 9, 250, 31, 64, 200, 3, 17, 88]
 
 
@@ -60,9 +63,10 @@ def test_reader_process_reports_a_corrupt_blob_like_the_thread_loader(tmp_path):
         f.write(b"\xff" * 16)
     disk = DiskSlowTier(path)
     fast = FastTier(LAYOUT, 4, "cpu", shared=True)
-    geo = CacheGeometry(LAYOUT.moe_layers, LAYOUT.num_experts, top_k=2, slots=4,
-                        expert_bytes=LAYOUT.nbytes)
-    cache = ExpertCache(create_policy("lru"), geo, fast, make_loader(disk, fast), H, I)
+    geo = CacheGeometry(
+        LAYOUT.moe_layers, LAYOUT.num_experts, top_k=2, slots=4, expert_bytes=LAYOUT.nbytes
+    )
+    cache = ExpertCache(create_policy("lru"), geo, fast, make_loader(disk, fast), H, FF)
     try:
         assert isinstance(cache.loader, ProcessLoader)
         for e in cache.begin_layer(0, [0, 1]):

@@ -55,7 +55,11 @@ def test_unpack_inverts_pack_for_every_code() -> None:
 def test_expert_codec_roundtrip_and_size(bits: int, ratio: float) -> None:
     hidden, dim = 128, 24  # dim like a MoEfied expert (1536 / 64)
     gen = torch.Generator().manual_seed(3)
-    gate, up, down = torch.randn(dim, hidden, generator=gen), torch.randn(dim, hidden, generator=gen), torch.randn(hidden, dim, generator=gen)
+    gate, up, down = (
+        torch.randn(dim, hidden, generator=gen),
+        torch.randn(dim, hidden, generator=gen),
+        torch.randn(hidden, dim, generator=gen),
+    )
     codec = ExpertCodec(hidden, dim, bits)
     blob = codec.encode(gate, up, down)
     assert blob.dtype == torch.uint8 and blob.numel() == codec.nbytes
