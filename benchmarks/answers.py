@@ -11,8 +11,9 @@
   before ";"), categories 1-4; category 5 (adversarial) counts abstentions. Questions are asked
   the day after the conversation's last session, as the paper asks them at its end.
 - ask latency p50/p95 end to end (Runtime.ask with the store and model loaded).
-- prompt lookup: greedy decode tokens/s of quoting answers with and without
-  LlamaPromptLookupDecoding on the same prompts, outputs compared token for token.
+- prompt lookup: greedy decode tokens/s of quoting answers with and without prompt lookup
+  (inference/lookup.py) on the same prompts, interleaved, outputs compared token for token.
+  `--skip-persona --skip-locomo` runs only this part.
 """
 
 from __future__ import annotations
@@ -197,38 +198,93 @@ def bench_locomo(data: Path, strategies: list[str], limit: int | None, work: Pat
 # -- prompt lookup -------------------------------------------------------------------------
 
 
-def bench_lookup(n: int = 8) -> dict:
-    """Greedy decoding of answers that copy a note, with and without prompt-lookup drafts."""
-    from inference.llamacpp import load_llama
-    from inference.models import resolve_model
-
+def _lookup_prompts(n: int) -> list[list[dict]]:
+    """Prompts whose greedy answers copy persona notes (the bundled model quotes these two
+    framings; asked to "repeat the note" it mostly chats instead)."""
     notes = [
         json.loads(line)
         for line in (PERSONA / "notes.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    prompts = [
-        [
-            {"role": "system", "content": "Repeat the user's note word for word."},
-            {"role": "user", "content": "Note: " + " ".join(d["text"] for d in notes[i : i + 3])},
-        ]
-        for i in range(0, 3 * n, 3)
-    ]
-    model = resolve_model("")
-    out: dict = {}
-    texts: dict[str, list[str]] = {}
-    for variant, lookup in (("plain", 0), ("prompt_lookup", 10)):
-        llm = load_llama(model, n_ctx=2048, prompt_lookup=lookup)
-        tokens, seconds, said = 0, 0.0, []
+    prompts = []
+    for j, i in enumerate(range(0, 3 * n, 3)):
+        texts = [d["text"] for d in notes[i : i + 3]]
+        if j % 2 == 0:
+            ask = "Copy this text exactly:\n" + " ".join(texts)
+        else:
+            ask = "Here are my notes:\n" + "\n".join(texts) + "\nWhat do my notes say? Repeat them."
+        prompts.append([{"role": "user", "content": ask}])
+    return prompts
+
+
+def _timed_tokens(llm) -> list[tuple[list[int], float]]:
+    """Record each generation's tokens and decode seconds (first token to last)."""
+    runs: list[tuple[list[int], float]] = []
+    inner = llm.generate
+
+    def generate(tokens, **kwargs):
+        said: list[int] = []
+        first = last = 0.0
+        try:
+            for token in inner(tokens, **kwargs):
+                last = time.perf_counter()
+                first = first or last
+                said.append(int(token))
+                yield token
+        finally:
+            runs.append((said, last - first))
+
+    llm.generate = generate
+    return runs
+
+
+def bench_lookup(n: int = 8, rounds: int = 3, draft: int = 8) -> dict:
+    """Greedy decode tokens/s of quoting answers with and without prompt lookup.
+
+    All variants load the same model with the same threads and take turns prompt by prompt
+    (plain, lookup, plain without flash attention), so machine load hits them alike; tok/s is
+    the median over rounds. Plain greedy with flash attention is the reference for identity.
+    """
+    from inference.llamacpp import load_llama, physical_cores
+    from inference.models import resolve_model
+
+    prompts = _lookup_prompts(n)
+    model, threads = resolve_model(""), physical_cores()
+    variants = {
+        "plain": dict(flash_attn=True),
+        "prompt_lookup": dict(prompt_lookup=draft),
+        "plain_no_flash_attn": {},
+    }
+    llms = {k: load_llama(model, n_ctx=2048, threads=threads, **v) for k, v in variants.items()}
+    runs = {k: _timed_tokens(llm) for k, llm in llms.items()}
+    load_before = os.getloadavg()[0]
+    per_round: dict[str, list[float]] = {k: [] for k in llms}
+    for _ in range(rounds):
+        start = {k: len(r) for k, r in runs.items()}
         for p in prompts:
-            t0 = time.perf_counter()
-            r = llm.create_chat_completion(messages=p, max_tokens=96, temperature=0.0)
-            seconds += time.perf_counter() - t0
-            tokens += int(r["usage"]["completion_tokens"])
-            said.append(r["choices"][0]["message"]["content"])
+            for llm in llms.values():
+                llm.create_chat_completion(messages=p, max_tokens=96, temperature=0.0)
+        for k, r in runs.items():
+            mine = r[start[k] :]
+            per_round[k].append(sum(len(t) - 1 for t, _ in mine) / sum(s for _, s in mine))
+    for llm in llms.values():
         llm.close()
-        out[variant] = {"tokens": tokens, "tok_s": round(tokens / seconds, 1)}
-        texts[variant] = said
-    out["identical_outputs"] = texts["plain"] == texts["prompt_lookup"]
+    plain = [t for t, _ in runs["plain"]]
+    same = [t == u for t, (u, _) in zip(plain, runs["prompt_lookup"], strict=True)]
+    out: dict = {
+        "prompts": n,
+        "rounds": rounds,
+        "threads": threads,
+        "draft_tokens": draft,
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    for k in llms:
+        out[k] = {
+            "tokens": sum(len(t) for t, _ in runs[k][: len(prompts)]),
+            "tok_s": round(percentile(per_round[k], 50), 1),
+            "tok_s_rounds": [round(x, 1) for x in per_round[k]],
+        }
+    out["identical_rate"] = round(sum(same) / len(same), 3)
+    out["identical_outputs"] = all(same)
     return out
 
 

@@ -97,6 +97,7 @@ def load_llama(
     extra_buffers: str = "auto",
     seed: int = 0,
     prompt_lookup: int = 0,
+    flash_attn: bool = False,
 ) -> Llama:
     """Create a `Llama` with memex's settings; the benchmark uses it for the raw baseline too."""
     try:
@@ -113,21 +114,25 @@ def load_llama(
     }
     if lora_path:
         kwargs.update(lora_path=str(lora_path), lora_scale=float(lora_scale))
-    if prompt_lookup > 0:
-        # Prompt-lookup (n-gram) drafts: answers that copy the evidence verify several tokens a
-        # step; greedy output is unchanged.
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-
-        kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
+    if prompt_lookup > 0 or flash_attn:
+        # Batch-width-invariant logits: prompt lookup verifies drafts in one batch and must
+        # match plain greedy decoding token for token (see inference/lookup.py).
+        kwargs["flash_attn"] = True
     try:
         with _model_params(use_extra_bufts=use_extra_buffers(extra_buffers)):
-            return Llama(**kwargs)
+            llm = Llama(**kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         what = f"adapter {Path(lora_path).name} on model" if lora_path else "model"
         raise BackendError(
             f"llama.cpp could not load the {what} {Path(model_path).name} ({exc}); "
             "check that the files are valid GGUF and belong together."
         ) from exc
+    if prompt_lookup > 0:
+        # Answers that copy the evidence verify several drafted tokens per decode.
+        from inference.lookup import MAX_DRAFT_TOKENS, LookupConfig, install
+
+        install(llm, LookupConfig(draft_tokens=min(prompt_lookup, MAX_DRAFT_TOKENS)))
+    return llm
 
 
 class LlamaCppBackend:
