@@ -606,9 +606,9 @@ def _typed(q: Question, s: Sentence) -> list[tuple[str, str, int, int, float]]:
         asked_preps = {w for w in low_q.split() if w in _PLACE_PREPS}
         for m in _CAPS.finditer(text):
             prev = (text[: m.start()].split()[-1:] or [""])[0].lower()
-            prior = 1.1 if prev in asked_preps else _PLACE_PREPS.get(prev)
-            if prior is not None and not dated(m.start(), m.end()):
-                out.append(("place", m.group(0), m.start(), m.end(), prior))
+            weight = 1.1 if prev in asked_preps else _PLACE_PREPS.get(prev)
+            if weight is not None and not dated(m.start(), m.end()):
+                out.append(("place", m.group(0), m.start(), m.end(), weight))
     elif kind == "person":
         for m in _CAPS.finditer(text):
             words = m.group(0).split()
