@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def session_time(value: str) -> datetime | None:
     """LoCoMo's "1:56 pm on 8 May, 2023" as an aware datetime (UTC: the data has no zone)."""
     for fmt in ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y"):
         try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -66,14 +66,19 @@ def turn_text(turn: dict) -> str:
 def write_jsonl(conv: dict, name: str, path: Path, *, chat: bool) -> None:
     c = conv["conversation"] if "conversation" in conv else conv
     lines = []
-    for key in sorted((k for k in c if _SESSION.match(k)), key=lambda k: int(_SESSION.match(k).group(1))):
+    for key in sorted(
+        (k for k in c if _SESSION.match(k)), key=lambda k: int(_SESSION.match(k).group(1))
+    ):
         n = int(_SESSION.match(key).group(1))
         at = session_time(str(c.get(f"session_{n}_date_time") or ""))
         for turn in c[key] or []:
             text = turn_text(turn)
             if not text:
                 continue
-            row: dict[str, object] = {"kind": "chat" if chat else "note", "source": f"{name}#{turn['dia_id']}"}
+            row: dict[str, object] = {
+                "kind": "chat" if chat else "note",
+                "source": f"{name}#{turn['dia_id']}",
+            }
             if at is not None:
                 row["at"] = at.isoformat()
             if chat:
@@ -107,7 +112,9 @@ def search_fn(store, variant: str):
     return lambda q, k: store.search(q, k=k)
 
 
-def run_conversation(embedder, conv: dict, name: str, variant: str, limit: int | None) -> tuple[list[dict], list[float], dict]:
+def run_conversation(
+    embedder, conv: dict, name: str, variant: str, limit: int | None
+) -> tuple[list[dict], list[float], dict]:
     from memory import MemoryStore
 
     rows: list[dict] = []
@@ -130,8 +137,12 @@ def run_conversation(embedder, conv: dict, name: str, variant: str, limit: int |
             lat.append((time.perf_counter() - t) * 1000)
             got = [(h.source or "").rpartition("#")[2] for h in hits]
             ev = evidence_ids(qa)
-            rows.append({"category": int(qa.get("category", 0)),
-                         **{f"r@{k}": sum(1 for e in ev if e in got[:k]) / len(ev) for k in KS}})
+            rows.append(
+                {
+                    "category": int(qa.get("category", 0)),
+                    **{f"r@{k}": sum(1 for e in ev if e in got[:k]) / len(ev) for k in KS},
+                }
+            )
         store.close()
     return rows, lat, {"turns": report.imported, "ingest_s": round(ingest_s, 1)}
 
@@ -141,7 +152,10 @@ def summarize(rows: list[dict], lat: list[float]) -> dict:
         return round(statistics.fmean(r[key] for r in rs), 4) if rs else 0.0
 
     main = [r for r in rows if r["category"] != 5]
-    out: dict[str, object] = {"questions": len(main), **{f"recall@{k}": mean(main, f"r@{k}") for k in KS}}
+    out: dict[str, object] = {
+        "questions": len(main),
+        **{f"recall@{k}": mean(main, f"r@{k}") for k in KS},
+    }
     out["per_category"] = {
         CATEGORIES.get(c, str(c)): {"n": len(rs), **{f"recall@{k}": mean(rs, f"r@{k}") for k in KS}}
         for c in sorted({r["category"] for r in rows})
@@ -160,9 +174,9 @@ def bench_locomo(embedder, data: Path, variants: list[str], limit: int | None) -
         lat: list[float] = []
         ingest: dict[str, dict] = {}
         for name, conv in convs.items():
-            r, l, info = run_conversation(embedder, conv, name, variant, limit)
+            r, times, info = run_conversation(embedder, conv, name, variant, limit)
             rows += r
-            lat += l
+            lat += times
             ingest[name] = info
         out[variant] = {**summarize(rows, lat), "ingest": ingest}
     return out
@@ -173,7 +187,11 @@ def bench_persona(embedder) -> dict:
     from memory import MemoryStore
 
     persona = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "persona"
-    notes = [json.loads(l) for l in (persona / "notes.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    notes = [
+        json.loads(line)
+        for line in (persona / "notes.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     questions = json.loads((persona / "questions.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as d:
         store = MemoryStore(Path(d), embedder=embedder)
@@ -190,8 +208,11 @@ def bench_persona(embedder) -> dict:
                 order_n += 1
                 order_ok += ids[key] not in got or got.index(ids[key]) > pos
         store.close()
-    return {"questions": len(questions), "recall@5": round(hit / len(questions), 4),
-            "update_order": round(order_ok / order_n, 4) if order_n else None}
+    return {
+        "questions": len(questions),
+        "recall@5": round(hit / len(questions), 4),
+        "update_order": round(order_ok / order_n, 4) if order_n else None,
+    }
 
 
 class CachedEmbedder:
@@ -201,7 +222,9 @@ class CachedEmbedder:
         import pickle
 
         self.inner, self.path, self._pickle = inner, path, pickle
-        self.cache: dict[str, list[float]] = pickle.loads(path.read_bytes()) if path.exists() else {}
+        self.cache: dict[str, list[float]] = (
+            pickle.loads(path.read_bytes()) if path.exists() else {}
+        )
         self.batch_size = inner.batch_size
 
     def embed(self, texts):
@@ -221,7 +244,9 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", default=os.environ.get("MEMEX_LOCOMO_DIR") or str(DEFAULT_DATA))
     ap.add_argument("--variants", default="baseline,full")
-    ap.add_argument("--questions", type=int, default=0, help="at most this many questions per conversation")
+    ap.add_argument(
+        "--questions", type=int, default=0, help="at most this many questions per conversation"
+    )
     ap.add_argument("--no-persona", action="store_true")
     ap.add_argument("--embed-cache", default="", help="reuse embeddings across runs (tuning only)")
     args = ap.parse_args()
@@ -250,9 +275,11 @@ def main() -> None:
         for v in (v for v in variants if v != "baseline" and v in loco):
             for k in KS:
                 ratios.setdefault(f"recall@{k}", {})[f"{v}_vs_baseline"] = ratio(
-                    loco[v][f"recall@{k}"], loco["baseline"][f"recall@{k}"])
+                    loco[v][f"recall@{k}"], loco["baseline"][f"recall@{k}"]
+                )
             ratios.setdefault("search_p95_ms", {})[f"{v}_vs_baseline"] = ratio(
-                loco[v]["search_ms"]["p95"], loco["baseline"]["search_ms"]["p95"])
+                loco[v]["search_ms"]["p95"], loco["baseline"]["search_ms"]["p95"]
+            )
     order = (["full"] if "full" in variants else []) + list(reversed(variants))  # targets: full
     best = next((loco[v] for v in order if isinstance(loco, dict) and v in loco), None)
     if best is not None:

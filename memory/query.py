@@ -19,39 +19,57 @@ import calendar
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # Words that carry no topic. English plus the commonest function words of de/fr/es/pt/it/nl.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an and are as at be been being by can could did do does doing done for from had has have having
-how i i'm i've in into is it its it's me my mine myself of on or our ours ourselves that the their theirs
-them themselves then there these they this those to was we were what when where which while who whom
-whose why will with would you your yours yourself yourselves am about than should shall may might must
-s t d ll m re ve not no nor so too very just also any some such each both all most more other same own
-now current currently today recently recent lately still anymore ever yet again present presently
-please tell know remember say said think thing things one ones get got like us he him his she her hers
-ich du er sie es wir ihr mein meine meinen meinem meiner dein deine ist sind war waren bin bist hat habe
-haben wo wie was wer wann warum der die das den dem des ein eine einen einem und oder aber nicht jetzt
-aktuell gerade zu im am vom zum zur mit von bei für auf aus nach
-ce ceci cela ça je tu il elle nous vous ils elles mon ma mes ton ta tes son sa ses est sont suis être où quand comment
-quoi qui que quel quelle le la les un une des du et ou mais pas maintenant actuellement de en au aux
-yo tú él ella nosotros mi mis tu tus su sus es son soy estoy está dónde donde cuándo cuando cómo como
-qué que quién el los las una unos unas y o pero ahora actualmente del al
-eu ele ela nós meu minha meus minhas teu tua seu sua é são sou estou onde quando como o os um uma e ou
-mas agora atualmente atual qual quais do da dos das no na nos nas em ao aktuelle aktuellen actuel actuelle
-""".split())
+how i i'm i've in into is it its it's me my mine myself of on or our ours ourselves that the their
+theirs them themselves then there these they this those to was we were what when where which while
+who whom whose why will with would you your yours yourself yourselves am about than should shall may
+might must s t d ll m re ve not no nor so too very just also any some such each both all most more
+other same own now current currently today recently recent lately still anymore ever yet again
+present presently please tell know remember say said think thing things one ones get got like us he
+him his she her hers
+ich du er sie es wir ihr mein meine meinen meinem meiner dein deine ist sind war waren bin bist hat
+habe haben wo wie was wer wann warum der die das den dem des ein eine einen einem und oder aber
+nicht jetzt aktuell gerade zu im am vom zum zur mit von bei für auf aus nach
+ce ceci cela ça je tu il elle nous vous ils elles mon ma mes ton ta tes son sa ses est sont suis
+être où quand comment quoi qui que quel quelle le la les un une des du et ou mais pas maintenant
+actuellement de en au aux
+yo tú él ella nosotros mi mis tu tus su sus es son soy estoy está dónde donde cuándo cuando cómo
+como qué que quién el los las una unos unas y o pero ahora actualmente del al
+eu ele ela nós meu minha meus minhas teu tua seu sua é são sou estou onde quando como o os um uma e
+ou mas agora atualmente atual qual quais do da dos das no na nos nas em ao aktuelle aktuellen actuel
+actuelle
+""".split()
+)
 
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_IN_MONTH_YEAR = re.compile(rf"\b(?:in|during|of|on)?\s*(?P<m>{_MONTH_RE})\.?,?\s+(?P<y>(?:19|20)\d\d)\b", re.I)
+_IN_MONTH_YEAR = re.compile(
+    rf"\b(?:in|during|of|on)?\s*(?P<m>{_MONTH_RE})\.?,?\s+(?P<y>(?:19|20)\d\d)\b", re.I
+)
 _IN_YEAR = re.compile(r"\b(?:in|during|of|back in)\s+(?P<y>(?:19|20)\d\d)\b", re.I)
-_LAST = re.compile(r"\b(?P<w>last|this|past)\s+(?P<u>summer|winter|spring|autumn|fall|year|month|week|weekend)\b", re.I)
+_LAST = re.compile(
+    r"\b(?P<w>last|this|past)\s+(?P<u>summer|winter|spring|autumn|fall|year|month|week|weekend)\b",
+    re.I,
+)
 _DAYS_AGO = re.compile(r"\b(?P<w>yesterday|today|tonight)\b", re.I)
-_BEFORE_AFTER = re.compile(r"\b(?P<rel>before|after|since)\s+(?:i|we)\s+(?P<event>(?:\w+\s*){1,5})", re.I)
-_SEASONS = {"spring": (3, 5), "summer": (6, 8), "autumn": (9, 11), "fall": (9, 11), "winter": (12, 2)}
+_BEFORE_AFTER = re.compile(
+    r"\b(?P<rel>before|after|since)\s+(?:i|we)\s+(?P<event>(?:\w+\s*){1,5})", re.I
+)
+_SEASONS = {
+    "spring": (3, 5),
+    "summer": (6, 8),
+    "autumn": (9, 11),
+    "fall": (9, 11),
+    "winter": (12, 2),
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +96,9 @@ class QueryPlan:
 def content_terms(query: str, drop: Iterable[str] = ()) -> list[str]:
     dropped = {d.lower() for d in drop}
     words = [w.lower() for w in _WORD.findall(query)]
-    keep = [w for w in words if w not in STOPWORDS and w not in dropped and (len(w) > 1 or w.isdigit())]
+    keep = [
+        w for w in words if w not in STOPWORDS and w not in dropped and (len(w) > 1 or w.isdigit())
+    ]
     return list(dict.fromkeys(keep))
 
 
@@ -118,14 +138,14 @@ def semantic_text(query: str, speakers: Iterable[str]) -> str:
 
 
 def _month_window(year: int, month: int) -> TimeWindow:
-    start = datetime(year, month, 1, tzinfo=timezone.utc)
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
     return TimeWindow(start, end)
 
 
 def _season(year: int, season: str) -> TimeWindow:
     a, b = _SEASONS[season]
-    start = datetime(year, a, 1, tzinfo=timezone.utc)
+    start = datetime(year, a, 1, tzinfo=UTC)
     end_year = year + 1 if b < a else year
     return TimeWindow(start, _month_window(end_year, b).end)
 
@@ -150,18 +170,21 @@ def _window_of(m: re.Match[str], pattern: re.Pattern[str], now: datetime) -> Tim
         return _month_window(int(m.group("y")), _MONTHS[m.group("m").lower()])
     if pattern is _IN_YEAR:
         y = int(m.group("y"))
-        return TimeWindow(datetime(y, 1, 1, tzinfo=timezone.utc), datetime(y + 1, 1, 1, tzinfo=timezone.utc))
+        return TimeWindow(datetime(y, 1, 1, tzinfo=UTC), datetime(y + 1, 1, 1, tzinfo=UTC))
     if pattern is _LAST:
         which, unit = m.group("w").lower(), m.group("u").lower()
         if unit in _SEASONS:
             if which == "this":
                 return _season(now.year, unit)
             # "last summer": the latest one that is over
-            return next(w for y in (now.year, now.year - 1, now.year - 2)
-                        if (w := _season(y, unit)).end is not None and w.end <= now)
+            return next(
+                w
+                for y in (now.year, now.year - 1, now.year - 2)
+                if (w := _season(y, unit)).end is not None and w.end <= now
+            )
         if unit == "year":
             y = now.year - (which != "this")
-            return TimeWindow(datetime(y, 1, 1, tzinfo=timezone.utc), datetime(y + 1, 1, 1, tzinfo=timezone.utc))
+            return TimeWindow(datetime(y, 1, 1, tzinfo=UTC), datetime(y + 1, 1, 1, tzinfo=UTC))
         if unit == "month":
             if which == "this":
                 return _month_window(now.year, now.month)
@@ -182,26 +205,39 @@ def _mentioned(query: str, now: datetime) -> tuple[TimeWindow, tuple[int, int]] 
     from memory.dates import resolve_mentions
 
     for m in resolve_mentions(query, now):
-        start = datetime(m.start_date.year, m.start_date.month, m.start_date.day, tzinfo=timezone.utc)
-        end = datetime(m.end_date.year, m.end_date.month, m.end_date.day, tzinfo=timezone.utc) + timedelta(days=1)
+        start = datetime(m.start_date.year, m.start_date.month, m.start_date.day, tzinfo=UTC)
+        last = m.end_date
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         return TimeWindow(start, end), (m.start, m.end)
     return None
 
 
 def analyze(query: str, speakers: Iterable[str] = (), now: datetime | None = None) -> QueryPlan:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     named = match_speakers(query, speakers)
     name_words = {w for sp in named for w in _WORD.findall(sp.lower())}
     found = _mentioned(query, now) or _time_window_span(query, now)
     window = found[0] if found else None
     # The time expression is matched by event time, not by its words ("two weeks ago").
-    rest = query[:found[1][0]] + " " + query[found[1][1]:] if found else query
-    terms = content_terms(rest, drop=name_words) or content_terms(query, drop=name_words) or content_terms(query)
-    plan = QueryPlan(text=query, terms=terms, speakers=named, window=window,
-                     semantic=semantic_text(query, named) if named else None)
+    rest = query[: found[1][0]] + " " + query[found[1][1] :] if found else query
+    terms = (
+        content_terms(rest, drop=name_words)
+        or content_terms(query, drop=name_words)
+        or content_terms(query)
+    )
+    plan = QueryPlan(
+        text=query,
+        terms=terms,
+        speakers=named,
+        window=window,
+        semantic=semantic_text(query, named) if named else None,
+    )
     m = _BEFORE_AFTER.search(query)
     if m and plan.window is None:
         event = " ".join(content_terms(m.group("event")))
         if event:
-            plan.event_phrase, plan.event_relation = event, "after" if m.group("rel").lower() != "before" else "before"
+            plan.event_phrase, plan.event_relation = (
+                event,
+                "after" if m.group("rel").lower() != "before" else "before",
+            )
     return plan

@@ -23,8 +23,7 @@ from typing import Protocol
 from sqlalchemy import Connection, text
 
 from memory import query as qmod
-from memory import summaries
-from memory import timeline
+from memory import summaries, timeline
 from memory.db import from_iso, utcnow
 from memory.types import SearchHit
 
@@ -44,8 +43,8 @@ CONTEXT_WEIGHT = 0.5
 
 _STOP = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it me my of on or our "
-    "that the their there this to was we were what when where which who whom why will with you your "
-    "am can could would should about into than then them they its".split()
+    "that the their there this to was we were what when where which who whom why will with you "
+    "your am can could would should about into than then them they its".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ENTITY = re.compile(r"(?P<lead>^|[.!?]\s+|)\b(?P<w>[A-ZÀ-ÖØ-Þ][\w'’-]{2,})")
@@ -68,9 +67,15 @@ class RetrievalOptions:
     candidates: int = 100
 
     @classmethod
-    def off(cls) -> "RetrievalOptions":
-        return cls(query_understanding=False, multi_hop=False, neighbours=False, summaries=False,
-                   context=False, candidates=CANDIDATES)
+    def off(cls) -> RetrievalOptions:
+        return cls(
+            query_understanding=False,
+            multi_hop=False,
+            neighbours=False,
+            summaries=False,
+            context=False,
+            candidates=CANDIDATES,
+        )
 
 
 class VectorAccess(Protocol):
@@ -92,7 +97,9 @@ def _fts(terms: Sequence[str], op: str) -> str | None:
     return f" {op} ".join(f'"{w}"' for w in dict.fromkeys(t.replace('"', "") for t in terms) if w)
 
 
-def _keyword_rows(conn: Connection, terms: Sequence[str] | str, n: int = CANDIDATES) -> list[tuple[str, int]]:
+def _keyword_rows(
+    conn: Connection, terms: Sequence[str] | str, n: int = CANDIDATES
+) -> list[tuple[str, int]]:
     if isinstance(terms, str):
         words = [w.lower() for w in _WORD.findall(terms)]
         terms = [w for w in words if w not in _STOP] or words
@@ -125,8 +132,14 @@ class _Fusion:
     def __init__(self) -> None:
         self.cands: dict[str, _Cand] = {}
 
-    def add_list(self, ranked: Sequence[tuple[str, int]], weight: float, *, keyword: bool = False,
-                 sims: Sequence[float] | None = None) -> None:
+    def add_list(
+        self,
+        ranked: Sequence[tuple[str, int]],
+        weight: float,
+        *,
+        keyword: bool = False,
+        sims: Sequence[float] | None = None,
+    ) -> None:
         """One ranked list; a memory counts once per list, at its best rank."""
         seen: set[str] = set()
         for i, (memory_id, chunk_ord) in enumerate(ranked):
@@ -179,8 +192,11 @@ def hybrid_search(
     n = opts.candidates * (3 if speaker else 1)
     plan = _plan(conn, query, opts)
     fusion = _Fusion()
-    fusion.add_list(_keyword_rows(conn, plan.terms, n), KEYWORD_WEIGHT if opts.query_understanding else 1.0,
-                    keyword=True)
+    fusion.add_list(
+        _keyword_rows(conn, plan.terms, n),
+        KEYWORD_WEIGHT if opts.query_understanding else 1.0,
+        keyword=True,
+    )
     q_emb: list[float] | None = None
     semantic = plan.semantic or query
     if search_fn is not None:
@@ -191,10 +207,18 @@ def hybrid_search(
         ranked, sims = _split(vectors.query(q_emb, n))
         fusion.add_list(ranked, 1.0, sims=sims)
     if opts.summaries:
-        fusion.add_groups(summaries.search_units(conn, _fts(plan.terms, "OR"), SUMMARY_UNITS), SUMMARY_WEIGHT)
+        fusion.add_groups(
+            summaries.search_units(conn, _fts(plan.terms, "OR"), SUMMARY_UNITS), SUMMARY_WEIGHT
+        )
     if opts.context:
-        ctx = summaries.search_context(conn, _fts(plan.terms, "OR"), _fts(plan.terms, "AND"), n,
-                                       large=LARGE_INDEX_CHUNKS, min_and_hits=MIN_AND_HITS)
+        ctx = summaries.search_context(
+            conn,
+            _fts(plan.terms, "OR"),
+            _fts(plan.terms, "AND"),
+            n,
+            large=LARGE_INDEX_CHUNKS,
+            min_and_hits=MIN_AND_HITS,
+        )
         fusion.add_groups([[mid] for mid in ctx], CONTEXT_WEIGHT)
     cands = fusion.cands
 
@@ -203,7 +227,11 @@ def hybrid_search(
     cands = {mid: c for mid, c in cands.items() if mid in rows_by_id}
     if speaker:
         want = speaker.strip().casefold()
-        cands = {mid: c for mid, c in cands.items() if (rows_by_id[mid]["speaker"] or "").casefold() == want}
+        cands = {
+            mid: c
+            for mid, c in cands.items()
+            if (rows_by_id[mid]["speaker"] or "").casefold() == want
+        }
     fusion.cands = cands
     if opts.query_understanding:
         _understand(conn, plan, cands, rows_by_id)
@@ -218,18 +246,32 @@ def hybrid_search(
     hits = []
     for c in ranked_c:
         row = rows_by_id[c.memory_id]
-        hits.append(SearchHit(
-            id=c.memory_id, text=_chunk_text(conn, c.memory_id, c.best_chunk) or row["text"],
-            score=c.score, kind=row["kind"], created_at=from_iso(row["created_at"]) or utcnow(),
-            at=from_iso(row["at"]), source=row["source"], superseded_by=row["superseded_by"],
-            similarity=c.similarity, keyword_match=c.keyword, speaker=row["speaker"], session=row["session"],
-        ))
+        hits.append(
+            SearchHit(
+                id=c.memory_id,
+                text=_chunk_text(conn, c.memory_id, c.best_chunk) or row["text"],
+                score=c.score,
+                kind=row["kind"],
+                created_at=from_iso(row["created_at"]) or utcnow(),
+                at=from_iso(row["at"]),
+                source=row["source"],
+                superseded_by=row["superseded_by"],
+                similarity=c.similarity,
+                keyword_match=c.keyword,
+                speaker=row["speaker"],
+                session=row["session"],
+            )
+        )
     return hits
 
 
 def _speakers(conn: Connection) -> list[str]:
-    return [r[0] for r in conn.execute(text(
-        "SELECT DISTINCT speaker FROM memories WHERE speaker IS NOT NULL LIMIT 200"))]
+    return [
+        r[0]
+        for r in conn.execute(
+            text("SELECT DISTINCT speaker FROM memories WHERE speaker IS NOT NULL LIMIT 200")
+        )
+    ]
 
 
 def _plan(conn: Connection, query: str, opts: RetrievalOptions) -> qmod.QueryPlan:
@@ -239,7 +281,9 @@ def _plan(conn: Connection, query: str, opts: RetrievalOptions) -> qmod.QueryPla
     return qmod.analyze(query, _speakers(conn), utcnow())
 
 
-def _understand(conn: Connection, plan: qmod.QueryPlan, cands: dict[str, _Cand], rows: dict[str, dict]) -> None:
+def _understand(
+    conn: Connection, plan: qmod.QueryPlan, cands: dict[str, _Cand], rows: dict[str, dict]
+) -> None:
     """Boost the named speakers' turns and the memories inside the asked-about time window."""
     named = {s.casefold() for s in plan.speakers}
     window = plan.window
@@ -257,36 +301,62 @@ def _understand(conn: Connection, plan: qmod.QueryPlan, cands: dict[str, _Cand],
 
 
 def _mentioned_in(conn: Connection, window: qmod.TimeWindow, ids: Sequence[str]) -> set[str]:
-    """Candidates whose text mentions a date inside the window ("last Friday" resolved at write time)."""
+    """Candidates whose text mentions a date inside the window.
+
+    A date such as "last Friday" is resolved when the memory is written.
+    """
     lo = window.start.date().isoformat() if window.start else "0000-01-01"
     hi = window.end.date().isoformat() if window.end else "9999-12-31"
     out: set[str] = set()
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
+        part = list(ids[i : i + 500])
         marks = ",".join(f":i{j}" for j in range(len(part)))
-        out.update(r[0] for r in conn.execute(text(
-            f"SELECT DISTINCT memory_id FROM memory_dates WHERE memory_id IN ({marks}) "
-            "AND start_date < :hi AND end_date >= :lo"), {"lo": lo, "hi": hi, **{f"i{j}": v for j, v in enumerate(part)}}))
+        out.update(
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT DISTINCT memory_id FROM memory_dates "
+                    f"WHERE memory_id IN ({marks}) AND start_date < :hi AND end_date >= :lo"
+                ),
+                {"lo": lo, "hi": hi, **{f"i{j}": v for j, v in enumerate(part)}},
+            )
+        )
     return out
 
 
 def _event_window(conn: Connection, plan: qmod.QueryPlan) -> qmod.TimeWindow | None:
-    """"before I moved": the time of the best keyword match for the event bounds the window."""
+    """For "before I moved", the time of the best keyword match for the event bounds the window."""
     q = _fts((plan.event_phrase or "").split(), "AND")
     if q is None:
         return None
-    row = conn.execute(text(
-        """SELECT coalesce(m.at, m.created_at) FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-           JOIN memories m ON m.id = c.memory_id WHERE chunks_fts MATCH :q ORDER BY bm25(chunks_fts) LIMIT 1"""),
-        {"q": q}).first()
+    row = conn.execute(
+        text(
+            """SELECT coalesce(m.at, m.created_at) FROM chunks_fts
+           JOIN chunks c ON c.id = chunks_fts.rowid JOIN memories m ON m.id = c.memory_id
+           WHERE chunks_fts MATCH :q ORDER BY bm25(chunks_fts) LIMIT 1"""
+        ),
+        {"q": q},
+    ).first()
     when = from_iso(row[0]) if row else None
     if when is None:
         return None
-    return qmod.TimeWindow(None, when) if plan.event_relation == "before" else qmod.TimeWindow(when, None)
+    return (
+        qmod.TimeWindow(None, when)
+        if plan.event_relation == "before"
+        else qmod.TimeWindow(when, None)
+    )
 
 
-def _second_round(conn: Connection, plan: qmod.QueryPlan, fusion: _Fusion, rows: dict[str, dict],
-                  vectors: VectorAccess, q_emb: list[float], n: int, speaker: str | None) -> None:
+def _second_round(
+    conn: Connection,
+    plan: qmod.QueryPlan,
+    fusion: _Fusion,
+    rows: dict[str, dict],
+    vectors: VectorAccess,
+    q_emb: list[float],
+    n: int,
+    speaker: str | None,
+) -> None:
     """Multi-hop: search again from the top hits (their entities, their vectors), lower weight."""
     seeds = sorted(fusion.cands.values(), key=lambda c: c.score, reverse=True)[:ROUND2_SEEDS]
     if not seeds:
@@ -308,7 +378,10 @@ def _second_round(conn: Connection, plan: qmod.QueryPlan, fusion: _Fusion, rows:
     seed_vecs = vectors.embeddings([f"{s.memory_id}:{s.best_chunk or 0}" for s in seeds])
     if seed_vecs:
         dim = len(q_emb)
-        mix = [q_emb[i] + 0.5 * sum(v[i] for v in seed_vecs.values()) / len(seed_vecs) for i in range(dim)]
+        mix = [
+            q_emb[i] + 0.5 * sum(v[i] for v in seed_vecs.values()) / len(seed_vecs)
+            for i in range(dim)
+        ]
         norm = math.sqrt(sum(x * x for x in mix)) or 1.0
         ranked, sims = _split(vectors.query([x / norm for x in mix], n))
         fusion.add_list(ranked, ROUND2_WEIGHT)
@@ -321,17 +394,25 @@ def _second_round(conn: Connection, plan: qmod.QueryPlan, fusion: _Fusion, rows:
             del fusion.cands[mid]
 
 
-def _neighbours(conn: Connection, cands: dict[str, _Cand], rows: dict[str, dict], speaker: str | None) -> None:
+def _neighbours(
+    conn: Connection, cands: dict[str, _Cand], rows: dict[str, dict], speaker: str | None
+) -> None:
     """The turns just before and after a strong chat hit, in its session, as weaker candidates."""
-    top = [c for c in sorted(cands.values(), key=lambda c: c.score, reverse=True)[:NEIGHBOUR_SEEDS]
-           if rows[c.memory_id]["session"]]
+    top = [
+        c
+        for c in sorted(cands.values(), key=lambda c: c.score, reverse=True)[:NEIGHBOUR_SEEDS]
+        if rows[c.memory_id]["session"]
+    ]
     for c in top:
         row = rows[c.memory_id]
-        near = conn.execute(text(
-            """SELECT id FROM memories WHERE session=:s AND rowid IN (
+        near = conn.execute(
+            text(
+                """SELECT id FROM memories WHERE session=:s AND rowid IN (
                    (SELECT max(rowid) FROM memories WHERE session=:s AND rowid < :r),
-                   (SELECT min(rowid) FROM memories WHERE session=:s AND rowid > :r))"""),
-            {"s": row["session"], "r": row["rowid"]}).all()
+                   (SELECT min(rowid) FROM memories WHERE session=:s AND rowid > :r))"""
+            ),
+            {"s": row["session"], "r": row["rowid"]},
+        ).all()
         for (mid,) in near:
             if mid not in rows:
                 rows.update(_load(conn, [mid]))
@@ -341,8 +422,13 @@ def _neighbours(conn: Connection, cands: dict[str, _Cand], rows: dict[str, dict]
             nb.score = max(nb.score, c.score * NEIGHBOUR_SHARE)
 
 
-def _apply_time(conn: Connection, query: str, cands: dict[str, _Cand], rows: dict[str, dict],
-                legacy_year: bool = True) -> None:
+def _apply_time(
+    conn: Connection,
+    query: str,
+    cands: dict[str, _Cand],
+    rows: dict[str, dict],
+    legacy_year: bool = True,
+) -> None:
     """Newer facts above the ones they replaced; the current value of an asked-about slot first."""
     past = timeline.asks_about_past(query)
     year = timeline.query_year(query) if legacy_year else None
@@ -362,7 +448,8 @@ def _apply_time(conn: Connection, query: str, cands: dict[str, _Cand], rows: dic
         if topic:
             row = conn.execute(
                 text("""SELECT id FROM memories WHERE ' ' || topic || ' ' LIKE :t
-                        ORDER BY coalesce(at, created_at) DESC LIMIT 1"""), {"t": f"% {topic} %"},
+                        ORDER BY coalesce(at, created_at) DESC LIMIT 1"""),
+                {"t": f"% {topic} %"},
             ).first()
             if row is not None:
                 if row[0] not in rows:
@@ -393,13 +480,13 @@ def _current(conn: Connection, memory_id: str, rows: dict[str, dict]) -> str | N
 def _load(conn: Connection, ids: Sequence[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i in range(0, len(ids), 500):
-        part = list(ids[i:i + 500])
+        part = list(ids[i : i + 500])
         if not part:
             continue
         marks = ",".join(f":p{j}" for j in range(len(part)))
         res = conn.execute(
-            text(f"""SELECT rowid, id, kind, text, at, created_at, source, superseded_by, speaker, session
-                     FROM memories WHERE id IN ({marks})"""),
+            text(f"""SELECT rowid, id, kind, text, at, created_at, source, superseded_by, speaker,
+                     session FROM memories WHERE id IN ({marks})"""),
             {f"p{j}": v for j, v in enumerate(part)},
         )
         for r in res.mappings():

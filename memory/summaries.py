@@ -21,8 +21,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    # A stored chat turn as `_turns` selects it: id, speaker, text, at. Only for the type
+    # checker: how Row is parameterised differs between SQLAlchemy 2.0 and 2.1.
+    Turn = Row[str, str | None, str, str | None]
 
 UNIT_TURNS = 6
 SENTENCE_CHARS = 240
@@ -41,16 +49,22 @@ def _extract(turn: str) -> str:
     return out[:SENTENCE_CHARS]
 
 
-def _turns(conn: Connection, session: str) -> list:
-    return conn.execute(text(
-        "SELECT id, speaker, text, at FROM memories WHERE session=:s "
-        "ORDER BY coalesce(at, created_at), rowid"), {"s": session}).all()
+def _turns(conn: Connection, session: str) -> Sequence[Turn]:
+    """The session's turns (id, speaker, text, at), oldest first."""
+    return conn.execute(
+        text(
+            "SELECT id, speaker, text, at FROM memories WHERE session=:s "
+            "ORDER BY coalesce(at, created_at), rowid"
+        ),
+        {"s": session},
+    ).all()
 
 
 def _has_context(conn: Connection) -> bool:
     """Stores migrate in order: the units migration runs before the context index exists."""
-    row = conn.execute(text(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='turn_context'")).first()
+    row = conn.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='turn_context'")
+    ).first()
     return row is not None
 
 
@@ -66,13 +80,25 @@ def rebuild(conn: Connection, sessions: Iterable[str | None]) -> int:
             _write_context(conn, session, turns)
         rows = []
         for i in range(0, len(turns), UNIT_TURNS):
-            part = turns[i:i + UNIT_TURNS]
+            part = turns[i : i + UNIT_TURNS]
             body = "\n".join(f"{t[1] or 'Someone'}: {_extract(t[2])}" for t in part)
-            rows.append({"s": session, "o": i // UNIT_TURNS, "t": body, "ids": json.dumps([t[0] for t in part]),
-                         "a": part[0][3]})
+            rows.append(
+                {
+                    "s": session,
+                    "o": i // UNIT_TURNS,
+                    "t": body,
+                    "ids": json.dumps([t[0] for t in part]),
+                    "a": part[0][3],
+                }
+            )
         if rows:
-            conn.execute(text("INSERT INTO session_units(session, ord, text, turn_ids, at) "
-                              "VALUES (:s, :o, :t, :ids, :a)"), rows)
+            conn.execute(
+                text(
+                    "INSERT INTO session_units(session, ord, text, turn_ids, at) "
+                    "VALUES (:s, :o, :t, :ids, :a)"
+                ),
+                rows,
+            )
             written += len(rows)
     return written
 
@@ -83,36 +109,48 @@ def rebuild_context(conn: Connection, sessions: Iterable[str | None]) -> None:
         _write_context(conn, session, _turns(conn, session))
 
 
-def _write_context(conn: Connection, session: str, turns: Sequence) -> None:
+def _write_context(conn: Connection, session: str, turns: Sequence[Turn]) -> None:
     """Bring the session's context rows up to date, rewriting only the rows that changed
     (one new turn touches itself and the turn before it, not the whole chat)."""
     last = len(turns) - 1
-    want = {(t[0], t[2], turns[i - 1][2] if i else "", turns[i + 1][2] if i < last else "")
-            for i, t in enumerate(turns)}
+    want = {
+        (t[0], t[2], turns[i - 1][2] if i else "", turns[i + 1][2] if i < last else "")
+        for i, t in enumerate(turns)
+    }
     have: set[tuple] = set()
     stale: list[int] = []
-    for r in conn.execute(text("SELECT id, memory_id, text, prev, next FROM turn_context "
-                               "WHERE session=:s"), {"s": session}):
+    for r in conn.execute(
+        text("SELECT id, memory_id, text, prev, next FROM turn_context WHERE session=:s"),
+        {"s": session},
+    ):
         row = tuple(r[1:])
         if row in want and row not in have:
             have.add(row)
         else:
             stale.append(r[0])
     for i in range(0, len(stale), 500):
-        part = stale[i:i + 500]
+        part = stale[i : i + 500]
         marks = ",".join(f":r{j}" for j in range(len(part)))
-        conn.execute(text(f"DELETE FROM turn_context WHERE id IN ({marks})"),
-                     {f"r{j}": v for j, v in enumerate(part)})
+        conn.execute(
+            text(f"DELETE FROM turn_context WHERE id IN ({marks})"),
+            {f"r{j}": v for j, v in enumerate(part)},
+        )
     order = {t[0]: i for i, t in enumerate(turns)}
     new = sorted(want - have, key=lambda r: order[r[0]])
     rows = [{"m": m, "s": session, "t": t, "p": p, "n": n} for m, t, p, n in new]
     if rows:
-        conn.execute(text("INSERT INTO turn_context(memory_id, session, text, prev, next) "
-                          "VALUES (:m, :s, :t, :p, :n)"), rows)
+        conn.execute(
+            text(
+                "INSERT INTO turn_context(memory_id, session, text, prev, next) "
+                "VALUES (:m, :s, :t, :p, :n)"
+            ),
+            rows,
+        )
 
 
-def search_context(conn: Connection, q_or: str | None, q_and: str | None, n: int, *,
-                   large: int, min_and_hits: int) -> list[str]:
+def search_context(
+    conn: Connection, q_or: str | None, q_and: str | None, n: int, *, large: int, min_and_hits: int
+) -> list[str]:
     """Turn ids whose own words or whose neighbours' words match (BM25, weighted columns).
 
     Above `large` rows the selective AND of the terms is tried first, as for the chunks index.
@@ -136,11 +174,18 @@ def search_context(conn: Connection, q_or: str | None, q_and: str | None, n: int
 def sessions_of(conn: Connection, memory_ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for i in range(0, len(memory_ids), 500):
-        part = list(memory_ids[i:i + 500])
+        part = list(memory_ids[i : i + 500])
         marks = ",".join(f":i{j}" for j in range(len(part)))
-        out.update(r[0] for r in conn.execute(
-            text(f"SELECT DISTINCT session FROM memories WHERE session IS NOT NULL AND id IN ({marks})"),
-            {f"i{j}": v for j, v in enumerate(part)}))
+        out.update(
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT DISTINCT session FROM memories "
+                    f"WHERE session IS NOT NULL AND id IN ({marks})"
+                ),
+                {f"i{j}": v for j, v in enumerate(part)},
+            )
+        )
     return out
 
 
@@ -150,8 +195,12 @@ def search_units(conn: Connection, fts_query: str | None, n: int) -> list[list[s
         return []
     if conn.execute(text("SELECT 1 FROM session_units LIMIT 1")).first() is None:
         return []
-    rows = conn.execute(text(
-        """SELECT u.turn_ids FROM session_units_fts JOIN session_units u ON u.id = session_units_fts.rowid
-           WHERE session_units_fts MATCH :q ORDER BY bm25(session_units_fts) LIMIT :n"""),
-        {"q": fts_query, "n": n}).all()
+    rows = conn.execute(
+        text(
+            """SELECT u.turn_ids FROM session_units_fts
+           JOIN session_units u ON u.id = session_units_fts.rowid
+           WHERE session_units_fts MATCH :q ORDER BY bm25(session_units_fts) LIMIT :n"""
+        ),
+        {"q": fts_query, "n": n},
+    ).all()
     return [json.loads(r[0]) for r in rows]
