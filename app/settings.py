@@ -99,8 +99,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="prompt-lookup speculative decoding draft length; 0 = off "
-        "(measured slower and not token-identical on the bundled model on CPU)",
+        description="prompt-lookup draft length for greedy answers (at most 31 are used); "
+        "0 = off. Text identical to plain greedy decoding with flash attention, which it turns "
+        "on; about 1.1x decode on quoting answers with the bundled model on 2 CPU cores",
     )
     save_chats: bool = Field(False, description="store terminal/GUI conversations as chat memories")
     lora_scale: float = Field(1.0, ge=0.0, le=4.0, description="strength of the LoRA adapter")

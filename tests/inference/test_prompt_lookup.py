@@ -182,3 +182,23 @@ def test_lookup_config_rejects_bad_values():
         LookupConfig(draft_tokens=MAX_DRAFT_TOKENS + 1)
     with pytest.raises(ValueError, match="min_ngram"):
         LookupConfig(max_ngram=2, min_ngram=3)
+
+
+def test_backend_option_streams_through_prompt_lookup(pair):
+    """The `prompt_lookup` backend option (setting `prompt_lookup_tokens`) is what `generate`
+    answers and `memex chat` stream through; its text is plain greedy's."""
+    from inference.base import BackendConfig, ChatMessage, GenerationParams, create_backend
+
+    plain, _, _, _ = pair
+    messages = QUOTING[0]
+    backend = create_backend("llamacpp", BackendConfig(n_ctx=1024, options={"prompt_lookup": "8"}))
+    try:
+        said = "".join(
+            backend.stream(
+                [ChatMessage(m["role"], m["content"]) for m in messages],
+                GenerationParams(max_tokens=32, temperature=0.0),
+            )
+        )
+    finally:
+        backend.close()
+    assert said == _say(plain, messages, 32)["choices"][0]["message"]["content"]
