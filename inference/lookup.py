@@ -214,5 +214,7 @@ def install(llm: Llama, config: LookupConfig) -> Llama:
             return original(tokens, **kwargs)
         return lookup_generate(llm, tokens, config, kwargs.get("stopping_criteria"))
 
-    llm.generate = generate  # type: ignore[method-assign]
+    # Replaces the instance's generator: llama-cpp-python's chat path calls `self.generate`,
+    # whose full positional signature we take as keywords.
+    llm.generate = generate  # type: ignore[method-assign,assignment]
     return llm
