@@ -191,7 +191,7 @@ def seal_at_rest(settings: Settings, key: bytes) -> int:
 def ram_copy(settings: Settings, path: Path, key: bytes | None) -> Path:
     """`path` when it is not sealed; else its decrypted copy in a private in-memory folder
     outside the data folder (owner-only), for llama.cpp to load. The caller deletes it."""
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault import is_sealed, private_ram_dir, read_sealed
 
     if not is_sealed(path):
@@ -210,7 +210,7 @@ def ram_copy(settings: Settings, path: Path, key: bytes | None) -> Path:
         )
     try:
         data = read_sealed(path, key)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise MemexError(str(exc), kind=getattr(exc, "kind", "vault")) from exc
     out = folder / f"{path.parent.name}-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -164,7 +164,7 @@ def _llama_loader(settings: Settings) -> Callable[..., Any]:
 def _read_dataset(runtime: Runtime, path: Path) -> list[Any]:
     """A stored training set, sealed or not; a sealed one is opened in private RAM only."""
     from finetune.data import read_jsonl
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault import is_sealed, read_sealed
 
     if not is_sealed(path):
@@ -174,7 +174,7 @@ def _read_dataset(runtime: Runtime, path: Path) -> list[Any]:
         raise MemexError(f"The training set {path} is sealed but the vault is off.", kind="vault")
     try:
         data = read_sealed(path, key)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise MemexError(str(exc), kind=getattr(exc, "kind", "vault")) from exc
     clear = work_dir(runtime) / f".eval-{path.parent.name}.jsonl"
     try:

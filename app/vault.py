@@ -98,7 +98,7 @@ class VaultAccess:
         """The data key, None when the vault is off; MemexError "locked" when nothing unlocks it."""
         if self._held is not None:
             return self._held
-        from memory.errors import MemoryError_
+        from memory.errors import MemoryStoreError
         from memory.vault import unlock_key
 
         settings = self._settings()
@@ -108,12 +108,12 @@ class VaultAccess:
                 passphrase=given_passphrase(settings),
                 session=session_cache(settings),
             )
-        except MemoryError_ as exc:
+        except MemoryStoreError as exc:
             raise as_memex_error(exc) from exc
 
     def open(self, factory: Callable[[bytes | None], T]) -> T:
         """Open something keyed (the memory store); vault errors become one-sentence MemexErrors."""
-        from memory.errors import MemoryError_
+        from memory.errors import MemoryStoreError
         from memory.vault import VaultError
 
         key = self.key()
@@ -121,7 +121,7 @@ class VaultAccess:
             opened = factory(key)
         except VaultError as exc:
             raise as_memex_error(exc) from exc
-        except MemoryError_ as exc:
+        except MemoryStoreError as exc:
             raise as_memex_error(exc) from exc
         self._last_use = time.monotonic()
         return opened

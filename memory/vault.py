@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from memory.errors import MemoryError_
+from memory.errors import MemoryStoreError
 
 VAULT_FILE = "vault.json"
 KEY_BYTES = 32
@@ -35,7 +35,7 @@ KEYRING_SERVICE = "memex-vault"
 STORES = ("passphrase", "keyring")
 
 
-class VaultError(MemoryError_):
+class VaultError(MemoryStoreError):
     kind = "vault"
 
 

@@ -154,9 +154,9 @@ def move_vectors(src: VectorStore, dst: VectorStore) -> int:
         moved += len(ids)
     missing = want - dst.all_ids()
     if missing:
-        from memory.errors import MemoryError_
+        from memory.errors import MemoryStoreError
 
-        raise MemoryError_(
+        raise MemoryStoreError(
             f"{len(missing)} vectors did not arrive at the destination; "
             "the source was left as it was, so run the move again."
         )

@@ -33,7 +33,7 @@ def _human_sources(p: dict[str, Any]) -> str:
 def ask(obj: AppContext, question: tuple[str, ...]) -> dict[str, Any]:
     """Ask a question about your life; the answer cites the memories it rests on."""
     from app.chat import marked_quote, quote_line
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     text = " ".join(question)
     try:
@@ -45,7 +45,7 @@ def ask(obj: AppContext, question: tuple[str, ...]) -> dict[str, Any]:
             sys.stdout.flush()
         click.echo()
         answer = stream.result()
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _memory_errors(exc) from exc
     payload = answer.to_json()
     quote = marked_quote(answer, stream.prepared.texts)
@@ -67,7 +67,7 @@ def chat(obj: AppContext) -> dict[str, Any]:
     With --json, reads one message per line from stdin and prints one JSON object at the end.
     """
     from app.chat import ChatSession, quote_line
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     session = ChatSession(obj.runtime)
     tty = sys.stdout.isatty()
@@ -121,7 +121,7 @@ def chat(obj: AppContext) -> dict[str, Any]:
                     click.echo(f"       {line}")
     except KeyboardInterrupt:
         pass
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _memory_errors(exc) from exc
     finally:
         saved = session.close()

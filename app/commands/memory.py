@@ -43,7 +43,7 @@ def remember(
     obj: AppContext, text: str, source: str | None, at_: str | None, kind: str
 ) -> dict[str, Any]:
     """Store one memory."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
     from memory.store import parse_at
 
     if not _utf8(text) or not _utf8(source):
@@ -54,7 +54,7 @@ def remember(
         )
     try:
         mem, created = obj.runtime.remember(text, source=source, at=parse_at(at_), kind=kind)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
     return {"id": mem.id, "created": created, "superseded_by": mem.superseded_by}
 
@@ -104,7 +104,7 @@ def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) 
     """Import files or folders (.txt .md .pdf .eml .jsonl, chat exports); unchanged files are
     skipped."""
     from app.service.jobs import report_progress
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     def progress(p: Any) -> None:
         report_progress(p.done, p.total, p.path)  # the job journal: an interrupted import shows
@@ -117,7 +117,7 @@ def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) 
         report = obj.runtime.import_paths(
             list(paths), progress=progress, max_memories_per_file=max_per_file
         )
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
     if (
         not obj.json
@@ -145,11 +145,11 @@ def import_(obj: AppContext, paths: tuple[Path, ...], max_per_file: int | None) 
 )
 def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
     """Search memories: keywords and meaning fused, newer facts above stale ones."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
 
     try:
         hits = obj.runtime.memory.search(query, k=k)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
     return {"results": [h.to_json() for h in hits]}
 
@@ -163,7 +163,7 @@ def search(obj: AppContext, query: str, k: int) -> dict[str, Any]:
 def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[str, Any]:
     """Forget memories everywhere: SQLite, the keyword index, the vector store, future training
     data."""
-    from memory import MemoryError_
+    from memory import MemoryStoreError
     from memory.importer import source_key
 
     if bool(ids) == bool(source):
@@ -177,7 +177,7 @@ def forget(obj: AppContext, ids: tuple[str, ...], source: str | None) -> dict[st
             n = obj.runtime.forget_source(key)
         else:
             n = obj.runtime.forget(list(ids))
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise memory_errors(exc) from exc
     return {"forgotten": n}
 

@@ -92,7 +92,7 @@ def _mem_error(exc: Exception) -> MemexError:
 def enable(obj: AppContext, file_: str | None, use_keyring: bool) -> dict[str, Any]:
     """Encrypt memex.db in place (crash-safe) and turn the vault on."""
     from memory import vault as v
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault_db import encrypt_database
 
     home = obj.settings.ensure_home()
@@ -115,7 +115,7 @@ def enable(obj: AppContext, file_: str | None, use_keyring: bool) -> dict[str, A
             )
         _stop_service(home)
         counts = encrypt_database(home, key, vf, _step)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _mem_error(exc) from exc
     _seal_the_rest(obj, key)
     unlocked = _remember_unlocked(obj, vf.key_id, key)
@@ -153,14 +153,14 @@ def _remember_unlocked(obj: AppContext, key_id: str, key: bytes) -> bool:
 
 
 def _vault_file(home: Path) -> Any:
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault import read_vault
     from memory.vault_db import recover
 
     try:
         recover(home)  # finish (or roll back) an enable that was interrupted
         vf = read_vault(home)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _mem_error(exc) from exc
     if vf is None:
         raise MemexError(
@@ -180,7 +180,7 @@ def _vault_file(home: Path) -> Any:
 def unlock(obj: AppContext, file_: str | None) -> dict[str, Any]:
     """Unlock memex for this login session (until `memex vault lock` or the idle time)."""
     from app.vault import session_cache
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault import unwrap_key
 
     vf = _vault_file(obj.settings.home)
@@ -201,7 +201,7 @@ def unlock(obj: AppContext, file_: str | None) -> dict[str, Any]:
         key = unwrap_key(
             vf, _passphrase(obj, file_, env="MEMEX_PASSPHRASE", prompt="Vault passphrase")
         )
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _mem_error(exc) from exc
     cache.put(vf.key_id, key)
     return {
@@ -244,7 +244,7 @@ def lock(obj: AppContext) -> dict[str, Any]:
 def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) -> dict[str, Any]:
     """Rewrap the data key under a new passphrase (nothing else is rewritten)."""
     from memory import vault as v
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
 
     home = obj.settings.home
     vf = _vault_file(home)
@@ -263,7 +263,7 @@ def change_passphrase(obj: AppContext, file_: str | None, new_file: str | None) 
         new_vf = v.wrap_key(key, new, key_id=vf.key_id, created_at=vf.created_at)
         _step("rewrapped")
         v.write_vault(v.vault_path(home), new_vf)  # atomic: the old file or the new one, never half
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _mem_error(exc) from exc
     _step("replaced")
     return {"changed": True}
@@ -295,7 +295,7 @@ def unencrypted_files(home: Path, limit: int = 20) -> list[str]:
 def status(obj: AppContext) -> dict[str, Any]:
     """Whether the vault is on, where its key lives, and whether memex is unlocked now."""
     from app.vault import VaultAccess
-    from memory.errors import MemoryError_
+    from memory.errors import MemoryStoreError
     from memory.vault import read_vault
     from memory.vault_db import DB_FILE, is_plain_sqlite, recover
 
@@ -303,7 +303,7 @@ def status(obj: AppContext) -> dict[str, Any]:
     try:
         recover(home)
         vf = read_vault(home)
-    except MemoryError_ as exc:
+    except MemoryStoreError as exc:
         raise _mem_error(exc) from exc
     db = home / DB_FILE
     database = "missing" if not db.exists() else ("plain" if is_plain_sqlite(db) else "encrypted")
