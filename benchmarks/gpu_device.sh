@@ -28,15 +28,15 @@ part() {  # name, seconds, command...: stdout -> name.json (name.log for a *_che
 }
 
 part cuda_check 60 "$py" -m pytest -q -p no:cacheprovider tests/inference/moe/test_moe_exactness.py -k cuda
-part moe_check 60 "$py" benchmarks/gpu_moe.py --layers 2 --experts 8 --hidden 256 --expert-dim 128 \
+part moe_check 60 "$py" benchmarks/gpu_moe.py --json --layers 2 --experts 8 --hidden 256 --expert-dim 128 \
     --top-k 2 --vocab 512 --heads 4 --kv-heads 4 --tokens 4 --prompt-tokens 8 --budgets 2x --quants none,int4 \
     --computes auto,loop
 smoke=$?  # the OLMoE-sized run only after the tiny one worked
 part finetune 240 "$py" benchmarks/gpu_finetune.py --steps 8 --rounds 2 ${shape:+--shape "$shape"} \
     || tail -n 40 "${TMPDIR:-/tmp}"/memex-gpu-ft-*/*/child.log >"$out/finetune_child.log" 2>&1
 if [ "$smoke" -eq 0 ]; then
-    part moe 260 "$py" benchmarks/gpu_moe.py --budgets 2x,4x --tokens 32 --prompt-tokens 64 --quants none,int4
+    part moe 260 "$py" benchmarks/gpu_moe.py --json --budgets 2x,4x --tokens 32 --prompt-tokens 64 --quants none,int4
     # the fused path (grouped GEMM per wave; auto above) against the per-expert loop, bf16 2x only
-    part moe_loop 120 "$py" benchmarks/gpu_moe.py --budgets 2x --tokens 32 --prompt-tokens 64 --quants none \
+    part moe_loop 120 "$py" benchmarks/gpu_moe.py --json --budgets 2x --tokens 32 --prompt-tokens 64 --quants none \
         --computes loop --policies lru,fate_plus,resident
 fi

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
         default="auto",
         help="comma list of expert compute paths (auto|fused|loop), one run each",
     )
+    ap.add_argument(
+        "--json", action="store_true", help="print the JSON object on one line (default: indented)"
+    )
     args = ap.parse_args(argv)
 
     from inference.moe.tools.bench import run_bench
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(json.dumps({key: out["summary"][key]}), file=sys.stderr, flush=True)
         finally:
             loaded.close()
-    print(json.dumps(out))
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return out
 
 

@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
         default=1,
         help="policies run N times, interleaved; speeds are medians",
     )
+    ap.add_argument(
+        "--json", action="store_true", help="print the JSON object on one line (default: indented)"
+    )
     args = ap.parse_args(argv)
 
     from app.settings import load_settings
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
                     lq.close()
     finally:
         loaded.close()
-    print(json.dumps(out))
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return out
 
 

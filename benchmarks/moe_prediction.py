@@ -97,6 +97,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="")
     ap.add_argument("--tokens", type=int, default=1024)
+    ap.add_argument(
+        "--json", action="store_true", help="print the JSON object on one line (default: indented)"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     say = lambda m: print(f"[{time.perf_counter() - t0:6.0f}s] {m}", file=sys.stderr, flush=True)
@@ -161,7 +164,7 @@ def main() -> None:
     for v in out["quant"].values():
         v["ppl_delta_vs_fp32"] = round(v["ppl"] / base - 1, 4)
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(out))
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
