@@ -157,7 +157,7 @@ class Resident(CachePolicy):
 
 
 POLICIES: dict[str, type[CachePolicy]] = {cls.name: cls for cls in (OnDemand, LRU, LFU, Resident)}
-# Modules that define more policies (issue 5) with @register_policy; imported only when a
+# Modules that define more policies with @register_policy; imported only when a
 # name is not found among the built-ins, so choosing `lru` never loads them.
 POLICY_MODULES: tuple[str, ...] = (
     "inference.moe.policies.fate",
