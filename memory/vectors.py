@@ -81,15 +81,13 @@ class VectorStore:
 
     def query(self, embedding: Sequence[float], n: int) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity (1 - distance)."""
-        coll = self._coll()
-        total = coll.count()
-        if total == 0:
-            return []
-        res = coll.query(
-            query_embeddings=[list(embedding)], n_results=min(n, total), include=["distances"]
+        # chromadb clamps n_results to the collection's size (and answers an empty one with no
+        # ids), so no count() first: that cost as much as the nearest-neighbour query itself.
+        res = self._coll().query(
+            query_embeddings=[list(embedding)], n_results=max(1, n), include=["distances"]
         )
-        ids = res["ids"][0]
-        dists = res["distances"][0]
+        ids = res["ids"][0] if res["ids"] else []
+        dists = res["distances"][0] if res["distances"] else []
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists)]
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
