@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from app.answer import extract
+from app.answer import extract, sentences
 from app.answer.prepare import ABSTAIN_ANSWER
 from app.answer.question import content_words
 from app.answer.types import AnswerStream, Draft, EvidenceSpan, PreparedAnswer
@@ -29,7 +29,8 @@ from memory import dates as dates_
 from memory.relevance import stem
 
 if TYPE_CHECKING:
-    from app.answer.extract import Candidate, Sentence
+    from app.answer.extract import Candidate
+    from app.answer.sentences import Sentence
 
 MIN_CANDIDATE = 0.45  # below this a candidate's sentence shares too little with the question
 MIN_YES = 0.6
@@ -47,7 +48,7 @@ class Generator(Protocol):
 def _speaker_frame(s: Sentence) -> str:
     who = s.speaker or "you"
     verb = "said" if s.speaker else "wrote"
-    return f"On {extract.event_day(s)} {who} {verb}"
+    return f"On {sentences.event_day(s)} {who} {verb}"
 
 
 def quote_of(s: Sentence) -> str:
@@ -89,7 +90,7 @@ def _yes_no(prepared: PreparedAnswer, strategy: str) -> Draft:
         return fallback(prepared, strategy)
     if q.scope.now or q.present:
         # "Am I still ...?": the newest sentence that holds the question decides.
-        holding = [e for e in prepared.evidence[:4] if extract.coverage(q, e) >= 0.5]
+        holding = [e for e in prepared.evidence[:4] if sentences.coverage(q, e) >= 0.5]
         s = max(holding or [s], key=lambda e: e.when)
     answer = "No" if _NEGATION.search(s.text) and not _NEGATION.search(q.text) else "Yes"
     return Draft(answer, (_span(s),), quote_of(s), strategy)
@@ -114,7 +115,7 @@ def _event_date(prepared: PreparedAnswer, strategy: str) -> Draft:
     s = prepared.evidence[0]
     q = prepared.analysis
     year = q is not None and re.search(r"\b(?:what|which) year\b", q.text, re.I)
-    day = str(s.when.year) if year else extract.event_day(s)
+    day = str(s.when.year) if year else sentences.event_day(s)
     return Draft(day, (_span(s),), quote_of(s), strategy)
 
 
@@ -184,7 +185,7 @@ def _clause_end(prepared: PreparedAnswer, s: Sentence, skip: int) -> int:
     # The clause ends after the asked-for thing ("what kind of flooring": "flooring"), else
     # after the last of the question's words.
     head = stem(q.focus[0]) if q is not None and q.focus else ""
-    at_head = [i for i in matched if head and extract.same_word(head, stem(toks[i][0].lower()))]
+    at_head = [i for i in matched if head and sentences.same_word(head, stem(toks[i][0].lower()))]
     last = at_head[0] if at_head else matched[-1] if matched else -2
     first = max(last + 2, 3)
     for i in range(first, len(toks)):
@@ -236,7 +237,7 @@ def _clause(prepared: PreparedAnswer, s: Sentence, strategy: str) -> Draft:
 
 def evidence_prompt(prepared: PreparedAnswer, limit: int = 4) -> list[ChatMessage]:
     lines = [
-        f"- ({extract.event_day(s)}{', ' + s.speaker if s.speaker else ''}) {s.text}"
+        f"- ({sentences.event_day(s)}{', ' + s.speaker if s.speaker else ''}) {s.text}"
         for s in prepared.evidence[:limit]
     ]
     system = (
@@ -261,7 +262,7 @@ def supported(answer: str, prepared: PreparedAnswer) -> EvidenceSpan | None:
     for s in prepared.evidence:
         have = {stem(w) for w in content_words(s.text)}
         renders = " ".join(d.render().lower() for d in dates_.resolve_mentions(s.text, s.when))
-        have |= {stem(w) for w in content_words(renders + " " + extract.event_day(s))}
+        have |= {stem(w) for w in content_words(renders + " " + sentences.event_day(s))}
         if need <= have:
             return _span(s)
     return None

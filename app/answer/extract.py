@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from app.answer.question import Question, content_words, same_person
+from app.answer.dialogue import about_someone_else, reply_score
+from app.answer.question import Question, content_words
+from app.answer.sentences import Sentence, coverage, event_day, focus_stems, same_word
 from memory import dates as dates_
 from memory.relevance import stem
 
-_END = re.compile(r"[.!?]+(?=\s|$)|\n+")
-_ABBREVIATIONS = frozenset("dr mr ms mrs st prof jr sr vs etc e.g i.e no approx".split())
 _TOKEN = re.compile(r"[\w'’+@.-]*[\w'’+@-]|[^\w\s]", re.UNICODE)
 _PUNCT = frozenset(list('.,;:!?()[]"—–'))
 _CLAUSE = frozenset(
@@ -94,23 +94,6 @@ _ORG_WORDS = frozenset(
 
 
 @dataclass(frozen=True)
-class Sentence:
-    memory_id: str
-    start: int  # character offsets in the memory's full text
-    end: int
-    text: str
-    when: datetime
-    speaker: str | None
-    rank: int  # retrieval rank of its memory (0 = best)
-    superseded: bool
-    slot: bool = False  # its memory holds the asked-about life slot
-    recency: float = 0.0  # 1.0 for the newest relevant memory, 0.0 for the oldest
-    memory_text: str = ""  # the whole memory: a sentence's context ("... My manager is X.")
-    similarity: float = 0.0  # its memory's similarity to the question
-    context: str = ""  # a chat turn: the other speaker's turn it replies to
-
-
-@dataclass(frozen=True)
 class Candidate:
     text: str  # what the answer says
     kind: str
@@ -118,273 +101,6 @@ class Candidate:
     start: int  # the span in the memory the candidate rests on
     end: int
     score: float
-
-
-def sentences(
-    memory_id: str,
-    text: str,
-    when: datetime,
-    speaker: str | None,
-    rank: int,
-    superseded: bool,
-    *,
-    slot: bool = False,
-    recency: float = 0.0,
-    similarity: float = 0.0,
-    context: str = "",
-) -> list[Sentence]:
-    return [
-        Sentence(
-            memory_id,
-            s,
-            e,
-            text[s:e],
-            when,
-            speaker,
-            rank,
-            superseded,
-            slot,
-            recency,
-            text,
-            similarity,
-            context,
-        )
-        for s, e in split_sentences(text)
-    ]
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence; "Dr. Costa" and "J. Smith" do not end one."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _END.finditer(text):
-        before = text[start : m.start()].split()
-        last = before[-1].lower().rstrip(".") if before else ""
-        if m.group(0).startswith(".") and (
-            last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
-        ):
-            continue
-        spans.append((start, m.end()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        chunk = text[a:b]
-        if chunk.strip():
-            lead = len(chunk) - len(chunk.lstrip())
-            out.append((a + lead, a + len(chunk.rstrip())))
-    return out
-
-
-# Words a question uses for what a memory says another way ("where do I live" / "moved to").
-SYNONYMS: dict[str, frozenset[str]] = {
-    stem(k): frozenset(stem(w) for w in v.split())
-    for k, v in {
-        "live": "move relocate home address flat house apartment reside stay",
-        "work": "job employ join hire company employer office",
-        "job": "work employ join hire position role title career",
-        "title": "role position job promote",
-        "marry": "wedding husband wife engage",
-        "partner": "husband wife boyfriend girlfriend together",
-        "phone": "number mobile cell",
-        "number": "phone mobile",
-        "email": "mail address",
-        "diet": "vegan vegetarian eat food",
-        "pet": "dog cat puppy kitten",
-        "dog": "puppy",
-        "cat": "kitten",
-        "child": "son daughter baby kid",
-        "kid": "son daughter baby child",
-        "born": "birth birthday baby",
-        "trip": "travel visit holiday vacation",
-        "visit": "trip travel went go",
-        "city": "town",
-        "instrument": "violin cello piano guitar drum flute",
-        "play": "playing lesson",
-        "study": "phd degree university college school major graduate student course masters",
-        "address": "live move street road lane flat house home apartment",
-        "manager": "boss supervisor lead",
-        # Everyday paraphrases a conversation uses for what a question asks.
-        "symbolize": "stand represent mean symbol remind",
-        "symbolise": "stand represent mean symbol remind",
-        "represent": "stand symbolize symbolise mean symbol",
-        "mean": "stand represent symbolize symbolise",
-        "realize": "realise learn understand",
-        "realise": "realize learn understand",
-        "motivate": "inspire drive push",
-        "inspire": "motivate",
-        "recommend": "suggest",
-        "feel": "felt",
-        "destress": "de-stress relax unwind stress",
-        "relax": "destress de-stress unwind chill",
-        "favorite": "favourite fav fave love",
-        "favourite": "favorite fav fave love",
-    }.items()
-}
-
-
-def same_word(a: str, b: str) -> bool:
-    """Whether two stemmed words say the same: equal, one a long prefix of the other, or a
-    synonym the question's word allows."""
-    if a == b or (len(a) >= 5 and len(b) >= 5 and (a.startswith(b) or b.startswith(a))):
-        return True
-    return b in SYNONYMS.get(a, frozenset())
-
-
-def _focus(q: Question) -> list[str]:
-    return [stem(w) for w in q.focus]
-
-
-SUBJECT_WEIGHT = 0.5  # naming the subject counts less than saying what is asked about it
-
-
-def coverage(q: Question, s: Sentence, *, whole_memory: bool = False) -> float:
-    """Share of what the question is about that the sentence (or its memory) holds: its focus
-    words, and its subject when that is someone other than the user (a turn's speaker counts
-    as naming them)."""
-    text = s.memory_text if whole_memory and s.memory_text else s.text
-    focus = _focus(q)
-    have = [stem(w) for w in content_words(text)]
-    hits = float(sum(1 for f in focus if any(same_word(f, h) for h in have)))
-    total = float(len(focus))
-    if not q.about_user:
-        total += SUBJECT_WEIGHT
-        if re.search(rf"\b{re.escape(q.subject)}", text, re.I) or same_person(s.speaker, q.subject):
-            hits += SUBJECT_WEIGHT
-    return hits / total if total else 1.0
-
-
-def focus_coverage(q: Question, text: str) -> float:
-    """Share of the question's focus words a text holds (who said it does not count)."""
-    focus = _focus(q)
-    have = [stem(w) for w in content_words(text)]
-    return (
-        sum(1 for f in focus if any(same_word(f, h) for h in have)) / len(focus) if focus else 0.0
-    )
-
-
-_FIRST_PERSON = re.compile(
-    (
-        r"\b(?:i|i'm|i've|i'd|me|we|we're|we've|us)\b"
-        r"|\b(?:my|our)\b(?!\s+(?:\w+\s+)?(?:{})\b)"
-    ).format(
-        "|".join(
-            "sister brother mother father mom mum dad son daughter wife husband partner friend "
-            "boss manager colleague neighbour neighbor grandma grandpa aunt uncle cousin niece "
-            "nephew dentist doctor".split()
-        )
-    ),
-    re.I,
-)
-_LEADING_OTHER = re.compile(r"^(?:(?:my|our)\s+(?:\w+\s+)?\w+|[A-Z][\w'’-]+)\b")
-
-
-_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|you're|you've|you'd|ya)\b", re.I)
-_FIRST_ONLY = re.compile(r"\b(?:i|i'm|i've|i'd|me|my|mine|we|we're|we've|our|us)\b", re.I)
-
-
-# "That race sounds great, Mel!", "Wow, that's great!": a sentence said to someone (with no
-# "I" or "we" in it) is about them.
-_VOCATIVE = re.compile(r",\s*[A-Z][\w'’-]+\s*[!.?]*$|^[A-Z][\w'’-]+,\s")
-
-
-_YOU_FIRST = re.compile(r"^(?:\W*\w+,\s*)?(?:you|your|you're|you've|you'll)\b", re.I)
-
-
-def addressed(text: str) -> bool:
-    """Said to someone ("you", "Thanks, Mel!") with no "I" or "we" in it."""
-    if _YOU_FIRST.match(text):
-        return True  # "Your store looks great, I remember it!": its subject is the listener
-    to = _SECOND_PERSON.search(text) or _VOCATIVE.search(text)
-    return bool(to) and not _FIRST_ONLY.search(text)
-
-
-def names(text: str, name: str) -> bool:
-    """Whether a text speaks of someone by name, not merely to them ("Thanks, Mel!")."""
-    return bool(re.search(rf"\b{re.escape(name)}\w*\b(?!\s*[,!?]|\s*$)", text, re.I))
-
-
-def own_statements(text: str) -> str:
-    """What a turn's speaker states: its sentences less questions and what is said to someone."""
-    return " ".join(
-        text[a:b]
-        for a, b in split_sentences(text)
-        if not text[a:b].endswith("?") and not addressed(text[a:b])
-    )
-
-
-_GREETING = frozenset(
-    "thanks thank hey hi hello wow yeah yep yes oh ah aw ok okay sure cool great awesome nice "
-    "haha lol omg totally absolutely definitely congrats congratulations".split()
-)
-
-
-def contentless(text: str) -> bool:
-    """A greeting or thanks to someone by name ("Thanks, Caroline!", "Hey Jon!"): nothing in
-    it can answer a question."""
-    words = re.findall(r"[\w'’]+", text)
-    if not any(w.lower() in _GREETING for w in words):
-        return False
-    said = [w for w in words if not w[:1].isupper() or w == "I"]
-    return not [w for w in said if w.lower() not in _GREETING]
-
-
-def is_question(s: Sentence) -> bool:
-    return s.text.rstrip().endswith("?")
-
-
-def speaks_about(q: Question, s: Sentence) -> bool:
-    """Whether a sentence is about the question's named subject.
-
-    A question asserts nothing. In a chat turn "your store" said by the subject is the other
-    person's store, and "you" said to the subject is about the subject; a turn by someone
-    else is about the subject only when it names them or speaks to them.
-    """
-    if is_question(s):
-        return False
-    if q.about_user or not q.subject_is_name:
-        return True
-    name = q.subject.lower()
-    second = addressed(s.text)
-    if s.speaker is None:
-        return bool(re.search(rf"\b{re.escape(name)}", s.memory_text or s.text, re.I))
-    if same_person(s.speaker, name):
-        return not second
-    return second or names(s.text, name)
-
-
-def about_someone_else(s: Sentence) -> bool:
-    """A note sentence whose subject is another person or thing: "My sister Meera lives in
-    Bristol", "Biscuit the cat died" (no "I", "me" or "we" anywhere in it)."""
-    if s.speaker is not None:
-        return False
-    return bool(_LEADING_OTHER.match(s.text)) and not _FIRST_PERSON.search(s.text)
-
-
-def _asked_in(text: str) -> str:
-    return " ".join(x for x in re.split(r"(?<=[.!?])\s+", text) if x.rstrip().endswith("?"))
-
-
-def in_reply(s: Sentence) -> Sentence:
-    """The sentence read together with what the turn it replies to asked: a reply answers a
-    question, while a comment on a statement ("That's a gorgeous song!") does not tell it."""
-    asked = _asked_in(s.context)
-    return replace(s, text=f"{s.text} {asked}") if asked else s
-
-
-def reply_score(q: Question, s: Sentence) -> float:
-    """A chat turn is read with the turn it replies to: the question's words are often split
-    between them ("How did they handle the accident?" / "They were scared but OK."), and a
-    turn that answers a question like this one is where its answer is."""
-    if s.speaker is None:
-        return 0.0
-    score = 0.6 * coverage(q, in_reply(s)) + 0.3 * coverage(q, s, whole_memory=True)
-    asked = _asked_in(s.context)
-    if asked:
-        score += 0.3 * coverage(q, replace(s, text=asked))
-    if len(s.text.split()) <= 3:
-        score -= 0.3  # "Thanks, Mel!": the turn's answer is in its other sentences
-    return score
 
 
 def sentence_score(q: Question, s: Sentence) -> float:
@@ -455,7 +171,7 @@ def _backward(toks: list[tuple[str, int, int]], max_words: int = 5) -> list[tupl
 
 
 def matched_words(q: Question, toks: list[tuple[str, int, int]]) -> list[int]:
-    focus = _focus(q)
+    focus = focus_stems(q)
     anchors = [
         i for i, (t, _, _) in enumerate(toks) if any(same_word(stem(t.lower()), f) for f in focus)
     ]
@@ -717,7 +433,3 @@ def candidates(
             seen.add(key)
             unique.append(c)
     return unique
-
-
-def event_day(s: Sentence) -> str:
-    return dates_.format_day(s.when.date())

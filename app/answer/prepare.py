@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from app.answer import extract
+from app.answer import dialogue, extract, sentences
 from app.answer.prompt import build_messages, order_for_prompt
 from app.answer.question import Question, analyze, same_person
 from app.answer.types import PreparedAnswer, TokenCounter
@@ -165,7 +165,7 @@ def prepare_answer(
     relevant = scoped(q, relevant, memory)
     abstain = not relevant and not (asked_profile and q.about_user)
     texts: dict[str, str] = {}
-    sents: list[extract.Sentence] = []
+    sents: list[sentences.Sentence] = []
     order = sorted(h.when for h in relevant)
     replied = memory.previous_turns(h.id for h in relevant if h.speaker)
     for rank, hit in enumerate(relevant):
@@ -173,7 +173,7 @@ def prepare_answer(
         mem = memory.get(hit.id)
         texts[hit.id] = mem.text if mem is not None else hit.text
         recency = order.index(hit.when) / max(1, len(order) - 1) if len(order) > 1 else 1.0
-        sents += extract.sentences(
+        sents += sentences.sentences(
             hit.id,
             texts[hit.id],
             hit.when,
@@ -185,7 +185,7 @@ def prepare_answer(
             similarity=hit.similarity or 0.0,
             context=prev.text if prev is not None and prev.speaker != hit.speaker else "",
         )
-    sents = [s for s in sents if extract.speaks_about(q, s) and not extract.contentless(s.text)]
+    sents = [s for s in sents if dialogue.speaks_about(q, s) and not dialogue.contentless(s.text)]
     evidence = sorted(sents, key=lambda s: -extract.sentence_score(q, s))
     if not evidence and not abstain:
         abstain, reason = True, "other_subject"
@@ -236,7 +236,7 @@ MIN_COVERAGE_SIMILAR = 0.34  # enough when the memory is also close in meaning
 SIMILAR = 0.5
 
 
-def _names_present(q: Question, s: extract.Sentence, people: frozenset[str]) -> bool:
+def _names_present(q: Question, s: sentences.Sentence, people: frozenset[str]) -> bool:
     """Every name the question gives besides its subject and the conversation's own speakers
     ("a trip to Barcelona") must be in the memory: a similar fact about another place or
     person is not this one."""
@@ -250,17 +250,17 @@ def _names_present(q: Question, s: extract.Sentence, people: frozenset[str]) -> 
     return all(n.lower() in text for n in others)
 
 
-def _supported(q: Question, evidence: Sequence[extract.Sentence], people: frozenset[str]) -> bool:
+def _supported(q: Question, evidence: Sequence[sentences.Sentence], people: frozenset[str]) -> bool:
     """Evidence-based abstention: one of the best memories must hold at least half of what
     the question is about (a third when it is also close in meaning) and every name it
     gives, and speak about its subject, unless it holds the asked-about slot (its words are
     the slot's)."""
     for s in evidence[:3]:
-        if not extract.speaks_about(q, s) or not _names_present(q, s, people):
+        if not dialogue.speaks_about(q, s) or not _names_present(q, s, people):
             continue
-        cov = extract.coverage(q, s, whole_memory=s.speaker is None)
+        cov = sentences.coverage(q, s, whole_memory=s.speaker is None)
         if s.context:
-            cov = max(cov, extract.coverage(q, extract.in_reply(s)))
+            cov = max(cov, sentences.coverage(q, dialogue.in_reply(s)))
         if (
             (s.slot and q.about_user and q.slot_only and (cov > 0 or not q.focus))
             or cov >= MIN_COVERAGE
@@ -282,7 +282,7 @@ def _told_by_other(
     q: Question,
     memory: MemoryStore,
     hits: Sequence[SearchHit],
-    evidence: Sequence[extract.Sentence],
+    evidence: Sequence[sentences.Sentence],
 ) -> bool:
     """A similar thing said by someone else is not the subject's: when another speaker's own
     statements (not about the subject, not said to them) match the question clearly better
@@ -297,7 +297,7 @@ def _told_by_other(
         for h in hits
         if h.speaker
         and not same_person(h.speaker, q.subject)
-        and not extract.names(h.text, q.subject)
+        and not dialogue.names(h.text, q.subject)
     ]
     if not others:
         return False
@@ -306,12 +306,12 @@ def _told_by_other(
 
     def told(h: SearchHit) -> float:
         prev = replied.get(h.id)
-        said = extract.own_statements(h.text)
-        return extract.focus_coverage(q, f"{said} {prev.text if prev is not None else ''}")
+        said = dialogue.own_statements(h.text)
+        return sentences.focus_coverage(q, f"{said} {prev.text if prev is not None else ''}")
 
     theirs = max(told(h) for h in others)
     ours = max(
-        extract.focus_coverage(q, extract.own_statements(s.memory_text or s.text))
+        sentences.focus_coverage(q, dialogue.own_statements(s.memory_text or s.text))
         for s in evidence[:5]
     )
     return theirs >= ours + OTHER_MARGIN

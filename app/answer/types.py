@@ -12,8 +12,9 @@ from inference.base import ChatMessage
 from memory.types import ProfileField, SearchHit
 
 if TYPE_CHECKING:
-    from app.answer.extract import Candidate, Sentence
+    from app.answer.extract import Candidate
     from app.answer.question import Question
+    from app.answer.sentences import Sentence
 
 
 class TokenCounter(Protocol):

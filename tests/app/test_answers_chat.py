@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.answer import extract
+from app.answer import dialogue, sentences
 from app.answer.question import analyze
 from memory import relevance
 from memory.types import SearchHit
@@ -137,9 +137,9 @@ def test_the_words_that_date_a_question_are_not_its_focus():
 def test_synonyms_are_found_for_stemmed_question_words():
     from memory.relevance import stem
 
-    assert extract.same_word(stem("address"), stem("street"))
-    assert extract.same_word(stem("symbolize"), stem("stands"))
-    assert not extract.same_word(stem("stands"), stem("symbolize"))  # from the question's word
+    assert sentences.same_word(stem("address"), stem("street"))
+    assert sentences.same_word(stem("symbolize"), stem("stands"))
+    assert not sentences.same_word(stem("stands"), stem("symbolize"))  # from the question's word
 
 
 def test_the_noun_naming_the_answers_kind_anchors_but_need_not_be_said():
@@ -148,13 +148,13 @@ def test_the_noun_naming_the_answers_kind_anchors_but_need_not_be_said():
 
 
 def test_a_why_question_is_answered_by_the_reason():
-    assert extract.addressed("Your store looks great, I remember it!")
-    assert extract.addressed("That race sounds great, Mel!")
-    assert not extract.addressed("I love my new shoes.")
-    said = extract.own_statements("Thanks, Mel! What got you into running? I ran a race.")
+    assert dialogue.addressed("Your store looks great, I remember it!")
+    assert dialogue.addressed("That race sounds great, Mel!")
+    assert not dialogue.addressed("I love my new shoes.")
+    said = dialogue.own_statements("Thanks, Mel! What got you into running? I ran a race.")
     assert said == "I ran a race."
-    assert extract.contentless("Thanks, Caroline!") and extract.contentless("Hey Jon!")
-    assert not extract.contentless("Sweden.") and not extract.contentless("Wow, I made it!")
+    assert dialogue.contentless("Thanks, Caroline!") and dialogue.contentless("Hey Jon!")
+    assert not dialogue.contentless("Sweden.") and not dialogue.contentless("Wow, I made it!")
 
 
 def test_the_reason_of_a_trip(chat):
